@@ -1,0 +1,60 @@
+# claude-parallel — build, test and run targets.
+# Everything a target needs (Docker engine, test image) is prepared by the
+# scripts under hack/, so every target works from a fresh clone.
+
+GO        ?= go
+BIN       ?= bin/claude-parallel
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+PKGS      := ./...
+# go test timeout for the whole suite; the suite is kept well under 15 minutes.
+TEST_TIMEOUT ?= 14m
+
+.PHONY: all build test test-unit test-e2e lint fmt vet docker image run demo bench soak clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/claude-parallel
+
+## docker: make a Docker engine answer (installs docker.io with apt on Debian if needed).
+docker:
+	bash hack/ensure-docker.sh
+
+## image: build the local busybox test/demo image (FROM scratch, no registry).
+image: docker
+	bash hack/build-test-image.sh
+
+lint: vet
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+## test: every test, including the Docker and end-to-end ones (prepares Docker first).
+test: image lint
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
+
+test-unit: lint
+	$(GO) test -count=1 -short $(PKGS)
+
+test-e2e: image build
+	$(GO) test -count=1 -timeout 30m ./test/...
+
+## run: the product's main job on its embedded defaults.
+run: image build
+	$(BIN) doctor
+
+demo: image build
+	bash hack/demo.sh
+
+bench: image build
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./models/
+
+soak: image build
+	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...
+
+clean:
+	rm -rf bin

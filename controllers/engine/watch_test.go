@@ -1,0 +1,173 @@
+package engine_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
+)
+
+// socketProxy relays a unix socket to the Docker engine's, and can cut every
+// connection at once: a daemon restart as the event stream sees it, without
+// restarting the daemon other tests share.
+type socketProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns []net.Conn
+	down  bool // refuse new connections (engine "down")
+}
+
+func newSocketProxy(t *testing.T, target string) *socketProxy {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "docker.proxy")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &socketProxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *socketProxy) host() string { return "unix://" + p.ln.Addr().String() }
+
+func (p *socketProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("unix", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		go func() { _, _ = io.Copy(c, up); c.Close() }()
+	}
+}
+
+// cut closes every open connection.
+func (p *socketProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *socketProxy) setDown(down bool) {
+	p.mu.Lock()
+	p.down = down
+	p.mu.Unlock()
+}
+
+// TestWatch_ReconnectsAndAsksForResync cuts the event stream twice (once with the
+// "engine" refusing connections for a while) and checks that Watch reconnects with
+// backoff, calls onReconnect after each subscription, and still delivers events.
+func TestWatch_ReconnectsAndAsksForResync(t *testing.T) {
+	direct := enginetest.New(t)
+	target := strings.TrimPrefix(direct.Host(), "unix://")
+	if !strings.HasPrefix(direct.Host(), "unix://") {
+		t.Skipf("engine at %s is not on a unix socket", direct.Host())
+	}
+	proxy := newSocketProxy(t, target)
+	e, err := engine.New(proxy.host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.WatchBackoff = wait.Backoff{Duration: 20 * time.Millisecond, Factor: 2, Jitter: 0.1, Cap: 200 * time.Millisecond}
+
+	labels := enginetest.Labels(t, direct)
+	var reconnects atomic.Int32
+	started := make(chan string, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Watch(ctx, labels,
+			func(ev engine.Event) {
+				if ev.Action == "start" {
+					started <- ev.ID
+				}
+			},
+			func() { reconnects.Add(1) })
+	}()
+	defer func() { cancel(); <-done }()
+
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	expectStart := func(id string) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case got := <-started:
+				if got == id {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no start event for %s", id)
+			}
+		}
+	}
+
+	waitUntil("first subscription", func() bool { return reconnects.Load() == 1 })
+	expectStart(run(t, direct, spec(t, labels, "sleep 5")))
+
+	// The connection drops (daemon restart as seen by the stream).
+	proxy.cut()
+	waitUntil("resubscription after a cut", func() bool { return reconnects.Load() == 2 })
+	expectStart(run(t, direct, spec(t, labels, "sleep 5")))
+
+	// The engine is away for a while: no resync while it is, one when it is back.
+	proxy.setDown(true)
+	proxy.cut()
+	time.Sleep(500 * time.Millisecond)
+	if n := reconnects.Load(); n != 2 {
+		t.Errorf("onReconnect called %d times while the engine was down, want still 2", n)
+	}
+	proxy.setDown(false)
+	waitUntil("resubscription after an outage", func() bool { return reconnects.Load() == 3 })
+	expectStart(run(t, direct, spec(t, labels, "sleep 5")))
+
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return after its context ended")
+	}
+}
