@@ -1,0 +1,250 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// LogLevels are the accepted values of log.level.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// Network modes a profile may use. "host" is deliberately absent: it would
+// hand the agent the host's network namespace, loopback services included.
+var NetworkModes = []string{"none", "bridge"}
+
+// OutputFormats tell how an agent's output is read.
+var OutputFormats = []string{"text", "stream-json"}
+
+var (
+	profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	envNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	userRE        = regexp.MustCompile(`^([0-9]+):([0-9]+)$`)
+)
+
+const (
+	// Docker refuses a memory limit below 6 MiB.
+	minMemoryBytes = 6 * mib
+	// Docker's smallest CPU quota is 0.01 CPU.
+	minNanoCPUs = nanoPerCPU / 100
+)
+
+// Validate reports every impossible or unsafe value, each under its full key
+// name, e.g. `intervals.resync: must be > 0, got "-5s"`. The error is a
+// Problems value.
+func (c *Config) Validate() error {
+	var k checker
+
+	k.absPath("home", c.Home, "set home, "+EnvHome+" or --home")
+	k.absPath("db_path", c.DBPath, "")
+	if c.DockerHost != "" {
+		u, err := url.Parse(c.DockerHost)
+		if err != nil || !oneOf(u.Scheme, "unix", "tcp", "npipe", "ssh", "http", "https") {
+			k.add("docker_host", "must be an address like unix:///var/run/docker.sock or tcp://host:2376, got %q", c.DockerHost)
+		}
+	}
+	k.atLeast("max_parallel", int64(c.MaxParallel), 1)
+	k.atLeast("workers", int64(c.Workers), 1)
+	k.positive("default_task_timeout", c.DefaultTaskTimeout)
+	k.positive("max_task_timeout", c.MaxTaskTimeout)
+	if c.DefaultTaskTimeout.Duration > c.MaxTaskTimeout.Duration {
+		k.add("default_task_timeout", "must not exceed max_task_timeout (%s), got %q", c.MaxTaskTimeout, c.DefaultTaskTimeout)
+	}
+	k.atLeast("max_patch_bytes", c.MaxPatchBytes, 1)
+	if len(c.AllowedRoots) == 0 {
+		k.add("allowed_roots", "must list at least one directory; work folders must be inside one of them")
+	}
+	for i, r := range c.AllowedRoots {
+		k.absPath(indexKey("allowed_roots", i), r, "")
+	}
+
+	iv := c.Intervals
+	k.positive("intervals.resync", iv.Resync)
+	k.positive("intervals.container_gc", iv.ContainerGC)
+	k.positive("intervals.retention", iv.Retention)
+	k.positive("intervals.lease_duration", iv.LeaseDuration)
+	k.positive("intervals.lease_renew", iv.LeaseRenew)
+	k.positive("intervals.wake_poll", iv.WakePoll)
+	k.positive("intervals.reconcile_timeout", iv.ReconcileTimeout)
+	if iv.LeaseRenew.Duration > 0 && iv.LeaseRenew.Duration >= iv.LeaseDuration.Duration {
+		k.add("intervals.lease_renew", "must be shorter than intervals.lease_duration (%s) or the lease lapses between renewals, got %q",
+			iv.LeaseDuration, iv.LeaseRenew)
+	}
+	k.positive("retention.data_max_age", c.Retention.DataMaxAge)
+	k.positive("retention.stopped_container_max_age", c.Retention.StoppedContainerMaxAge)
+
+	if !oneOf(c.Log.Level, LogLevels...) {
+		k.add("log.level", "must be one of %s, got %q", strings.Join(LogLevels, ", "), c.Log.Level)
+	}
+	k.atLeast("log.max_size_mb", int64(c.Log.MaxSizeMB), 1)
+	k.atLeast("log.max_files", int64(c.Log.MaxFiles), 1)
+	k.absPath("log.dir", c.Log.Dir, "")
+
+	c.validateHTTP(&k)
+
+	if len(c.Profiles) == 0 {
+		k.add("profiles", "must define at least one agent profile")
+	}
+	for _, name := range c.ProfileNames() {
+		validateProfile(&k, "profiles."+name, name, c.Profiles[name])
+	}
+	if _, ok := c.Profiles[c.DefaultAgent]; !ok {
+		k.add("default_agent", "must name a profile (%s), got %q", strings.Join(c.ProfileNames(), ", "), c.DefaultAgent)
+	}
+
+	if len(k.probs) > 0 {
+		return k.probs
+	}
+	return nil
+}
+
+func (c *Config) validateHTTP(k *checker) {
+	host, port, err := net.SplitHostPort(c.HTTP.Listen)
+	if err != nil {
+		k.add("http.listen", "must be host:port like 127.0.0.1:47821, got %q", c.HTTP.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		k.add("http.listen", "port must be a number from 0 to 65535, got %q", port)
+	} else if !isLoopback(host) && c.HTTP.Token == "" {
+		k.add("http.token", "is required when http.listen (%q) is not a loopback address; set %s", c.HTTP.Listen, EnvToken)
+	}
+	if c.HTTP.Token == RedactedText {
+		k.add("http.token", "is the %q placeholder printed by `config print`, not a token", RedactedText)
+	}
+	for i, o := range c.HTTP.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			k.add(indexKey("http.allowed_origins", i), "must be an origin like https://example.com, got %q", o)
+		}
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateProfile(k *checker, key, name string, p Profile) {
+	if !profileNameRE.MatchString(name) {
+		k.add(key, "profile names must be lower-case letters, digits, '-' and '_' (at most 63), got %q", name)
+	}
+	if strings.TrimSpace(p.Image) == "" {
+		k.add(key+".image", "is required")
+	}
+	if len(p.Command) == 0 {
+		k.add(key+".command", "is required: an argv list such as [sh, -c, \"{{.Prompt}}\"]")
+	}
+	checkArgv(k, key+".command", p.Command)
+	checkArgv(k, key+".resume_command", p.ResumeCommand)
+	for i, e := range p.Env {
+		switch {
+		case strings.Contains(e, "="):
+			k.add(indexKey(key+".env", i), "lists variable NAMES only; values are read from the server's environment, got %q", e[:strings.Index(e, "=")+1]+"…")
+		case !envNameRE.MatchString(e):
+			k.add(indexKey(key+".env", i), "must be an environment variable name, got %q", e)
+		}
+	}
+	switch {
+	case p.Network == "host":
+		k.add(key+".network", "\"host\" is refused: it would give the agent the host's network, loopback services included; use \"bridge\" or \"none\"")
+	case !oneOf(p.Network, NetworkModes...):
+		k.add(key+".network", "must be one of %s, got %q", strings.Join(NetworkModes, ", "), p.Network)
+	}
+	checkUser(k, key+".user", p.User)
+	if !oneOf(p.OutputFormat, OutputFormats...) {
+		k.add(key+".output_format", "must be one of %s, got %q", strings.Join(OutputFormats, ", "), p.OutputFormat)
+	}
+	if !path.IsAbs(p.WorkDir) {
+		k.add(key+".work_dir", "must be an absolute path inside the container, got %q", p.WorkDir)
+	}
+	checkResources(k, key+".resources", p.Resources)
+	checkResources(k, key+".ceilings", p.Ceilings)
+	if p.Resources.MemoryBytes > p.Ceilings.MemoryBytes {
+		k.add(key+".resources.memory", "must not exceed %s.ceilings.memory (%s), got %s", key, FormatBytes(p.Ceilings.MemoryBytes), FormatBytes(p.Resources.MemoryBytes))
+	}
+	if p.Resources.NanoCPUs > p.Ceilings.NanoCPUs {
+		k.add(key+".resources.cpus", "must not exceed %s.ceilings.cpus (%g), got %g", key, formatCPUs(p.Ceilings.NanoCPUs), formatCPUs(p.Resources.NanoCPUs))
+	}
+	if p.Resources.Pids > p.Ceilings.Pids {
+		k.add(key+".resources.pids", "must not exceed %s.ceilings.pids (%d), got %d", key, p.Ceilings.Pids, p.Resources.Pids)
+	}
+}
+
+// checkUser accepts a numeric uid:gid that is not root: the container must
+// never run as root, and a name would depend on the image's /etc/passwd.
+func checkUser(k *checker, key, user string) {
+	m := userRE.FindStringSubmatch(user)
+	if m == nil {
+		k.add(key, "must be numeric uid:gid like 10001:10001, got %q", user)
+		return
+	}
+	uid, uidErr := strconv.ParseUint(m[1], 10, 32)
+	gid, gidErr := strconv.ParseUint(m[2], 10, 32)
+	switch {
+	case uidErr != nil || gidErr != nil:
+		k.add(key, "uid and gid must fit in 32 bits, got %q", user)
+	case uid == 0:
+		k.add(key, "must not be root (uid 0), got %q", user)
+	case gid == 0:
+		k.add(key, "must not be in the root group (gid 0), got %q", user)
+	}
+}
+
+func checkArgv(k *checker, key string, argv []string) {
+	for i, elem := range argv {
+		if err := checkArgTemplate(elem); err != nil {
+			k.add(indexKey(key, i), "is not a valid template (fields: .Prompt .SessionID .Feedback .TaskID .Run): %v", err)
+		}
+	}
+}
+
+func checkResources(k *checker, key string, r Resources) {
+	if r.MemoryBytes < minMemoryBytes {
+		k.add(key+".memory", "must be at least %s (Docker's minimum), got %s", FormatBytes(minMemoryBytes), FormatBytes(r.MemoryBytes))
+	}
+	if r.NanoCPUs < minNanoCPUs {
+		k.add(key+".cpus", "must be at least 0.01, got %g", formatCPUs(r.NanoCPUs))
+	}
+	// Docker reads a pids limit of 0 or -1 as unlimited, which a fork bomb in
+	// an agent's workspace would enjoy.
+	if r.Pids < 1 {
+		k.add(key+".pids", "must be at least 1 (unlimited is not allowed), got %d", r.Pids)
+	}
+}
+
+type checker struct{ probs Problems }
+
+func (k *checker) add(key, format string, args ...any) {
+	k.probs = append(k.probs, &FieldError{Key: key, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (k *checker) positive(key string, d Duration) {
+	if d.Duration <= 0 {
+		k.add(key, "must be > 0, got %q", d.String())
+	}
+}
+
+func (k *checker) atLeast(key string, v, least int64) {
+	if v < least {
+		k.add(key, "must be at least %d, got %d", least, v)
+	}
+}
+
+func (k *checker) absPath(key, p, hint string) {
+	switch {
+	case p == "" && hint != "":
+		k.add(key, "is empty; %s", hint)
+	case !filepath.IsAbs(p):
+		k.add(key, "must be an absolute path (or start with ~/), got %q", p)
+	}
+}
+
+func oneOf(v string, allowed ...string) bool { return slices.Contains(allowed, v) }
