@@ -1,0 +1,64 @@
+package models
+
+import (
+	"errors"
+
+	"github.com/mattn/go-sqlite3"
+	"gorm.io/gorm"
+)
+
+// Sentinel errors. Store methods wrap them with context; compare with errors.Is.
+var (
+	// ErrNotFound: the object does not exist (never existed, or was deleted).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a status write was based on a stale read (the row's
+	// resource_version moved on). Re-read and retry; a reconcile requeues.
+	ErrConflict = errors.New("conflict: object was modified since it was read")
+	// ErrAlreadyExists: a create named an id that is already taken.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInvalid: a create or spec update carried a value the store cannot hold
+	// (unknown enum value, missing required field).
+	ErrInvalid = errors.New("invalid object")
+	// ErrSchemaTooNew: the database was written by a newer claude-parallel whose
+	// schema this binary does not know; upgrade the binary.
+	ErrSchemaTooNew = errors.New("database schema is newer than this binary supports")
+	// ErrCorrupt: the file is not a SQLite database or is damaged.
+	ErrCorrupt = errors.New("database file is not a valid SQLite database or is corrupt")
+)
+
+// isBusy reports whether err is SQLite saying another connection holds a lock.
+// With BEGIN IMMEDIATE, the busy timeout and the in-process write semaphore it
+// should not reach us; it is retried as a last line of defence.
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return false
+}
+
+// isCorrupt reports whether err says the file is not a database or is damaged.
+func isCorrupt(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt
+	}
+	return false
+}
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
+}
+
+// notFound converts GORM's record-not-found into ErrNotFound and leaves other errors alone.
+func notFound(err error) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return ErrNotFound
+	}
+	return err
+}

@@ -1,0 +1,66 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// maxEventMessage bounds an event message: events are a timeline for people,
+// not a log sink, and a runaway message must not bloat the table.
+const maxEventMessage = 4096
+
+// RecordEvent appends one line to the audit trail: kind (EventKind*) and id of
+// the object, a CamelCase reason and a sentence. Messages longer than 4 KiB
+// are cut.
+func (s *Store) RecordEvent(ctx context.Context, kind, objectID, reason, message string) error {
+	now := s.now()
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		return recordEventTx(tx, now, kind, objectID, reason, message)
+	})
+	if err != nil {
+		return fmt.Errorf("record event %s %s %s: %w", kind, objectID, reason, err)
+	}
+	return nil
+}
+
+// ListEvents returns the last limit events (all if limit <= 0) about an object,
+// in chronological order. An empty kind or objectID matches any.
+func (s *Store) ListEvents(ctx context.Context, kind, objectID string, limit int) ([]Event, error) {
+	var out []Event
+	err := s.read(ctx, func(db *gorm.DB) error {
+		q := db.Model(&Event{})
+		if kind != "" {
+			q = q.Where("kind = ?", kind)
+		}
+		if objectID != "" {
+			q = q.Where("object_id = ?", objectID)
+		}
+		if limit > 0 {
+			q = q.Limit(limit)
+		}
+		return q.Order("id DESC").Find(&out).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events of %s %s: %w", kind, objectID, err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// DeleteEventsBefore deletes events older than t and returns how many went.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("time < ?", t.UTC()).Delete(&Event{})
+		n = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete events before %s: %w", t.Format(time.RFC3339), err)
+	}
+	return n, nil
+}

@@ -1,0 +1,38 @@
+package models
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
+)
+
+// Id prefixes. An id is the prefix followed by 12 lowercase hex digits.
+const (
+	TaskIDPrefix = "task-"
+	DiffIDPrefix = "diff-"
+)
+
+var (
+	taskIDPattern = regexp.MustCompile(`^task-[0-9a-f]{12}$`)
+	diffIDPattern = regexp.MustCompile(`^diff-[0-9a-f]{12}$`)
+)
+
+// NewTaskID returns a fresh random task id ("task-" + 12 lowercase hex).
+func NewTaskID() string { return TaskIDPrefix + randomHex(6) }
+
+// NewDiffID returns a fresh random diff id ("diff-" + 12 lowercase hex).
+func NewDiffID() string { return DiffIDPrefix + randomHex(6) }
+
+// IsTaskID reports whether s has the shape of a task id. Front ends check ids
+// with it before they reach a query or a container name.
+func IsTaskID(s string) bool { return taskIDPattern.MatchString(s) }
+
+// IsDiffID reports whether s has the shape of a diff id.
+func IsDiffID(s string) bool { return diffIDPattern.MatchString(s) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	// crypto/rand.Read never returns an error (Go 1.24+); it aborts the program instead.
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,100 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// TryAcquireLease acquires or renews the lease name for holder, for ttl, in
+// one immediate transaction, so processes sharing the database agree on one
+// holder. It succeeds (true) if nobody holds the lease, if holder already
+// holds it (a renewal), or if the current holder let it expire (its last
+// renewal plus its own duration is in the past). Otherwise it returns false:
+// someone else holds it. A holder must renew well within ttl.
+func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	if name == "" || holder == "" || ttl <= 0 {
+		return false, fmt.Errorf("acquire lease: %w: need a name, a holder and a positive ttl", ErrInvalid)
+	}
+	var acquired bool
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		acquired = false
+		now := s.now()
+		var cur Lease
+		err := tx.Where("name = ?", name).Take(&cur).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound):
+			l := Lease{Name: name, Holder: holder, AcquiredAt: now, RenewedAt: now, DurationMS: ttl.Milliseconds()}
+			if err := tx.Create(&l).Error; err != nil {
+				return err
+			}
+			acquired = true
+			return recordEventTx(tx, now, EventKindLease, name, "LeaseAcquired", holder+" acquired the lease")
+		case err != nil:
+			return err
+		case cur.Holder == holder:
+			acquired = true
+			return tx.Model(&Lease{}).Where("name = ?", name).
+				Updates(map[string]any{"renewed_at": now, "duration_ms": ttl.Milliseconds()}).Error
+		case cur.expired(now):
+			acquired = true
+			if err := tx.Model(&Lease{}).Where("name = ?", name).Updates(map[string]any{
+				"holder": holder, "acquired_at": now, "renewed_at": now, "duration_ms": ttl.Milliseconds(),
+			}).Error; err != nil {
+				return err
+			}
+			return recordEventTx(tx, now, EventKindLease, name, "LeaseTakenOver",
+				fmt.Sprintf("%s took over the lease: %s last renewed it at %s", holder, cur.Holder, cur.RenewedAt.Format(time.RFC3339Nano)))
+		default:
+			return nil
+		}
+	})
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s for %s: %w", name, holder, err)
+	}
+	return acquired, nil
+}
+
+// ReleaseLease gives the lease up if holder holds it, so another process can
+// take it at once instead of waiting for it to expire. Releasing a lease held
+// by someone else, or by nobody, does nothing.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("name = ? AND holder = ?", name, holder).Delete(&Lease{})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		return recordEventTx(tx, s.now(), EventKindLease, name, "LeaseReleased", holder+" released the lease")
+	})
+	if err != nil {
+		return fmt.Errorf("release lease %s for %s: %w", name, holder, err)
+	}
+	return nil
+}
+
+// LeaseHolder reports who holds the lease name: holder and its last renewal
+// whenever a row exists, and ok = true only if that holding has not expired.
+func (s *Store) LeaseHolder(ctx context.Context, name string) (holder string, renewedAt time.Time, ok bool, err error) {
+	var l Lease
+	err = s.read(ctx, func(db *gorm.DB) error { return db.Where("name = ?", name).Take(&l).Error })
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", time.Time{}, false, nil
+	}
+	if err != nil {
+		return "", time.Time{}, false, fmt.Errorf("read lease %s: %w", name, err)
+	}
+	return l.Holder, l.RenewedAt, !l.expired(s.now()), nil
+}
+
+func (l Lease) expired(now time.Time) bool {
+	return now.After(l.RenewedAt.Add(time.Duration(l.DurationMS) * time.Millisecond))
+}
+
+// recordEventTx appends an event inside a transaction that is already open.
+func recordEventTx(tx *gorm.DB, now time.Time, kind, objectID, reason, message string) error {
+	e := Event{Time: now, Kind: kind, ObjectID: objectID, Reason: reason, Message: truncate(message, maxEventMessage)}
+	return tx.Create(&e).Error
+}

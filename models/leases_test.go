@@ -1,0 +1,265 @@
+package models
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLease_AcquireRenewExpireRelease(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s := newTestStore(t, Options{Now: clock.Now})
+	const ttl = 15 * time.Second
+
+	try := func(holder string, want bool) {
+		t.Helper()
+		got, err := s.TryAcquireLease(ctx, "leader", holder, ttl)
+		if err != nil {
+			t.Fatalf("%s: %v", holder, err)
+		}
+		if got != want {
+			t.Fatalf("%s acquire = %v, want %v", holder, got, want)
+		}
+	}
+	holderIs := func(want string, wantOK bool) {
+		t.Helper()
+		h, _, ok, err := s.LeaseHolder(ctx, "leader")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h != want || ok != wantOK {
+			t.Fatalf("LeaseHolder = %q ok=%v, want %q ok=%v", h, ok, want, wantOK)
+		}
+	}
+
+	holderIs("", false)
+	try("a", true)
+	try("b", false)
+	holderIs("a", true)
+	clock.Advance(ttl - time.Second)
+	try("a", true) // renewal pushes expiry
+	clock.Advance(ttl - time.Second)
+	try("b", false)
+	clock.Advance(2 * time.Second)
+	holderIs("a", false) // expired, still recorded
+	try("b", true)       // take over
+	try("a", false)
+	if err := s.ReleaseLease(ctx, "leader", "a"); err != nil { // not the holder: no-op
+		t.Fatal(err)
+	}
+	holderIs("b", true)
+	if err := s.ReleaseLease(ctx, "leader", "b"); err != nil {
+		t.Fatal(err)
+	}
+	holderIs("", false)
+	try("a", true)
+
+	events, err := s.ListEvents(ctx, EventKindLease, "leader", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range events {
+		reasons = append(reasons, e.Reason)
+	}
+	if got, want := strings.Join(reasons, ","), "LeaseAcquired,LeaseTakenOver,LeaseReleased,LeaseAcquired"; got != want {
+		t.Fatalf("lease events = %s, want %s", got, want)
+	}
+
+	if _, err := s.TryAcquireLease(ctx, "leader", "a", 0); err == nil {
+		t.Fatal("zero ttl accepted")
+	}
+}
+
+const (
+	childLeaseTTL   = time.Second
+	childLeaseRenew = 100 * time.Millisecond
+)
+
+// leaseChild is the other process of TestLease_TwoProcessesAgreeAndHandOver:
+// it tries to hold "leader" every childLeaseRenew and prints each change of
+// its belief ("acquired"/"lost") on stdout. It exits when stdin closes, so it
+// never outlives the test.
+func leaseChild(ctx context.Context, s *Store) int {
+	holder := fmt.Sprintf("child-%d", os.Getpid())
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	fmt.Println("ready", holder)
+	held := false
+	for {
+		ok, err := s.TryAcquireLease(ctx, "leader", holder, childLeaseTTL)
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		if ok != held {
+			held = ok
+			if ok {
+				fmt.Println("acquired", time.Now().UnixNano())
+			} else {
+				fmt.Println("lost", time.Now().UnixNano())
+			}
+		}
+		time.Sleep(childLeaseRenew)
+	}
+}
+
+// Two processes on one file: they agree on one holder; when the holder stops
+// renewing the other takes over, and when the holder is killed the survivor
+// gets the lease once the ttl has passed since the last renewal.
+func TestLease_TwoProcessesAgreeAndHandOver(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cp.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childRoleEnv+"=lease", childDBEnv+"="+path)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		stdin.Close()
+		if !killed {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func(timeout time.Duration) (string, bool) {
+		select {
+		case l, ok := <-lines:
+			if ok && strings.HasPrefix(l, "error") {
+				t.Fatalf("child: %s", l)
+			}
+			return l, ok
+		case <-time.After(timeout):
+			return "", false
+		}
+	}
+	ready, ok := next(30 * time.Second)
+	if !ok || !strings.HasPrefix(ready, "ready ") {
+		t.Fatalf("child did not start: %q", ready)
+	}
+	childHolder := strings.TrimPrefix(ready, "ready ")
+
+	// Phase 1: both contend for 2 s. Exactly one of them may ever win.
+	parentWins := 0
+	var parentLastRenew time.Time
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		ok, err := s.TryAcquireLease(ctx, "leader", "parent", childLeaseTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			parentWins++
+			parentLastRenew = time.Now()
+		}
+	}
+	childWon := false
+	for drained := false; !drained; {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "acquired") {
+				childWon = true
+			}
+			if strings.HasPrefix(l, "lost") {
+				t.Fatalf("child lost the lease while the parent was contending: %s", l)
+			}
+		default:
+			drained = true
+		}
+	}
+	if (parentWins > 0) == childWon {
+		t.Fatalf("phase 1: parent won %d times, child won=%v: want exactly one holder", parentWins, childWon)
+	}
+	holder, _, ok, err := s.LeaseHolder(ctx, "leader")
+	if err != nil || !ok {
+		t.Fatalf("LeaseHolder: %q ok=%v err=%v", holder, ok, err)
+	}
+	if want := map[bool]string{true: childHolder, false: "parent"}[childWon]; holder != want {
+		t.Fatalf("LeaseHolder = %q, want %q", holder, want)
+	}
+	t.Logf("phase 1: holder %s (parent wins %d)", holder, parentWins)
+
+	// Phase 2: if the parent holds it, it stops renewing; the child must take
+	// over, but not before the ttl has run out.
+	if !childWon {
+		l, ok := next(childLeaseTTL + 5*time.Second)
+		if !ok || !strings.HasPrefix(l, "acquired") {
+			t.Fatalf("child did not take over after the parent stopped renewing: %q", l)
+		}
+		var at int64
+		fmt.Sscanf(strings.TrimPrefix(l, "acquired "), "%d", &at)
+		if gap := time.Unix(0, at).Sub(parentLastRenew); gap < childLeaseTTL {
+			t.Fatalf("child took over %v after the parent's last renewal, before the %v ttl", gap, childLeaseTTL)
+		}
+	}
+
+	// Phase 3: the child holds and renews; the parent never gets it.
+	for end := time.Now().Add(2 * childLeaseTTL); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if ok, err := s.TryAcquireLease(ctx, "leader", "parent", childLeaseTTL); err != nil || ok {
+			t.Fatalf("parent acquired a lease the live child renews: ok=%v err=%v", ok, err)
+		}
+	}
+
+	// Phase 4: kill -9 the child; the parent gets the lease once the ttl since
+	// the child's last renewal has passed, and not before.
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	killed = true
+	killedAt := time.Now()
+	_, lastRenew, _, err := s.LeaseHolder(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ok, err := s.TryAcquireLease(ctx, "leader", "parent", childLeaseTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Since(killedAt) > childLeaseTTL+2*time.Second {
+			t.Fatalf("parent still without the lease %v after the child died", time.Since(killedAt))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if gap := time.Since(lastRenew); gap < childLeaseTTL {
+		t.Fatalf("parent took over %v after the child's last renewal, before the ttl", gap)
+	}
+	t.Logf("parent took over %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+}

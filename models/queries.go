@@ -1,0 +1,59 @@
+package models
+
+import (
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Query helpers shared by the object files.
+
+// insertWithID inserts obj; with autoID it draws a new id on the (very
+// unlikely) collision, otherwise a taken id is ErrAlreadyExists.
+func insertWithID(tx *gorm.DB, obj any, autoID bool, newID func(), id func() string) error {
+	for attempt := 0; ; attempt++ {
+		if autoID {
+			newID()
+		}
+		err := tx.Omit(clause.Associations).Create(obj).Error
+		if err == nil {
+			return nil
+		}
+		if !isUniqueViolation(err) {
+			return fmt.Errorf("insert: %w", err)
+		}
+		if !autoID || attempt >= 3 {
+			return fmt.Errorf("%w: id %s is taken", ErrAlreadyExists, id())
+		}
+	}
+}
+
+// casUpdate writes vals to the row id of table if its resource_version is
+// still rv. A miss is ErrNotFound if the row is gone, else ErrConflict.
+func casUpdate(tx *gorm.DB, table, id string, rv int64, vals map[string]any) error {
+	res := tx.Table(table).Where("id = ? AND resource_version = ?", id, rv).Updates(vals)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 1 {
+		return nil
+	}
+	var n int64
+	if err := tx.Table(table).Where("id = ?", id).Count(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return ErrConflict
+}
+
+// whereIn adds "col IN (...)", written as "col = ?" for a single value:
+// SQLite can then walk an index in ORDER BY order instead of sorting.
+func whereIn[T any](q *gorm.DB, col string, vals []T) *gorm.DB {
+	if len(vals) == 1 {
+		return q.Where(col+" = ?", vals[0])
+	}
+	return q.Where(col+" IN ?", vals)
+}

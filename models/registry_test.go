@@ -1,0 +1,170 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestUpsertContainer_CreatesThenOverwritesEveryColumn(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	started := time.Date(2025, 1, 1, 10, 0, 0, 0, time.FixedZone("X", 3600))
+	c := &Container{Name: "claude-parallel-task-aaaaaaaaaaaa-r1", DockerID: "abc", TaskID: "task-aaaaaaaaaaaa", Run: 1,
+		State: "exited", ExitCode: ptr(1), Image: "img", StartedAt: &started, Adopted: true}
+	if err := s.UpsertContainer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.ResourceVersion != 1 || c.LastSeenAt.IsZero() {
+		t.Fatalf("after create: rv %d last seen %v", c.ResourceVersion, c.LastSeenAt)
+	}
+	created := c.CreatedAt
+
+	// A later observation with zero values must clear them.
+	if err := s.UpsertContainer(ctx, &Container{Name: c.Name, DockerID: "def", State: "running"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetContainerByName(ctx, c.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DockerID != "def" || got.State != "running" || got.ExitCode != nil || got.Adopted || got.StartedAt != nil ||
+		got.ResourceVersion != 2 || !got.CreatedAt.Equal(created) {
+		t.Fatalf("overwrite: %+v", got)
+	}
+
+	if err := s.UpsertContainer(ctx, &Container{Name: "claude-parallel-task-bbbbbbbbbbbb-r1", TaskID: "task-bbbbbbbbbbbb", State: "running", Adopted: true}); err != nil {
+		t.Fatal(err)
+	}
+	running, _ := s.ListContainers(ctx, ContainerFilter{States: []string{"running"}})
+	adopted, _ := s.ListContainers(ctx, ContainerFilter{Adopted: ptr(true)})
+	byTask, _ := s.ListContainers(ctx, ContainerFilter{TaskID: "task-bbbbbbbbbbbb"})
+	if len(running) != 2 || len(adopted) != 1 || len(byTask) != 1 {
+		t.Fatalf("filters: running %d adopted %d by task %d", len(running), len(adopted), len(byTask))
+	}
+	if err := s.DeleteContainer(ctx, c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteContainer(ctx, c.Name); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
+
+func TestExecutionLogs_UpsertGetList(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	task := mustCreateTask(t, s, newTask("p"))
+	if err := s.UpsertExecutionLog(ctx, &ExecutionLog{TaskID: "task-000000000000", Run: 1, Path: "/x"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("log of a missing task: err = %v, want ErrNotFound", err)
+	}
+	ts := time.Date(2025, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	for run := 1; run <= 2; run++ {
+		if err := s.UpsertExecutionLog(ctx, &ExecutionLog{TaskID: task.ID, Run: run, Path: "/logs/run.log", Size: int64(run * 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.UpsertExecutionLog(ctx, &ExecutionLog{TaskID: task.ID, Run: 1, Path: "/logs/run-1.log", Size: 500, Complete: true, LastLogTime: &ts}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetExecutionLog(ctx, task.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != 500 || !got.Complete || got.Path != "/logs/run-1.log" || !got.LastLogTime.Equal(ts) {
+		t.Fatalf("log row: %+v", got)
+	}
+	byRun, _ := s.ListExecutionLogs(ctx, LogFilter{TaskID: task.ID})
+	largest, _ := s.ListExecutionLogs(ctx, LogFilter{Order: LogsLargestFirst, Limit: 1})
+	if len(byRun) != 2 || byRun[0].Run != 1 || len(largest) != 1 || largest[0].Size != 500 {
+		t.Fatalf("lists: %+v / %+v", byRun, largest)
+	}
+}
+
+func TestEvents_RecordListPrune(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newTestStore(t, Options{Now: clock.Now})
+	for _, reason := range []string{"Created", "Admitted", "Started", "Exited"} {
+		if err := s.RecordEvent(ctx, EventKindTask, "task-aaaaaaaaaaaa", reason, reason+" the task"); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Hour)
+	}
+	if err := s.RecordEvent(ctx, EventKindTask, "task-bbbbbbbbbbbb", "Created", strings.Repeat("x", 10000)); err != nil {
+		t.Fatal(err)
+	}
+	last, err := s.ListEvents(ctx, EventKindTask, "task-aaaaaaaaaaaa", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(last) != 2 || last[0].Reason != "Started" || last[1].Reason != "Exited" {
+		t.Fatalf("last two events, oldest first: %+v", last)
+	}
+	other, _ := s.ListEvents(ctx, "", "task-bbbbbbbbbbbb", 0)
+	if len(other) != 1 || len(other[0].Message) > maxEventMessage+len("…") {
+		t.Fatalf("long message not cut: %d bytes", len(other[0].Message))
+	}
+	n, err := s.DeleteEventsBefore(ctx, time.Date(2025, 1, 1, 1, 30, 0, 0, time.UTC))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d (err %v), want 2", n, err)
+	}
+}
+
+// DataVersion moves when another connection or another process commits, and
+// stays put while nobody writes.
+func TestDataVersion_ChangesOnWritesByOthers(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cp.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	version := func() int64 {
+		t.Helper()
+		v, err := s.DataVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v0 := version()
+	if v := version(); v != v0 {
+		t.Fatalf("data_version moved without a write: %d -> %d", v0, v)
+	}
+
+	// A write through this store's own pool (another connection).
+	mustCreateTask(t, s, newTask("same process"))
+	v1 := version()
+	if v1 == v0 {
+		t.Fatal("data_version did not move after a write by this store")
+	}
+
+	// A second Store in this process.
+	other, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreateTask(t, other, newTask("other store"))
+	other.Close()
+	v2 := version()
+	if v2 == v1 {
+		t.Fatal("data_version did not move after a write by another store")
+	}
+
+	// Another process.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childRoleEnv+"=write", childDBEnv+"="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if v3 := version(); v3 == v2 {
+		t.Fatalf("data_version did not move after a write by another process (%s)", strings.TrimSpace(string(out)))
+	}
+}

@@ -1,0 +1,326 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+)
+
+// Options tunes a Store. The zero value is ready to use; the config package
+// (or a test) fills what it wants to change.
+type Options struct {
+	// Logger receives slow queries and database errors. Nil: silent. The store
+	// never writes to stdout (it carries the MCP protocol).
+	Logger *zap.Logger
+	// MaxOpenConns bounds the connection pool (default 4). Reads run in
+	// parallel on them; writes are serialised anyway, so more does not help.
+	MaxOpenConns int
+	// BusyTimeout is how long SQLite waits for another process's write lock
+	// before reporting busy (default 10s).
+	BusyTimeout time.Duration
+	// SlowQuery is the duration above which a query is logged (default 500ms).
+	SlowQuery time.Duration
+	// Now is the clock used for timestamps and lease expiry (default time.Now).
+	Now func() time.Time
+}
+
+const (
+	defaultMaxOpenConns = 4
+	defaultBusyTimeout  = 10 * time.Second
+	defaultSlowQuery    = 500 * time.Millisecond
+
+	// busyAttempts bounds how often a transaction is retried after SQLite
+	// reported busy despite the busy timeout; with the timeout in front of
+	// each attempt that is minutes of waiting, far past any sane lock holder.
+	busyAttempts  = 8
+	busyBaseDelay = 10 * time.Millisecond
+	busyMaxDelay  = time.Second
+)
+
+// Store is the SQLite-backed state of one claude-parallel installation. It is
+// safe for concurrent use, and several processes may open the same file.
+type Store struct {
+	path           string
+	db             *gorm.DB
+	sqlDB          *sql.DB
+	installationID string
+	now            func() time.Time
+	log            *zap.Logger
+	cols           columnSets
+
+	// writeSlot serialises this process's write transactions. SQLite takes one
+	// writer at a time anyway; queueing here (FIFO-ish, context-aware) is
+	// fairer and cheaper than every goroutine polling the lock through the
+	// busy handler's sleeps.
+	writeSlot chan struct{}
+	fileLock  *fileLock
+
+	// versionConn is pinned for PRAGMA data_version, whose value is only
+	// comparable on one connection. It has its own one-connection pool so it
+	// never takes a slot from the readers.
+	versionMu   sync.Mutex
+	versionDB   *sql.DB
+	versionConn *sql.Conn
+
+	subs subscribers
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store at path: it creates the parent
+// directory, connects with WAL, a busy timeout, foreign keys, immediate
+// transactions and synchronous=FULL, refuses a file that is not SQLite
+// (ErrCorrupt) or was written by a newer schema (ErrSchemaTooNew), migrates
+// the schema, and creates the installation id on first use. Besides SQLite's
+// own -wal and -shm files it keeps <path>.writelock, the lock that queues
+// writers from several processes (see fileLock).
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("open store: %w: empty database path", ErrInvalid)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: create directory: %w", abs, err)
+	}
+	if err := checkHeader(abs); err != nil {
+		return nil, err
+	}
+
+	s := &Store{
+		path:      abs,
+		now:       func() time.Time { return opts.Now().UTC() },
+		log:       opts.Logger,
+		writeSlot: make(chan struct{}, 1),
+		fileLock:  newFileLock(abs),
+	}
+	dsn := buildDSN(abs, opts.BusyTimeout)
+	s.db, err = gorm.Open(sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: dsn}), &gorm.Config{
+		Logger:  newGormLogger(opts.Logger, opts.SlowQuery),
+		NowFunc: s.now,
+		// Every write already runs in a transaction of ours (see write).
+		SkipDefaultTransaction: true,
+	})
+	if err != nil {
+		return nil, openError(abs, "connect", err)
+	}
+	if s.sqlDB, err = s.db.DB(); err != nil {
+		return nil, openError(abs, "connect", err)
+	}
+	// Connections are kept for the life of the store: each new one replays the
+	// DSN pragmas and loses its statement cache.
+	s.sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
+	s.sqlDB.SetMaxIdleConns(opts.MaxOpenConns)
+	s.sqlDB.SetConnMaxLifetime(0)
+	s.sqlDB.SetConnMaxIdleTime(0)
+
+	if err := s.init(ctx, dsn); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context, dsn string) error {
+	var err error
+	if s.cols, err = parseColumnSets(s.db); err != nil {
+		return fmt.Errorf("open store %s: %w", s.path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return openError(s.path, "migrate", err)
+	}
+	if s.installationID, err = s.readMeta(ctx, metaInstallationID); err != nil {
+		return openError(s.path, "read installation id", err)
+	}
+	if s.versionDB, err = sql.Open(sqlite.DriverName, dsn); err != nil {
+		return openError(s.path, "open data_version connection", err)
+	}
+	s.versionDB.SetMaxOpenConns(1)
+	if s.versionConn, err = s.versionDB.Conn(ctx); err != nil {
+		return openError(s.path, "open data_version connection", err)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = defaultMaxOpenConns
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = defaultBusyTimeout
+	}
+	if o.SlowQuery <= 0 {
+		o.SlowQuery = defaultSlowQuery
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// buildDSN sets every connection pragma in the DSN (mattn/go-sqlite3 parameter
+// names): a PRAGMA run with Exec would reach only one pooled connection.
+// _txlock=immediate makes BEGIN take the write lock at once, so a transaction
+// never fails upgrading a read lock. The path goes in a file: URI so '?', '#'
+// and '%' in it stay part of the name.
+func buildDSN(path string, busyTimeout time.Duration) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
+	q.Set("_foreign_keys", "on")
+	q.Set("_txlock", "immediate")
+	q.Set("_synchronous", "FULL")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// sqliteHeader starts every SQLite 3 database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// checkHeader refuses an existing non-empty file that is not SQLite before the
+// driver touches it (an empty file is a new database to SQLite).
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	defer f.Close()
+	buf := make([]byte, len(sqliteHeader))
+	n, err := io.ReadFull(f, buf)
+	if n == 0 && (err == io.EOF || err == nil) {
+		return nil
+	}
+	if string(buf[:n]) != sqliteHeader {
+		return fmt.Errorf("open store %s: %w (no SQLite header; move the file away or point CLAUDE_PARALLEL_DB_PATH elsewhere)", path, ErrCorrupt)
+	}
+	return nil
+}
+
+// openError wraps an error met while opening, naming the path, and marks
+// SQLite's "not a database"/"malformed" answers with ErrCorrupt.
+func openError(path, step string, err error) error {
+	if isCorrupt(err) {
+		return fmt.Errorf("open store %s: %s: %w: %w", path, step, ErrCorrupt, err)
+	}
+	return fmt.Errorf("open store %s: %s: %w", path, step, err)
+}
+
+// Close releases every connection. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.versionConn != nil {
+			errs = append(errs, s.versionConn.Close())
+		}
+		if s.versionDB != nil {
+			errs = append(errs, s.versionDB.Close())
+		}
+		if s.sqlDB != nil {
+			errs = append(errs, s.sqlDB.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// Path is the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// InstallationID is the random id created with the database; it goes on every
+// container label (claude-parallel.store) so two installations never touch
+// each other's containers.
+func (s *Store) InstallationID() string { return s.installationID }
+
+// DB exposes the GORM handle for ad-hoc reads (tests, diagnostics). Writes
+// through it bypass the store's serialisation and invariants: use the Store
+// methods for those.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// DataVersion returns SQLite's data_version for a dedicated connection: it
+// changes whenever any other connection, in this process or another one,
+// commits a write. Poll it to notice writes made by other processes.
+func (s *Store) DataVersion(ctx context.Context) (int64, error) {
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	var v int64
+	err := s.retryBusy(ctx, func() error {
+		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read data_version: %w", err)
+	}
+	return v, nil
+}
+
+// write runs fn in one BEGIN IMMEDIATE transaction, after the writes of this
+// process queued before it. If SQLite still reports busy (another process held
+// the lock past the busy timeout), the whole transaction is retried, so fn must
+// have no effect outside tx: callers apply results to their objects only after
+// write returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	select {
+	case s.writeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait for write slot: %w", context.Cause(ctx))
+	}
+	defer func() { <-s.writeSlot }()
+	unlock, err := s.fileLock.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.retryBusy(ctx, func() error {
+		return s.db.WithContext(ctx).Transaction(fn)
+	})
+}
+
+// read runs a query with the same busy retry as writes (a reader can meet a
+// lock while another process recovers the WAL after a crash).
+func (s *Store) read(ctx context.Context, fn func(db *gorm.DB) error) error {
+	return s.retryBusy(ctx, func() error { return fn(s.db.WithContext(ctx)) })
+}
+
+func (s *Store) retryBusy(ctx context.Context, op func() error) error {
+	delay := busyBaseDelay
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil || !isBusy(err) || attempt >= busyAttempts {
+			return err
+		}
+		s.log.Warn("sqlite busy after busy timeout, retrying",
+			zap.String("path", s.path), zap.Int("attempt", attempt), zap.Error(err))
+		// Full jitter, so processes that met each other do not retry in step.
+		sleep := delay/2 + rand.N(delay/2+1)
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up after busy: %w)", context.Cause(ctx), err)
+		case <-t.C:
+		}
+		delay = min(2*delay, busyMaxDelay)
+	}
+}
