@@ -1,0 +1,240 @@
+package workspace
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// stageWorkTree makes the index named by g's GIT_INDEX_FILE describe work exactly as
+// a capture must record it, relative to commit base ("" = nothing):
+//
+//   - files and symlinks, with their exec bit; empty directories leave no trace;
+//   - untracked files that .gitignore (or info/exclude) ignores are left out, while
+//     files base tracks stay tracked even if a pattern matches them, as with git add;
+//   - nothing named like a git directory, at any depth, is looked at: a .git the
+//     agent created is neither staged nor honoured (the git dir is explicit);
+//   - submodule entries of base are kept as they are.
+//
+// It does its own walk instead of `git add -A` because add turns a directory holding
+// a .git into an embedded repository (or fails on one without commits) and would
+// drop the files the agent wrote there.
+func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
+	// read-tree -m keeps the stat data of entries that still match base, so an
+	// unchanged file is not hashed again; without a usable index it is a plain read.
+	if base == "" {
+		if _, err := g.run(ctx, nil, "read-tree", "--empty"); err != nil {
+			return fmt.Errorf("reset index: %w", err)
+		}
+	} else if _, err := g.run(ctx, nil, "read-tree", "-m", "--end-of-options", base); err != nil {
+		if _, err := g.run(ctx, nil, "read-tree", "--end-of-options", base); err != nil {
+			return fmt.Errorf("read base tree: %w", err)
+		}
+	}
+	out, err := g.run(ctx, nil, "ls-files", "--stage", "-z")
+	if err != nil {
+		return fmt.Errorf("list index: %w", err)
+	}
+	var tracked []string
+	gitlinks := map[string]bool{}
+	for _, rec := range splitNUL(out) {
+		meta, p, ok := strings.Cut(rec, "\t")
+		if !ok {
+			return fmt.Errorf("list index: unexpected record %q", rec)
+		}
+		if strings.HasPrefix(meta, "160000 ") {
+			gitlinks[p] = true
+			continue
+		}
+		tracked = append(tracked, p)
+	}
+
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	present, err := walkUnignored(ctx, g, root, gitlinks)
+	if err != nil {
+		return err
+	}
+	have := make(map[string]bool, len(present))
+	for _, p := range present {
+		have[p] = true
+	}
+	var gone []string
+	for _, p := range tracked {
+		if have[p] {
+			continue
+		}
+		// A tracked file inside an ignored directory is still tracked.
+		if fi, err := lstatInTree(root, p); err == nil && (fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
+			present = append(present, p)
+			have[p] = true
+			continue
+		}
+		gone = append(gone, p)
+	}
+	// Removals first, so a file replaced by a directory (or the reverse) does not
+	// collide with its old entry.
+	if len(gone) > 0 {
+		if _, err := g.run(ctx, joinNUL(gone), "update-index", "--force-remove", "-z", "--stdin"); err != nil {
+			return fmt.Errorf("stage removals: %w", err)
+		}
+	}
+	if len(present) > 0 {
+		if _, err := g.run(ctx, joinNUL(present), "update-index", "--add", "--replace", "-z", "--stdin"); err != nil {
+			return fmt.Errorf("stage files: %w", err)
+		}
+	}
+	return nil
+}
+
+// walkUnignored lists the files and symlinks below root that git would consider,
+// one directory level at a time so that an ignored directory (node_modules) is
+// pruned without being read. Symlinks to directories are entries, never descended.
+func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, gitlinks map[string]bool) ([]string, error) {
+	type candidate struct {
+		path string
+		dir  bool
+	}
+	var files []string
+	level := []string{"."}
+	for len(level) > 0 {
+		var cands []candidate
+		for _, dir := range level {
+			f, err := root.Open(dir)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", dir, err)
+			}
+			entries, err := f.ReadDir(-1)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", dir, err)
+			}
+			for _, e := range entries {
+				if isGitName(e.Name()) {
+					continue
+				}
+				p := e.Name()
+				if dir != "." {
+					p = dir + "/" + p
+				}
+				if gitlinks[p] {
+					continue
+				}
+				switch t := e.Type(); {
+				case t.IsDir():
+					cands = append(cands, candidate{p, true})
+				case t.IsRegular(), t&fs.ModeSymlink != 0:
+					cands = append(cands, candidate{p, false})
+				}
+			}
+		}
+		if len(cands) == 0 {
+			break
+		}
+		paths := make([]string, len(cands))
+		for i, c := range cands {
+			paths[i] = c.path
+		}
+		ignored, err := checkIgnore(ctx, g, paths)
+		if err != nil {
+			return nil, err
+		}
+		level = level[:0]
+		for _, c := range cands {
+			switch {
+			case ignored[c.path]:
+			case c.dir:
+				level = append(level, c.path)
+			default:
+				files = append(files, c.path)
+			}
+		}
+	}
+	return files, nil
+}
+
+// checkIgnore returns the subset of paths that git ignores. Paths the index tracks
+// are never reported, which is what keeps tracked-but-ignored files staged. Each
+// path is passed as "./path": check-ignore reads its arguments as pathspecs, and a
+// file named ":(top)x" must not be taken for pathspec magic.
+func checkIgnore(ctx context.Context, g gitCmd, paths []string) (map[string]bool, error) {
+	in := make([]string, len(paths))
+	for i, p := range paths {
+		in[i] = "./" + p
+	}
+	out, err := g.run(ctx, joinNUL(in), "check-ignore", "--stdin", "-z")
+	if err != nil && exitCode(err) != 1 { // 1: nothing ignored
+		return nil, fmt.Errorf("check ignored files: %w", err)
+	}
+	ignored := map[string]bool{}
+	for _, p := range splitNUL(out) {
+		ignored[strings.TrimPrefix(p, "./")] = true
+	}
+	return ignored, nil
+}
+
+// checkout writes commit's tree into work/ through the capture index.
+func (w *Workspace) checkout(ctx context.Context, commit string) error {
+	g := w.git().with("GIT_INDEX_FILE=" + filepath.Join(w.GitDir, captureIndex))
+	if _, err := g.run(ctx, nil, "read-tree", "--end-of-options", commit); err != nil {
+		return fmt.Errorf("read %s: %w", commit, err)
+	}
+	if _, err := g.run(ctx, nil, "checkout-index", "--all", "--force"); err != nil {
+		return fmt.Errorf("check out %s: %w", commit, err)
+	}
+	return nil
+}
+
+// stage stages work/ against base in a temporary index seeded from the index the
+// previous capture left, writes the tree and keeps the index for the next time.
+func (w *Workspace) stage(ctx context.Context, base string) (string, error) {
+	cache := filepath.Join(w.GitDir, captureIndex)
+	tmp := cache + ".tmp-" + randomSuffix()
+	defer os.Remove(tmp)
+	if b, err := os.ReadFile(cache); err == nil {
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	g := w.git().with("GIT_INDEX_FILE=" + tmp)
+	if err := stageWorkTree(ctx, g, w.WorkDir, base); err != nil {
+		return "", err
+	}
+	tree, err := g.runText(ctx, nil, "write-tree")
+	if err != nil {
+		return "", fmt.Errorf("write tree: %w", err)
+	}
+	if err := os.Rename(tmp, cache); err != nil {
+		return "", err
+	}
+	return tree, nil
+}
+
+// commitTree makes a commit with the workspace's fixed identity and date.
+func (w *Workspace) commitTree(ctx context.Context, tree, parent, msg string) (string, error) {
+	args := []string{"commit-tree", "--no-gpg-sign", "-m", msg}
+	if parent != "" {
+		args = append(args, "-p", parent)
+	}
+	g := w.git().with("GIT_AUTHOR_DATE="+w.commitDate(), "GIT_COMMITTER_DATE="+w.commitDate())
+	c, err := g.runText(ctx, nil, append(args, tree)...)
+	if err != nil {
+		return "", fmt.Errorf("commit: %w", err)
+	}
+	return c, nil
+}
+
+// treeOf returns the tree of a commit, or "" if it cannot be read.
+func treeOf(ctx context.Context, g gitCmd, commit string) string {
+	t, err := g.runText(ctx, nil, "rev-parse", "--verify", "--quiet", "--end-of-options", commit+"^{tree}")
+	if err != nil {
+		return ""
+	}
+	return t
+}

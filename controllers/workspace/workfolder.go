@@ -1,0 +1,143 @@
+package workspace
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// repoInfo is what the package needs to know about a repository it does not own
+// (a source work folder or an apply target). After inspection every git call on it
+// uses these explicit paths instead of discovery.
+type repoInfo struct {
+	top       string // top of the work tree; "" for a bare repository
+	gitDir    string // this work tree's git dir (index, HEAD)
+	commonDir string // shared git dir (objects, refs, info/exclude)
+	head      string // HEAD commit; "" when the branch is unborn
+}
+
+// WorkFolderInfo checks that dir is inside a git work tree and returns the tree's
+// top-level directory and its HEAD commit ("" when no commit exists yet). It only
+// reads.
+func WorkFolderInfo(ctx context.Context, dir string) (top string, head string, err error) {
+	info, err := inspectRepo(ctx, dir, true)
+	if err != nil {
+		return "", "", err
+	}
+	return info.top, info.head, nil
+}
+
+// inspectRepo finds the repository containing dir. Discovery is the one place git
+// looks for a .git on its own; it runs with safe.directory=* because a server running
+// as root must read its users' repositories, which is safe here since rev-parse runs
+// nothing from their configuration. A core.worktree in that configuration could
+// point the "work tree" anywhere, so the top found must contain dir.
+func inspectRepo(ctx context.Context, dir string, needWorkTree bool) (repoInfo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
+		return repoInfo{}, fmt.Errorf("%w: %s is not a directory", ErrNotGitWorkTree, dir)
+	}
+	g := gitCmd{dir: real, config: []string{"safe.directory=*"}}
+	out, err := g.runText(ctx, nil, "rev-parse", "--path-format=absolute",
+		"--absolute-git-dir", "--git-common-dir", "--is-inside-work-tree")
+	if err != nil {
+		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) != 3 {
+		return repoInfo{}, fmt.Errorf("%w: %s: unexpected rev-parse output %q", ErrNotGitWorkTree, dir, out)
+	}
+	info := repoInfo{gitDir: lines[0], commonDir: lines[1]}
+	if lines[2] == "true" {
+		if info.top, err = g.runText(ctx, nil, "rev-parse", "--path-format=absolute", "--show-toplevel"); err != nil {
+			return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
+		}
+		if !isWithin(real, info.top) {
+			return repoInfo{}, fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, info.top)
+		}
+	} else if needWorkTree {
+		return repoInfo{}, fmt.Errorf("%w: %s is not inside a work tree", ErrNotGitWorkTree, dir)
+	} else if isWithin(real, info.gitDir) && info.gitDir != real {
+		return repoInfo{}, fmt.Errorf("%w: %s is inside a git directory", ErrNotGitWorkTree, dir)
+	}
+	if err := checkSameOwner(info); err != nil {
+		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
+	}
+	head, err := gitCmd{gitDir: info.gitDir}.runText(ctx, nil, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+	switch {
+	case err == nil:
+		info.head = head
+	case exitCode(err) != 1:
+		return repoInfo{}, fmt.Errorf("resolve HEAD of %s: %w", dir, err)
+	}
+	return info, nil
+}
+
+// checkSameOwner stands in, for a server running as root, for git's safe.directory
+// check that discovery skips: a work tree whose .git (a file can point anywhere)
+// leads to a repository owned by someone else is refused, so a user cannot have the
+// server read another user's repository into a workspace.
+func checkSameOwner(info repoInfo) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	owner := func(p string) (uint32, error) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0, err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return 0, fmt.Errorf("%s: no owner", p)
+		}
+		return st.Uid, nil
+	}
+	paths := []string{info.gitDir, info.commonDir}
+	if info.top != "" {
+		paths = append([]string{info.top}, paths...)
+	}
+	want, err := owner(paths[0])
+	if err != nil {
+		return err
+	}
+	for _, p := range paths[1:] {
+		uid, err := owner(p)
+		if err != nil {
+			return err
+		}
+		if uid != want {
+			return fmt.Errorf("%s is owned by uid %d, %s by uid %d", p, uid, paths[0], want)
+		}
+	}
+	return nil
+}
+
+// ownerCredential returns, when this process is root, the credential of the owner of
+// path so writes into a user's repository are made as that user: files keep their
+// owner, and the user's own permissions bound what a redirected path could reach.
+// It returns nil when no switch is needed.
+func ownerCredential(p string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil, nil
+	}
+	// Groups set to empty drops root's supplementary groups as well.
+	return &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}, nil
+}
