@@ -82,7 +82,7 @@ func (c ContainerInfo) Finished() bool {
 // Start starts a created container. Starting a running container is not an error
 // (Docker answers "not modified"), so Start is safe to repeat after a crash.
 func (e *Engine) Start(ctx context.Context, id string) error {
-	if err := e.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if err := e.api(ctx).ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return wrap(err, "start container %s", shortID(id))
 	}
 	return nil
@@ -91,7 +91,7 @@ func (e *Engine) Start(ctx context.Context, id string) error {
 // Inspect returns the container's current state and configuration. idOrName may be
 // an id, a unique id prefix or a name.
 func (e *Engine) Inspect(ctx context.Context, idOrName string) (ContainerInfo, error) {
-	resp, err := e.cli.ContainerInspect(ctx, idOrName)
+	resp, err := e.api(ctx).ContainerInspect(ctx, idOrName)
 	if err != nil {
 		return ContainerInfo{}, wrap(err, "inspect container %s", shortID(idOrName))
 	}
@@ -106,7 +106,7 @@ func (e *Engine) Stop(ctx context.Context, id string, grace time.Duration) error
 	if secs < 0 {
 		secs = 0
 	}
-	if err := e.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
+	if err := e.api(ctx).ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
 		return wrap(err, "stop container %s", shortID(id))
 	}
 	return nil
@@ -118,7 +118,7 @@ func (e *Engine) Kill(ctx context.Context, id, signal string) error {
 	if signal == "" {
 		signal = "SIGKILL"
 	}
-	err := e.cli.ContainerKill(ctx, id, signal)
+	err := e.api(ctx).ContainerKill(ctx, id, signal)
 	if err != nil && cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "is not running") {
 		// Docker reports this only as a conflict with this text; there is no typed error.
 		return nil
@@ -135,7 +135,7 @@ func (e *Engine) Kill(ctx context.Context, id, signal string) error {
 // `if err := e.Remove(ctx, id, true); err != nil && !errors.Is(err, engine.ErrNotFound)`.
 // A removal already in progress is treated as success.
 func (e *Engine) Remove(ctx context.Context, id string, force bool) error {
-	err := e.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: force, RemoveVolumes: true})
+	err := e.api(ctx).ContainerRemove(ctx, id, container.RemoveOptions{Force: force, RemoveVolumes: true})
 	if err != nil && cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
 		return nil
 	}
@@ -149,7 +149,7 @@ func (e *Engine) Remove(ctx context.Context, id string, force bool) error {
 // any value of that key), running ones only unless all is true. Results are sorted by
 // name so callers and logs see a stable order. See ContainerInfo for the fields set.
 func (e *Engine) List(ctx context.Context, labels map[string]string, all bool) ([]ContainerInfo, error) {
-	list, err := e.cli.ContainerList(ctx, container.ListOptions{All: all, Filters: labelFilters(labels)})
+	list, err := e.api(ctx).ContainerList(ctx, container.ListOptions{All: all, Filters: labelFilters(labels)})
 	if err != nil {
 		return nil, fmt.Errorf("list containers %v: %w", labels, err)
 	}

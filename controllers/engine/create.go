@@ -97,13 +97,13 @@ func (e *Engine) Create(ctx context.Context, spec RunSpec) (string, error) {
 	// our inspect (removed by GC or by hand), the name is free again and a second
 	// create is the right answer.
 	for attempt := 0; ; attempt++ {
-		resp, err := e.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, spec.Name)
+		resp, err := e.api(ctx).ContainerCreate(ctx, cfg, hostCfg, nil, nil, spec.Name)
 		if err == nil {
 			return resp.ID, nil
 		}
 		switch {
 		case cerrdefs.IsConflict(err):
-			existing, ierr := e.cli.ContainerInspect(ctx, spec.Name)
+			existing, ierr := e.api(ctx).ContainerInspect(ctx, spec.Name)
 			if ierr == nil {
 				return existing.ID, &NameConflictError{Name: spec.Name, ID: existing.ID}
 			}

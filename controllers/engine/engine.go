@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -76,6 +77,12 @@ func (e *NameConflictError) Is(target error) bool { return target == ErrNameConf
 type Engine struct {
 	cli *client.Client
 
+	// negotiateMu guards the client's lazy API-version negotiation: the Docker
+	// client negotiates on its first calls without synchronisation, and two
+	// first calls at once race on its version field (seen with -race).
+	negotiateMu sync.Mutex
+	negotiated  bool
+
 	// WatchBackoff sets the delays between reconnects of Watch. Set it before calling
 	// Watch. Steps is ignored: Watch retries until its context ends, and Cap bounds
 	// the delay.
@@ -114,10 +121,25 @@ func New(host string) (*Engine, error) {
 	}, nil
 }
 
+// api returns the Docker client after making sure the API version was
+// negotiated exactly once. Until a negotiation succeeds (the engine may be
+// down at start) every call tries again, one at a time.
+func (e *Engine) api(ctx context.Context) *client.Client {
+	e.negotiateMu.Lock()
+	defer e.negotiateMu.Unlock()
+	if !e.negotiated {
+		if _, err := e.cli.Ping(ctx); err == nil {
+			e.cli.NegotiateAPIVersion(ctx)
+			e.negotiated = true
+		}
+	}
+	return e.cli
+}
+
 // Ping asks the engine for its version, proving it answers. version is the engine's
 // release ("20.10.24+dfsg1"), apiVersion the API version it speaks ("1.41").
 func (e *Engine) Ping(ctx context.Context) (version string, apiVersion string, err error) {
-	v, err := e.cli.ServerVersion(ctx)
+	v, err := e.api(ctx).ServerVersion(ctx)
 	if err != nil {
 		return "", "", fmt.Errorf("ping docker engine at %s: %w", e.cli.DaemonHost(), err)
 	}
@@ -140,7 +162,7 @@ func (e *Engine) Close() error {
 // the engine's image store. The engine never pulls, so a task whose profile image is
 // missing should fail with a message telling how to build it.
 func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
-	_, err := e.cli.ImageInspect(ctx, ref)
+	_, err := e.api(ctx).ImageInspect(ctx, ref)
 	switch {
 	case err == nil:
 		return true, nil

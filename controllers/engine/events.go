@@ -36,7 +36,7 @@ type Event struct {
 func (e *Engine) Events(ctx context.Context, labels map[string]string) (<-chan Event, <-chan error) {
 	args := labelFilters(labels)
 	args.Add("type", string(events.ContainerEventType))
-	msgs, errs := e.cli.Events(ctx, events.ListOptions{Filters: args})
+	msgs, errs := e.api(ctx).Events(ctx, events.ListOptions{Filters: args})
 
 	out := make(chan Event)
 	outErr := make(chan error, 1)

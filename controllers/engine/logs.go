@@ -43,7 +43,7 @@ func (e *Engine) Logs(ctx context.Context, id string, since time.Time, follow bo
 		next := since.Add(time.Nanosecond)
 		opts.Since = fmt.Sprintf("%d.%09d", next.Unix(), next.Nanosecond())
 	}
-	raw, err := e.cli.ContainerLogs(ctx, id, opts)
+	raw, err := e.api(ctx).ContainerLogs(ctx, id, opts)
 	if err != nil {
 		return nil, wrap(err, "logs of container %s", shortID(id))
 	}

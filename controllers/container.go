@@ -1,0 +1,353 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/reconciler"
+)
+
+// The container controller keeps Docker and the store's container registry in
+// step, for this installation's containers only (label claude-parallel.store
+// equal to the store's installation id; a container without it, or with
+// another id, is never touched). Keys are container names. It runs on
+// start-up and every intervals.container_gc over every labelled container and
+// registry row, and at once for each Docker event:
+//
+//   - a running container that no live task run owns is adopted: registered
+//     (adopted = true), put on the task's timeline, and its output followed
+//     into a log file, so it is visible and its logs readable;
+//   - a stopped container that no live run needs is removed once it has been
+//     stopped for retention.stopped_container_max_age;
+//   - a container that is gone has its registry row deleted and its task
+//     enqueued: a task still Running on it is failed ("container vanished")
+//     by the task controller.
+//
+// Deciding is a pure function (decideContainer); Reconcile only applies it.
+
+// containerAction is what the controller does with one container.
+type containerAction int
+
+const (
+	containerKeep   containerAction = iota // owned by a live run, or not yet old enough: record it only
+	containerAdopt                         // running and owned by no live run: register as adopted, follow its output
+	containerRemove                        // stopped long enough and needed by no live run
+)
+
+func (a containerAction) String() string {
+	switch a {
+	case containerAdopt:
+		return "adopt"
+	case containerRemove:
+		return "remove"
+	default:
+		return "keep"
+	}
+}
+
+// containerFacts is what decideContainer needs to know about a container.
+type containerFacts struct {
+	Run        int
+	Running    bool // running, paused or restarting
+	FinishedAt time.Time
+	CreatedAt  time.Time
+}
+
+// ownerFacts is what decideContainer needs to know about the task named by a
+// container's labels.
+type ownerFacts struct {
+	Exists    bool
+	Phase     models.TaskPhase
+	RunNumber int
+}
+
+// ownsRun reports whether the task's live run is the container's run.
+func (o ownerFacts) ownsRun(run int) bool {
+	if !o.Exists || o.RunNumber != run {
+		return false
+	}
+	switch o.Phase {
+	case models.TaskPhasePreparing, models.TaskPhaseRunning, models.TaskPhaseCollecting:
+		return true
+	}
+	return false
+}
+
+// decideContainer decides the fate of one of this store's containers. A
+// container is removed only when it is not running, no live run needs it,
+// and it stopped (or, never started, was created) at least maxAge ago.
+func decideContainer(c containerFacts, owner ownerFacts, now time.Time, maxAge time.Duration) containerAction {
+	owned := owner.ownsRun(c.Run)
+	switch {
+	case c.Running && owned:
+		return containerKeep
+	case c.Running:
+		return containerAdopt
+	case owned:
+		return containerKeep
+	}
+	ref := c.FinishedAt
+	if ref.IsZero() {
+		ref = c.CreatedAt
+	}
+	if !ref.IsZero() && now.Sub(ref) >= maxAge {
+		return containerRemove
+	}
+	return containerKeep
+}
+
+// containerReconciler is the container controller's Reconciler.
+type containerReconciler struct{ s *System }
+
+// Reconcile brings the registry row of one container in line with Docker and
+// adopts or removes the container as decideContainer says.
+func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Request) (reconciler.Result, error) {
+	s, name := r.s, req.Key
+	info, err := s.rt.Inspect(ctx, name)
+	if errors.Is(err, engine.ErrNotFound) {
+		return reconciler.Result{}, r.reconcileGone(ctx, name)
+	}
+	if err != nil {
+		return reconciler.Result{}, fmt.Errorf("inspect container %s: %w", name, err)
+	}
+	storeID, taskID, run, ok := engine.Owner(info.Labels)
+	if !ok || storeID != s.storeID {
+		return reconciler.Result{}, nil // not ours: never touched
+	}
+	task, err := s.store.GetTask(ctx, taskID)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return reconciler.Result{}, fmt.Errorf("container %s: %w", name, err)
+	}
+	if errors.Is(err, models.ErrNotFound) {
+		task = nil
+	}
+	owner := ownerFacts{}
+	if task != nil {
+		owner = ownerFacts{Exists: true, Phase: task.Status.Phase, RunNumber: task.Status.RunNumber}
+	}
+	facts := containerFacts{Run: run, Running: info.Running(), FinishedAt: info.FinishedAt, CreatedAt: info.CreatedAt}
+	now := s.now()
+	maxAge := s.cfg.Retention.StoppedContainerMaxAge.Duration
+	row, err := s.store.GetContainerByName(ctx, name)
+	if errors.Is(err, models.ErrNotFound) {
+		row, err = nil, nil
+	}
+	if err != nil {
+		return reconciler.Result{}, fmt.Errorf("container %s: %w", name, err)
+	}
+	log := s.log.With(zap.String("container", name), zap.String("task", taskID), zap.Int("run", run))
+
+	switch decideContainer(facts, owner, now, maxAge) {
+	case containerAdopt:
+		if row == nil || !row.Adopted {
+			log.Info("adopting running container no task run owns")
+			r.event(ctx, name, "ContainerAdopted",
+				fmt.Sprintf("adopted running container %s of %s run %d, which no live task run owns", name, taskID, run))
+		}
+		s.seen.observe(name, true, true)
+		r.record(ctx, row, containerRow(info, taskID, run, true), now)
+		s.followers.ensure(s.adoptedFollowTarget(info, task, taskID, run))
+		return reconciler.Result{}, nil
+
+	case containerRemove:
+		log.Info("removing stopped container", zap.Time("finishedAt", info.FinishedAt), zap.Duration("maxAge", maxAge))
+		if err := s.rt.Remove(ctx, info.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return reconciler.Result{}, fmt.Errorf("remove container %s: %w", name, err)
+		}
+		if row != nil {
+			if err := s.store.DeleteContainer(ctx, name); err != nil && !errors.Is(err, models.ErrNotFound) {
+				return reconciler.Result{}, fmt.Errorf("container %s: %w", name, err)
+			}
+		}
+		s.seen.forget(name)
+		s.followers.forget(followerKey{taskID, run})
+		r.event(ctx, name, "ContainerRemoved", fmt.Sprintf("removed container %s, stopped for more than %s", name, maxAge))
+		return reconciler.Result{}, nil
+
+	default: // containerKeep
+		adopted := row != nil && row.Adopted && facts.Running && !owner.ownsRun(run)
+		s.seen.observe(name, facts.Running, adopted)
+		r.record(ctx, row, containerRow(info, taskID, run, adopted), now)
+		if task != nil && task.Status.Phase == models.TaskPhaseRunning && !facts.Running {
+			// The container of a running task has stopped: the task may have
+			// missed the event (the controller was down).
+			s.taskCtl.Enqueue(taskID)
+		}
+		if !facts.Running && !owner.ownsRun(run) {
+			// Come back when it is old enough to be removed.
+			ref := info.FinishedAt
+			if ref.IsZero() {
+				ref = info.CreatedAt
+			}
+			if wait := ref.Add(maxAge).Sub(now); wait > 0 {
+				return reconciler.Result{RequeueAfter: wait + time.Second}, nil
+			}
+		}
+		return reconciler.Result{}, nil
+	}
+}
+
+// reconcileGone handles a container Docker no longer has: its registry row
+// goes and its task is told.
+func (r *containerReconciler) reconcileGone(ctx context.Context, name string) error {
+	s := r.s
+	s.seen.forget(name)
+	row, err := s.store.GetContainerByName(ctx, name)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: %w", name, err)
+	}
+	if err := s.store.DeleteContainer(ctx, name); err != nil && !errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("container %s: %w", name, err)
+	}
+	if row.TaskID != "" {
+		s.taskCtl.Enqueue(row.TaskID)
+	}
+	return nil
+}
+
+// record upserts the registry row when the observation differs from it, or
+// to refresh last_seen_at about once per GC interval: writing every pass
+// would wake every process on the database for nothing.
+func (r *containerReconciler) record(ctx context.Context, old *models.Container, c models.Container, now time.Time) {
+	s := r.s
+	if old != nil && !containerRowChanged(*old, c) && now.Sub(old.LastSeenAt) < s.cfg.Intervals.ContainerGC.Duration/2 {
+		return
+	}
+	if err := s.store.UpsertContainer(ctx, &c); err != nil {
+		s.log.Warn("record container failed", zap.String("container", c.Name), zap.Error(err))
+	}
+}
+
+func containerRowChanged(a, b models.Container) bool {
+	return a.DockerID != b.DockerID || a.TaskID != b.TaskID || a.Run != b.Run || a.State != b.State ||
+		a.Image != b.Image || a.Adopted != b.Adopted || !equalIntPtr(a.ExitCode, b.ExitCode) ||
+		!equalTimePtr(a.StartedAt, b.StartedAt) || !equalTimePtr(a.FinishedAt, b.FinishedAt)
+}
+
+func equalIntPtr(a, b *int) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func equalTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+// event records a line on the container's timeline; it is for people, so a
+// failure is only logged.
+func (r *containerReconciler) event(ctx context.Context, name, reason, message string) {
+	if err := r.s.store.RecordEvent(ctx, models.EventKindContainer, name, reason, message); err != nil {
+		r.s.log.Warn("record container event failed", zap.String("container", name), zap.Error(err))
+	}
+}
+
+// adoptedFollowTarget says where an adopted container's output goes: its
+// task run's log when the task exists, else logs/tasks/adopted/<name>.log.
+func (s *System) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) followTarget {
+	if task != nil {
+		profile, _ := s.cfg.Profile(task.Spec.Agent)
+		return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID, Path: s.taskLogPath(taskID, run),
+			TrackTask: true, StreamJSON: profile.OutputFormat == "stream-json"}
+	}
+	return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID,
+		Path: filepath.Join(s.paths.TaskLogDir, "adopted", info.Name+".log")}
+}
+
+// resyncContainers enqueues every container of this store that Docker or the
+// registry knows, and every running task whose container Docker no longer
+// has. It is the container controller's periodic pass and runs after each
+// Docker reconnect.
+func (s *System) resyncContainers(ctx context.Context) error {
+	list, err := s.rt.List(ctx, engine.StoreLabels(s.storeID), true)
+	if err != nil {
+		return fmt.Errorf("container resync: %w", err)
+	}
+	rows, err := s.store.ListContainers(ctx, models.ContainerFilter{})
+	if err != nil {
+		return fmt.Errorf("container resync: %w", err)
+	}
+	inDocker := make(map[string]bool, len(list))
+	for _, c := range list {
+		inDocker[c.Name] = true
+		s.containerCtl.Enqueue(c.Name)
+	}
+	for _, row := range rows {
+		if !inDocker[row.Name] {
+			s.containerCtl.Enqueue(row.Name)
+		}
+	}
+	notFinished := false
+	running, err := s.store.ListTasks(ctx, models.TaskFilter{
+		Phases: []models.TaskPhase{models.TaskPhaseRunning}, Finished: &notFinished,
+	})
+	if err != nil {
+		return fmt.Errorf("container resync: %w", err)
+	}
+	for _, t := range running {
+		if !inDocker[t.Status.ContainerName] {
+			s.taskCtl.Enqueue(t.ID)
+		}
+	}
+	return nil
+}
+
+// containerCounts tracks which of this store's containers run, and which of
+// those are adopted, as the container controller last saw them.
+type containerCounts struct {
+	mu      sync.Mutex
+	running map[string]bool // name → adopted
+}
+
+func (c *containerCounts) observe(name string, running, adopted bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !running {
+		delete(c.running, name)
+		return
+	}
+	if c.running == nil {
+		c.running = map[string]bool{}
+	}
+	c.running[name] = adopted
+}
+
+func (c *containerCounts) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.running, name)
+}
+
+func (c *containerCounts) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.running = nil
+}
+
+func (c *containerCounts) counts() (managed, adopted int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.running {
+		if a {
+			adopted++
+		} else {
+			managed++
+		}
+	}
+	return managed, adopted
+}

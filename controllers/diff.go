@@ -1,0 +1,339 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/reconciler"
+)
+
+// The diff reconciler carries out what a front end decided about a captured
+// diff (models.DiffSpec.Desired) and keeps every diff still awaiting a
+// decision honest about whether it would apply to its target:
+//
+//	desired pending:  Pending ⇄ Conflict        (a dry run against the target on every pass)
+//	desired applied:  → Applying → Applied | Conflict | Failed
+//	desired rejected: → Rejected, then the run's container and the task's workspace go
+//
+// Superseded (written by the task controller when a newer run of the task
+// produced a diff), Rejected and Applied are final whatever is desired later:
+// nothing un-applies a change or revives a rejected one.
+//
+// An apply takes two passes: the first writes phase Applying, the second
+// patches the target. Applying keeps the diff in the store's live set
+// (models.Store.ListLiveDiffIDs), so a process that dies in the middle of an
+// apply is followed by a pass that applies again, and workspace.Apply
+// recognises a target that already holds the change (reverse check) and
+// reports it applied: a crash never applies a change twice or loses one.
+//
+// Applies to one target repository are serialised by targetLocks and the
+// dry runs share the lock, so no pass sees a target that another is half-way
+// through writing. After a worktree apply every other diff awaiting a
+// decision for the same repository is enqueued; its own pass re-runs the dry
+// run and moves it to Conflict (naming the files) or back to Pending, so an
+// agent learns that its change no longer applies before it tries.
+
+// Names of the diff controller and of the retention job.
+const (
+	diffControllerName = "diff"
+	retentionName      = "retention"
+)
+
+// Diff steps reported to Deps.AfterStep, the fault-injection hook: the crash
+// tests kill the process at these points and check that a restarted
+// controller ends with the change applied exactly once.
+const (
+	// StepDiffApplying: phase Applying is written, the target not yet touched.
+	StepDiffApplying Step = "diff-applying"
+	// StepDiffPatched: the apply has written the target, its outcome is not yet
+	// recorded. It is reported while the target's lock is held, so a hook sees
+	// the target as the apply left it.
+	StepDiffPatched Step = "diff-patched"
+)
+
+// Reasons written to DiffStatus.Reason (CamelCase, for machines; Message is
+// the sentence for people).
+const (
+	diffReasonApplying          = "Applying"
+	diffReasonApplied           = "Applied"
+	diffReasonAlreadyApplied    = "AlreadyApplied"
+	diffReasonConflict          = "Conflict"
+	diffReasonApplies           = "Applies"
+	diffReasonAlreadyInTarget   = "AlreadyInTarget"
+	diffReasonUnsafePatch       = "UnsafePatch"
+	diffReasonInvalidTarget     = "InvalidTarget"
+	diffReasonBaseNotInTarget   = "BaseNotInTarget"
+	diffReasonInvalidDiff       = "InvalidDiff"
+	diffReasonTargetUnavailable = "TargetUnavailable"
+	diffReasonWorkspaceGone     = "WorkspaceGone"
+	diffReasonApplyError        = "ApplyError"
+	diffReasonRejected          = "Rejected"
+)
+
+func init() {
+	extraControllers = append(extraControllers, func(s *System) (controllerSpec, error) {
+		return controllerSpec{
+			Name:       diffControllerName,
+			Kinds:      []string{KindDiff},
+			Reconciler: newDiffReconciler(s),
+			ListKeys:   s.store.ListLiveDiffIDs,
+		}, nil
+	})
+}
+
+// diffContainers is what the diff reconciler needs of the container engine:
+// removing the container of a rejected run.
+type diffContainers interface {
+	Inspect(ctx context.Context, idOrName string) (engine.ContainerInfo, error)
+	Remove(ctx context.Context, id string, force bool) error
+}
+
+// diffReconciler is the diff controller's Reconciler; keys are diff ids. It
+// depends on a few narrow things rather than on System, so its tests build
+// it directly over a real store and real git repositories.
+type diffReconciler struct {
+	store   *models.Store
+	rt      diffContainers
+	paths   config.Paths
+	storeID string
+	log     *zap.Logger
+	now     func() time.Time
+	// notify enqueues a key (KindDiff: a diff of this controller).
+	notify func(kind, id string)
+	// step reports a durable step to the fault-injection hook.
+	step  func(step Step, taskID string, run int)
+	locks *targetLocks
+}
+
+func newDiffReconciler(s *System) *diffReconciler {
+	return &diffReconciler{
+		store:   s.store,
+		rt:      s.rt,
+		paths:   s.paths,
+		storeID: s.storeID,
+		log:     s.log.With(zap.String("controller", diffControllerName)),
+		now:     func() time.Time { return s.now() },
+		notify:  s.Notify,
+		step:    s.step,
+		locks:   newTargetLocks(),
+	}
+}
+
+// diffScope is what the steps of one pass share.
+type diffScope struct {
+	diff   *models.Diff      // steps change diff.Status only
+	task   *models.Task      // the diff's task, read-only
+	before models.DiffStatus // status as read, to detect a change
+	result reconciler.Result
+
+	// inFlight marks a pass that started work a later pass finishes (the
+	// Applying pass): the generation is not yet observed, and the key is
+	// enqueued again right after the status write.
+	inFlight bool
+	// touchedTop is the top of the repository whose work tree this pass found
+	// changed by the diff; the other diffs aimed at it are re-checked.
+	touchedTop string
+	// events are recorded, and steps reported, only after the status write
+	// that made them true succeeded.
+	events []diffEvent
+	steps  []Step
+}
+
+type diffEvent struct{ kind, id, reason, message string }
+
+// taskEvent queues a line for the task's timeline.
+func (sc *diffScope) taskEvent(reason, message string) {
+	sc.events = append(sc.events, diffEvent{models.EventKindTask, sc.diff.TaskID, reason, message})
+}
+
+// Reconcile moves one diff one step towards what was decided about it.
+func (r *diffReconciler) Reconcile(ctx context.Context, req reconciler.Request) (res reconciler.Result, reterr error) {
+	d, err := r.store.GetDiff(ctx, req.Key)
+	if errors.Is(err, models.ErrNotFound) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("reconcile diff %s: %w", req.Key, err)
+	}
+	if diffSettled(d) {
+		return res, nil
+	}
+	task, err := r.store.GetTask(ctx, d.TaskID)
+	if errors.Is(err, models.ErrNotFound) {
+		return res, nil // a diff goes with its task; this one is being deleted
+	}
+	if err != nil {
+		return res, fmt.Errorf("reconcile diff %s: %w", d.ID, err)
+	}
+
+	sc := &diffScope{diff: d, task: task, before: d.Status}
+	log := r.log.With(zap.String("diff", d.ID), zap.String("task", d.TaskID))
+	defer func() {
+		werr := r.writeStatus(ctx, sc, reterr)
+		switch {
+		case werr == nil:
+			res = sc.result
+		case errors.Is(werr, models.ErrConflict) && reterr == nil:
+			// Someone else wrote the diff in between (a spec change, the task
+			// controller superseding it, retention): decide again on fresh data.
+			log.Debug("diff status write conflicted, requeueing", zap.Error(werr))
+			res = reconciler.Result{RequeueAfter: conflictRequeue}
+		case errors.Is(werr, models.ErrNotFound):
+			res, reterr = reconciler.Result{}, nil
+		default:
+			reterr = errors.Join(reterr, werr)
+		}
+	}()
+	if err := r.reconcilePhase(ctx, sc); err != nil {
+		return res, fmt.Errorf("reconcile diff %s: %w", d.ID, err)
+	}
+	return res, nil
+}
+
+// reconcilePhase picks the steps for the diff's phase and desired outcome.
+func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) error {
+	d := sc.diff
+	switch d.Status.Phase {
+	case models.DiffPhaseSuperseded, models.DiffPhaseApplied:
+		return nil // final whatever is desired now; the pass only observes the generation
+	case models.DiffPhaseRejected:
+		if d.Spec.Desired == models.DiffDesiredRejected {
+			return r.cleanUpRejected(ctx, sc)
+		}
+		return nil
+	case models.DiffPhaseApplying:
+		if d.Spec.Desired == models.DiffDesiredApplied {
+			return r.applyDiff(ctx, sc)
+		}
+		done, err := r.settleInterruptedApply(ctx, sc)
+		if done || err != nil {
+			return err
+		}
+	}
+	switch d.Spec.Desired {
+	case models.DiffDesiredApplied:
+		return r.startApply(ctx, sc)
+	case models.DiffDesiredRejected:
+		r.reject(sc)
+		return r.cleanUpRejected(ctx, sc)
+	default:
+		return r.recheck(ctx, sc)
+	}
+}
+
+// diffSettled reports whether a diff needs no pass at all: its phase is
+// final, or a failure the spec caused, and its current spec was observed. A
+// failure that may heal by itself (diffReasonApplyError) is never settled, so
+// every hint retries it even when no spec change is pending.
+func diffSettled(d *models.Diff) bool {
+	if d.Generation != d.Status.ObservedGeneration {
+		return false
+	}
+	switch d.Status.Phase {
+	case models.DiffPhaseApplied, models.DiffPhaseRejected, models.DiffPhaseSuperseded:
+		return true
+	case models.DiffPhaseFailed:
+		return d.Status.Reason != diffReasonApplyError
+	}
+	return false
+}
+
+// writeStatus is the pass's single status write: only when something
+// changed, with the generation observed only when the pass settled the spec
+// (succeeded or failed terminally, and started nothing a later pass must
+// finish). After the write it records the pass's events, reports its steps,
+// continues an apply it started and enqueues the diffs whose target it changed.
+func (r *diffReconciler) writeStatus(ctx context.Context, sc *diffScope, passErr error) error {
+	d := sc.diff
+	if (passErr == nil || reconciler.IsTerminal(passErr)) && !sc.inFlight {
+		d.Status.ObservedGeneration = d.Generation
+	}
+	if !reflect.DeepEqual(sc.before, d.Status) {
+		if err := r.store.UpdateDiffStatus(ctx, d); err != nil {
+			return fmt.Errorf("write status: %w", err)
+		}
+	}
+	from, to := sc.before.Phase, d.Status.Phase
+	if from != to {
+		r.log.Info("diff phase changed", zap.String("diff", d.ID), zap.String("task", d.TaskID),
+			zap.String("from", string(from)), zap.String("to", string(to)),
+			zap.String("reason", d.Status.Reason), zap.String("message", d.Status.Message))
+		sc.events = append([]diffEvent{{models.EventKindDiff, d.ID, string(to), d.Status.Message}}, sc.events...)
+	}
+	for _, e := range sc.events {
+		if err := r.store.RecordEvent(ctx, e.kind, e.id, e.reason, e.message); err != nil {
+			// The timeline is for people; losing a line must not fail the pass.
+			r.log.Warn("record diff event failed", zap.String("diff", d.ID), zap.Error(err))
+		}
+	}
+	for _, st := range sc.steps {
+		r.step(st, d.TaskID, d.RunNumber)
+	}
+	if sc.inFlight {
+		r.notify(KindDiff, d.ID)
+	}
+	if sc.touchedTop != "" {
+		if err := r.requeueTargetPeers(ctx, d, sc.touchedTop); err != nil {
+			// The peers are re-checked on their next pass anyway; this only
+			// makes it happen at once.
+			r.log.Warn("enqueue diffs of the same target failed", zap.String("diff", d.ID),
+				zap.String("target", sc.touchedTop), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// targetLocks serialises work on one target repository, keyed by the top of
+// its work tree: an apply holds its target exclusively and a dry run shares
+// it, so two diffs never patch one repository at once and no pass judges a
+// target another apply has half written. Locks live only while in use.
+type targetLocks struct {
+	mu    sync.Mutex
+	locks map[string]*targetLock
+}
+
+type targetLock struct {
+	sync.RWMutex
+	users int
+}
+
+func newTargetLocks() *targetLocks { return &targetLocks{locks: map[string]*targetLock{}} }
+
+// lock takes the lock of key, exclusively or shared, and returns its release.
+func (t *targetLocks) lock(key string, exclusive bool) (unlock func()) {
+	t.mu.Lock()
+	l := t.locks[key]
+	if l == nil {
+		l = &targetLock{}
+		t.locks[key] = l
+	}
+	l.users++
+	t.mu.Unlock()
+
+	if exclusive {
+		l.Lock()
+	} else {
+		l.RLock()
+	}
+	return func() {
+		if exclusive {
+			l.Unlock()
+		} else {
+			l.RUnlock()
+		}
+		t.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(t.locks, key)
+		}
+		t.mu.Unlock()
+	}
+}

@@ -1,0 +1,514 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
+	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/reconciler"
+)
+
+// startApply turns an apply intent into phase Applying, the durable mark of
+// an apply in flight, and asks for the pass that carries it out. It owns the
+// move to Applying and clears the outcome of an earlier attempt. A diff whose
+// apply already met a conflict for this generation is tried again only when
+// a dry run says it would now go through (a hint after its target changed),
+// so hints do not flap it between Conflict and Applying.
+func (r *diffReconciler) startApply(ctx context.Context, sc *diffScope) error {
+	d, st := sc.diff, &sc.diff.Status
+	target := r.targetOf(sc)
+	if st.Phase == models.DiffPhaseConflict && d.Generation == st.ObservedGeneration {
+		res, top, err := r.dryRun(ctx, sc)
+		if err != nil {
+			return r.recheckFailed(ctx, sc, target, err)
+		}
+		if res.Outcome == workspace.Conflict {
+			markConflict(st, top, res)
+			return nil
+		}
+	}
+	st.Phase = models.DiffPhaseApplying
+	st.Reason = diffReasonApplying
+	st.Message = fmt.Sprintf("applying to %s (%s mode)", target, d.Spec.ApplyMode)
+	st.ConflictFiles = nil
+	st.AppliedAt, st.AppliedTo, st.Branch = nil, "", ""
+	sc.inFlight = true
+	sc.steps = append(sc.steps, StepDiffApplying)
+	return nil
+}
+
+// applyDiff carries out the apply of a diff in phase Applying, holding its
+// target exclusively. It owns the outcome: Applied with AppliedAt, AppliedTo
+// and Branch; Conflict with ConflictFiles, the target left as it was; Failed
+// with the reason, terminal when the patch or the target is unusable. A
+// target that already holds the change — the apply ran before a crash —
+// counts as applied.
+func (r *diffReconciler) applyDiff(ctx context.Context, sc *diffScope) error {
+	d := sc.diff
+	target := r.targetOf(sc)
+	mode := workspace.ApplyMode(d.Spec.ApplyMode)
+	if len(d.Patch) == 0 {
+		return r.applyFailed(ctx, sc, target, fmt.Errorf("%w: the diff has no patch", workspace.ErrInvalidSpec))
+	}
+	key, err := r.targetKey(ctx, target, mode)
+	if err != nil {
+		return r.applyFailed(ctx, sc, target, err)
+	}
+	src := r.sourceGitDir(sc.task)
+	if mode == workspace.Branch && src == "" {
+		st := &d.Status
+		st.Phase, st.Reason = models.DiffPhaseFailed, diffReasonWorkspaceGone
+		st.Message = "the task's workspace is gone; branch mode needs the run's commit from it"
+		return reconciler.Terminal(errors.New("apply in branch mode: the task's workspace is gone"))
+	}
+
+	unlock := r.locks.lock(key, true)
+	defer unlock()
+	res, err := workspace.Apply(ctx, workspace.ApplySpec{
+		Target:       target,
+		Patch:        d.Patch,
+		Mode:         mode,
+		Branch:       workspace.BranchName(d.TaskID),
+		BaseCommit:   d.BaseCommit,
+		ResultCommit: d.ResultCommit,
+		SourceGitDir: src,
+	})
+	if err != nil {
+		return r.applyFailed(ctx, sc, target, err)
+	}
+	switch res.Outcome {
+	case workspace.Applied, workspace.AlreadyApplied:
+		if res.Outcome == workspace.Applied {
+			r.step(StepDiffPatched, d.TaskID, d.RunNumber)
+		}
+		markApplied(&d.Status, res, key, r.now())
+		if mode == workspace.Worktree {
+			sc.touchedTop = key
+		}
+	case workspace.Conflict:
+		markConflict(&d.Status, key, res)
+	default:
+		return fmt.Errorf("apply to %s: unknown outcome %q", target, res.Outcome)
+	}
+	return nil
+}
+
+// applyFailed records an apply that could not be carried out. A failure the
+// spec caused (an unsafe patch, a target that is not a repository, a base the
+// target lacks) is terminal: the phase is Failed until the spec changes.
+// Anything else is retried with backoff, the diff Failed with reason
+// ApplyError meanwhile. A cancelled pass changes nothing: the diff stays
+// Applying and the next leader applies it.
+func (r *diffReconciler) applyFailed(ctx context.Context, sc *diffScope, target string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("apply to %s: %w", target, err)
+	}
+	st := &sc.diff.Status
+	reason, terminal := classifyApplyError(err)
+	st.Phase, st.Reason = models.DiffPhaseFailed, reason
+	st.ConflictFiles = nil
+	st.Message = fmt.Sprintf("apply to %s failed: %v", target, err)
+	if terminal {
+		return reconciler.Terminal(fmt.Errorf("apply to %s: %w", target, err))
+	}
+	st.Message += "; retrying"
+	return fmt.Errorf("apply to %s: %w", target, err)
+}
+
+// classifyApplyError tells a failure the diff's spec or content caused — not
+// retried until the spec changes — from one of the moment, and names it.
+func classifyApplyError(err error) (reason string, terminal bool) {
+	switch {
+	case errors.Is(err, workspace.ErrUnsafePatch):
+		return diffReasonUnsafePatch, true
+	case errors.Is(err, workspace.ErrNotGitWorkTree):
+		return diffReasonInvalidTarget, true
+	case errors.Is(err, workspace.ErrBaseNotInTarget):
+		return diffReasonBaseNotInTarget, true
+	case errors.Is(err, workspace.ErrInvalidRef), errors.Is(err, workspace.ErrInvalidSpec):
+		return diffReasonInvalidDiff, true
+	default:
+		return diffReasonApplyError, false
+	}
+}
+
+// markApplied records a successful apply (or a target found already holding
+// the change) to the repository at appliedTo.
+func markApplied(st *models.DiffStatus, res workspace.ApplyResult, appliedTo string, now time.Time) {
+	at := now.UTC()
+	st.Phase = models.DiffPhaseApplied
+	st.ConflictFiles = nil
+	st.AppliedAt, st.AppliedTo, st.Branch = &at, appliedTo, res.Branch
+	where := appliedTo
+	if res.Branch != "" {
+		where += " as branch " + res.Branch
+	}
+	if res.Outcome == workspace.AlreadyApplied {
+		st.Reason = diffReasonAlreadyApplied
+		st.Message = fmt.Sprintf("applied to %s (the target already held the change)", where)
+		return
+	}
+	st.Reason = diffReasonApplied
+	st.Message = "applied to " + where
+	if res.Message != "" {
+		st.Message += " (" + res.Message + ")"
+	}
+}
+
+// markConflict records that the diff does not apply to the repository at
+// top, naming the files.
+func markConflict(st *models.DiffStatus, top string, res workspace.ApplyResult) {
+	st.Phase, st.Reason = models.DiffPhaseConflict, diffReasonConflict
+	st.ConflictFiles = models.JSONList[string](res.Files)
+	st.Message = conflictMessage(top, res.Files, res.Message)
+}
+
+// maxNamedConflicts bounds the files a conflict message lists; ConflictFiles
+// holds them all.
+const maxNamedConflicts = 10
+
+// conflictMessage is the sentence for a conflict: the target, the files (the
+// first few) and why, as the apply put it.
+func conflictMessage(top string, files []string, why string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "does not apply to %s", top)
+	if len(files) > 0 {
+		named := files
+		if len(named) > maxNamedConflicts {
+			named = named[:maxNamedConflicts]
+		}
+		fmt.Fprintf(&b, "; conflicting files: %s", strings.Join(named, ", "))
+		if more := len(files) - len(named); more > 0 {
+			fmt.Fprintf(&b, " and %d more", more)
+		}
+	}
+	if why != "" {
+		fmt.Fprintf(&b, " (%s)", why)
+	}
+	return b.String()
+}
+
+// recheck tells whether a diff awaiting a decision would still apply to its
+// target, by a dry run of the apply sharing the target's lock. It owns the
+// moves between Pending and Conflict, ConflictFiles, and Failed for a patch
+// that can never be applied safely. It runs on every pass of such a diff:
+// passes come after each apply to the same repository and on every hint.
+func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
+	st := &sc.diff.Status
+	if st.Phase == models.DiffPhaseFailed {
+		return nil // captured or applied wrongly once; a dry run would not tell more
+	}
+	target := r.targetOf(sc)
+	res, top, err := r.dryRun(ctx, sc)
+	if err != nil {
+		return r.recheckFailed(ctx, sc, target, err)
+	}
+	switch res.Outcome {
+	case workspace.Applied:
+		st.Phase, st.Reason = models.DiffPhasePending, diffReasonApplies
+		st.Message = "applies to " + top
+		st.ConflictFiles = nil
+	case workspace.AlreadyApplied:
+		st.Phase, st.Reason = models.DiffPhasePending, diffReasonAlreadyInTarget
+		st.Message = top + " already holds this change"
+		st.ConflictFiles = nil
+	case workspace.Conflict:
+		markConflict(st, top, res)
+	default:
+		return fmt.Errorf("check against %s: unknown outcome %q", target, res.Outcome)
+	}
+	return nil
+}
+
+// recheckFailed records a dry run that could not be made. An unsafe patch
+// fails the diff for good (it could never be applied); a target that cannot
+// be inspected just now leaves the phase as it is, with the reason, until the
+// next pass; anything else is retried with backoff.
+func (r *diffReconciler) recheckFailed(ctx context.Context, sc *diffScope, target string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("check against %s: %w", target, err)
+	}
+	st := &sc.diff.Status
+	reason, terminal := classifyApplyError(err)
+	switch {
+	case reason == diffReasonUnsafePatch:
+		st.Phase, st.Reason = models.DiffPhaseFailed, reason
+		st.ConflictFiles = nil
+		st.Message = fmt.Sprintf("the patch is unsafe and will not be applied: %v", err)
+		return reconciler.Terminal(fmt.Errorf("check against %s: %w", target, err))
+	case terminal:
+		st.Reason = diffReasonTargetUnavailable
+		st.Message = fmt.Sprintf("cannot check whether the diff applies to %s: %v", target, err)
+		return nil
+	default:
+		return fmt.Errorf("check against %s: %w", target, err)
+	}
+}
+
+// dryRun decides what applying the diff would do now, without writing, and
+// returns the outcome and the key of the target (its top for worktree mode).
+// It reads the run's base from the task's workspace when there is one, so
+// the verdict is the one the real apply would reach.
+func (r *diffReconciler) dryRun(ctx context.Context, sc *diffScope) (workspace.ApplyResult, string, error) {
+	d := sc.diff
+	target := r.targetOf(sc)
+	mode := workspace.ApplyMode(d.Spec.ApplyMode)
+	key, err := r.targetKey(ctx, target, mode)
+	if err != nil {
+		return workspace.ApplyResult{}, "", err
+	}
+	unlock := r.locks.lock(key, false)
+	defer unlock()
+	res, err := workspace.Apply(ctx, workspace.ApplySpec{
+		Target:       target,
+		Patch:        d.Patch,
+		Mode:         mode,
+		Branch:       workspace.BranchName(d.TaskID),
+		BaseCommit:   d.BaseCommit,
+		ResultCommit: d.ResultCommit,
+		SourceGitDir: r.sourceGitDir(sc.task),
+		DryRun:       true,
+	})
+	return res, key, err
+}
+
+// settleInterruptedApply decides a diff left in Applying whose apply intent
+// was withdrawn meanwhile (only a client other than the MCP front end could
+// do that): if the target already holds the change the apply happened before
+// a crash, and the diff is Applied whatever is desired now; otherwise it never
+// happened, the phase goes back to Pending and the new intent is carried out.
+func (r *diffReconciler) settleInterruptedApply(ctx context.Context, sc *diffScope) (done bool, err error) {
+	st := &sc.diff.Status
+	res, top, err := r.dryRun(ctx, sc)
+	if err != nil && ctx.Err() != nil {
+		return true, fmt.Errorf("check interrupted apply: %w", err)
+	}
+	if err == nil && res.Outcome == workspace.AlreadyApplied {
+		markApplied(st, res, top, r.now())
+		if sc.diff.Spec.ApplyMode == models.ApplyModeWorktree {
+			sc.touchedTop = top
+		}
+		return true, nil
+	}
+	st.Phase, st.Reason, st.Message = models.DiffPhasePending, "", ""
+	return false, nil
+}
+
+// reject records the rejection. It owns the move to Rejected; Applied and
+// Superseded diffs never get here (they are final).
+func (r *diffReconciler) reject(sc *diffScope) {
+	d, st := sc.diff, &sc.diff.Status
+	st.Phase, st.Reason = models.DiffPhaseRejected, diffReasonRejected
+	st.Message = "rejected"
+	if d.Spec.RejectReason != "" {
+		st.Message = "rejected: " + d.Spec.RejectReason
+	}
+	st.ConflictFiles = nil
+}
+
+// cleanUpRejected removes what a rejected diff leaves behind: the stopped
+// container of its run and, once nothing else of the task needs it, the
+// task's workspace. It owns no status field. It is idempotent; until it
+// succeeds the generation stays unobserved, so the next pass tries again.
+func (r *diffReconciler) cleanUpRejected(ctx context.Context, sc *diffScope) error {
+	if err := r.removeRunContainer(ctx, sc); err != nil {
+		return err
+	}
+	ok, err := r.workspaceDisposable(ctx, sc)
+	if err != nil || !ok {
+		return err
+	}
+	dir := workspaceDirOf(r.paths, sc.task)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	ws := &workspace.Workspace{TaskID: sc.task.ID, Dir: dir}
+	if err := ws.Remove(); err != nil {
+		return fmt.Errorf("remove workspace of rejected diff: %w", err)
+	}
+	r.log.Info("removed workspace of rejected diff", zap.String("diff", sc.diff.ID),
+		zap.String("task", sc.task.ID), zap.String("workspace", dir))
+	sc.taskEvent("WorkspaceRemoved", fmt.Sprintf("removed workspace %s: diff %s was rejected", dir, sc.diff.ID))
+	return nil
+}
+
+// removeRunContainer removes the container of the rejected diff's run if it
+// is still there, stopped and this installation's.
+func (r *diffReconciler) removeRunContainer(ctx context.Context, sc *diffScope) error {
+	d := sc.diff
+	name := engine.ContainerName(d.TaskID, d.RunNumber)
+	info, err := r.rt.Inspect(ctx, name)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect container %s: %w", name, err)
+	}
+	if !ownsContainer(info.Labels, r.storeID, d.TaskID, d.RunNumber) || info.Running() {
+		// Not ours to remove, or (never for a captured run) still running:
+		// the container controller decides about it.
+		return nil
+	}
+	if err := r.rt.Remove(ctx, info.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("remove container %s: %w", name, err)
+	}
+	r.log.Info("removed container of rejected diff", zap.String("diff", d.ID), zap.String("container", name))
+	sc.taskEvent("ContainerRemoved", fmt.Sprintf("removed container %s: diff %s was rejected", name, d.ID))
+	return nil
+}
+
+// workspaceDisposable reports whether a rejected diff's task no longer needs
+// its workspace: the task is finished, no newer run is asked for, the diff is
+// of its newest run, and no other diff of the task awaits a decision or an
+// apply (branch mode and three-way merges read the workspace).
+func (r *diffReconciler) workspaceDisposable(ctx context.Context, sc *diffScope) (bool, error) {
+	t, d := sc.task, sc.diff
+	if !t.Status.Finished || t.Spec.DesiredRuns > t.Status.RunNumber || d.RunNumber < t.Status.RunNumber {
+		return false, nil
+	}
+	others, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
+	if err != nil {
+		return false, fmt.Errorf("list diffs of task %s: %w", t.ID, err)
+	}
+	for i := range others {
+		if o := &others[i]; o.ID != d.ID && diffNeedsWorkspace(o) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// diffNeedsWorkspace reports whether a diff may still read its task's
+// workspace: it awaits a decision, is being applied, or its apply may be
+// retried.
+func diffNeedsWorkspace(d *models.Diff) bool {
+	if d.Spec.Desired == models.DiffDesiredRejected {
+		return false
+	}
+	switch d.Status.Phase {
+	case models.DiffPhasePending, models.DiffPhaseConflict, models.DiffPhaseApplying:
+		return true
+	case models.DiffPhaseFailed:
+		return d.Spec.Desired == models.DiffDesiredApplied
+	}
+	return false
+}
+
+// requeueTargetPeers enqueues every other diff awaiting a decision whose
+// target lies in the repository at top, so their passes re-check them
+// against the changed work tree.
+func (r *diffReconciler) requeueTargetPeers(ctx context.Context, self *models.Diff, top string) error {
+	peers, err := r.store.ListDiffs(ctx, models.DiffFilter{
+		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
+	})
+	if err != nil {
+		return fmt.Errorf("list diffs awaiting a decision: %w", err)
+	}
+	var taskIDs []string
+	for _, p := range peers {
+		if p.ID != self.ID && p.Spec.TargetWorkspace == "" {
+			taskIDs = append(taskIDs, p.TaskID)
+		}
+	}
+	folders := map[string]string{}
+	if len(taskIDs) > 0 {
+		tasks, err := r.store.ListTasks(ctx, models.TaskFilter{IDs: taskIDs})
+		if err != nil {
+			return fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
+		}
+		for _, t := range tasks {
+			folders[t.ID] = t.Spec.WorkFolder
+		}
+	}
+	for _, p := range peers {
+		if p.ID == self.ID {
+			continue
+		}
+		target := p.Spec.TargetWorkspace
+		if target == "" {
+			target = folders[p.TaskID]
+		}
+		if target != "" && inRepository(canonicalPath(target), top) {
+			r.notify(KindDiff, p.ID)
+		}
+	}
+	return nil
+}
+
+// targetOf is where the diff goes: its spec's target, else the task's own
+// work folder.
+func (r *diffReconciler) targetOf(sc *diffScope) string {
+	if t := sc.diff.Spec.TargetWorkspace; t != "" {
+		return t
+	}
+	return sc.task.Spec.WorkFolder
+}
+
+// targetKey names the repository an apply in mode writes, for targetLocks
+// and for finding the diffs aimed at it: the top of its work tree for
+// worktree mode (two folders of one repository are one target), the resolved
+// folder for branch mode, which touches refs only.
+func (r *diffReconciler) targetKey(ctx context.Context, target string, mode workspace.ApplyMode) (string, error) {
+	if mode == workspace.Branch {
+		return canonicalPath(target), nil
+	}
+	top, _, err := workspace.WorkFolderInfo(ctx, target)
+	if err != nil {
+		return "", fmt.Errorf("inspect target %s: %w", target, err)
+	}
+	return top, nil
+}
+
+// sourceGitDir is the git dir of the task's workspace, or "" when the
+// workspace is gone.
+func (r *diffReconciler) sourceGitDir(t *models.Task) string {
+	dir := workspaceDirOf(r.paths, t)
+	ws, err := workspace.Open(filepath.Dir(dir), t.ID)
+	if err != nil {
+		return ""
+	}
+	return ws.GitDir
+}
+
+// workspaceDirOf is where a task's workspace is: as the task controller
+// recorded it, else where it would be made. A recorded path is trusted only
+// if its last element is the task id, so a damaged row can never point a
+// removal at some other directory.
+func workspaceDirOf(paths config.Paths, t *models.Task) string {
+	if p := t.Status.WorkspacePath; p != "" && filepath.IsAbs(p) && filepath.Base(p) == t.ID && models.IsTaskID(t.ID) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(paths.WorkspaceDir, t.ID)
+}
+
+// canonicalPath resolves p to an absolute path without symlinks where it can,
+// so two spellings of one folder compare equal.
+func canonicalPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return filepath.Clean(p)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
+// inRepository reports whether folder is top or lies under it. A folder of a
+// repository nested under top matches too; its diffs are merely re-checked
+// for nothing.
+func inRepository(folder, top string) bool {
+	rel, err := filepath.Rel(top, folder)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}

@@ -1,0 +1,239 @@
+package controllers
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/reconciler"
+)
+
+// harness drives the controllers of one System by hand: a real SQLite store
+// and real git repositories in t.TempDir(), the fake engine for Docker.
+type harness struct {
+	t     testing.TB
+	ctx   context.Context
+	cfg   *config.Config
+	store *models.Store
+	fe    *fakeEngine
+	s     *System
+	repo  string
+
+	mu    sync.Mutex
+	steps []string // "<step> <task> <run>" reported by AfterStep
+}
+
+func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	home := t.TempDir()
+	cfg := config.Default()
+	cfg.Home = home
+	cfg.DBPath = filepath.Join(home, "data", "claude-parallel.db")
+	cfg.Log.Dir = filepath.Join(home, "logs")
+	cfg.MaxParallel = 2
+	cfg.DefaultAgent = "shell"
+	for _, f := range tune {
+		f(cfg)
+	}
+	store, err := models.Open(ctx, cfg.DBPath, models.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	h := &harness{t: t, ctx: ctx, cfg: cfg, store: store, fe: newFakeEngine()}
+	s, err := newSystem(Deps{
+		Config: cfg, Store: store, Logger: zaptest.NewLogger(t),
+		AfterStep: func(step Step, taskID string, run int) {
+			h.mu.Lock()
+			h.steps = append(h.steps, string(step)+" "+taskID)
+			h.mu.Unlock()
+		},
+	}, ports{rt: h.fe, workspaces: hostWorkspaces{}, diffs: workspaceDiffs{}})
+	if err != nil {
+		t.Fatalf("new system: %v", err)
+	}
+	s.stopGrace = 0
+	s.progressEvery = 20 * time.Millisecond
+	s.drainWait = 5 * time.Second
+	s.followers.start(ctx)
+	t.Cleanup(s.followers.stop)
+	h.s = s
+	h.repo = newGitRepo(t, map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
+	return h
+}
+
+// newGitRepo makes a repository with one commit of files.
+func newGitRepo(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "initial")
+	return dir
+}
+
+func git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// createTask stores a task intent for the harness repository.
+func (h *harness) createTask(prompt string, mutate ...func(*models.Task)) *models.Task {
+	h.t.Helper()
+	task := &models.Task{Spec: models.TaskSpec{Prompt: prompt, WorkFolder: h.repo, Agent: "shell"}}
+	for _, m := range mutate {
+		m(task)
+	}
+	got, _, err := h.store.CreateTask(h.ctx, task)
+	if err != nil {
+		h.t.Fatalf("create task: %v", err)
+	}
+	return got
+}
+
+func (h *harness) task(id string) *models.Task {
+	h.t.Helper()
+	t, err := h.store.GetTask(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("get task: %v", err)
+	}
+	return t
+}
+
+// reconcile runs one task pass and fails the test on an error.
+func (h *harness) reconcile(id string) reconciler.Result {
+	h.t.Helper()
+	res, err := h.reconcileErr(id)
+	if err != nil {
+		h.t.Fatalf("reconcile %s: %v", id, err)
+	}
+	return res
+}
+
+func (h *harness) reconcileErr(id string) (reconciler.Result, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	return (&taskReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: id})
+}
+
+// stepTwice runs passes until the task's status moves on, then rewinds the
+// status to what it was before — as if the process had died just before its
+// status write — and does it again. Both runs must end in the same status,
+// and the world must not have grown a second container.
+func (h *harness) stepTwice(id string) *models.Task {
+	h.t.Helper()
+	before := h.task(id)
+	first := h.untilChanged(id, before.Status)
+	h.rewind(id, before.Status)
+	second := h.untilChanged(id, before.Status)
+	if a, b := stableStatus(first.Status), stableStatus(second.Status); !reflect.DeepEqual(a, b) {
+		h.t.Fatalf("pass is not idempotent:\nfirst:  %+v\nsecond: %+v", a, b)
+	}
+	if d := h.fe.duplicates(); len(d) > 0 {
+		h.t.Fatalf("second container for %v", d)
+	}
+	return second
+}
+
+// untilChanged reconciles id until its status differs from st (the
+// follower's progress writes aside), at most a few times.
+func (h *harness) untilChanged(id string, st models.TaskStatus) *models.Task {
+	h.t.Helper()
+	want := stableStatus(st)
+	for i := 0; i < 50; i++ {
+		h.reconcile(id)
+		t := h.task(id)
+		if !reflect.DeepEqual(stableStatus(t.Status), want) {
+			return t
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	h.t.Fatalf("task %s: status never moved from %+v", id, st)
+	return nil
+}
+
+// rewind writes st back as the task's status.
+func (h *harness) rewind(id string, st models.TaskStatus) {
+	h.t.Helper()
+	cur := h.task(id)
+	cur.Status = st
+	if err := h.store.UpdateTaskStatus(h.ctx, cur); err != nil {
+		h.t.Fatalf("rewind status: %v", err)
+	}
+}
+
+// stableStatus blanks the fields that legitimately differ between two runs of
+// the same step (clocks, versions).
+func stableStatus(st models.TaskStatus) models.TaskStatus {
+	st.RunStartedAt, st.EndTime, st.LastOutputAt = nil, nil, nil
+	st.ObservedGeneration = 0
+	return st
+}
+
+// runUntil reconciles id until cond holds, failing after timeout.
+func (h *harness) runUntil(id string, timeout time.Duration, cond func(*models.Task) bool) *models.Task {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		t := h.task(id)
+		if cond(t) {
+			return t
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("task %s: condition not met within %s; status %+v", id, timeout, t.Status)
+		}
+		h.reconcile(id)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func phaseIs(p models.TaskPhase) func(*models.Task) bool {
+	return func(t *models.Task) bool { return t.Status.Phase == p }
+}
+
+func finished(t *models.Task) bool { return t.Status.Finished }
+
+func (h *harness) stepsSeen() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.steps...)
+}
+
+func (h *harness) logFile(id string, run int) string {
+	h.t.Helper()
+	b, err := os.ReadFile(h.s.taskLogPath(id, run))
+	if err != nil {
+		h.t.Fatalf("read task log: %v", err)
+	}
+	return string(b)
+}

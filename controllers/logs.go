@@ -1,0 +1,636 @@
+package controllers
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// A log follower copies one container's output into the run's log file,
+// <TaskLogDir>/<task id>/run-<n>.log, one line per output line:
+//
+//	<Docker RFC 3339 timestamp> <text>
+//
+// The file is the follower's only memory. On (re)start it drops a trailing
+// partial line (the process died while writing it), reads the lines of the
+// last second or so back, and resumes Docker's stream from there through
+// engine.LogResume, which skips what is already stored: after a crash, a
+// restart or a cut stream the file has no gap and no duplicated line. It
+// keeps the execution_logs row (size, last line time, complete) and the
+// task's LastOutputAt up to date, throttled, and for stream-json profiles
+// folds the agent's progress into the task status as it arrives.
+
+// Tunables of the follower.
+const (
+	// tailChunk is the first amount of the file read back on a restart; it
+	// doubles until it covers engine.LogResumeOverlap or maxTailRead.
+	tailChunk   = 64 << 10
+	maxTailRead = 16 << 20
+	// syncEvery bounds how much output a machine crash can lose.
+	syncEvery = time.Second
+	// logFileMode: output may contain what the agent printed of its secrets.
+	logFileMode = 0o640
+	logDirMode  = 0o750
+)
+
+// followerKey names one followed container: a task run.
+type followerKey struct {
+	taskID string
+	run    int
+}
+
+// followTarget says what to follow and where to put it.
+type followTarget struct {
+	TaskID      string
+	Run         int
+	ContainerID string
+	Path        string
+	// TrackTask: the task row exists, so the follower keeps its
+	// execution_logs row and output progress (false for an adopted container
+	// whose task this store does not have).
+	TrackTask  bool
+	StreamJSON bool // parse Claude Code stream-json lines into the status
+}
+
+// taskLogPath is where a task run's output goes.
+func (s *System) taskLogPath(taskID string, run int) string {
+	return filepath.Join(s.paths.TaskLogDir, taskID, "run-"+strconv.Itoa(run)+".log")
+}
+
+// taskFollowTarget is the follow target of a task's current run.
+func (s *System) taskFollowTarget(t *models.Task, info engine.ContainerInfo) followTarget {
+	profile, _ := s.cfg.Profile(t.Spec.Agent)
+	return followTarget{
+		TaskID:      t.ID,
+		Run:         t.Status.RunNumber,
+		ContainerID: info.ID,
+		Path:        s.taskLogPath(t.ID, t.Status.RunNumber),
+		TrackTask:   true,
+		StreamJSON:  profile.OutputFormat == "stream-json",
+	}
+}
+
+// followerSet is the registry of log followers of one leadership term. A
+// finished follower stays registered until forgotten, so the task controller
+// can tell "drained" from "never started".
+type followerSet struct {
+	s *System
+
+	mu     sync.Mutex
+	ctx    context.Context // nil while not leading
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	m      map[followerKey]*logFollower
+}
+
+func newFollowerSet(s *System) *followerSet {
+	return &followerSet{s: s, m: map[followerKey]*logFollower{}}
+}
+
+// start opens a term: followers may be started until stop.
+func (fs *followerSet) start(parent context.Context) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.ctx, fs.cancel = context.WithCancel(parent)
+}
+
+// stop ends the term: every follower stops (its file flushed) before it returns.
+func (fs *followerSet) stop() {
+	fs.mu.Lock()
+	if fs.cancel != nil {
+		fs.cancel()
+	}
+	fs.ctx, fs.cancel = nil, nil
+	fs.mu.Unlock()
+	fs.wg.Wait()
+	fs.mu.Lock()
+	fs.m = map[followerKey]*logFollower{}
+	fs.mu.Unlock()
+}
+
+// ensure returns the follower of t's task run, starting it if there is none.
+// It returns nil when this process is not leading.
+func (fs *followerSet) ensure(t followTarget) *logFollower {
+	key := followerKey{t.TaskID, t.Run}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.ctx == nil {
+		return nil
+	}
+	// One follower per task run, whatever the caller: two writing the same
+	// file would duplicate lines.
+	if f, ok := fs.m[key]; ok {
+		return f
+	}
+	f := &logFollower{
+		s:      fs.s,
+		target: t,
+		done:   make(chan struct{}),
+		log: fs.s.log.With(zap.String("task", t.TaskID), zap.Int("run", t.Run),
+			zap.String("container", shortContainerID(t.ContainerID))),
+	}
+	fs.m[key] = f
+	fs.wg.Add(1)
+	ctx := fs.ctx
+	go func() {
+		defer fs.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				f.log.Error("log follower panicked", zap.Any("panic", r), zap.Stack("stack"))
+			}
+		}()
+		f.run(ctx)
+	}()
+	return f
+}
+
+// forget drops a finished task run's follower from the registry (a running
+// one keeps running until its container's output ends).
+func (fs *followerSet) forget(key followerKey) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	delete(fs.m, key)
+}
+
+// active counts followers still copying output.
+func (fs *followerSet) active() int {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	n := 0
+	for _, f := range fs.m {
+		if !f.finished() {
+			n++
+		}
+	}
+	return n
+}
+
+// logFollower copies one container's output to one file.
+type logFollower struct {
+	s      *System
+	target followTarget
+	log    *zap.Logger
+	done   chan struct{} // closed when the follower has returned
+
+	// Owned by the follower's goroutine.
+	file         *os.File
+	w            *bufio.Writer
+	size         int64
+	lastTS       time.Time // Docker stamp of the newest line stored
+	dirty        bool      // lines written since the last progress write
+	lastSync     time.Time
+	lastProgress time.Time
+	progress     claudeProgress
+	progressNew  bool // progress changed since the last status write
+}
+
+// finished reports whether the follower has returned.
+func (f *logFollower) finished() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits up to d for the follower to drain its container's output and
+// reports whether it has.
+func (f *logFollower) wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return false
+	}
+}
+
+// run follows until the container's output has ended (the container exited
+// and every line is stored, or it is gone) or ctx ends.
+func (f *logFollower) run(ctx context.Context) {
+	defer close(f.done)
+	defer f.closeFile()
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: math.MaxInt32, Cap: 5 * time.Second}
+	for {
+		complete, progressed, err := f.pass(ctx)
+		if complete {
+			f.complete(ctx)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		delay := 100 * time.Millisecond // the stream ended with the container still up: look again
+		if err != nil {
+			if progressed {
+				backoff.Duration = 200 * time.Millisecond
+			}
+			delay = backoff.Step()
+			f.log.Warn("log stream interrupted, resuming", zap.Duration("retryIn", delay), zap.Error(err))
+		}
+		if !sleepCtx(ctx, delay) {
+			return
+		}
+	}
+}
+
+// pass reads the stream once, from where the file ends. complete means the
+// container's output has ended for good; progressed that lines were stored.
+func (f *logFollower) pass(ctx context.Context) (complete, progressed bool, err error) {
+	if err := f.openFile(); err != nil {
+		return false, false, err
+	}
+	info, err := f.s.rt.Inspect(ctx, f.target.ContainerID)
+	if errors.Is(err, engine.ErrNotFound) {
+		return true, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	tail, err := f.readTail()
+	if err != nil {
+		return false, false, err
+	}
+	resume := engine.NewLogResume(tail)
+	// A finished container's log is read to its end without following, which
+	// is what makes "the stream ended" mean "every line is here".
+	follow := !info.Finished()
+	rc, err := f.s.rt.Logs(ctx, f.target.ContainerID, resume.Since(), follow)
+	if errors.Is(err, engine.ErrNotFound) {
+		return true, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	defer rc.Close()
+	n, err := f.copy(ctx, rc, resume)
+	progressed = n > 0
+	switch {
+	case err == nil && !follow:
+		return true, progressed, nil
+	case err == nil:
+		// Following ended: the container stopped (or the engine went away);
+		// the next pass inspects it and reads the rest without following.
+		return false, progressed, nil
+	default:
+		return false, progressed, err
+	}
+}
+
+// streamItem is one read from the log stream.
+type streamItem struct {
+	line string
+	err  error
+}
+
+// copy stores the lines of rc that resume keeps, flushing and reporting
+// progress on a timer while the stream is idle. It returns nil when the
+// stream ended cleanly.
+func (f *logFollower) copy(ctx context.Context, rc io.ReadCloser, resume *engine.LogResume) (int, error) {
+	items := make(chan streamItem, 256)
+	go func() {
+		defer close(items)
+		br := bufio.NewReaderSize(rc, 64<<10)
+		for {
+			line, err := br.ReadString('\n')
+			if line != "" || err != nil {
+				select {
+				case items <- streamItem{line, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(f.s.progressEvery)
+	defer tick.Stop()
+	stored := 0
+	for {
+		select {
+		case <-ctx.Done():
+			_ = rc.Close()
+			f.flush(ctx, false)
+			return stored, ctx.Err()
+		case <-tick.C:
+			f.flush(ctx, false)
+		case it, ok := <-items:
+			if !ok {
+				return stored, ctx.Err()
+			}
+			line := it.line
+			if it.err != nil && !errors.Is(it.err, io.EOF) {
+				// A cut stream may end in the middle of a line: drop the
+				// fragment, the next pass reads the line again whole.
+				f.flush(ctx, false)
+				return stored, it.err
+			}
+			if line != "" && f.store(line, resume) {
+				stored++
+			}
+			if it.err != nil { // io.EOF: a final line without newline was a whole entry
+				f.flush(ctx, false)
+				return stored, nil
+			}
+		}
+	}
+}
+
+// store appends one stream line to the file if resume keeps it.
+func (f *logFollower) store(line string, resume *engine.LogResume) bool {
+	raw := strings.TrimSuffix(line, "\n")
+	ts, text, ok := engine.ParseLogLine(raw)
+	if !ok {
+		f.log.Debug("log line without a timestamp skipped")
+		return false
+	}
+	if !resume.Keep(ts, text) {
+		return false
+	}
+	stamp, _, _ := strings.Cut(raw, " ")
+	n, _ := f.w.WriteString(stamp)
+	m, _ := f.w.WriteString(" " + text + "\n")
+	f.size += int64(n + m)
+	f.lastTS = ts
+	f.dirty = true
+	if f.target.StreamJSON && f.progress.Feed(text) {
+		f.progressNew = true
+	}
+	return true
+}
+
+// flush writes buffered lines to the file, fsyncs it now and then, and
+// writes progress to the store at most every progressEvery (or now, with force).
+func (f *logFollower) flush(ctx context.Context, force bool) {
+	if f.w != nil {
+		if err := f.w.Flush(); err != nil {
+			f.log.Warn("write task log failed", zap.String("path", f.target.Path), zap.Error(err))
+		}
+	}
+	now := time.Now()
+	if f.file != nil && (force || now.Sub(f.lastSync) >= syncEvery) {
+		_ = f.file.Sync()
+		f.lastSync = now
+	}
+	if !f.target.TrackTask || !(f.dirty || f.progressNew) || (!force && now.Sub(f.lastProgress) < f.s.progressEvery) {
+		return
+	}
+	if ctx.Err() != nil {
+		// The term ended: this process may no longer lead, so it writes nothing.
+		return
+	}
+	f.lastProgress = now
+	if err := f.writeProgress(ctx, false); err != nil {
+		f.log.Warn("record log progress failed", zap.Error(err))
+		return
+	}
+	f.dirty, f.progressNew = false, false
+}
+
+// complete records that the run's output is all in the file.
+func (f *logFollower) complete(ctx context.Context) {
+	f.flush(ctx, true)
+	if !f.target.TrackTask || ctx.Err() != nil {
+		return
+	}
+	if err := f.writeProgress(ctx, true); err != nil {
+		f.log.Warn("record complete log failed", zap.Error(err))
+	}
+	f.log.Debug("log follower drained container output", zap.Int64("bytes", f.size))
+}
+
+// writeProgress updates the execution_logs row and the task's output progress.
+func (f *logFollower) writeProgress(ctx context.Context, complete bool) error {
+	s, t := f.s, f.target
+	row := &models.ExecutionLog{TaskID: t.TaskID, Run: t.Run, Path: t.Path, Size: f.size, Complete: complete}
+	if !f.lastTS.IsZero() {
+		ts := f.lastTS.UTC()
+		row.LastLogTime = &ts
+	}
+	if err := s.store.UpsertExecutionLog(ctx, row); err != nil && !errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("record execution log: %w", err)
+	}
+	last := f.lastTS
+	return s.updateRunStatus(ctx, t.TaskID, t.Run, func(st *models.TaskStatus) bool {
+		changed := false
+		if !last.IsZero() && (st.LastOutputAt == nil || st.LastOutputAt.Before(last)) {
+			ts := last.UTC()
+			st.LastOutputAt, changed = &ts, true
+		}
+		if t.StreamJSON && f.progress.apply(st) {
+			changed = true
+		}
+		return changed
+	})
+}
+
+// updateRunStatus applies mutate to the status of a task's run if that run is
+// still the task's current, unfinished one, retrying on write conflicts with
+// the task controller. mutate reports whether it changed anything.
+func (s *System) updateRunStatus(ctx context.Context, taskID string, run int, mutate func(*models.TaskStatus) bool) error {
+	const attempts = 5
+	for i := 0; i < attempts; i++ {
+		t, err := s.store.GetTask(ctx, taskID)
+		if errors.Is(err, models.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if t.Status.RunNumber != run || t.Status.Finished {
+			return nil
+		}
+		if !mutate(&t.Status) {
+			return nil
+		}
+		err = s.store.UpdateTaskStatus(ctx, t)
+		if !errors.Is(err, models.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("update status of task %s run %d: %w after %d attempts", taskID, run, models.ErrConflict, attempts)
+}
+
+// openFile opens the log file for appending (once per follower), dropping a
+// trailing partial line and, for stream-json, replaying the stored lines into
+// the progress parser so a restarted follower continues the counts.
+func (f *logFollower) openFile() error {
+	if f.file != nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(f.target.Path), logDirMode); err != nil {
+		return fmt.Errorf("create log directory: %w", err)
+	}
+	file, err := os.OpenFile(f.target.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, logFileMode)
+	if err != nil {
+		return fmt.Errorf("open task log: %w", err)
+	}
+	size, err := dropPartialLine(file)
+	if err != nil {
+		_ = file.Close()
+		return fmt.Errorf("open task log %s: %w", f.target.Path, err)
+	}
+	f.file, f.w, f.size = file, bufio.NewWriterSize(file, 32<<10), size
+	if f.target.StreamJSON && size > 0 {
+		f.replayProgress()
+	}
+	return nil
+}
+
+// closeFile flushes and closes the log file.
+func (f *logFollower) closeFile() {
+	if f.file == nil {
+		return
+	}
+	if err := f.w.Flush(); err != nil {
+		f.log.Warn("write task log failed", zap.String("path", f.target.Path), zap.Error(err))
+	}
+	_ = f.file.Sync()
+	_ = f.file.Close()
+	f.file, f.w = nil, nil
+}
+
+// replayProgress feeds the lines already stored to the progress parser.
+func (f *logFollower) replayProgress() {
+	if _, err := f.file.Seek(0, io.SeekStart); err != nil {
+		return
+	}
+	sc := bufio.NewScanner(f.file)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	for sc.Scan() {
+		if _, text, ok := engine.ParseLogLine(sc.Text()); ok {
+			f.progress.Feed(text)
+		}
+	}
+	f.progressNew = true
+}
+
+// readTail returns the stored lines of the last LogResumeOverlap (or more)
+// before the end of the file, for engine.NewLogResume. Buffered lines are
+// flushed first so the file is the whole truth.
+func (f *logFollower) readTail() ([]engine.LogLine, error) {
+	if err := f.w.Flush(); err != nil {
+		return nil, fmt.Errorf("flush task log: %w", err)
+	}
+	lines, err := readTailLines(f.file, f.size)
+	if err != nil {
+		return nil, fmt.Errorf("read task log tail: %w", err)
+	}
+	if n := len(lines); n > 0 {
+		f.lastTS = lines[n-1].Time
+	}
+	return lines, nil
+}
+
+// readTailLines parses the complete lines at the end of the first size bytes
+// of r, reading back in growing chunks until they span LogResumeOverlap (or
+// the file's start, or maxTailRead).
+func readTailLines(r io.ReaderAt, size int64) ([]engine.LogLine, error) {
+	for chunk := int64(tailChunk); ; chunk *= 2 {
+		off := max(0, size-chunk)
+		buf := make([]byte, size-off)
+		if _, err := r.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if off > 0 {
+			// The first line may start before the chunk: skip it.
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				buf = nil
+			} else {
+				buf = buf[i+1:]
+			}
+		}
+		var lines []engine.LogLine
+		for _, l := range strings.Split(string(buf), "\n") {
+			if ts, text, ok := engine.ParseLogLine(l); ok {
+				lines = append(lines, engine.LogLine{Time: ts, Text: text})
+			}
+		}
+		if off == 0 || chunk >= maxTailRead {
+			return lines, nil
+		}
+		if len(lines) > 0 && lines[len(lines)-1].Time.Sub(lines[0].Time) > engine.LogResumeOverlap {
+			return lines, nil
+		}
+	}
+}
+
+// dropPartialLine truncates f after its last newline (a line cut by a crash
+// is read again from Docker) and returns the resulting size.
+func dropPartialLine(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := st.Size()
+	if size == 0 {
+		return 0, nil
+	}
+	var last [1]byte
+	if _, err := f.ReadAt(last[:], size-1); err != nil {
+		return 0, err
+	}
+	if last[0] == '\n' {
+		return size, nil
+	}
+	// Search backwards for the previous newline.
+	keep := int64(0)
+	for end := size; end > 0; {
+		start := max(0, end-tailChunk)
+		buf := make([]byte, end-start)
+		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+			keep = start + int64(i) + 1
+			break
+		}
+		end = start
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, err
+	}
+	return keep, nil
+}
+
+// sleepCtx waits d or until ctx ends; it reports whether the full wait elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func shortContainerID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

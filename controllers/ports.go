@@ -1,0 +1,114 @@
+package controllers
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// The controllers reach the outside world (Docker, host git) only through the
+// narrow interfaces below, so unit tests can swap in an in-memory engine and
+// inject the rare failures — a create that meets a name conflict, a start that
+// fails, a container that vanishes, a log stream cut mid-line — that a real
+// engine produces only under duress. *engine.Engine satisfies ContainerRuntime;
+// the workspace package backs Workspaces and DiffCapturer.
+
+// ContainerRuntime is what the controllers need of a container engine. The
+// semantics, errors included (engine.ErrNotFound, engine.ErrNameConflict,
+// engine.ErrImageNotFound, engine.ErrRefused), are those of *engine.Engine.
+type ContainerRuntime interface {
+	// Create creates (does not start) a hardened container; a name conflict
+	// returns the existing container's id with an error matching
+	// engine.ErrNameConflict.
+	Create(ctx context.Context, spec engine.RunSpec) (string, error)
+	// Start starts a created container; starting a running one is a no-op.
+	Start(ctx context.Context, id string) error
+	// Inspect reads a container's state by id or name.
+	Inspect(ctx context.Context, idOrName string) (engine.ContainerInfo, error)
+	// Stop stops a container, killing it after grace.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove deletes a container; force kills a running one first.
+	Remove(ctx context.Context, id string, force bool) error
+	// List returns containers carrying every label given.
+	List(ctx context.Context, labels map[string]string, all bool) ([]engine.ContainerInfo, error)
+	// Logs streams timestamped output lines strictly after since.
+	Logs(ctx context.Context, id string, since time.Time, follow bool) (io.ReadCloser, error)
+	// Watch delivers labelled container events until ctx ends, calling
+	// onReconnect after every (re)subscription.
+	Watch(ctx context.Context, labels map[string]string, onEvent func(engine.Event), onReconnect func())
+}
+
+var _ ContainerRuntime = (*engine.Engine)(nil)
+
+// Workspaces prepares the per-task workspaces (DESIGN §4).
+type Workspaces interface {
+	// Prepare creates the task's workspace, or returns it unchanged when it is
+	// already ready, so it is safe to call again after a crash.
+	Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error)
+	// Open returns the ready workspace of a task, or an error matching
+	// workspace.ErrNotFound.
+	Open(root, taskID string) (*workspace.Workspace, error)
+}
+
+// DiffCapturer records what a finished run changed in its workspace.
+type DiffCapturer interface {
+	// CaptureDiff returns the change of ws against its base commit, ready to be
+	// stored with models.Store.CreateDiff (TaskID and RunNumber are set by the
+	// caller). It returns an error matching workspace.ErrNoChanges when the work
+	// tree equals the base, and one matching workspace.ErrPatchTooLarge (whose
+	// text gives the sizes) when the patch exceeds maxPatchBytes. Capturing the
+	// same work tree twice gives the same result.
+	CaptureDiff(ctx context.Context, ws *workspace.Workspace, run int, maxPatchBytes int64) (*models.Diff, error)
+}
+
+// hostWorkspaces is Workspaces on the host file system.
+type hostWorkspaces struct{}
+
+func (hostWorkspaces) Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error) {
+	return workspace.Prepare(ctx, spec)
+}
+
+func (hostWorkspaces) Open(root, taskID string) (*workspace.Workspace, error) {
+	return workspace.Open(root, taskID)
+}
+
+// workspaceDiffs is DiffCapturer over workspace.CaptureDiff.
+type workspaceDiffs struct{}
+
+func (workspaceDiffs) CaptureDiff(ctx context.Context, ws *workspace.Workspace, run int, maxPatchBytes int64) (*models.Diff, error) {
+	d, err := workspace.CaptureDiff(ctx, ws, workspace.CaptureOptions{MaxPatchBytes: maxPatchBytes, RunNumber: run})
+	if err != nil {
+		return nil, err
+	}
+	out := &models.Diff{
+		BaseCommit:   d.BaseCommit,
+		ResultCommit: d.ResultCommit,
+		FilesChanged: len(d.Files),
+		Additions:    d.Additions,
+		Deletions:    d.Deletions,
+		Patch:        d.Patch,
+	}
+	for _, f := range d.Files {
+		out.Files = append(out.Files, models.DiffFile{
+			Path:      f.Path,
+			OldPath:   f.OldPath,
+			Status:    string(f.Status),
+			Additions: f.Additions,
+			Deletions: f.Deletions,
+			Binary:    f.Binary,
+		})
+	}
+	return out, nil
+}
+
+// ports bundles the outside world of one System; tests build a System with
+// fakes through newSystem.
+type ports struct {
+	rt         ContainerRuntime
+	workspaces Workspaces
+	diffs      DiffCapturer
+}

@@ -1,0 +1,330 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// Retention runs at the start of each leadership term and every
+// intervals.retention. It deletes what is older than retention.data_max_age
+// and nothing else:
+//
+//   - finished tasks whose run ended before the cutoff, with their diffs
+//     (whatever their state), execution log rows, container rows and events,
+//     their log files (<TaskLogDir>/<task id>/) and workspace;
+//   - applied, rejected and superseded diffs last written before the cutoff
+//     whose task is kept;
+//   - events older than the cutoff.
+//
+// It also rejects the diffs awaiting a decision whose task's workspace is
+// gone: nothing could revise them any more, and the original server rejected
+// diffs of vanished containers the same way.
+//
+// Deletions go in batches of retentionBatch rows, each object in its own
+// transaction, so a large backlog never holds the database's write lock for
+// long; files go before rows, so a crash leaves a row whose files the next
+// run removes, never files no row names.
+
+// retentionBatch is how many tasks or diffs one query of a retention run
+// fetches.
+const retentionBatch = 100
+
+// diffReasonWorkspaceGone's message, kept from the original server.
+const workspaceGoneMessage = "workspace is gone"
+
+func init() {
+	extraRunnables = append(extraRunnables, func(s *System) (runnableSpec, error) {
+		r := newRetention(s)
+		return runnableSpec{Name: retentionName, Every: s.cfg.Intervals.Retention.Duration, Run: r.run}, nil
+	})
+}
+
+// retention is the retention job. Like diffReconciler it depends on a few
+// narrow things, so its tests build it directly.
+type retention struct {
+	store *models.Store
+	paths config.Paths
+	// maxAge is read on every run, so a reloaded configuration applies.
+	maxAge func() time.Duration
+	batch  int
+	log    *zap.Logger
+	now    func() time.Time
+	// notify enqueues a diff whose status retention changed.
+	notify func(kind, id string)
+}
+
+func newRetention(s *System) *retention {
+	return &retention{
+		store:  s.store,
+		paths:  s.paths,
+		maxAge: func() time.Duration { return s.cfg.Retention.DataMaxAge.Duration },
+		batch:  retentionBatch,
+		log:    s.log.With(zap.String("runnable", retentionName)),
+		now:    func() time.Time { return s.now() },
+		notify: s.Notify,
+	}
+}
+
+// retentionCounts is what one run removed, for the log.
+type retentionCounts struct {
+	tasks, diffs, events, rejected int64
+}
+
+// run is one retention pass. Each part runs even if an earlier one failed;
+// the errors are joined.
+func (r *retention) run(ctx context.Context) error {
+	maxAge := r.maxAge()
+	if maxAge <= 0 {
+		// Validate refuses this; never read it as "delete everything".
+		return fmt.Errorf("retention: data max age %s is not positive", maxAge)
+	}
+	cutoff := r.now().Add(-maxAge)
+	var n retentionCounts
+	var errs []error
+	for _, part := range []func(context.Context, time.Time, *retentionCounts) error{
+		r.deleteOldTasks, r.deleteOldDiffs, r.deleteOldEvents, r.rejectOrphanedDiffs,
+	} {
+		if err := part(ctx, cutoff, &n); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, err)
+		}
+	}
+	r.log.Info("retention pass done", zap.Time("cutoff", cutoff),
+		zap.Int64("tasks", n.tasks), zap.Int64("diffs", n.diffs),
+		zap.Int64("events", n.events), zap.Int64("rejectedDiffs", n.rejected))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	return nil
+}
+
+// deleteOldTasks deletes the finished tasks that ended before cutoff, batch
+// by batch, with everything they left: files first, then the rows.
+func (r *retention) deleteOldTasks(ctx context.Context, cutoff time.Time, n *retentionCounts) error {
+	for ctx.Err() == nil {
+		tasks, err := r.store.ListFinishedTasksBefore(ctx, cutoff, r.batch)
+		if err != nil {
+			return err
+		}
+		deleted := 0
+		for i := range tasks {
+			ok, err := r.deleteTask(ctx, &tasks[i], cutoff)
+			if err != nil {
+				return err
+			}
+			if ok {
+				deleted++
+				n.tasks++
+			}
+		}
+		// A batch in which every task was kept back (busy) would come back
+		// unchanged; the next run tries those again.
+		if len(tasks) < r.batch || deleted == 0 {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// deleteTask deletes one old finished task unless it became busy since it
+// was listed (a revision or an answer asked for another run, or one of its
+// diffs is being applied). It reports whether the task went.
+func (r *retention) deleteTask(ctx context.Context, listed *models.Task, cutoff time.Time) (bool, error) {
+	t, err := r.store.GetTask(ctx, listed.ID)
+	if errors.Is(err, models.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if busy, err := r.taskBusy(ctx, t, cutoff); busy || err != nil {
+		return false, err
+	}
+	log := r.log.With(zap.String("task", t.ID))
+	if err := r.removeTaskFiles(t); err != nil {
+		return false, err
+	}
+	if err := r.store.DeleteTask(ctx, t.ID); err != nil {
+		if errors.Is(err, models.ErrNotFound) {
+			return false, nil
+		}
+		return false, fmt.Errorf("delete task %s: %w", t.ID, err)
+	}
+	log.Debug("retention deleted task", zap.Timep("endTime", t.Status.EndTime))
+	return true, nil
+}
+
+// taskBusy reports whether a task listed for deletion must be kept: it is no
+// longer finished and old, a spec change awaits the task controller, or one
+// of its diffs has an apply in flight or an intent not yet observed.
+func (r *retention) taskBusy(ctx context.Context, t *models.Task, cutoff time.Time) (bool, error) {
+	if !t.Status.Finished || t.Status.EndTime == nil || !t.Status.EndTime.Before(cutoff) ||
+		t.Generation != t.Status.ObservedGeneration {
+		return true, nil
+	}
+	diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
+	if err != nil {
+		return false, fmt.Errorf("list diffs of task %s: %w", t.ID, err)
+	}
+	for _, d := range diffs {
+		if d.Status.Phase == models.DiffPhaseApplying || d.Generation != d.Status.ObservedGeneration {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// removeTaskFiles removes a task's log folder and workspace. Paths are built
+// from the task id (checked), never taken whole from the database.
+func (r *retention) removeTaskFiles(t *models.Task) error {
+	if !models.IsTaskID(t.ID) {
+		return fmt.Errorf("task id %q is not a task id; not removing its files", t.ID)
+	}
+	logDir := filepath.Join(r.paths.TaskLogDir, t.ID)
+	if err := os.RemoveAll(logDir); err != nil {
+		return fmt.Errorf("remove logs of task %s: %w", t.ID, err)
+	}
+	dirs := []string{filepath.Join(r.paths.WorkspaceDir, t.ID)}
+	if recorded := workspaceDirOf(r.paths, t); recorded != dirs[0] {
+		dirs = append(dirs, recorded)
+	}
+	for _, dir := range dirs {
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := (&workspace.Workspace{TaskID: t.ID, Dir: dir}).Remove(); err != nil {
+			return fmt.Errorf("remove workspace of task %s: %w", t.ID, err)
+		}
+	}
+	return nil
+}
+
+// deleteOldDiffs deletes the decided diffs (applied, rejected, superseded)
+// last written before cutoff, of tasks retention keeps.
+func (r *retention) deleteOldDiffs(ctx context.Context, cutoff time.Time, n *retentionCounts) error {
+	for ctx.Err() == nil {
+		diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{
+			States: []models.DiffState{models.DiffStateApplied, models.DiffStateRejected, models.DiffStateSuperseded},
+			// The status write that decided a diff is its last write.
+			UpdatedBefore: cutoff,
+			Limit:         r.batch,
+			Order:         models.DiffsOldestFirst,
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range diffs {
+			err := r.store.DeleteDiff(ctx, d.ID)
+			if errors.Is(err, models.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			n.diffs++
+		}
+		if len(diffs) < r.batch {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// deleteOldEvents deletes the events older than cutoff.
+func (r *retention) deleteOldEvents(ctx context.Context, cutoff time.Time, n *retentionCounts) error {
+	k, err := r.store.DeleteEventsBefore(ctx, cutoff)
+	n.events += k
+	return err
+}
+
+// rejectOrphanedDiffs rejects the diffs awaiting a decision whose task's
+// workspace is gone, with reason WorkspaceGone. It writes the diff's status
+// (the diff controller leaves a Rejected diff alone) and leaves the spec,
+// which only front ends write.
+func (r *retention) rejectOrphanedDiffs(ctx context.Context, _ time.Time, n *retentionCounts) error {
+	diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{
+		States:  []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
+		Desired: []models.DiffDesired{models.DiffDesiredPending},
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range diffs {
+		ok, err := r.rejectIfOrphaned(ctx, diffs[i].ID)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			n.rejected++
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxStatusAttempts bounds the re-read-and-retry loop of a status write that
+// keeps losing the race with another writer.
+const maxStatusAttempts = 5
+
+// rejectIfOrphaned rejects one diff if it still awaits a decision and its
+// task's workspace is missing. A status write that conflicts is decided again
+// on fresh data.
+func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, error) {
+	for range maxStatusAttempts {
+		d, err := r.store.GetDiff(ctx, id)
+		if errors.Is(err, models.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if d.Spec.Desired != models.DiffDesiredPending ||
+			(d.Status.Phase != models.DiffPhasePending && d.Status.Phase != models.DiffPhaseConflict) {
+			return false, nil
+		}
+		t, err := r.store.GetTask(ctx, d.TaskID)
+		if errors.Is(err, models.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		dir := workspaceDirOf(r.paths, t)
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			return false, nil // there, or unreadable: not known to be gone
+		}
+		d.Status.Phase = models.DiffPhaseRejected
+		d.Status.Reason = diffReasonWorkspaceGone
+		d.Status.Message = workspaceGoneMessage
+		d.Status.ConflictFiles = nil
+		err = r.store.UpdateDiffStatus(ctx, d)
+		if errors.Is(err, models.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		r.log.Info("rejected diff whose workspace is gone", zap.String("diff", d.ID),
+			zap.String("task", d.TaskID), zap.String("workspace", dir))
+		if err := r.store.RecordEvent(ctx, models.EventKindDiff, d.ID, string(models.DiffPhaseRejected),
+			fmt.Sprintf("rejected: the workspace %s is gone", dir)); err != nil {
+			r.log.Warn("record diff event failed", zap.String("diff", d.ID), zap.Error(err))
+		}
+		r.notify(KindDiff, d.ID)
+		return true, nil
+	}
+	return false, fmt.Errorf("reject diff %s: %w", id, models.ErrConflict)
+}

@@ -1,0 +1,675 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// agentHome is where a task's own home directory is mounted; HOME points there
+// so an agent's session files survive into the task's next run.
+const agentHome = "/home/agent"
+
+// fail ends the run as Failed with a reason and a sentence.
+func (sc *taskScope) fail(reason, message string) {
+	st := &sc.task.Status
+	st.Phase, st.Reason, st.Message = models.TaskPhaseFailed, reason, message
+}
+
+// reconcileFollowUp starts the run a revision or an answer asked for after a
+// successful run. It owns the move from Succeeded back to Pending and clears
+// the finished run's per-run fields; the session id, the workspace and the
+// diff id stay, since the next run continues them.
+func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) error {
+	t := sc.task
+	if !wantsFollowUp(t) {
+		return nil
+	}
+	kind := string(t.Spec.FollowUpKind)
+	if kind == "" {
+		kind = "follow-up"
+	}
+	st := &t.Status
+	st.Phase = models.TaskPhasePending
+	st.Reason = ReasonFollowUp
+	st.Message = fmt.Sprintf("run %d requested (%s)", nextRunNumber(t), kind)
+	st.ExitCode, st.RunStartedAt, st.EndTime = nil, nil, nil
+	st.ContainerID, st.ContainerName = "", ""
+	st.PendingQuestion, st.ResultText, st.LastMessage = "", "", ""
+	st.NumTurns, st.CostUSD = 0, 0
+	return nil
+}
+
+// reconcileCancel carries out a cancel request. It owns the move to Cancelled
+// of a run whose container never ran; for a started run it stops the
+// container and reports not done, so the Running and Collecting steps end the
+// run as Cancelled keeping what it left behind.
+func (r *taskReconciler) reconcileCancel(ctx context.Context, sc *taskScope) (done bool, err error) {
+	s, t := r.s, sc.task
+	st := &t.Status
+	cancel := func() {
+		st.Phase, st.Reason, st.Message = models.TaskPhaseCancelled, ReasonCancelled, cancelMessage(t.Spec.CancelReason)
+	}
+	switch st.Phase {
+	case models.TaskPhasePending:
+		cancel()
+		return true, nil
+	case models.TaskPhasePreparing, models.TaskPhaseRunning:
+		ref := containerRef(t)
+		info, err := s.rt.Inspect(ctx, ref)
+		if errors.Is(err, engine.ErrNotFound) {
+			cancel()
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("cancel: %w", err)
+		}
+		if info.Running() {
+			s.log.Info("stopping container of cancelled task", zap.String("task", t.ID), zap.String("container", info.Name))
+			if err := s.rt.Stop(ctx, info.ID, s.stopGrace); err != nil && !errors.Is(err, engine.ErrNotFound) {
+				return false, fmt.Errorf("cancel: %w", err)
+			}
+		}
+		if st.Phase == models.TaskPhasePreparing {
+			// The container was never recorded as running: nothing of the run
+			// is worth collecting.
+			cancel()
+			return true, nil
+		}
+		return false, nil
+	default:
+		return false, nil
+	}
+}
+
+// reconcilePending waits for the task's dependencies and for a free slot. It
+// owns the waiting Reason and Message, the move to Failed when a dependency
+// can never complete, and admission: the new run's RunNumber and
+// ContainerName and the move to Preparing.
+func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) error {
+	s, t := r.s, sc.task
+	st := &t.Status
+	// Dependencies gate the first run only: a revision continues work that
+	// already ran, and its dependencies may since have been cleaned away.
+	if st.RunNumber == 0 {
+		deps, err := s.loadTasks(ctx, t.Spec.DependsOn)
+		if err != nil {
+			return fmt.Errorf("check dependencies: %w", err)
+		}
+		switch verdict, msg := checkDependencies(t.ID, t.Spec.DependsOn, deps); verdict {
+		case depsFailed:
+			sc.fail(ReasonDependencyFailed, msg)
+			return nil
+		case depsWaiting:
+			st.Reason, st.Message = ReasonWaitingForDeps, msg
+			sc.requeueAfter(waitRequeue)
+			return nil
+		}
+	}
+
+	admitted, release, err := s.tryAdmit(ctx, t)
+	if err != nil {
+		return err
+	}
+	if !admitted {
+		st.Reason = ReasonWaitingForSlot
+		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.cfg.MaxParallel)
+		sc.requeueAfter(waitRequeue)
+		return nil
+	}
+	sc.release = release
+	run := nextRunNumber(t)
+	st.Phase = models.TaskPhasePreparing
+	st.RunNumber = run
+	st.ContainerName = engine.ContainerName(t.ID, run)
+	st.ContainerID = ""
+	st.Reason, st.Message = "", ""
+	st.ExitCode, st.RunStartedAt = nil, nil
+	sc.steps = append(sc.steps, StepAdmitted)
+	return nil
+}
+
+// reconcilePreparing prepares the workspace and creates and starts the run's
+// container. It owns WorkspacePath, BaseCommit, ContainerID, RunStartedAt and
+// the move to Running, or to Failed when the spec cannot run (unknown
+// profile, not a git work folder, missing image, name held by a foreign
+// container). Every action is idempotent: the workspace is reused once
+// ready, a name conflict adopts the container already created for this run,
+// and an adopted container is started only if it never was.
+func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) error {
+	s, t := r.s, sc.task
+	profile, ok := s.cfg.Profile(t.Spec.Agent)
+	if !ok {
+		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
+		return nil
+	}
+	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	if err != nil {
+		sc.fail(ReasonInvalidSpec, err.Error())
+		return nil
+	}
+	ws, err := r.prepareWorkspace(ctx, sc, user)
+	if err != nil || ws == nil {
+		return err
+	}
+	info, err := r.ensureContainer(ctx, sc, profile, ws, user)
+	if err != nil || info == nil {
+		return err
+	}
+	st := &t.Status
+	started := info.StartedAt
+	if started.IsZero() {
+		started = s.now()
+	}
+	started = started.UTC()
+	st.Phase = models.TaskPhaseRunning
+	st.ContainerID = info.ID
+	st.ContainerName = info.Name
+	st.RunStartedAt = &started
+	st.Reason, st.Message = "", ""
+	sc.steps = append(sc.steps, StepRunningRecorded)
+	return nil
+}
+
+// prepareWorkspace makes the task's workspace ready and records where it is
+// and its base commit. A nil workspace with a nil error means the task was
+// failed: its work folder or base cannot be used.
+func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, user runAs) (*workspace.Workspace, error) {
+	s, t := r.s, sc.task
+	ws, err := s.workspaces.Prepare(ctx, workspace.PrepareSpec{
+		TaskID:             t.ID,
+		WorkFolder:         t.Spec.WorkFolder,
+		BaseRef:            t.Spec.BaseRef,
+		IncludeUncommitted: t.Spec.IncludeUncommitted,
+		Root:               s.paths.WorkspaceDir,
+		UID:                user.uid,
+		GID:                user.gid,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, workspace.ErrNotGitWorkTree), errors.Is(err, workspace.ErrInvalidRef),
+		errors.Is(err, workspace.ErrInvalidSpec), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		sc.fail(ReasonPrepareFailed, "prepare workspace: "+err.Error())
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("prepare workspace: %w", err)
+	}
+	t.Status.WorkspacePath = ws.Dir
+	t.Status.BaseCommit = ws.BaseCommit
+	s.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
+	return ws, nil
+}
+
+// ensureContainer creates the run's container, or adopts the one a previous
+// pass created before it died, and starts it unless it already ran. A nil
+// result with a nil error means the task was failed.
+func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, profile config.Profile,
+	ws *workspace.Workspace, user runAs) (*engine.ContainerInfo, error) {
+	s, t := r.s, sc.task
+	run := t.Status.RunNumber
+	spec, err := buildRunSpec(runSpecInput{
+		Task: t, Run: run, Profile: profile, Workspace: ws,
+		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
+	})
+	if err != nil {
+		sc.fail(ReasonInvalidSpec, err.Error())
+		return nil, nil
+	}
+	log := s.log.With(zap.String("task", t.ID), zap.Int("run", run), zap.String("container", spec.Name))
+
+	id, err := s.rt.Create(ctx, spec)
+	adopted := false
+	switch {
+	case err == nil:
+		log.Info("container created")
+	case errors.Is(err, engine.ErrNameConflict):
+		adopted = true
+	case errors.Is(err, engine.ErrImageNotFound):
+		sc.fail(ReasonImageNotFound, fmt.Sprintf("image %s is not present on the Docker engine; build it first (see hack/images)", profile.Image))
+		return nil, nil
+	case errors.Is(err, engine.ErrRefused):
+		sc.fail(ReasonRefused, err.Error())
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+
+	info := engine.ContainerInfo{ID: id, Name: spec.Name, Image: spec.Image, State: engine.StateCreated, Labels: spec.Labels}
+	if adopted {
+		if info, err = s.rt.Inspect(ctx, id); err != nil {
+			return nil, fmt.Errorf("inspect existing container: %w", err)
+		}
+		if !ownsContainer(info.Labels, s.storeID, t.ID, run) {
+			sc.fail(ReasonNameTaken, fmt.Sprintf("container name %s is held by a container this installation does not own", spec.Name))
+			return nil, nil
+		}
+		log.Info("adopted container created before a restart", zap.String("state", info.State))
+		sc.event("ContainerAdopted", fmt.Sprintf("adopted container %s (%s) created before a restart", info.Name, info.State))
+	}
+	s.step(StepContainerCreated, t.ID, run)
+
+	if info.State == engine.StateCreated {
+		if err := s.rt.Start(ctx, info.ID); err != nil {
+			// A start the engine refuses for good (the command does not exist
+			// in the image) leaves its reason on the container.
+			if ii, ierr := s.rt.Inspect(ctx, info.ID); ierr == nil && ii.Error != "" && !ii.Running() {
+				sc.fail(ReasonStartFailed, "start container: "+ii.Error)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("start container: %w", err)
+		}
+		info.State = engine.StateRunning
+		info.StartedAt = s.now()
+		log.Info("container started")
+	}
+	s.step(StepContainerStarted, t.ID, run)
+	s.recordContainer(ctx, info, t.ID, run, false)
+	return &info, nil
+}
+
+// reconcileRunning watches the run's container until it exits. It owns
+// ExitCode, the TimedOut or OOMKilled reason carried to Collecting, the
+// container stop at the deadline, and the move to Collecting (or to Failed
+// when the container vanished). The log follower it keeps alive owns
+// LastOutputAt and the agent's progress fields.
+func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) error {
+	s, t := r.s, sc.task
+	st := &t.Status
+	info, err := s.rt.Inspect(ctx, containerRef(t))
+	if errors.Is(err, engine.ErrNotFound) {
+		if t.Spec.DesiredState == models.TaskDesiredCancel {
+			st.Phase, st.Reason, st.Message = models.TaskPhaseCancelled, ReasonCancelled, cancelMessage(t.Spec.CancelReason)
+			return nil
+		}
+		sc.fail(ReasonVanished, "container vanished")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect container: %w", err)
+	}
+	if info.State == engine.StateCreated {
+		// Recorded as running yet never started (the engine lost the start):
+		// start it now rather than wait for a deadline.
+		if err := s.rt.Start(ctx, info.ID); err != nil {
+			return fmt.Errorf("start container: %w", err)
+		}
+		sc.requeueAfter(time.Second)
+		return nil
+	}
+	timeout := s.taskTimeout(t)
+	deadline := runStart(t, info).Add(timeout)
+	follower := s.followers.ensure(s.taskFollowTarget(t, info))
+
+	if !info.Finished() {
+		now := s.now()
+		if now.Before(deadline) {
+			sc.requeueAfter(min(deadline.Sub(now), s.cfg.Intervals.Resync.Duration))
+			return nil
+		}
+		s.log.Info("task deadline passed, stopping container", zap.String("task", t.ID),
+			zap.Int("run", st.RunNumber), zap.Duration("timeout", timeout))
+		if err := s.rt.Stop(ctx, info.ID, s.stopGrace); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return fmt.Errorf("stop container at deadline: %w", err)
+		}
+		sc.event("DeadlineExceeded", fmt.Sprintf("stopped container %s after %s", info.Name, timeout))
+		if info, err = s.rt.Inspect(ctx, info.ID); err != nil {
+			return fmt.Errorf("inspect stopped container: %w", err)
+		}
+		if !info.Finished() {
+			sc.requeueAfter(time.Second)
+			return nil
+		}
+	}
+
+	// The container has exited. Its output must all be in the log file before
+	// the run is recorded as over.
+	if follower != nil && !follower.wait(ctx, s.drainWait) {
+		sc.requeueAfter(500 * time.Millisecond)
+		return nil
+	}
+	// The follower's last progress write moved the row on: decide on it.
+	if fresh, err := s.store.GetTask(ctx, t.ID); err == nil && fresh.ResourceVersion != t.ResourceVersion {
+		sc.requeueAfter(time.Millisecond)
+		return nil
+	}
+	s.step(StepExited, t.ID, st.RunNumber)
+
+	code := info.ExitCode
+	st.ExitCode = &code
+	st.Phase = models.TaskPhaseCollecting
+	st.Reason, st.Message = exitReason(info, deadline, timeout)
+	sc.steps = append(sc.steps, StepCollectingRecorded)
+	s.recordContainer(ctx, info, t.ID, st.RunNumber, false)
+	return nil
+}
+
+// exitReason tells a run stopped at its deadline or killed for memory apart
+// from one that ended by itself; Docker's finish time is the durable witness,
+// so the answer is the same when it is computed again after a restart.
+func exitReason(info engine.ContainerInfo, deadline time.Time, timeout time.Duration) (reason, message string) {
+	finished := info.FinishedAt
+	switch {
+	case !finished.IsZero() && !finished.Before(deadline):
+		return ReasonTimedOut, fmt.Sprintf("timed out after %s", timeout)
+	case info.OOMKilled:
+		return ReasonOOMKilled, fmt.Sprintf("killed for exceeding its memory limit (exit code %d)", info.ExitCode)
+	default:
+		return "", ""
+	}
+}
+
+// reconcileCollecting captures what the run left in its workspace and ends
+// the run. It owns DiffID, the Superseded phase of the task's older diffs
+// still awaiting review, PendingQuestion, and the final Phase, Reason and
+// Message.
+func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope) error {
+	s, t := r.s, sc.task
+	st := &t.Status
+	run := st.RunNumber
+	s.followers.forget(followerKey{t.ID, run})
+
+	in := outcomeInput{
+		Cancelled:    t.Spec.DesiredState == models.TaskDesiredCancel,
+		CancelReason: t.Spec.CancelReason,
+		Reason:       st.Reason,
+		Message:      st.Message,
+		ExitCode:     -1,
+	}
+	if st.ExitCode != nil {
+		in.ExitCode = *st.ExitCode
+	}
+	ws, err := s.workspaces.Open(s.paths.WorkspaceDir, t.ID)
+	switch {
+	case errors.Is(err, workspace.ErrNotFound):
+		in.Capture, in.CaptureText = captureNoWorkdir, "the workspace is gone; the run's changes cannot be collected"
+		st.DiffID = ""
+	case err != nil:
+		return fmt.Errorf("open workspace: %w", err)
+	default:
+		if err := r.captureDiff(ctx, sc, ws, &in); err != nil {
+			return err
+		}
+	}
+	s.step(StepDiffRecorded, t.ID, run)
+
+	if profile, ok := s.cfg.Profile(t.Spec.Agent); ok && profile.OutputFormat == "stream-json" {
+		in.Question = questionFrom(st.ResultText, st.LastMessage)
+	}
+	o := runOutcome(in)
+	st.Phase, st.Reason, st.Message, st.PendingQuestion = o.Phase, o.Reason, o.Message, o.PendingQuestion
+	sc.steps = append(sc.steps, StepFinishedRecorded)
+	return nil
+}
+
+// captureDiff stores the run's diff (once per run, however often it is
+// called), points DiffID at it and supersedes the older diffs of the task
+// that still await a decision.
+func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) error {
+	s, t := r.s, sc.task
+	st := &t.Status
+	run := st.RunNumber
+	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.cfg.MaxPatchBytes)
+	switch {
+	case errors.Is(err, workspace.ErrNoChanges):
+		in.Capture = captureNone
+		st.DiffID = ""
+	case errors.Is(err, workspace.ErrPatchTooLarge):
+		in.Capture, in.CaptureText = captureTooLarge, err.Error()
+		st.DiffID = ""
+	case err != nil:
+		return fmt.Errorf("capture diff: %w", err)
+	default:
+		d.TaskID, d.RunNumber = t.ID, run
+		stored, created, err := s.store.CreateDiff(ctx, d)
+		if err != nil {
+			return fmt.Errorf("store diff: %w", err)
+		}
+		st.DiffID = stored.ID
+		in.Capture, in.CaptureText = captureDiff, diffSummary(stored)
+		if created {
+			sc.event("DiffCaptured", fmt.Sprintf("run %d: %s (%s)", run, in.CaptureText, stored.ID))
+			s.Notify(KindDiff, stored.ID)
+		}
+	}
+	return r.supersedeDiffs(ctx, t, run)
+}
+
+// supersedeDiffs marks the task's diffs of earlier runs that still await a
+// decision as Superseded: the newest run's result (a diff against the same
+// base, or no change at all) replaces them.
+func (r *taskReconciler) supersedeDiffs(ctx context.Context, t *models.Task, run int) error {
+	s := r.s
+	diffs, err := s.store.ListDiffs(ctx, models.DiffFilter{
+		TaskID: t.ID,
+		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
+	})
+	if err != nil {
+		return fmt.Errorf("list older diffs: %w", err)
+	}
+	for i := range diffs {
+		d := &diffs[i]
+		if d.RunNumber >= run || d.Spec.Desired != models.DiffDesiredPending {
+			continue
+		}
+		d.Status.Phase = models.DiffPhaseSuperseded
+		d.Status.Reason = "Superseded"
+		d.Status.Message = fmt.Sprintf("superseded by run %d", run)
+		if err := s.store.UpdateDiffStatus(ctx, d); err != nil {
+			return fmt.Errorf("supersede diff: %w", err)
+		}
+		s.Notify(KindDiff, d.ID)
+	}
+	return nil
+}
+
+func diffSummary(d *models.Diff) string {
+	files := "files"
+	if d.FilesChanged == 1 {
+		files = "file"
+	}
+	return fmt.Sprintf("%d %s changed, +%d -%d", d.FilesChanged, files, d.Additions, d.Deletions)
+}
+
+// containerRef names the run's container for Docker: its id once known, else
+// its deterministic name.
+func containerRef(t *models.Task) string {
+	if t.Status.ContainerID != "" {
+		return t.Status.ContainerID
+	}
+	if t.Status.ContainerName != "" {
+		return t.Status.ContainerName
+	}
+	return engine.ContainerName(t.ID, t.Status.RunNumber)
+}
+
+// runStart is when the run's clock started: as recorded, else as Docker says.
+func runStart(t *models.Task, info engine.ContainerInfo) time.Time {
+	if t.Status.RunStartedAt != nil {
+		return *t.Status.RunStartedAt
+	}
+	if !info.StartedAt.IsZero() {
+		return info.StartedAt
+	}
+	return time.Now()
+}
+
+// ownsContainer reports whether labels mark a container of this store's task run.
+func ownsContainer(labels map[string]string, storeID, taskID string, run int) bool {
+	s, id, n, ok := engine.Owner(labels)
+	return ok && s == storeID && id == taskID && n == run
+}
+
+// recordContainer writes the registry row of a task's container. The row is
+// an observation the container controller repairs on its next pass, so a
+// failure here is logged, not fatal.
+func (s *System) recordContainer(ctx context.Context, info engine.ContainerInfo, taskID string, run int, adopted bool) {
+	c := containerRow(info, taskID, run, adopted)
+	if err := s.store.UpsertContainer(ctx, &c); err != nil {
+		s.log.Warn("record container failed", zap.String("container", info.Name), zap.Error(err))
+	}
+}
+
+func containerRow(info engine.ContainerInfo, taskID string, run int, adopted bool) models.Container {
+	c := models.Container{
+		Name:     info.Name,
+		DockerID: info.ID,
+		TaskID:   taskID,
+		Run:      run,
+		State:    info.State,
+		Image:    info.Image,
+		Adopted:  adopted,
+	}
+	timePtr := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	c.DockerCreatedAt = timePtr(info.CreatedAt)
+	c.StartedAt = timePtr(info.StartedAt)
+	c.FinishedAt = timePtr(info.FinishedAt)
+	if info.Finished() {
+		code := info.ExitCode
+		c.ExitCode = &code
+	}
+	return c
+}
+
+// runAs is the identity a task's container runs as, and the owner its
+// workspace is handed to (-1: left as it is).
+type runAs struct {
+	user     string
+	uid, gid int
+}
+
+// containerUser picks the container's user: when the server runs as root,
+// the profile's non-root uid:gid, and the workspace is handed to it; when it
+// runs as an ordinary user, that same uid:gid, so the files the agent writes
+// stay readable and removable by the server.
+func containerUser(profileUser string, euid, egid int) (runAs, error) {
+	if euid != 0 {
+		return runAs{user: fmt.Sprintf("%d:%d", euid, egid), uid: -1, gid: -1}, nil
+	}
+	u, g, ok := strings.Cut(profileUser, ":")
+	uid, err := strconv.Atoi(u)
+	if err != nil || uid <= 0 {
+		return runAs{}, fmt.Errorf("profile user %q: need a numeric non-root uid:gid", profileUser)
+	}
+	gid := uid
+	if ok {
+		if gid, err = strconv.Atoi(g); err != nil || gid <= 0 {
+			return runAs{}, fmt.Errorf("profile user %q: need a numeric non-root uid:gid", profileUser)
+		}
+	}
+	return runAs{user: fmt.Sprintf("%d:%d", uid, gid), uid: uid, gid: gid}, nil
+}
+
+// runSpecInput is what a run's container is built from.
+type runSpecInput struct {
+	Task      *models.Task
+	Run       int
+	Profile   config.Profile
+	Workspace *workspace.Workspace
+	StoreID   string
+	User      string
+	LookupEnv func(string) (string, bool)
+}
+
+// buildRunSpec describes the container of one task run. Everything comes
+// from the profile except the prompt (one argv element), the resource
+// requests (clamped to the profile's ceilings) and the task's own workspace
+// and home, the only host paths mounted. Environment values are read from the
+// server's environment here, at creation, and go nowhere but to Docker.
+func buildRunSpec(in runSpecInput) (engine.RunSpec, error) {
+	t, p, ws := in.Task, in.Profile, in.Workspace
+	argv, err := commandFor(t, in.Run, p)
+	if err != nil {
+		return engine.RunSpec{}, fmt.Errorf("profile %q: %w", t.Spec.Agent, err)
+	}
+	env := []string{"HOME=" + agentHome}
+	for _, name := range p.Env {
+		if name == "HOME" {
+			continue
+		}
+		if v, ok := in.LookupEnv(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	workDir := p.WorkDir
+	if workDir == "" {
+		workDir = "/workspace"
+	}
+	mem, cpus, pids := resourcesFor(t.Spec, p)
+	return engine.RunSpec{
+		Name:        engine.ContainerName(t.ID, in.Run),
+		Image:       p.Image,
+		Cmd:         argv,
+		Env:         env,
+		Labels:      engine.Labels(in.StoreID, t.ID, in.Run),
+		User:        in.User,
+		WorkDir:     path.Join(workDir, ws.Subdir),
+		Network:     p.Network,
+		MemoryBytes: mem,
+		NanoCPUs:    cpus,
+		PidsLimit:   pids,
+		Mounts: []engine.Mount{
+			{Source: ws.WorkDir, Target: workDir},
+			{Source: ws.HomeDir, Target: agentHome},
+		},
+	}, nil
+}
+
+// commandFor renders the argv of a run: the profile's command with the prompt
+// for the first run, its resume command with the follow-up text and the agent
+// session for later ones. A profile that resumes by session id but has none
+// recorded (the first run never announced one) starts afresh with the
+// follow-up appended to the prompt.
+func commandFor(t *models.Task, run int, p config.Profile) ([]string, error) {
+	data := config.TemplateData{
+		Prompt:    t.Spec.Prompt,
+		SessionID: t.Status.SessionID,
+		Feedback:  t.Spec.FollowUp,
+		TaskID:    t.ID,
+		Run:       run,
+	}
+	if run <= 1 {
+		return p.RenderCommand(data)
+	}
+	if data.SessionID == "" && strings.Contains(strings.Join(p.ResumeCommand, "\x00"), "SessionID") {
+		data.Prompt = t.Spec.Prompt + "\n\n" + t.Spec.FollowUp
+		return p.RenderCommand(data)
+	}
+	return p.RenderResumeCommand(data)
+}
+
+// resourcesFor returns the limits of a run: the task's requests where it made
+// them, else the profile's defaults, never above the profile's ceilings.
+func resourcesFor(spec models.TaskSpec, p config.Profile) (memory, nanoCPUs, pids int64) {
+	pick := func(req, def, ceiling int64) int64 {
+		v := def
+		if req > 0 {
+			v = req
+		}
+		if ceiling > 0 && v > ceiling {
+			v = ceiling
+		}
+		return v
+	}
+	return pick(spec.MemoryBytes, p.Resources.MemoryBytes, p.Ceilings.MemoryBytes),
+		pick(spec.NanoCPUs, p.Resources.NanoCPUs, p.Ceilings.NanoCPUs),
+		pick(0, p.Resources.Pids, p.Ceilings.Pids)
+}

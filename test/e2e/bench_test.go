@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers"
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// BenchmarkTaskStart measures, in one run, the time from writing a task
+// intent to its container running under the controllers, against the floor:
+// creating and starting the same hardened container directly with the Docker
+// client. "Running" is Docker's own StartedAt on both sides. It prints the
+// medians and their ratio, one task at a time and twenty at once.
+//
+//	go test -run '^$' -bench TaskStart -benchtime 1x ./test/e2e/
+func BenchmarkTaskStart(b *testing.B) {
+	eng := enginetest.New(b)
+	for range b.N {
+		env := newBenchEnv(b, eng)
+		const rounds = 9
+		var ours, floor []time.Duration
+		for i := range rounds {
+			// Interleaved, so both sides see the same engine load.
+			ours = append(ours, env.viaControllers(b, 1)...)
+			floor = append(floor, env.direct(b, 1, i)...)
+		}
+		report(b, "one task", ours, floor)
+
+		ours = env.viaControllers(b, 20)
+		floor = env.direct(b, 20, rounds)
+		report(b, "20 tasks at once", ours, floor)
+	}
+}
+
+func report(b *testing.B, what string, ours, floor []time.Duration) {
+	mo, mf := median(ours), median(floor)
+	overhead := float64(mo-mf) / float64(mf)
+	fmt.Printf("%-17s intent→running median %7.1fms | direct create+start median %7.1fms | ratio %.3f (overhead %+.1f%%)\n",
+		what, ms(mo), ms(mf), float64(mo)/float64(mf), 100*overhead)
+	b.ReportMetric(float64(mo)/float64(mf), "ratio-"+map[bool]string{true: "1", false: "20"}[what == "one task"])
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+type benchEnv struct {
+	ctx   context.Context
+	cfg   *config.Config
+	store *models.Store
+	eng   *engine.Engine
+	sys   *controllers.System
+	repo  string
+	home  string
+	// directLabels mark the floor's containers: another "store", so the
+	// controllers never adopt them mid-measurement.
+	directLabels map[string]string
+}
+
+func newBenchEnv(b *testing.B, eng *engine.Engine) *benchEnv {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	home := b.TempDir()
+	cfg := config.Default()
+	cfg.Home = home
+	cfg.DBPath = filepath.Join(home, "data", config.DBFileName)
+	cfg.Log.Dir = filepath.Join(home, "logs")
+	cfg.MaxParallel = 25
+	cfg.DefaultAgent = "shell"
+	shell := cfg.Profiles["shell"]
+	shell.Resources = config.Resources{MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, Pids: 64}
+	cfg.Profiles["shell"] = shell
+	store, err := models.Open(ctx, cfg.DBPath, models.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sys, err := controllers.NewSystem(controllers.Deps{Config: cfg, Store: store, Engine: eng, Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sys.Run(ctx) }()
+	labels := map[string]string{enginetest.TestLabel: "bench-" + enginetest.RandomHex(4)}
+	b.Cleanup(func() {
+		cancel()
+		<-done
+		enginetest.RemoveAll(b, eng, engine.StoreLabels(store.InstallationID()))
+		enginetest.RemoveAll(b, eng, labels)
+		_ = store.Close()
+	})
+	env := &benchEnv{ctx: ctx, cfg: cfg, store: store, eng: eng, sys: sys, home: home, repo: newRepo(b), directLabels: labels}
+	// Wait until this process leads, so the first sample does not include
+	// the lease campaign.
+	for !sys.Status().IsLeader {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return env
+}
+
+// viaControllers writes n task intents at once and returns, for each, the
+// time from its write to Docker's start of its container.
+func (e *benchEnv) viaControllers(b *testing.B, n int) []time.Duration {
+	b.Helper()
+	starts := make([]time.Time, n)
+	ids := make([]string, n)
+	for i := range n {
+		task := &models.Task{Spec: models.TaskSpec{Prompt: "sleep 1", WorkFolder: e.repo, Agent: "shell"}}
+		starts[i] = time.Now()
+		if _, _, err := e.store.CreateTask(e.ctx, task); err != nil {
+			b.Fatal(err)
+		}
+		e.sys.Notify(controllers.KindTask, task.ID)
+		ids[i] = task.ID
+	}
+	out := make([]time.Duration, n)
+	for i, id := range ids {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			t, err := e.store.GetTask(e.ctx, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if t.Status.ContainerID != "" {
+				info, err := e.eng.Inspect(e.ctx, t.Status.ContainerID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				out[i] = info.StartedAt.Sub(starts[i])
+				break
+			}
+			if time.Now().After(deadline) || t.Status.Finished {
+				b.Fatalf("task %s never ran: %+v", id, t.Status)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return out
+}
+
+// direct creates and starts n containers like the controllers' (same image,
+// command, user, limits and two bind mounts) at once with the Docker client.
+func (e *benchEnv) direct(b *testing.B, n, round int) []time.Duration {
+	b.Helper()
+	out := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		dir := filepath.Join(e.home, "direct", fmt.Sprint(round, "-", i))
+		for _, d := range []string{"work", "home"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		taskID := models.NewTaskID()
+		spec := engine.RunSpec{
+			Name: engine.ContainerName(taskID, 1), Image: enginetest.ShellImage, Cmd: []string{"sh", "-c", "sleep 1"},
+			Env: []string{"HOME=/home/agent"}, Labels: enginetest.Merge(engine.Labels("bench-direct", taskID, 1), e.directLabels),
+			User: "10001:10001", WorkDir: "/workspace", Network: "none",
+			MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, PidsLimit: 64,
+			Mounts: []engine.Mount{{Source: filepath.Join(dir, "work"), Target: "/workspace"}, {Source: filepath.Join(dir, "home"), Target: "/home/agent"}},
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			id, err := e.eng.Create(e.ctx, spec)
+			if err == nil {
+				err = e.eng.Start(e.ctx, id)
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			info, err := e.eng.Inspect(e.ctx, id)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			out[i] = info.StartedAt.Sub(start)
+		}()
+	}
+	wg.Wait()
+	return out
+}
