@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for the whole suite; the suite is kept well under 15 minutes.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build test test-unit test-e2e lint fmt vet docker image run demo bench soak clean
+.PHONY: fuzz all build test test-unit test-e2e lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -36,6 +36,13 @@ vet:
 ## test: every test, including the Docker and end-to-end ones (prepares Docker first).
 test: image lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
+	$(MAKE) fuzz FUZZTIME=10s
+
+## fuzz: the MCP request decoding under go test -fuzz (FUZZTIME per target).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz='^FuzzDecodeTaskWorker$$' -fuzztime=$(FUZZTIME) ./mcp/
+	$(GO) test -run '^$$' -fuzz='^FuzzDecodeApplyChanges$$' -fuzztime=$(FUZZTIME) ./mcp/
 
 test-unit: lint
 	$(GO) test -count=1 -short $(PKGS)

@@ -120,6 +120,12 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		}
 	}
 
+	if st.RunNumber == 0 && st.WorkspacePath == "" {
+		if ok, err := r.snapshotWhileWaiting(ctx, sc); err != nil || !ok {
+			return err
+		}
+	}
+
 	admitted, release, err := s.tryAdmit(ctx, t)
 	if err != nil {
 		return err
@@ -140,6 +146,27 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	st.ExitCode, st.RunStartedAt = nil, nil
 	sc.steps = append(sc.steps, StepAdmitted)
 	return nil
+}
+
+// snapshotWhileWaiting prepares the first run's workspace as soon as the task
+// may run, before it waits for a slot: DESIGN §4 promises the task sees the
+// work folder as it was when the task was accepted, not as it is when a slot
+// frees minutes later. (A task with dependencies is snapshotted when they have
+// completed, so it can see their applied changes.) It reports false when the
+// task was failed because its spec cannot run.
+func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (bool, error) {
+	profile, ok := r.s.cfg.Profile(sc.task.Spec.Agent)
+	if !ok {
+		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", sc.task.Spec.Agent))
+		return false, nil
+	}
+	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	if err != nil {
+		sc.fail(ReasonInvalidSpec, err.Error())
+		return false, nil
+	}
+	ws, err := r.prepareWorkspace(ctx, sc, user)
+	return ws != nil, err
 }
 
 // reconcilePreparing prepares the workspace and creates and starts the run's

@@ -179,14 +179,6 @@ func TestHelpGoesToStdout(t *testing.T) {
 	}
 }
 
-func TestServe_NotImplementedYet(t *testing.T) {
-	isolate(t)
-	r := runCLI(t, "serve")
-	if r.code != 1 || !strings.Contains(r.stderr, "serve: not implemented yet") || r.stdout != "" {
-		t.Fatalf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
-	}
-}
-
 func TestDoctor_DockerUnreachable(t *testing.T) {
 	dir := isolate(t)
 	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(dir, "no-docker.sock"))

@@ -104,6 +104,9 @@ the calling agent review the resulting diff and apply or reject it.`,
 		newConfigCommand(opts),
 		newDoctorCommand(opts),
 		newServeCommand(opts),
+		newTaskCommand(opts),
+		newDiffCommand(opts),
+		newStatusCommand(opts),
 	)
 	return root
 }

@@ -1,20 +1,235 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
 
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp"
 )
 
-// newServeCommand will run the MCP front end and the controllers; until they
-// exist it says so instead of pretending to serve.
-func newServeCommand(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
+// Shutdown bounds: in-flight calls get a moment to finish, the controllers
+// a little longer (a reconcile may be in a Docker call). Containers keep
+// running either way; the next leader adopts them.
+const (
+	httpDrainTimeout       = 10 * time.Second
+	controllersStopTimeout = 20 * time.Second
+	// readyMessage is logged once the server accepts requests; tests wait for it.
+	readyMessage = "mcp server ready"
+)
+
+type serveOptions struct {
+	http string
+}
+
+func newServeCommand(opts *globalOptions) *cobra.Command {
+	so := &serveOptions{}
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the MCP server (stdio) and the reconcile loop",
-		Args:  withUsageError(cobra.NoArgs),
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("serve: not implemented yet")
+		Short: "Run the MCP server (stdio, or streamable HTTP with --http) and the controllers",
+		Long: `Run the MCP server and, while this process holds the leader lease, the controllers.
+
+By default the server speaks MCP over stdin/stdout (nothing but protocol is
+written to stdout; logs go to the log files and stderr). With --http ADDR it
+serves streamable HTTP at http://ADDR/mcp instead; a bearer token
+(` + config.EnvToken + ` or http.token) is required whenever ADDR is not a
+loopback address.
+
+SIGTERM or SIGINT stops the server cleanly (task containers keep running and
+are adopted by the next leader); SIGHUP reloads the configuration file.`,
+		Args: withUsageError(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), opts, so, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	cmd.Flags().StringVar(&so.http, "http", "", "serve streamable HTTP on this host:port (e.g. 127.0.0.1:47821) instead of stdio")
+	return cmd
+}
+
+// serve runs one complete system: the MCP front end over stdio or HTTP and
+// the controllers, until the client goes away (stdio EOF) or a signal ends it.
+func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := opts.loadConfig()
+	if err != nil {
+		return err
+	}
+	if so.http != "" {
+		// Checked before anything starts, so a refused address leaves no trace.
+		if err := mcp.CheckListen(so.http, cfg.HTTP.Token); err != nil {
+			return err
+		}
+	}
+	a, err := openApp(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = a.close() }()
+	if err := a.wireControllers(); err != nil {
+		a.log.Error("controllers not started; the server answers from the store only", zap.Error(err))
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	controllersDone := a.runControllers(ctx)
+	stopReload := a.reloadOnSIGHUP(opts, so.http)
+	defer stopReload()
+
+	srv := mcp.NewServer(a.frontendDeps())
+	if so.http != "" {
+		err = serveHTTP(ctx, a, srv, so.http)
+	} else {
+		a.log.Info(readyMessage, zap.String("transport", "stdio"), zap.String("db", a.store.Path()))
+		err = mcp.NewStdioServer(srv, a.log).Listen(ctx, stdin, stdout)
+		if errors.Is(err, context.Canceled) {
+			err = nil // a signal ended a healthy server
+		}
+	}
+	cancel()
+	stopWithin(a.log, "controllers", controllersDone, controllersStopTimeout)
+	a.log.Info("mcp server stopped")
+	return err
+}
+
+// serveHTTP serves until ctx ends, then drains in-flight requests.
+func serveHTTP(ctx context.Context, a *app, srv *server.MCPServer, addr string) error {
+	hs, err := mcp.ListenHTTP(addr, srv, mcp.HTTPOptions{Config: a.config, Logger: a.log.Named("http")})
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve() }()
+	a.log.Info(readyMessage, zap.String("transport", "http"),
+		zap.String("url", "http://"+hs.Addr()+mcp.EndpointPath), zap.String("db", a.store.Path()))
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.Background(), httpDrainTimeout)
+	defer cancel()
+	if err := hs.Shutdown(drain); err != nil {
+		a.log.Warn("http shutdown incomplete", zap.Error(err))
+	}
+	return <-served
+}
+
+// reloadOnSIGHUP reloads the configuration on every SIGHUP until the
+// returned stop function is called.
+func (a *app) reloadOnSIGHUP(opts *globalOptions, httpAddr string) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				a.reload(opts, httpAddr)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
+}
+
+// liveKeys are the settings a reload applies at once; they are read per
+// request by the front end. Everything else (paths, intervals, profiles,
+// parallelism...) is used by the controllers built at start-up, so the front
+// end keeps the old values too until a restart, rather than accept tasks the
+// controllers would run differently.
+var liveKeys = []string{"log.level", "allowed_roots", "http.token", "http.allowed_origins", "max_task_timeout"}
+
+// reload re-reads the configuration (file, environment, flags) and applies
+// what can change at run time, logging what changed.
+func (a *app) reload(opts *globalOptions, httpAddr string) {
+	cur := a.config()
+	next, err := opts.loadConfig()
+	if err != nil {
+		a.log.Error("config reload failed; keeping the current configuration", zap.Error(err))
+		return
+	}
+	if httpAddr != "" {
+		if err := mcp.CheckListen(httpAddr, next.HTTP.Token); err != nil {
+			a.log.Error("config reload refused; keeping the current configuration", zap.Error(err))
+			return
+		}
+	}
+	changed := changedKeys(cur, next)
+	if len(changed) == 0 {
+		a.log.Info("config reloaded; nothing changed")
+		return
+	}
+	applied := cur.Clone()
+	var live, later []string
+	for _, k := range changed {
+		if !slices.Contains(liveKeys, k) {
+			later = append(later, k)
+			continue
+		}
+		live = append(live, k)
+		switch k {
+		case "log.level":
+			applied.Log.Level = next.Log.Level
+			if lvl, err := zap.ParseAtomicLevel(next.Log.Level); err == nil {
+				a.level.SetLevel(lvl.Level())
+			}
+		case "allowed_roots":
+			applied.AllowedRoots = next.AllowedRoots
+		case "http.token":
+			applied.HTTP.Token = next.HTTP.Token
+		case "http.allowed_origins":
+			applied.HTTP.AllowedOrigins = next.HTTP.AllowedOrigins
+		case "max_task_timeout":
+			applied.MaxTaskTimeout = next.MaxTaskTimeout
+		}
+	}
+	a.cfg.Store(applied)
+	a.log.Info("config reloaded", zap.Strings("applied", live), zap.Strings("need_restart", later))
+}
+
+// changedKeys lists the configuration keys (YAML names, one level into
+// sections) whose values differ. Secrets are compared, never printed.
+func changedKeys(a, b *config.Config) []string {
+	var out []string
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	t := va.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fa, fb := va.Field(i), vb.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(config.Duration{}) {
+			for j := range f.Type.NumField() {
+				sub, _, _ := strings.Cut(f.Type.Field(j).Tag.Get("yaml"), ",")
+				if sub != "" && !reflect.DeepEqual(fa.Field(j).Interface(), fb.Field(j).Interface()) {
+					out = append(out, name+"."+sub)
+				}
+			}
+			continue
+		}
+		if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+			out = append(out, name)
+		}
+	}
+	return out
 }

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/claude-parallel/claude-parallel/mcp"
+)
+
+// The task, diff and status commands are the CLI face of the same front end
+// the MCP tools use: each builds the tool's arguments from its flags and
+// goes through mcp's Decode functions and Frontend operations, so people
+// and agents get the same validation and the same messages.
+
+// cli is one CLI command's connection to the installation.
+type cli struct {
+	app    *app
+	fe     *mcp.Frontend
+	out    io.Writer
+	errOut io.Writer
+	json   bool
+}
+
+// openCLI loads the configuration and opens the store. Logs go to the log
+// files only: the terminal shows the command's own output.
+func openCLI(cmd *cobra.Command, opts *globalOptions, jsonOut bool) (*cli, error) {
+	cfg, err := opts.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	a, err := openApp(cmd.Context(), cfg, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	return &cli{app: a, fe: mcp.NewFrontend(a.frontendDeps()), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: jsonOut}, nil
+}
+
+func (c *cli) close() { _ = c.app.close() }
+
+type markdowner interface{ Markdown() string }
+
+// print writes a result: JSON with --json, else its readable text.
+func (c *cli) print(v markdowner) error {
+	if c.json {
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	}
+	_, err := io.WriteString(c.out, v.Markdown())
+	return err
+}
+
+// progress reports a wait's progress on stderr, once per new message.
+func (c *cli) progress() mcp.ProgressFunc {
+	last := ""
+	return func(_, _ float64, msg string) {
+		if msg != last {
+			fmt.Fprintf(c.errOut, "… %s\n", msg)
+			last = msg
+		}
+	}
+}
+
+// ensureControllers makes sure some process runs the controllers for the
+// duration of a --wait: when no process holds the lease, this one runs them
+// until the returned stop is called.
+func (c *cli) ensureControllers(ctx context.Context) (stop func(), err error) {
+	active, err := c.app.leaderActive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if active {
+		return func() {}, nil
+	}
+	if err := c.app.wireControllers(); err != nil {
+		return nil, fmt.Errorf("no claude-parallel server is running and the controllers cannot run here: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := c.app.runControllers(runCtx)
+	c.fe = mcp.NewFrontend(c.app.frontendDeps())
+	fmt.Fprintln(c.errOut, "… no claude-parallel server is running; running the controllers in this process until the work is done")
+	return func() {
+		cancel()
+		stopWithin(c.app.log, "controllers", done, controllersStopTimeout)
+	}, nil
+}
+
+// flagNames maps tool argument names to the flags that carry them.
+type flagNames map[string]string
+
+// forFlags rewrites bad-argument errors to name the flags a person typed.
+func forFlags(err error, names flagNames) error {
+	var probs mcp.InputErrors
+	if !errors.As(err, &probs) {
+		var one *mcp.InputError
+		if !errors.As(err, &one) {
+			return err
+		}
+		probs = mcp.InputErrors{one}
+	}
+	lines := make([]string, 0, len(probs))
+	for _, p := range probs {
+		q := *p
+		arg, rest, _ := strings.Cut(q.Arg, "[")
+		if flag, ok := names[arg]; ok {
+			q.Arg = flag
+			if rest != "" {
+				q.Arg += "[" + rest
+			}
+		} else if flag, ok := names[q.Arg]; ok {
+			q.Arg = flag
+		}
+		lines = append(lines, q.Error())
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
+// idArg is the positional-argument name used in messages.
+func idArgs(what string) flagNames {
+	return flagNames{"taskId": what, "diffId": what, "identifier": what}
+}

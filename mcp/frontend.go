@@ -1,0 +1,190 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// Notifier wakes in-process controllers after a front end wrote an intent;
+// kind is "task" or "diff". Controllers in other processes notice the write
+// by polling the store, so a nil Notifier only costs a few hundred
+// milliseconds.
+type Notifier interface{ Notify(kind, id string) }
+
+// RuntimeStatus reports what the controllers of this process are doing.
+// cmd adapts controllers.System to it; this package never imports controllers.
+type RuntimeStatus interface {
+	RuntimeStatus(ctx context.Context) RuntimeSnapshot
+}
+
+// EngineProbe asks the container engine whether it answers.
+type EngineProbe interface {
+	Ping(ctx context.Context) (version, apiVersion string, err error)
+}
+
+// RuntimeSnapshot is the state of this process's controllers.
+type RuntimeSnapshot struct {
+	IsLeader    bool
+	Holder      string
+	Controllers []ControllerStats
+}
+
+// ControllerStats are one controller's reconcile figures.
+type ControllerStats struct {
+	Name           string     `json:"name"`
+	Running        bool       `json:"running"`
+	Workers        int        `json:"workers"`
+	QueueDepth     int        `json:"queueDepth"`
+	Reconciles     uint64     `json:"reconciles"`
+	Errors         uint64     `json:"errors"`
+	TerminalErrors uint64     `json:"terminalErrors"`
+	Panics         uint64     `json:"panics"`
+	Requeues       uint64     `json:"requeues"`
+	Resyncs        uint64     `json:"resyncs"`
+	LastResync     *time.Time `json:"lastResync,omitempty"`
+	LastError      string     `json:"lastError,omitempty"`
+}
+
+// LeaderLease is the name of the lease whose holder runs the controllers.
+const LeaderLease = "leader"
+
+// Deps are what the front end works with.
+type Deps struct {
+	// Config returns the configuration in force; serve swaps it on SIGHUP,
+	// so every call reads allowed roots, profiles and limits afresh.
+	Config func() *config.Config
+	Store  *models.Store
+	// Notifier, Runtime and Engine may be nil: a CLI command or a server
+	// without Docker still answers from the store.
+	Notifier Notifier
+	Runtime  RuntimeStatus
+	Engine   EngineProbe
+	Logger   *zap.Logger
+	// Version is reported by system_status and the MCP handshake.
+	Version string
+	// ApplyWait bounds how long apply_changes waits for the controller's
+	// outcome before answering "still in progress" (default 60s).
+	ApplyWait time.Duration
+	// PollInterval is how often waits re-read the store (default 250ms).
+	PollInterval time.Duration
+}
+
+// StaticConfig is a Deps.Config for a configuration that never changes.
+func StaticConfig(cfg *config.Config) func() *config.Config {
+	return func() *config.Config { return cfg }
+}
+
+const (
+	defaultApplyWait    = 60 * time.Second
+	defaultPollInterval = 250 * time.Millisecond
+	engineProbeTimeout  = 3 * time.Second
+)
+
+// Frontend carries out the front-end operations shared by the MCP tools and
+// the CLI: validate, write an intent, read state back.
+type Frontend struct {
+	d Deps
+}
+
+// NewFrontend returns a Frontend over deps, filling defaults.
+func NewFrontend(deps Deps) *Frontend {
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.ApplyWait <= 0 {
+		deps.ApplyWait = defaultApplyWait
+	}
+	if deps.PollInterval <= 0 {
+		deps.PollInterval = defaultPollInterval
+	}
+	if deps.Version == "" {
+		deps.Version = "dev"
+	}
+	return &Frontend{d: deps}
+}
+
+func (f *Frontend) cfg() *config.Config { return f.d.Config() }
+
+// ApplyWait is the default bound of apply_changes's wait.
+func (f *Frontend) ApplyWait() time.Duration { return f.d.ApplyWait }
+
+func (f *Frontend) notify(kind, id string) {
+	if f.d.Notifier != nil {
+		f.d.Notifier.Notify(kind, id)
+	}
+}
+
+// ProgressFunc receives progress of a long operation: a value that grows
+// with every call, the total when known (0 otherwise) and a sentence.
+type ProgressFunc func(progress, total float64, message string)
+
+func noProgress(float64, float64, string) {}
+
+// getTask reads a task named by argument arg; a missing one is bad input.
+func (f *Frontend) getTask(ctx context.Context, arg, id string) (*models.Task, error) {
+	t, err := f.d.Store.GetTask(ctx, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, &InputError{Arg: arg,
+			Problem:  fmt.Sprintf("no task %s exists", id),
+			Accepted: fmt.Sprintf("the id of an existing task (tasks are kept for %s after they finish; list them with work_status)", f.cfg().Retention.DataMaxAge)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// getDiff reads a diff (without its patch) named by argument arg.
+func (f *Frontend) getDiff(ctx context.Context, arg, id string) (*models.Diff, error) {
+	ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{IDs: []string{id}})
+	if err != nil {
+		return nil, fmt.Errorf("read diff %s: %w", id, err)
+	}
+	if len(ds) == 0 {
+		return nil, noSuchDiff(arg, id)
+	}
+	return &ds[0], nil
+}
+
+func noSuchDiff(arg, id string) *InputError {
+	return &InputError{Arg: arg,
+		Problem:  fmt.Sprintf("no diff %s exists", id),
+		Accepted: "the id of an existing diff (see review_changes without arguments for the pending ones)"}
+}
+
+// inputErr converts a list of problems to an error, or nil.
+func inputErr(probs InputErrors) error {
+	if len(probs) == 0 {
+		return nil
+	}
+	return probs
+}
+
+// pollUntil re-reads state every poll interval until done reports true, the
+// bound passes (timedOut) or ctx ends (its error).
+func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func() (bool, error)) (timedOut bool, err error) {
+	deadline := time.Now().Add(bound)
+	tick := time.NewTicker(f.d.PollInterval)
+	defer tick.Stop()
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return false, err
+		}
+		if !time.Now().Before(deadline) {
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		case <-tick.C:
+		}
+	}
+}

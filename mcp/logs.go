@@ -1,0 +1,267 @@
+package mcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// Bounds of a log reply: lines are cut, and the reply keeps the newest lines
+// that fit.
+const (
+	maxLogLineBytes  = 8 << 10
+	maxLogReplyBytes = 256 << 10
+	// MaxLogResourceBytes bounds the log resource of a task.
+	MaxLogResourceBytes = 1 << 20
+)
+
+// logTarget is the run whose output is read.
+type logTarget struct {
+	taskID string
+	run    int
+}
+
+// ViewLogs reads the output of a task run, named by task id (its newest
+// run), container name or Docker container id.
+func (f *Frontend) ViewLogs(ctx context.Context, req *LogsRequest) (*LogsResult, error) {
+	target, err := f.resolveLogTarget(ctx, req.Identifier)
+	if err != nil {
+		return nil, err
+	}
+	return f.readRunLog(ctx, target, req.Tail, req.Filter, maxLogReplyBytes)
+}
+
+// resolveLogTarget maps an identifier to a task run.
+func (f *Frontend) resolveLogTarget(ctx context.Context, id string) (logTarget, error) {
+	if models.IsTaskID(id) {
+		t, err := f.getTask(ctx, "identifier", id)
+		if err != nil {
+			return logTarget{}, err
+		}
+		return logTarget{taskID: t.ID, run: t.Status.RunNumber}, nil
+	}
+	if m := containerNamePattern.FindStringSubmatch(id); m != nil {
+		run, _ := strconv.Atoi(m[2])
+		if _, err := f.getTask(ctx, "identifier", m[1]); err != nil {
+			return logTarget{}, err
+		}
+		return logTarget{taskID: m[1], run: run}, nil
+	}
+	c, err := f.d.Store.FindContainerByDockerID(ctx, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return logTarget{}, &InputError{Arg: "identifier",
+			Problem:  fmt.Sprintf("no container with id %s is known (or the prefix is ambiguous)", quote(id)),
+			Accepted: "a task id, a container name, or enough of a container id to name one container"}
+	}
+	if err != nil {
+		return logTarget{}, fmt.Errorf("look up container %s: %w", id, err)
+	}
+	if !models.IsTaskID(c.TaskID) || c.Run < 1 {
+		return logTarget{}, &InputError{Arg: "identifier", Problem: fmt.Sprintf("container %s belongs to no task of this installation", c.Name),
+			Accepted: "a container started for a task"}
+	}
+	return logTarget{taskID: c.TaskID, run: c.Run}, nil
+}
+
+// runLogPath is where a run's output is. The path comes from the execution
+// log row when it lies in the task log directory, else from the naming rule;
+// either way it is built from validated ids only.
+func (f *Frontend) runLogPath(ctx context.Context, target logTarget) (string, *models.ExecutionLog, error) {
+	dir := f.cfg().Paths().TaskLogDir
+	def := filepath.Join(dir, target.taskID, fmt.Sprintf("run-%d.log", target.run))
+	row, err := f.d.Store.GetExecutionLog(ctx, target.taskID, target.run)
+	if errors.Is(err, models.ErrNotFound) {
+		return def, nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("read execution log of %s run %d: %w", target.taskID, target.run, err)
+	}
+	if row.Path != "" && filepath.IsAbs(row.Path) && within(row.Path, dir) {
+		return row.Path, row, nil
+	}
+	return def, row, nil
+}
+
+// readRunLog reads one run's log: the last tail lines (all when 0) that
+// contain filter, timestamps removed, newest kept within maxBytes.
+func (f *Frontend) readRunLog(ctx context.Context, target logTarget, tail int, filter string, maxBytes int) (*LogsResult, error) {
+	res := &LogsResult{TaskID: target.taskID, Run: target.run, ContainerName: containerName(target.taskID, target.run), Lines: []string{}}
+	runs, err := f.d.Store.ListExecutionLogs(ctx, models.LogFilter{TaskID: target.taskID})
+	if err != nil {
+		return nil, fmt.Errorf("list logs of task %s: %w", target.taskID, err)
+	}
+	for _, l := range runs {
+		res.Runs = append(res.Runs, l.Run)
+	}
+	if target.run < 1 {
+		return res, nil // no run started yet
+	}
+	path, row, err := f.runLogPath(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	res.LogFile = path
+	if row != nil {
+		res.Complete = row.Complete
+	}
+	file, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return res, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", path, err)
+	}
+	defer file.Close()
+	res.Exists = true
+	if fi, err := file.Stat(); err == nil {
+		res.Size = fi.Size()
+	}
+	sel, err := selectLines(file, tail, filter, maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read log %s: %w", path, err)
+	}
+	res.Lines, res.TotalLines, res.MatchedLines, res.Truncated = sel.lines, sel.total, sel.matched, sel.truncated
+	return res, nil
+}
+
+type lineSelection struct {
+	lines          []string
+	total, matched int
+	truncated      bool
+}
+
+// selectLines scans r once, keeping the last keep matching lines (all when
+// tail is 0, up to MaxTailLines) and then dropping the oldest until the
+// rest fits maxBytes.
+func selectLines(r io.Reader, tail int, filter string, maxBytes int) (lineSelection, error) {
+	keep := tail
+	if keep <= 0 {
+		keep = MaxTailLines
+	}
+	sel := lineSelection{lines: []string{}}
+	ring := make([]string, 0, min(keep, 1024))
+	start := 0 // index of the oldest line in ring once it is full
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := readLine(br)
+		if line != "" || err == nil {
+			sel.total++
+			text := stripTimestamp(line)
+			if filter == "" || strings.Contains(text, filter) {
+				sel.matched++
+				text = cutBytes(text, maxLogLineBytes)
+				if len(ring) < keep {
+					ring = append(ring, text)
+				} else {
+					ring[start] = text
+					start = (start + 1) % keep
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return sel, err
+		}
+	}
+	ordered := append(append([]string{}, ring[start:]...), ring[:start]...)
+	sel.truncated = sel.matched > len(ordered)
+	size := 0
+	first := len(ordered)
+	for first > 0 && size+len(ordered[first-1])+1 <= maxBytes {
+		first--
+		size += len(ordered[first]) + 1
+	}
+	if first > 0 {
+		sel.truncated = true
+	}
+	sel.lines = ordered[first:]
+	return sel, nil
+}
+
+// readLine reads one line of any length without keeping more than a cut
+// line in memory: the rest of an overlong line is discarded.
+func readLine(br *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if b.Len() < maxLogLineBytes+4 {
+			b.Write(chunk[:min(len(chunk), maxLogLineBytes+4-b.Len())])
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return strings.TrimRight(b.String(), "\r\n"), err
+	}
+}
+
+// stripTimestamp removes the Docker timestamp the log follower puts before
+// every line ("2024-05-01T10:00:00.123456789Z text").
+func stripTimestamp(line string) string {
+	ts, rest, ok := strings.Cut(line, " ")
+	if !ok {
+		if _, err := time.Parse(time.RFC3339Nano, line); err == nil {
+			return ""
+		}
+		return line
+	}
+	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		return line
+	}
+	return rest
+}
+
+func cutBytes(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
+}
+
+// ListLogs lists the run logs recorded in the store.
+func (f *Frontend) ListLogs(ctx context.Context, req *ListLogsRequest) (*ListLogsResult, error) {
+	order := map[string]models.LogOrder{"newest": models.LogsNewestFirst, "oldest": models.LogsOldestFirst, "size": models.LogsLargestFirst}[req.SortBy]
+	rows, err := f.d.Store.ListExecutionLogs(ctx, models.LogFilter{Limit: req.Limit, Order: order})
+	if err != nil {
+		return nil, fmt.Errorf("list execution logs: %w", err)
+	}
+	res := &ListLogsResult{Logs: make([]LogFileView, 0, len(rows)), Count: len(rows)}
+	for _, l := range rows {
+		res.Logs = append(res.Logs, LogFileView{TaskID: l.TaskID, Run: l.Run, ContainerName: containerName(l.TaskID, l.Run),
+			Path: l.Path, Size: l.Size, Complete: l.Complete, UpdatedAt: l.UpdatedAt})
+	}
+	return res, nil
+}
+
+// RunLogFile names the log file of the run an identifier points at (a task
+// id names its newest run), for callers that follow the file as it grows.
+// run is 0 when the task has not started a run yet.
+func (f *Frontend) RunLogFile(ctx context.Context, identifier string) (taskID string, run int, path string, err error) {
+	if err := checkText("identifier", identifier, textRule{required: true, maxChars: MaxIdentifierChars, accepted: acceptedIdentifier}); err != nil {
+		return "", 0, "", err
+	}
+	target, err := f.resolveLogTarget(ctx, identifier)
+	if err != nil {
+		return "", 0, "", err
+	}
+	if target.run < 1 {
+		return target.taskID, 0, "", nil
+	}
+	path, _, err = f.runLogPath(ctx, target)
+	return target.taskID, target.run, path, err
+}
+
+// StripTimestamp removes the Docker timestamp that starts every line of a
+// task log.
+func StripTimestamp(line string) string { return stripTimestamp(line) }

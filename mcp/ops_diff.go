@@ -1,0 +1,313 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// Bounds of review_changes replies: one diff's patch, and all patches of a
+// pending list together. Larger patches are cut; the resource has them whole.
+const (
+	maxPatchInReply     = 256 << 10
+	maxPatchesInList    = 512 << 10
+	maxPendingDiffsShow = 50
+)
+
+// ReviewChanges returns one diff (by diffId, or the newest of taskId), or
+// every pending diff when neither is given. Pending diffs are read from the
+// store, so they survive restarts.
+func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*ReviewResult, error) {
+	if req.DiffID == "" && req.TaskID == "" {
+		return f.pendingDiffs(ctx, req)
+	}
+	diffID := req.DiffID
+	if req.TaskID != "" {
+		t, err := f.getTask(ctx, "taskId", req.TaskID)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case diffID == "" && t.Status.DiffID == "":
+			return nil, &InputError{Arg: "taskId",
+				Problem:  fmt.Sprintf("task %s has no diff (status %s%s)", t.ID, t.Status.State, reasonSuffix(t.Status.Reason)),
+				Accepted: "a task that finished with changes; wait for it with wait_for_tasks"}
+		case diffID == "":
+			diffID = t.Status.DiffID
+		}
+	}
+	d, err := f.d.Store.GetDiff(ctx, diffID)
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, noSuchDiff("diffId", diffID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read diff %s: %w", diffID, err)
+	}
+	if req.TaskID != "" && d.TaskID != req.TaskID {
+		return nil, &InputError{Arg: "taskId", Problem: fmt.Sprintf("diff %s belongs to task %s, not %s", d.ID, d.TaskID, req.TaskID),
+			Accepted: "either diffId or taskId, or both naming the same task"}
+	}
+	t, err := f.d.Store.GetTask(ctx, d.TaskID)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return nil, fmt.Errorf("read task %s: %w", d.TaskID, err)
+	}
+	v := newDiffView(d, t)
+	if req.ShowContent {
+		v.setPatch(d.Patch, maxPatchInReply)
+	}
+	if req.Detailed {
+		events, err := f.d.Store.ListEvents(ctx, models.EventKindDiff, d.ID, eventsShown)
+		if err != nil {
+			return nil, fmt.Errorf("read events of diff %s: %w", d.ID, err)
+		}
+		for _, e := range events {
+			v.Events = append(v.Events, EventView{Time: e.Time, Reason: e.Reason, Message: e.Message})
+		}
+	}
+	return &ReviewResult{Diff: &v, Count: 1}, nil
+}
+
+func reasonSuffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ", reason " + reason
+}
+
+// pendingDiffs lists the diffs waiting for a decision, oldest first.
+func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*ReviewResult, error) {
+	ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{
+		States:    []models.DiffState{models.DiffStatePending},
+		Desired:   []models.DiffDesired{models.DiffDesiredPending},
+		Order:     models.DiffsOldestFirst,
+		Limit:     maxPendingDiffsShow,
+		WithPatch: req.ShowContent && req.Detailed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list pending diffs: %w", err)
+	}
+	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds)), Count: len(ds)}
+	budget := maxPatchesInList
+	for i := range ds {
+		t, err := f.d.Store.GetTask(ctx, ds[i].TaskID)
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			return nil, fmt.Errorf("read task %s: %w", ds[i].TaskID, err)
+		}
+		v := newDiffView(&ds[i], t)
+		if len(ds[i].Patch) > 0 && budget > 0 {
+			v.setPatch(ds[i].Patch, min(budget, maxPatchInReply))
+			budget -= len(v.Patch)
+		} else if len(ds[i].Patch) > 0 {
+			v.PatchTruncated = true
+		}
+		res.Pending = append(res.Pending, v)
+	}
+	return res, nil
+}
+
+// ApplyChanges writes the intent to apply a diff, then waits up to wait for
+// the diff controller's outcome. A repeated call for an applied diff with
+// the same target and mode answers "applied" without writing anything.
+func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait time.Duration, progress ProgressFunc) (*ApplyResult, error) {
+	if progress == nil {
+		progress = noProgress
+	}
+	target := ""
+	if req.TargetWorkspace != "" {
+		resolved, ierr := resolveRepoDir(ctx, "targetWorkspace", req.TargetWorkspace, f.cfg().AllowedRoots)
+		if ierr != nil {
+			return nil, ierr
+		}
+		target = resolved
+	}
+	d, err := f.getDiff(ctx, "diffId", req.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	t, err := f.d.Store.GetTask(ctx, d.TaskID)
+	if err != nil {
+		return nil, fmt.Errorf("read task %s of diff %s: %w", d.TaskID, d.ID, err)
+	}
+	res := &ApplyResult{DiffID: d.ID, TaskID: d.TaskID, Target: firstNonEmpty(target, t.Spec.WorkFolder), Mode: string(req.Mode)}
+	for _, file := range d.Files {
+		res.Files = append(res.Files, file.Path)
+	}
+	if ierr := applicable(d, t, target, req.Mode); ierr != nil {
+		return nil, ierr
+	}
+	if d.Status.State == models.DiffStateApplied {
+		return fillOutcome(res, d), nil
+	}
+	if !req.Confirm {
+		res.Outcome, res.Status, res.Phase = OutcomePreview, string(d.Status.State), string(d.Status.Phase)
+		res.Message = fmt.Sprintf("not applied (confirm is false): %d file(s) would change in %s (%s mode); call again with confirm true to apply",
+			d.FilesChanged, res.Target, req.Mode)
+		return res, nil
+	}
+	written, err := f.d.Store.UpdateDiffSpec(ctx, d.ID, func(cur *models.Diff) error {
+		if ierr := applicable(cur, t, target, req.Mode); ierr != nil {
+			return ierr
+		}
+		cur.Spec.Desired = models.DiffDesiredApplied
+		cur.Spec.TargetWorkspace = target
+		cur.Spec.ApplyMode = req.Mode
+		return nil
+	})
+	if err != nil {
+		var ie *InputError
+		if errors.As(err, &ie) {
+			return nil, ie
+		}
+		return nil, fmt.Errorf("request apply: %w", err)
+	}
+	f.notify("diff", d.ID)
+	return f.awaitApply(ctx, res, written, wait, progress)
+}
+
+// applicable explains why diff d cannot be applied to target in mode, or
+// returns nil. An applied diff is applicable only to where it went (the
+// repeated call is answered from its status).
+func applicable(d *models.Diff, t *models.Task, target string, mode models.ApplyMode) *InputError {
+	bad := func(problem, accepted string) *InputError {
+		return &InputError{Arg: "diffId", Problem: problem, Accepted: accepted}
+	}
+	switch {
+	case d.Status.State == models.DiffStateSuperseded:
+		return bad(fmt.Sprintf("diff %s was superseded by %s, the diff of a newer run", d.ID, firstNonEmpty(t.Status.DiffID, "a newer diff")),
+			"the newest diff of the task")
+	case d.Spec.Desired == models.DiffDesiredRejected || d.Status.State == models.DiffStateRejected:
+		return bad(fmt.Sprintf("diff %s was rejected", d.ID), "a diff that was not rejected")
+	case d.Status.State == models.DiffStateApplied && (d.Spec.TargetWorkspace != target || d.Spec.ApplyMode != mode):
+		return bad(fmt.Sprintf("diff %s was already applied to %s (%s mode)", d.ID, firstNonEmpty(d.Status.AppliedTo, d.Spec.TargetWorkspace, t.Spec.WorkFolder), d.Spec.ApplyMode),
+			"a pending diff; a diff is applied once")
+	case d.Status.State == models.DiffStateFailed && d.Spec.Desired == models.DiffDesiredPending:
+		return bad(fmt.Sprintf("diff %s failed: %s", d.ID, firstNonEmpty(d.Status.Message, d.Status.Reason, "no reason recorded")),
+			"a diff that was captured successfully")
+	}
+	return nil
+}
+
+// awaitApply polls the diff until the controller has decided on the intent
+// written at written's resource version, or the bound passes.
+func (f *Frontend) awaitApply(ctx context.Context, res *ApplyResult, written *models.Diff, wait time.Duration, progress ProgressFunc) (*ApplyResult, error) {
+	start := time.Now()
+	current := written
+	lastPhase, lastReport := models.DiffPhase(""), time.Time{}
+	timedOut, err := f.pollUntil(ctx, wait, func() (bool, error) {
+		ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{IDs: []string{written.ID}})
+		if err != nil {
+			return false, fmt.Errorf("read diff %s: %w", written.ID, err)
+		}
+		if len(ds) == 0 {
+			return false, fmt.Errorf("diff %s disappeared while being applied", written.ID)
+		}
+		current = &ds[0]
+		if current.Status.Phase != lastPhase || time.Since(lastReport) >= progressHeartbeat {
+			progress(time.Since(start).Seconds(), wait.Seconds(), "diff is "+string(current.Status.State))
+			lastPhase, lastReport = current.Status.Phase, time.Now()
+		}
+		return applyDecided(current, written), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if timedOut {
+		res.Outcome, res.Status, res.Phase = OutcomeInProgress, string(current.Status.State), string(current.Status.Phase)
+		res.Message = fmt.Sprintf("apply requested; still %s after %s. Call apply_changes again with the same arguments, or review_changes, to see the outcome",
+			current.Status.State, wait.Round(100*time.Millisecond))
+		return res, nil
+	}
+	return fillOutcome(res, current), nil
+}
+
+// applyDecided reports whether d's status answers the intent in written: a
+// final phase, written by a pass that saw the intent (its observed
+// generation, or any status write after the intent's, which the store's
+// compare-and-swap orders after it).
+func applyDecided(d, written *models.Diff) bool {
+	switch d.Status.Phase {
+	case models.DiffPhaseApplied, models.DiffPhaseConflict, models.DiffPhaseFailed, models.DiffPhaseRejected, models.DiffPhaseSuperseded:
+		return d.Status.ObservedGeneration >= written.Generation || d.ResourceVersion > written.ResourceVersion
+	}
+	return false
+}
+
+// fillOutcome turns a decided diff into the reply.
+func fillOutcome(res *ApplyResult, d *models.Diff) *ApplyResult {
+	res.Status, res.Phase = string(d.Status.State), string(d.Status.Phase)
+	res.Reason = d.Status.Reason
+	switch d.Status.Phase {
+	case models.DiffPhaseApplied:
+		res.Outcome = OutcomeApplied
+		res.Target = firstNonEmpty(d.Status.AppliedTo, res.Target)
+		res.Branch = d.Status.Branch
+		res.Message = fmt.Sprintf("applied to %s", res.Target)
+		if res.Branch != "" {
+			res.Message += " as branch " + res.Branch
+		}
+	case models.DiffPhaseConflict:
+		res.Outcome = OutcomeConflict
+		res.ConflictFiles = d.Status.ConflictFiles
+		res.Message = firstNonEmpty(d.Status.Message, "the diff no longer applies to the target") +
+			"; ask for a revision with request_revision, or reject it"
+	default:
+		res.Outcome = OutcomeFailed
+		res.Message = firstNonEmpty(d.Status.Message, d.Status.Reason, "the apply failed")
+	}
+	return res
+}
+
+// RejectChanges records the decision to discard a diff.
+func (f *Frontend) RejectChanges(ctx context.Context, req *RejectRequest) (*RejectResult, error) {
+	d, err := f.getDiff(ctx, "diffId", req.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	res := &RejectResult{DiffID: d.ID, Reason: req.Reason}
+	switch {
+	case d.Spec.Desired == models.DiffDesiredRejected:
+		res.Message = "the diff was already rejected"
+		res.Reason = d.Spec.RejectReason
+	case d.Status.State == models.DiffStateSuperseded:
+		res.Message = "the diff was superseded by a newer run's diff; nothing to reject"
+	default:
+		if ierr := rejectable(d); ierr != nil {
+			return nil, ierr
+		}
+		d, err = f.d.Store.UpdateDiffSpec(ctx, d.ID, func(cur *models.Diff) error {
+			if ierr := rejectable(cur); ierr != nil {
+				return ierr
+			}
+			cur.Spec.Desired = models.DiffDesiredRejected
+			cur.Spec.RejectReason = req.Reason
+			return nil
+		})
+		if err != nil {
+			var ie *InputError
+			if errors.As(err, &ie) {
+				return nil, ie
+			}
+			return nil, fmt.Errorf("request rejection: %w", err)
+		}
+		f.notify("diff", d.ID)
+		res.Message = "rejected; the change will not be applied"
+	}
+	res.Status, res.Phase = string(d.Status.State), string(d.Status.Phase)
+	return res, nil
+}
+
+// rejectable explains why a diff can no longer be rejected, or returns nil.
+func rejectable(d *models.Diff) *InputError {
+	switch {
+	case d.Status.State == models.DiffStateApplied:
+		return &InputError{Arg: "diffId", Problem: fmt.Sprintf("diff %s was already applied to %s", d.ID, firstNonEmpty(d.Status.AppliedTo, "its target")),
+			Accepted: "a diff that was not applied; revert an applied change in the repository itself"}
+	case d.Status.State == models.DiffStateApplying:
+		return &InputError{Arg: "diffId", Problem: fmt.Sprintf("diff %s is being applied", d.ID),
+			Accepted: "a diff that is not being applied; wait for the apply's outcome"}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package mcp
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// SystemStatus reports the engine, the controllers' lease, counts from the
+// store and where the installation keeps its files. Docker being
+// unreachable is part of the answer, not an error.
+func (f *Frontend) SystemStatus(ctx context.Context) (*SystemStatusResult, error) {
+	cfg := f.cfg()
+	p := cfg.Paths()
+	res := &SystemStatusResult{
+		Version:        f.d.Version,
+		Docker:         f.dockerStatus(ctx),
+		InstallationID: f.d.Store.InstallationID(),
+		MaxParallel:    cfg.MaxParallel,
+		Profiles:       cfg.ProfileNames(),
+		DefaultAgent:   cfg.DefaultAgent,
+		AllowedRoots:   append([]string{}, cfg.AllowedRoots...),
+		Paths: PathsView{ConfigFile: cfg.File, Home: p.Home, Database: f.d.Store.Path(), Logs: p.LogDir,
+			TaskLogs: p.TaskLogDir, Workspaces: p.WorkspaceDir, DockerHost: cfg.DockerHost},
+		ThisProcess: f.processStatus(ctx),
+	}
+	holder, renewed, active, err := f.d.Store.LeaseHolder(ctx, LeaderLease)
+	if err != nil {
+		return nil, fmt.Errorf("read lease: %w", err)
+	}
+	res.Leader = LeaderStatus{Holder: holder, Active: active}
+	if !renewed.IsZero() {
+		res.Leader.RenewedAt = &renewed
+	}
+	if res.Tasks, _, err = f.taskCounts(ctx); err != nil {
+		return nil, err
+	}
+	if res.Diffs, err = f.diffCounts(ctx); err != nil {
+		return nil, err
+	}
+	res.PendingDiffs = res.Diffs[string(models.DiffStatePending)]
+	if res.Containers, err = f.containerCounts(ctx); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (f *Frontend) dockerStatus(ctx context.Context) DockerStatus {
+	if f.d.Engine == nil {
+		return DockerStatus{Error: "this process has no Docker client"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, engineProbeTimeout)
+	defer cancel()
+	v, api, err := f.d.Engine.Ping(ctx)
+	if err != nil {
+		return DockerStatus{Error: err.Error()}
+	}
+	return DockerStatus{Reachable: true, Version: v, APIVersion: api}
+}
+
+func (f *Frontend) processStatus(ctx context.Context) ProcessStatus {
+	if f.d.Runtime == nil {
+		return ProcessStatus{}
+	}
+	s := f.d.Runtime.RuntimeStatus(ctx)
+	return ProcessStatus{ControllersWired: true, IsLeader: s.IsLeader, Holder: s.Holder, Controllers: s.Controllers}
+}
+
+func (f *Frontend) diffCounts(ctx context.Context) (map[string]int64, error) {
+	byState, err := f.d.Store.CountDiffsByStatus(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count diffs: %w", err)
+	}
+	out := make(map[string]int64, len(models.DiffStates()))
+	for _, s := range models.DiffStates() {
+		out[string(s)] = byState[s]
+	}
+	return out, nil
+}
+
+func (f *Frontend) containerCounts(ctx context.Context) (ContainerCounts, error) {
+	cs, err := f.d.Store.ListContainers(ctx, models.ContainerFilter{})
+	if err != nil {
+		return ContainerCounts{}, fmt.Errorf("list containers: %w", err)
+	}
+	out := ContainerCounts{Managed: len(cs)}
+	for _, c := range cs {
+		if c.State == "running" {
+			out.Running++
+		}
+		if c.Adopted {
+			out.Adopted++
+		}
+	}
+	return out, nil
+}

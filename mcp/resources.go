@@ -1,0 +1,82 @@
+package mcp
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// Resource templates: a task's newest log and a diff's whole patch, for
+// clients that read resources instead of calling tools.
+const (
+	taskLogsTemplate  = "claude-parallel://tasks/{taskId}/logs"
+	diffPatchTemplate = "claude-parallel://diffs/{diffId}/patch"
+)
+
+var (
+	taskLogsURI  = regexp.MustCompile(`^claude-parallel://tasks/(task-[0-9a-f]{12})/logs$`)
+	diffPatchURI = regexp.MustCompile(`^claude-parallel://diffs/(diff-[0-9a-f]{12})/patch$`)
+)
+
+func addResourceTemplates(s *server.MCPServer, fe *Frontend) {
+	s.AddResourceTemplate(mcp.NewResourceTemplate(taskLogsTemplate, "Task output",
+		mcp.WithTemplateDescription("Output of the newest run of a task, timestamps removed (the last 1 MiB)."),
+		mcp.WithTemplateMIMEType("text/plain"),
+	), fe.readTaskLogsResource)
+	s.AddResourceTemplate(mcp.NewResourceTemplate(diffPatchTemplate, "Diff patch",
+		mcp.WithTemplateDescription("The whole patch of a diff (git diff --binary), as captured."),
+		mcp.WithTemplateMIMEType("text/x-diff"),
+	), fe.readDiffPatchResource)
+}
+
+// errResourceNotFound is answered for a well-formed URI naming nothing.
+var errResourceNotFound = errors.New("resource not found")
+
+func (f *Frontend) readTaskLogsResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	m := taskLogsURI.FindStringSubmatch(req.Params.URI)
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s is not claude-parallel://tasks/<task id>/logs", errResourceNotFound, quote(req.Params.URI))
+	}
+	t, err := f.d.Store.GetTask(ctx, m[1])
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no task %s", errResourceNotFound, m[1])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read task %s: %w", m[1], err)
+	}
+	res, err := f.readRunLog(ctx, logTarget{taskID: t.ID, run: t.Status.RunNumber}, 0, "", MaxLogResourceBytes)
+	if err != nil {
+		return nil, err
+	}
+	return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain",
+		Text: strings.Join(res.Lines, "\n")}}, nil
+}
+
+func (f *Frontend) readDiffPatchResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+	m := diffPatchURI.FindStringSubmatch(req.Params.URI)
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s is not claude-parallel://diffs/<diff id>/patch", errResourceNotFound, quote(req.Params.URI))
+	}
+	d, err := f.d.Store.GetDiff(ctx, m[1])
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no diff %s", errResourceNotFound, m[1])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read diff %s: %w", m[1], err)
+	}
+	if utf8.Valid(d.Patch) {
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff", Text: string(d.Patch)}}, nil
+	}
+	// A patch of files in another encoding is not UTF-8 text; send its bytes.
+	return []mcp.ResourceContents{mcp.BlobResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff",
+		Blob: base64.StdEncoding.EncodeToString(d.Patch)}}, nil
+}

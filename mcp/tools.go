@@ -1,0 +1,353 @@
+package mcp
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/claude-parallel/claude-parallel/config"
+)
+
+// One constructor per tool: each returns the tool's definition (names,
+// descriptions, input and output schemas, hints) and its handler with the
+// front end injected. Handlers decode the raw arguments themselves, so a
+// wrong type or a missing field gets the same readable error result as any
+// other bad input; they never run Docker or change a repository.
+
+// markdowner is a structured result that can render itself as text.
+type markdowner interface{ Markdown() string }
+
+// reply turns an operation's outcome into a tool result: structured content
+// plus markdown on success, an error result for bad input, and a Go error
+// (a protocol error) for an infrastructure failure.
+func reply(out markdowner, err error) (*mcp.CallToolResult, error) {
+	if err != nil {
+		if IsInputError(err) {
+			return mcp.NewToolResultError(err.Error()), nil
+		}
+		return nil, err
+	}
+	return mcp.NewToolResultStructured(out, out.Markdown()), nil
+}
+
+func badInput(err error) (*mcp.CallToolResult, error) { return reply(nil, err) }
+
+// Annotation presets: every tool works on this machine only (closed world).
+func readOnlyTool(title string) mcp.ToolOption {
+	return mcp.WithToolAnnotation(mcp.ToolAnnotation{Title: title, ReadOnlyHint: mcp.ToBoolPtr(true),
+		DestructiveHint: mcp.ToBoolPtr(false), IdempotentHint: mcp.ToBoolPtr(true), OpenWorldHint: mcp.ToBoolPtr(false)})
+}
+
+func writingTool(title string, destructive, idempotent bool) mcp.ToolOption {
+	return mcp.WithToolAnnotation(mcp.ToolAnnotation{Title: title, ReadOnlyHint: mcp.ToBoolPtr(false),
+		DestructiveHint: mcp.ToBoolPtr(destructive), IdempotentHint: mcp.ToBoolPtr(idempotent), OpenWorldHint: mcp.ToBoolPtr(false)})
+}
+
+// closedInput declares what the handlers enforce: an argument the schema
+// does not name is refused.
+var closedInput = mcp.WithSchemaAdditionalProperties(false)
+
+var (
+	taskIDProp = []mcp.PropertyOption{mcp.Pattern(`^task-[0-9a-f]{12}$`)}
+	diffIDProp = []mcp.PropertyOption{mcp.Pattern(`^diff-[0-9a-f]{12}$`)}
+)
+
+func with(opts []mcp.PropertyOption, more ...mcp.PropertyOption) []mcp.PropertyOption {
+	return append(append([]mcp.PropertyOption{}, opts...), more...)
+}
+
+// TaskWorkerTool starts a coding-agent task in its own container.
+func TaskWorkerTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("task_worker",
+		closedInput,
+		mcp.WithDescription(`Start a coding-agent task in its own Docker container, on its own copy of a git repository. Returns at once with the task id; the task runs in the background.
+
+Workflow: task_worker → wait_for_tasks (or work_status) → review_changes → apply_changes, request_revision or reject_changes.
+The repository itself is not touched until you apply the resulting diff. By default the task sees the work folder as it is now, uncommitted and untracked files included.
+Give a parentTaskId to make the call idempotent: the same id again returns the same task.`),
+		writingTool("Start a task", false, false),
+		mcp.WithString("task", mcp.Required(), mcp.MaxLength(MaxPromptChars),
+			mcp.Description("What the agent should do, in plain language (for the shell agent: a shell script).")),
+		mcp.WithString("workFolder", mcp.Required(), mcp.MaxLength(MaxPathChars),
+			mcp.Description("Absolute path of the git repository (or a folder in it) to work on; it must lie inside the configured allowed roots.")),
+		mcp.WithString("parentTaskId", mcp.MaxLength(MaxParentIDChars),
+			mcp.Description("Idempotency key chosen by the caller: a second call with the same key returns the first task instead of starting another.")),
+		mcp.WithString("taskDescription", mcp.MaxLength(MaxDescriptionChars),
+			mcp.Description("Short description shown in status lists.")),
+		mcp.WithString("returnMode", mcp.Enum(returnModes...),
+			mcp.Description("How much the results should say (default full).")),
+		mcp.WithObject("containerConfig", mcp.Description("Resource limits for the task's container, within the agent profile's ceilings."),
+			mcp.Properties(map[string]any{
+				"memory":  map[string]any{"type": []string{"string", "integer"}, "description": `Memory limit: a size such as "2g" or "512m", or a number of bytes.`},
+				"cpus":    map[string]any{"type": []string{"number", "string"}, "description": `CPU limit, e.g. 1.5 or "2".`},
+				"timeout": map[string]any{"type": []string{"number", "string"}, "description": `Run time limit: a number of milliseconds (as in claude-parallel-work) or a duration such as "30m".`},
+			}),
+			mcp.AdditionalProperties(false)),
+		mcp.WithString("agent", mcp.MaxLength(MaxAgentChars),
+			mcp.Description("Agent profile to run (see system_status for the configured ones); default is the configured default agent.")),
+		mcp.WithString("baseRef", mcp.MaxLength(MaxRefChars),
+			mcp.Description("Branch, tag or commit to start from instead of the work folder as it is now.")),
+		mcp.WithBoolean("includeUncommitted", mcp.DefaultBool(true),
+			mcp.Description("Include uncommitted and untracked (not ignored) files of the work folder (default true).")),
+		mcp.WithArray("dependsOn", mcp.MaxItems(MaxDependsOn), mcp.WithStringItems(taskIDProp...),
+			mcp.Description("Ids of tasks that must complete before this one starts.")),
+		mcp.WithString("priority", mcp.Enum(priorities...),
+			mcp.Description("Admission priority when more tasks wait than may run at once (default medium).")),
+		mcp.WithOutputSchema[TaskWorkerResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeTaskWorker(toolArguments(req), fe.cfg())
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.StartTask(ctx, r))
+	}
+}
+
+// WorkStatusTool reports one task in full, or a list with counts.
+func WorkStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("work_status",
+		closedInput,
+		mcp.WithDescription(`Show a task in full (status, phase, reason, times, exit code, run number, diff id, files changed, agent progress, pending question, timeline), or without taskId the newest tasks with counts by status.
+
+Status is one of pending, running, completed, failed, cancelled, timed_out, needs_input. A needs_input task waits for answer_worker_question.`),
+		readOnlyTool("Task status"),
+		mcp.WithString("taskId", with(taskIDProp, mcp.Description("Task to show in full."))...),
+		mcp.WithString("status", mcp.Enum(taskStates()...), mcp.Description("Only list tasks with this status.")),
+		mcp.WithNumber("limit", mcp.Min(1), mcp.Max(200), mcp.DefaultNumber(20), mcp.Description("How many tasks to list (default 20).")),
+		mcp.WithOutputSchema[WorkStatusResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeWorkStatus(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.WorkStatus(ctx, r))
+	}
+}
+
+// ReviewChangesTool shows a diff, or the pending diffs.
+func ReviewChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("review_changes",
+		closedInput,
+		mcp.WithDescription(`Show the changes a task made: statistics, the per-file list and the patch. Name the diff by diffId, or by taskId for the task's newest diff; with neither, list every diff waiting for a decision.
+
+Next: apply_changes, request_revision or reject_changes.`),
+		readOnlyTool("Review changes"),
+		mcp.WithString("diffId", with(diffIDProp, mcp.Description("Diff to show."))...),
+		mcp.WithString("taskId", with(taskIDProp, mcp.Description("Show the newest diff of this task."))...),
+		mcp.WithBoolean("showContent", mcp.DefaultBool(true), mcp.Description("Include the patch (default true).")),
+		mcp.WithString("format", mcp.Enum(reviewFormats...),
+			mcp.Description("summary (default) or detailed; in the pending list, patches are only included when detailed.")),
+		mcp.WithOutputSchema[ReviewResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeReviewChanges(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.ReviewChanges(ctx, r))
+	}
+}
+
+// ApplyChangesTool applies a diff and waits for the outcome.
+func ApplyChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("apply_changes",
+		closedInput,
+		mcp.WithDescription(fmt.Sprintf(`Apply a reviewed diff to a repository, then wait (up to %s, with progress notifications) for the outcome: applied (with target and branch), conflict (with the conflicting files) or failed (with the reason). If the wait ends first the answer says the apply is still in progress; call again with the same arguments to see the outcome.
+
+mode worktree (default) patches the target's working tree; mode branch creates the branch claude-parallel/<task id> in the target without touching its working tree. Applying twice is harmless.`, config.D(fe.ApplyWait()))),
+		writingTool("Apply changes", true, true),
+		mcp.WithString("diffId", with(diffIDProp, mcp.Required(), mcp.Description("Diff to apply."))...),
+		mcp.WithString("targetWorkspace", mcp.MaxLength(MaxPathChars),
+			mcp.Description("Absolute path of the repository to apply to (default: the task's work folder); it must lie inside the allowed roots.")),
+		mcp.WithString("mode", mcp.Enum(applyModes...), mcp.Description("worktree (default) or branch.")),
+		mcp.WithBoolean("confirm", mcp.DefaultBool(true),
+			mcp.Description("false previews what would be applied without applying (default true).")),
+		mcp.WithOutputSchema[ApplyResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeApplyChanges(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.ApplyChanges(ctx, r, fe.ApplyWait(), progressTo(ctx, req)))
+	}
+}
+
+// RejectChangesTool discards a diff.
+func RejectChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("reject_changes",
+		closedInput,
+		mcp.WithDescription(`Reject a diff: it will never be applied, and its task's workspace is cleaned up in time. Consider request_revision instead when the change is close to right.`),
+		writingTool("Reject changes", true, true),
+		mcp.WithString("diffId", with(diffIDProp, mcp.Required(), mcp.Description("Diff to reject."))...),
+		mcp.WithString("reason", mcp.MaxLength(MaxReasonChars), mcp.Description("Why, for the record.")),
+		mcp.WithOutputSchema[RejectResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeRejectChanges(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.RejectChanges(ctx, r))
+	}
+}
+
+// RequestRevisionTool asks the agent to revise a diff.
+func RequestRevisionTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("request_revision",
+		closedInput,
+		mcp.WithDescription(`Ask the agent to revise a diff: its task runs again on the same workspace (continuing the agent's session where the profile supports it) with your feedback, and produces a new diff that supersedes this one. The current diff stays until then. A script agent (such as shell) runs the feedback as its next script, with additionalContext appended; preserveCorrectParts applies to conversational agents (claude).
+
+Next: wait_for_tasks, then review_changes taskId=<task>.`),
+		writingTool("Request a revision", false, false),
+		mcp.WithString("diffId", with(diffIDProp, mcp.Required(), mcp.Description("Diff to revise (the task's newest)."))...),
+		mcp.WithString("feedback", mcp.Required(), mcp.MaxLength(MaxFeedbackChars), mcp.Description("What should change.")),
+		mcp.WithBoolean("preserveCorrectParts", mcp.DefaultBool(true),
+			mcp.Description("Tell the agent to keep what is already right (default true).")),
+		mcp.WithString("additionalContext", mcp.MaxLength(MaxFeedbackChars), mcp.Description("Extra guidance for the revision.")),
+		mcp.WithOutputSchema[FollowUpResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeRequestRevision(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.RequestRevision(ctx, r))
+	}
+}
+
+// AnswerWorkerQuestionTool answers a question the agent asked.
+func AnswerWorkerQuestionTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("answer_worker_question",
+		closedInput,
+		mcp.WithDescription(`Answer the question of a task whose status is needs_input (work_status shows the question). The agent continues in a new run with the answer.`),
+		writingTool("Answer the worker", false, false),
+		mcp.WithString("taskId", with(taskIDProp, mcp.Required(), mcp.Description("Task waiting for input."))...),
+		mcp.WithString("answer", mcp.Required(), mcp.MaxLength(MaxFeedbackChars), mcp.Description("The answer.")),
+		mcp.WithOutputSchema[FollowUpResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeAnswerWorkerQuestion(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.AnswerQuestion(ctx, r))
+	}
+}
+
+// CancelTaskTool stops a task.
+func CancelTaskTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("cancel_task",
+		closedInput,
+		mcp.WithDescription(`Cancel a task: a waiting task never starts, a running one has its container stopped. The task ends as cancelled; a finished task is left as it is.`),
+		writingTool("Cancel a task", true, true),
+		mcp.WithString("taskId", with(taskIDProp, mcp.Required(), mcp.Description("Task to cancel."))...),
+		mcp.WithString("reason", mcp.MaxLength(MaxReasonChars), mcp.Description("Why, for the record.")),
+		mcp.WithOutputSchema[CancelResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeCancelTask(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.CancelTask(ctx, r))
+	}
+}
+
+// WaitForTasksTool waits for tasks to finish.
+func WaitForTasksTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("wait_for_tasks",
+		closedInput,
+		mcp.WithDescription(fmt.Sprintf(`Wait until every listed task has finished (or needs input), or until timeoutSeconds pass (default %d, at most %d), sending progress notifications on the way. Returns each task's status and diff id; if the time runs out, call again to keep waiting.`,
+			DefaultWaitSeconds, MaxWaitSeconds)),
+		readOnlyTool("Wait for tasks"),
+		mcp.WithArray("taskIds", mcp.Required(), mcp.MinItems(1), mcp.MaxItems(MaxWaitTasks), mcp.WithStringItems(taskIDProp...),
+			mcp.Description("Tasks to wait for.")),
+		mcp.WithNumber("timeoutSeconds", mcp.Min(0), mcp.Max(MaxWaitSeconds), mcp.DefaultNumber(DefaultWaitSeconds),
+			mcp.Description("Longest wait in seconds; 0 answers at once.")),
+		mcp.WithOutputSchema[WaitResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeWaitForTasks(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.WaitForTasks(ctx, r, progressTo(ctx, req)))
+	}
+}
+
+// SystemStatusTool reports the health of the installation.
+func SystemStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("system_status",
+		closedInput,
+		mcp.WithDescription(`Report whether the Docker engine answers (and its version), which process runs the controllers, tasks by status, diffs waiting for review, containers managed and adopted, reconcile figures, the configured agents and allowed roots, and where data and logs are kept.`),
+		readOnlyTool("System status"),
+		mcp.WithOutputSchema[SystemStatusResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if err := DecodeSystemStatus(toolArguments(req)); err != nil {
+			return badInput(err)
+		}
+		return reply(fe.SystemStatus(ctx))
+	}
+}
+
+// ViewContainerLogsTool shows a task run's output.
+func ViewContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("view_container_logs",
+		closedInput,
+		mcp.WithDescription(`Show the output of a task's container: by task id (its newest run), by container name or by Docker container id. Works while the task runs and after the container is gone.`),
+		readOnlyTool("View task output"),
+		mcp.WithString("identifier", mcp.Required(), mcp.MaxLength(MaxIdentifierChars),
+			mcp.Description(`Task id ("task-…"), container name ("claude-parallel-task-…-r1") or container id.`)),
+		mcp.WithNumber("tail", mcp.Min(0), mcp.Max(MaxTailLines), mcp.Description("Show only the last N lines (default: all that fit in the reply).")),
+		mcp.WithString("filter", mcp.MaxLength(MaxFilterChars), mcp.Description("Show only lines containing this text.")),
+		mcp.WithOutputSchema[LogsResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeViewContainerLogs(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.ViewLogs(ctx, r))
+	}
+}
+
+// ListContainerLogsTool lists the recorded run logs.
+func ListContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+	tool := mcp.NewTool("list_container_logs",
+		closedInput,
+		mcp.WithDescription(`List the output files of task runs with their size and whether the run is complete.`),
+		readOnlyTool("List task outputs"),
+		mcp.WithNumber("limit", mcp.Min(1), mcp.Max(500), mcp.DefaultNumber(20), mcp.Description("How many to list (default 20).")),
+		mcp.WithString("sortBy", mcp.Enum(logSortOrders...), mcp.Description("newest (default), oldest or size.")),
+		mcp.WithOutputSchema[ListLogsResult](),
+	)
+	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := DecodeListContainerLogs(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(fe.ListLogs(ctx, r))
+	}
+}
+
+// toolConstructors lists every tool in the order clients see them.
+var toolConstructors = []func(*Frontend) (mcp.Tool, server.ToolHandlerFunc){
+	TaskWorkerTool,
+	WorkStatusTool,
+	WaitForTasksTool,
+	ReviewChangesTool,
+	ApplyChangesTool,
+	RejectChangesTool,
+	RequestRevisionTool,
+	AnswerWorkerQuestionTool,
+	CancelTaskTool,
+	SystemStatusTool,
+	ViewContainerLogsTool,
+	ListContainerLogsTool,
+}

@@ -1,0 +1,385 @@
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// Length limits of text arguments, in characters.
+const (
+	MaxPromptChars      = 100_000
+	MaxDescriptionChars = 10_000
+	MaxFeedbackChars    = 50_000
+	MaxReasonChars      = 2_000
+	MaxFilterChars      = 1_000
+	MaxPathChars        = 4_096
+	MaxRefChars         = 255
+	MaxParentIDChars    = 200
+	MaxIdentifierChars  = 128
+	MaxAgentChars       = 64
+	MaxDependsOn        = 50
+	MaxWaitTasks        = 50
+)
+
+const (
+	acceptedTaskID = `"task-" followed by 12 lowercase hex digits, as returned by task_worker (e.g. "task-0123456789ab")`
+	acceptedDiffID = `"diff-" followed by 12 lowercase hex digits, as shown by work_status or review_changes (e.g. "diff-0123456789ab")`
+	acceptedRef    = `a branch, tag or commit id such as "main", "release/1.2" or "3f2a9c1"`
+)
+
+// checkTaskID validates the shape of a task id argument.
+func checkTaskID(arg, id string) *InputError {
+	if !models.IsTaskID(id) {
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a task id", quote(id)), Accepted: acceptedTaskID}
+	}
+	return nil
+}
+
+// checkDiffID validates the shape of a diff id argument.
+func checkDiffID(arg, id string) *InputError {
+	if !models.IsDiffID(id) {
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a diff id", quote(id)), Accepted: acceptedDiffID}
+	}
+	return nil
+}
+
+// refChars is what a base ref may be made of: git's ref-format rules allow
+// more, but nothing a person names a branch, tag or commit with needs more,
+// and every character left out is one that means something to git's
+// revision syntax or to a shell.
+var refChars = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
+
+// checkRefName validates a base ref against git's ref-format rules
+// (git check-ref-format) and refuses anything that could read as an option.
+func checkRefName(arg, ref string) *InputError {
+	bad := func(problem string) *InputError {
+		return &InputError{Arg: arg, Problem: problem, Accepted: acceptedRef}
+	}
+	switch {
+	case len(ref) > MaxRefChars:
+		return bad(fmt.Sprintf("is %d bytes long, more than the limit of %d", len(ref), MaxRefChars))
+	case strings.HasPrefix(ref, "-"):
+		return bad(fmt.Sprintf("%s starts with '-' and would read as an option", quote(ref)))
+	case strings.ContainsAny(ref, " \t\r\n"):
+		return bad(fmt.Sprintf("%s contains whitespace", quote(ref)))
+	case strings.Contains(ref, ".."):
+		return bad(fmt.Sprintf("%s contains \"..\"", quote(ref)))
+	case strings.Contains(ref, "@{"):
+		return bad(fmt.Sprintf("%s contains \"@{\"", quote(ref)))
+	case !refChars.MatchString(ref):
+		return bad(fmt.Sprintf("%s contains characters not allowed in a ref name", quote(ref)))
+	case strings.HasPrefix(ref, "/") || strings.HasSuffix(ref, "/") || strings.Contains(ref, "//"):
+		return bad(fmt.Sprintf("%s has an empty path component", quote(ref)))
+	case strings.HasSuffix(ref, "."):
+		return bad(fmt.Sprintf("%s ends with '.'", quote(ref)))
+	}
+	for _, part := range strings.Split(ref, "/") {
+		if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".lock") {
+			return bad(fmt.Sprintf("%s has a component starting with '.' or ending with \".lock\"", quote(ref)))
+		}
+	}
+	return nil
+}
+
+// rootsText lists the allowed roots for messages.
+func rootsText(roots []string) string {
+	if len(roots) == 0 {
+		return "none are configured (set allowed_roots in the config file)"
+	}
+	return strings.Join(roots, ", ")
+}
+
+// resolveRepoDir resolves a folder argument and checks everything a front
+// end can check without changing anything: an absolute path without ".."
+// elements, which exists, is a directory after following symlinks, lies
+// inside an allowed root (on path-component boundaries, so /home/ab is not
+// inside /home/a), and is inside a git work tree whose top is inside an
+// allowed root too. It returns the resolved path.
+func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string, *InputError) {
+	accepted := "the absolute path of a folder in a git repository inside an allowed root (" + rootsText(roots) + ")"
+	bad := func(format string, a ...any) *InputError {
+		return &InputError{Arg: arg, Problem: fmt.Sprintf(format, a...), Accepted: accepted}
+	}
+	if err := checkText(arg, p, textRule{required: true, maxChars: MaxPathChars, accepted: accepted}); err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(p) {
+		return "", bad("%s is a relative path", quote(p))
+	}
+	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
+		if part == ".." {
+			return "", bad("%s contains a \"..\" element", quote(p))
+		}
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
+			return "", bad("%s does not exist", quote(p))
+		}
+		return "", bad("%s cannot be resolved: %v", quote(p), unwrapPathError(err))
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", bad("%s cannot be read: %v", quote(p), unwrapPathError(err))
+	}
+	if !fi.IsDir() {
+		return "", bad("%s is a file, not a folder", quote(p))
+	}
+	resolvedRoots := resolveRoots(roots)
+	if !withinAny(real, resolvedRoots) {
+		if real != filepath.Clean(p) {
+			return "", bad("%s resolves to %s, which is outside the allowed roots", quote(p), quote(real))
+		}
+		return "", bad("%s is outside the allowed roots", quote(p))
+	}
+	top, err := gitTopLevel(ctx, real)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", bad("checking %s was cancelled", quote(p))
+		}
+		return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
+	}
+	if !withinAny(top, resolvedRoots) {
+		return "", bad("%s belongs to the git repository at %s, which is outside the allowed roots", quote(p), quote(top))
+	}
+	return real, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// resolveRoots resolves the configured roots the same way folders are
+// resolved, so a root reached through a symlink (/tmp on macOS) still
+// contains what lies under it. A root that does not exist contains nothing.
+func resolveRoots(roots []string) []string {
+	out := make([]string, 0, len(roots))
+	for _, r := range roots {
+		if !filepath.IsAbs(r) {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(r)
+		if err != nil {
+			continue
+		}
+		out = append(out, real)
+	}
+	return out
+}
+
+// withinAny reports whether p is one of roots or below one, comparing whole
+// path components.
+func withinAny(p string, roots []string) bool {
+	for _, r := range roots {
+		if within(p, r) {
+			return true
+		}
+	}
+	return false
+}
+
+func within(p, root string) bool {
+	p, root = filepath.Clean(p), filepath.Clean(root)
+	if p == root || root == string(filepath.Separator) {
+		return true
+	}
+	return strings.HasPrefix(p, root+string(filepath.Separator))
+}
+
+// gitTimeout bounds one validation git call; a repository on a hung network
+// file system must not hang a tool call.
+const gitTimeout = 10 * time.Second
+
+// gitEnv is the whole environment of a validation git process: nothing from
+// the server's environment (GIT_DIR, GIT_CONFIG_PARAMETERS, ...) and no
+// system or global configuration.
+func gitEnv() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=/nonexistent",
+		"XDG_CONFIG_HOME=/nonexistent",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_OPTIONAL_LOCKS=0",
+		"LC_ALL=C",
+	}
+}
+
+// runGit runs a read-only git command in dir. The -c settings outrank the
+// repository's own configuration, so it cannot make git run a hook, an
+// fsmonitor or a pager; safe.directory lets a server running as root read a
+// user's repository, which is safe because nothing from it is executed.
+func runGit(ctx context.Context, dir string, gitArgs ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, gitTimeout)
+	defer cancel()
+	argv := append([]string{
+		"-c", "core.fsmonitor=false",
+		"-c", "core.hooksPath=/dev/null",
+		"-c", "safe.directory=*",
+		"-c", "core.pager=cat",
+	}, gitArgs...)
+	cmd := exec.CommandContext(ctx, "git", argv...)
+	cmd.Dir = dir
+	cmd.Env = gitEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if i := strings.IndexByte(msg, '\n'); i >= 0 {
+			msg = msg[:i]
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return "", errors.New(msg)
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// gitTopLevel returns the top of the work tree containing dir.
+func gitTopLevel(ctx context.Context, dir string) (string, error) {
+	top, err := runGit(ctx, dir, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return "", err
+	}
+	if top == "" {
+		return "", errors.New("no work tree")
+	}
+	real, err := filepath.EvalSymlinks(top)
+	if err != nil {
+		return "", fmt.Errorf("resolve work tree top: %w", err)
+	}
+	return real, nil
+}
+
+// checkRefExists asks git whether ref names a commit in the repository at dir.
+func checkRefExists(ctx context.Context, arg, dir, ref string) *InputError {
+	if _, err := runGit(ctx, dir, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}"); err != nil {
+		return &InputError{Arg: arg,
+			Problem:  fmt.Sprintf("%s does not name a commit in the repository at %s", quote(ref), dir),
+			Accepted: acceptedRef + " that exists in the work folder's repository"}
+	}
+	return nil
+}
+
+// Resource limits a task may ask for.
+const (
+	minMemoryBytes = 6 << 20 // Docker refuses less
+	minNanoCPUs    = 10_000_000
+	minTimeout     = 10 * time.Second
+)
+
+// parseMemory reads containerConfig.memory: a size string ("2g", "512m") or
+// a byte count, at least 6m and at most the profile's ceiling.
+func parseMemory(arg string, v any, ceiling int64) (int64, *InputError) {
+	accepted := fmt.Sprintf("a size from 6m to %s, e.g. \"1g\" or \"512m\"", config.FormatBytes(ceiling))
+	var n int64
+	switch x := v.(type) {
+	case string:
+		b, err := config.ParseBytes(x)
+		if err != nil {
+			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a size", quote(x)), Accepted: accepted}
+		}
+		n = b
+	default:
+		f, ok := number(v)
+		if !ok {
+			return 0, &InputError{Arg: arg, Problem: "must be a size string or a number of bytes, got " + jsonType(v), Accepted: accepted}
+		}
+		if f != math.Trunc(f) || f < 0 || f > float64(math.MaxInt64/2) {
+			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a whole number of bytes", formatNumber(f)), Accepted: accepted}
+		}
+		n = int64(f)
+	}
+	if n < minMemoryBytes || (ceiling > 0 && n > ceiling) {
+		return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is out of range", config.FormatBytes(n)), Accepted: accepted}
+	}
+	return n, nil
+}
+
+// parseCPUs reads containerConfig.cpus: a number or numeric string of CPUs
+// (the original took "2"), from 0.01 to the profile's ceiling.
+func parseCPUs(arg string, v any, ceilingNano int64) (int64, *InputError) {
+	maxCPUs := float64(ceilingNano) / 1e9
+	accepted := fmt.Sprintf("a number of CPUs from 0.01 to %s, e.g. 1.5 or \"2\"", formatNumber(maxCPUs))
+	f, ok := number(v)
+	if s, isStr := v.(string); isStr {
+		var err error
+		f, err = parseFloatStrict(s)
+		ok = err == nil
+	}
+	if !ok {
+		return 0, &InputError{Arg: arg, Problem: "must be a number of CPUs, got " + describeValue(v), Accepted: accepted}
+	}
+	nano := math.Round(f * 1e9)
+	if math.IsNaN(f) || nano < minNanoCPUs || (ceilingNano > 0 && nano > float64(ceilingNano)) {
+		return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s CPUs is out of range", formatNumber(f)), Accepted: accepted}
+	}
+	return int64(nano), nil
+}
+
+// parseTimeout reads containerConfig.timeout: a number of milliseconds (the
+// unit of the original claude-parallel-work) or a duration string ("30m",
+// "2h"), from 10s to the configured maximum.
+func parseTimeout(arg string, v any, max time.Duration) (time.Duration, *InputError) {
+	accepted := fmt.Sprintf("a duration from 10s to %s: a string such as \"30m\" or a number of milliseconds such as 1800000", config.D(max))
+	var d time.Duration
+	switch x := v.(type) {
+	case string:
+		parsed, err := config.ParseDuration(x)
+		if err != nil {
+			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a duration", quote(x)), Accepted: accepted}
+		}
+		d = parsed
+	default:
+		ms, ok := number(v)
+		if !ok {
+			return 0, &InputError{Arg: arg, Problem: "must be a duration string or a number of milliseconds, got " + jsonType(v), Accepted: accepted}
+		}
+		if math.IsNaN(ms) || ms < 0 || ms > float64(math.MaxInt64/int64(time.Millisecond)) {
+			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s ms is out of range", formatNumber(ms)), Accepted: accepted}
+		}
+		d = time.Duration(ms * float64(time.Millisecond))
+	}
+	if d < minTimeout || d > max {
+		return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is out of range", d), Accepted: accepted}
+	}
+	return d, nil
+}
+
+func parseFloatStrict(s string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, errors.New("not a finite number")
+	}
+	return f, nil
+}
+
+func describeValue(v any) string {
+	if s, ok := v.(string); ok {
+		return quote(s)
+	}
+	return jsonType(v)
+}
