@@ -244,27 +244,6 @@ func TestTaskReconcile_FailingCommandFailsWithExitCode(t *testing.T) {
 	}
 }
 
-// A daemon without live-restore kills the containers on its way down, while
-// the engine is away: the run fails saying so, keeping what it changed.
-func TestTaskReconcile_StoppedByDaemonRestart(t *testing.T) {
-	h := newHarness(t)
-	task, name := h.running("sleep 100")
-	if err := os.WriteFile(filepath.Join(workDirOf(h.fe.Spec(name)), "half.txt"), []byte("half\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h.fe.EngineOutages = []engine.Outage{{From: time.Now().Add(-time.Second)}}
-	h.fe.Exit(name, 137)
-	got := h.runUntil(task.ID, 10*time.Second, finished)
-	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != ReasonDaemonRestart ||
-		!strings.HasPrefix(got.Status.Message, "container stopped by a Docker daemon restart (exit 137)") ||
-		got.Status.DiffID == "" || got.Status.RunNumber != 1 {
-		t.Fatalf("status %+v", got.Status)
-	}
-	if n := h.fe.Count(engine.ContainerName(task.ID, 2)); n != 0 {
-		t.Errorf("the run was retried in a second container")
-	}
-}
-
 func TestTaskReconcile_NoChanges(t *testing.T) {
 	h := newHarness(t)
 	task, name := h.running("true")
@@ -670,8 +649,6 @@ func TestRunOutcome(t *testing.T) {
 		{"cancelled wins", outcomeInput{Cancelled: true, CancelReason: "stop", Reason: ReasonTimedOut, ExitCode: 143},
 			outcome{models.TaskPhaseCancelled, ReasonCancelled, "cancelled: stop", ""}},
 		{"workspace gone", outcomeInput{Capture: captureNoWorkdir, CaptureText: "gone"}, outcome{models.TaskPhaseFailed, ReasonWorkspaceMissing, "gone", ""}},
-		{"daemon restart", outcomeInput{ExitCode: 137, Reason: ReasonDaemonRestart, Message: "restarted", Capture: captureDiff},
-			outcome{models.TaskPhaseFailed, ReasonDaemonRestart, "restarted", ""}},
 	}
 	for _, c := range cases {
 		if got := runOutcome(c.in); got != c.want {
@@ -732,34 +709,11 @@ func TestExitReason(t *testing.T) {
 		{engine.ContainerInfo{FinishedAt: start.Add(30 * time.Second)}, ""},
 		{engine.ContainerInfo{FinishedAt: deadline.Add(time.Second), ExitCode: 137}, ReasonTimedOut},
 		{engine.ContainerInfo{FinishedAt: start.Add(time.Second), OOMKilled: true, ExitCode: 137}, ReasonOOMKilled},
-		// Killed inside the outage (or within the slack before it): the daemon restart.
-		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 137}, ReasonDaemonRestart},
-		{engine.ContainerInfo{FinishedAt: start.Add(19500 * time.Millisecond), ExitCode: 143}, ReasonDaemonRestart},
-		{engine.ContainerInfo{FinishedAt: start.Add(50 * time.Second), ExitCode: 137}, ReasonDaemonRestart}, // open outage
-		// Killed outside any outage: someone else's docker kill.
-		{engine.ContainerInfo{FinishedAt: start.Add(10 * time.Second), ExitCode: 137}, ""},
-		{engine.ContainerInfo{FinishedAt: start.Add(35 * time.Second), ExitCode: 137}, ""},
-		// Ended by itself during an outage (live-restore kept it running).
-		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 1}, ""},
-		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 0}, ""},
-		// Past its deadline, whatever stopped it.
-		{engine.ContainerInfo{FinishedAt: deadline.Add(time.Second), ExitCode: 137}, ReasonTimedOut},
-	}
-	outages := []engine.Outage{
-		{From: start.Add(20 * time.Second), To: start.Add(30 * time.Second)},
-		{From: start.Add(45 * time.Second)},
 	}
 	for i, c := range cases {
-		got, msg := exitReason(c.info, deadline, time.Minute, outages)
-		if got != c.reason {
+		if got, _ := exitReason(c.info, deadline, time.Minute); got != c.reason {
 			t.Errorf("case %d: reason %q, want %q", i, got, c.reason)
 		}
-		if got == ReasonDaemonRestart && !strings.HasPrefix(msg, fmt.Sprintf("container stopped by a Docker daemon restart (exit %d)", c.info.ExitCode)) {
-			t.Errorf("case %d: message %q", i, msg)
-		}
-	}
-	if got, _ := exitReason(engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 137}, deadline, time.Minute, nil); got != "" {
-		t.Errorf("no outage seen: reason %q, want the exit code to speak", got)
 	}
 }
 
