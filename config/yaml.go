@@ -98,11 +98,7 @@ func (d *yamlDecoder) value(key string, n *yaml.Node, v reflect.Value, hint stri
 // keys. A null value (a key with everything under it commented out) leaves
 // the struct as it was.
 func (d *yamlDecoder) structure(key string, n *yaml.Node, v reflect.Value) {
-	if isNull(n) {
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		d.fail(key, n, "must be a mapping of keys, got %s", describeNode(n))
+	if !d.mappingToDecode(key, n, "keys") {
 		return
 	}
 	fields := yamlFields(v.Type())
@@ -126,6 +122,20 @@ func (d *yamlDecoder) structure(key string, n *yaml.Node, v reflect.Value) {
 		d.sources[childKey] = d.at(kn)
 		d.value(childKey, vn, v.FieldByIndex(f.Index), f.Tag.Get("cfg"))
 	}
+}
+
+// mappingToDecode reports whether n is a mapping (of keys or names, as
+// entries says) to decode. A null is not, silently; any other node is
+// refused.
+func (d *yamlDecoder) mappingToDecode(key string, n *yaml.Node, entries string) bool {
+	if isNull(n) {
+		return false
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(key, n, "must be a mapping of %s, got %s", entries, describeNode(n))
+		return false
+	}
+	return true
 }
 
 // merge applies a YAML merge key (<<: *anchor) so profiles can share settings.
@@ -162,11 +172,7 @@ func (d *yamlDecoder) key(parent string, kn *yaml.Node, seen map[string]int) (na
 // named like an existing one is decoded over it, so a file can change one
 // setting of a shipped profile; a new entry starts from baseProfile.
 func (d *yamlDecoder) mapping(key string, n *yaml.Node, v reflect.Value) {
-	if isNull(n) {
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		d.fail(key, n, "must be a mapping of names, got %s", describeNode(n))
+	if !d.mappingToDecode(key, n, "names") {
 		return
 	}
 	if v.IsNil() {

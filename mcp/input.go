@@ -52,9 +52,16 @@ func (es InputErrors) Unwrap() []error {
 
 // IsInputError reports whether err is (or wraps) a bad-argument error, which
 // a tool answers with an error result rather than a protocol error.
-func IsInputError(err error) bool {
+func IsInputError(err error) bool { return asInputError(err) != nil }
+
+// asInputError returns the *InputError err is or wraps (for instance a check
+// that refused inside a spec update's transaction), or nil.
+func asInputError(err error) *InputError {
 	var ie *InputError
-	return errors.As(err, &ie)
+	if errors.As(err, &ie) {
+		return ie
+	}
+	return nil
 }
 
 // maxReportedProblems bounds how many problems one reply lists; a call with

@@ -37,6 +37,14 @@ func (m *md) fence(lang, text string) {
 	m.line("%s", f)
 }
 
+// timeline lists an object's events, one a line.
+func (m *md) timeline(events []EventView) {
+	m.line("Timeline:")
+	for _, e := range events {
+		m.line("- %s %s: %s", fmtTime(e.Time), e.Reason, oneLine(e.Message, 300))
+	}
+}
+
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func fmtTimePtr(t *time.Time) string {
@@ -141,10 +149,7 @@ func writeTask(m *md, t *TaskView) {
 	}
 	if len(t.Events) > 0 {
 		m.blank()
-		m.line("Timeline:")
-		for _, e := range t.Events {
-			m.line("- %s %s: %s", fmtTime(e.Time), e.Reason, oneLine(e.Message, 300))
-		}
+		m.timeline(t.Events)
 	}
 }
 
@@ -207,10 +212,7 @@ func writeDiff(m *md, d *DiffView, single bool) {
 	if len(d.Events) > 0 {
 		m.blank()
 		m.line("Base %s, result %s, patch sha256 %s", orDash(d.BaseCommit), orDash(d.ResultCommit), orDash(d.PatchSHA256))
-		m.line("Timeline:")
-		for _, e := range d.Events {
-			m.line("- %s %s: %s", fmtTime(e.Time), e.Reason, oneLine(e.Message, 300))
-		}
+		m.timeline(d.Events)
 	}
 	if single && d.Status == "pending" {
 		m.blank()

@@ -157,8 +157,7 @@ func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait tim
 		return nil
 	})
 	if err != nil {
-		var ie *InputError
-		if errors.As(err, &ie) {
+		if ie := asInputError(err); ie != nil {
 			return nil, ie
 		}
 		return nil, fmt.Errorf("request apply: %w", err)
@@ -286,8 +285,7 @@ func (f *Frontend) RejectChanges(ctx context.Context, req *RejectRequest) (*Reje
 			return nil
 		})
 		if err != nil {
-			var ie *InputError
-			if errors.As(err, &ie) {
+			if ie := asInputError(err); ie != nil {
 				return nil, ie
 			}
 			return nil, fmt.Errorf("request rejection: %w", err)

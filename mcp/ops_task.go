@@ -209,8 +209,7 @@ func (f *Frontend) requestRun(ctx context.Context, taskID string, fu followUp) (
 		return nil
 	})
 	if err != nil {
-		var ie *InputError
-		if errors.As(err, &ie) {
+		if ie := asInputError(err); ie != nil {
 			return nil, ie // the check refused inside the transaction
 		}
 		if errors.Is(err, models.ErrNotFound) {

@@ -34,6 +34,18 @@ func reply(out markdowner, err error) (*mcp.CallToolResult, error) {
 
 func badInput(err error) (*mcp.CallToolResult, error) { return reply(nil, err) }
 
+// handler is the handler of a tool whose arguments decode reads and whose
+// operation is op: bad arguments get an error result, op's outcome a reply.
+func handler[R any, V markdowner](decode func(raw any) (R, error), op func(context.Context, R) (V, error)) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		r, err := decode(toolArguments(req))
+		if err != nil {
+			return badInput(err)
+		}
+		return reply(op(ctx, r))
+	}
+}
+
 // Annotation presets: every tool works on this machine only (closed world).
 func readOnlyTool(title string) mcp.ToolOption {
 	return mcp.WithToolAnnotation(mcp.ToolAnnotation{Title: title, ReadOnlyHint: mcp.ToBoolPtr(true),
@@ -97,13 +109,8 @@ Give a parentTaskId to make the call idempotent: the same id again returns the s
 			mcp.Description("Admission priority when more tasks wait than may run at once (default medium).")),
 		mcp.WithOutputSchema[TaskWorkerResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeTaskWorker(toolArguments(req), fe.cfg())
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.StartTask(ctx, r))
-	}
+	decode := func(raw any) (*TaskWorkerRequest, error) { return DecodeTaskWorker(raw, fe.cfg()) }
+	return tool, handler(decode, fe.StartTask)
 }
 
 // WorkStatusTool reports one task in full, or a list with counts.
@@ -119,13 +126,7 @@ Status is one of pending, running, completed, failed, cancelled, timed_out, need
 		mcp.WithNumber("limit", mcp.Min(1), mcp.Max(200), mcp.DefaultNumber(20), mcp.Description("How many tasks to list (default 20).")),
 		mcp.WithOutputSchema[WorkStatusResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeWorkStatus(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.WorkStatus(ctx, r))
-	}
+	return tool, handler(DecodeWorkStatus, fe.WorkStatus)
 }
 
 // ReviewChangesTool shows a diff, or the pending diffs.
@@ -143,13 +144,7 @@ Next: apply_changes, request_revision or reject_changes.`),
 			mcp.Description("summary (default) or detailed; in the pending list, patches are only included when detailed.")),
 		mcp.WithOutputSchema[ReviewResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeReviewChanges(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.ReviewChanges(ctx, r))
-	}
+	return tool, handler(DecodeReviewChanges, fe.ReviewChanges)
 }
 
 // ApplyChangesTool applies a diff and waits for the outcome.
@@ -187,13 +182,7 @@ func RejectChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 		mcp.WithString("reason", mcp.MaxLength(MaxReasonChars), mcp.Description("Why, for the record.")),
 		mcp.WithOutputSchema[RejectResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeRejectChanges(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.RejectChanges(ctx, r))
-	}
+	return tool, handler(DecodeRejectChanges, fe.RejectChanges)
 }
 
 // RequestRevisionTool asks the agent to revise a diff.
@@ -211,13 +200,7 @@ Next: wait_for_tasks, then review_changes taskId=<task>.`),
 		mcp.WithString("additionalContext", mcp.MaxLength(MaxFeedbackChars), mcp.Description("Extra guidance for the revision.")),
 		mcp.WithOutputSchema[FollowUpResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeRequestRevision(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.RequestRevision(ctx, r))
-	}
+	return tool, handler(DecodeRequestRevision, fe.RequestRevision)
 }
 
 // AnswerWorkerQuestionTool answers a question the agent asked.
@@ -230,13 +213,7 @@ func AnswerWorkerQuestionTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 		mcp.WithString("answer", mcp.Required(), mcp.MaxLength(MaxFeedbackChars), mcp.Description("The answer.")),
 		mcp.WithOutputSchema[FollowUpResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeAnswerWorkerQuestion(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.AnswerQuestion(ctx, r))
-	}
+	return tool, handler(DecodeAnswerWorkerQuestion, fe.AnswerQuestion)
 }
 
 // CancelTaskTool stops a task.
@@ -249,13 +226,7 @@ func CancelTaskTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 		mcp.WithString("reason", mcp.MaxLength(MaxReasonChars), mcp.Description("Why, for the record.")),
 		mcp.WithOutputSchema[CancelResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeCancelTask(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.CancelTask(ctx, r))
-	}
+	return tool, handler(DecodeCancelTask, fe.CancelTask)
 }
 
 // WaitForTasksTool waits for tasks to finish.
@@ -308,13 +279,7 @@ func ViewContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 		mcp.WithString("filter", mcp.MaxLength(MaxFilterChars), mcp.Description("Show only lines containing this text.")),
 		mcp.WithOutputSchema[LogsResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeViewContainerLogs(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.ViewLogs(ctx, r))
-	}
+	return tool, handler(DecodeViewContainerLogs, fe.ViewLogs)
 }
 
 // ListContainerLogsTool lists the recorded run logs.
@@ -327,13 +292,7 @@ func ListContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 		mcp.WithString("sortBy", mcp.Enum(logSortOrders...), mcp.Description("newest (default), oldest or size.")),
 		mcp.WithOutputSchema[ListLogsResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeListContainerLogs(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.ListLogs(ctx, r))
-	}
+	return tool, handler(DecodeListContainerLogs, fe.ListLogs)
 }
 
 // toolConstructors lists every tool in the order clients see them.

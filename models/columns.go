@@ -16,9 +16,13 @@ import (
 // or TaskStatus is written by the right Update* call without a column list to
 // keep in step by hand.
 type columnSets struct {
-	taskSpec, taskStatus []*schema.Field
-	diffSpec, diffStatus []*schema.Field
-	container            []*schema.Field // every column but the key and created_at
+	task, diff objectColumns
+	container  []*schema.Field // every column but the key and created_at
+}
+
+// objectColumns are the Spec and the Status columns of one object type.
+type objectColumns struct {
+	spec, status []*schema.Field
 }
 
 func parseColumnSets(db *gorm.DB) (columnSets, error) {
@@ -41,10 +45,8 @@ func parseColumnSets(db *gorm.DB) (columnSets, error) {
 			cs.container = append(cs.container, f)
 		}
 	}
-	cs.taskSpec = fieldsUnder(task, "Spec")
-	cs.taskStatus = fieldsUnder(task, "Status")
-	cs.diffSpec = fieldsUnder(diff, "Spec")
-	cs.diffStatus = fieldsUnder(diff, "Status")
+	cs.task = objectColumns{spec: fieldsUnder(task, "Spec"), status: fieldsUnder(task, "Status")}
+	cs.diff = objectColumns{spec: fieldsUnder(diff, "Spec"), status: fieldsUnder(diff, "Status")}
 	return cs, nil
 }
 

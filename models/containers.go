@@ -55,18 +55,16 @@ func (s *Store) UpsertContainer(ctx context.Context, c *Container) error {
 
 // GetContainerByName returns one container row, or ErrNotFound.
 func (s *Store) GetContainerByName(ctx context.Context, name string) (*Container, error) {
-	var c Container
-	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("name = ?", name).Take(&c).Error })
+	c, err := readOne[Container](ctx, s, "name = ?", name)
 	if err != nil {
-		return nil, fmt.Errorf("get container %s: %w", name, notFound(err))
+		return nil, fmt.Errorf("get container %s: %w", name, err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // ListContainers returns the containers matching f, by name.
 func (s *Store) ListContainers(ctx context.Context, f ContainerFilter) ([]Container, error) {
-	var out []Container
-	err := s.read(ctx, func(db *gorm.DB) error {
+	out, err := readAll[Container](ctx, s, func(db *gorm.DB) *gorm.DB {
 		q := db.Model(&Container{})
 		if f.TaskID != "" {
 			q = q.Where("task_id = ?", f.TaskID)
@@ -80,7 +78,7 @@ func (s *Store) ListContainers(ctx context.Context, f ContainerFilter) ([]Contai
 		if f.Limit > 0 {
 			q = q.Limit(f.Limit)
 		}
-		return q.Order("name").Find(&out).Error
+		return q.Order("name")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -93,14 +91,7 @@ func (s *Store) ListContainers(ctx context.Context, f ContainerFilter) ([]Contai
 // ErrNotFound if absent.
 func (s *Store) DeleteContainer(ctx context.Context, name string) error {
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("name = ?", name).Delete(&Container{})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return deleteExisting(tx, &Container{}, "name = ?", name)
 	})
 	if err != nil {
 		return fmt.Errorf("delete container %s: %w", name, err)

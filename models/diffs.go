@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"gorm.io/gorm"
@@ -136,32 +135,49 @@ func normalizeDiffSpec(spec *DiffSpec) error {
 	return nil
 }
 
+// diffKind describes Diff to updateSpec and updateStatus.
+var diffKind = objectKind[Diff, DiffSpec, DiffStatus]{
+	name:          EventKindDiff,
+	table:         Diff{}.TableName(),
+	head:          func(d *Diff) objectHeader { return objectHeader{d.ID, &d.Generation, &d.ResourceVersion, &d.UpdatedAt} },
+	spec:          func(d *Diff) *DiffSpec { return &d.Spec },
+	status:        func(d *Diff) *DiffStatus { return &d.Status },
+	columns:       func(cs *columnSets) objectColumns { return cs.diff },
+	omitOnUpdate:  []string{"patch"},
+	normalizeSpec: normalizeDiffSpec,
+	checkStatus:   func(st *DiffStatus) error { return checkPhase(st.Phase) },
+	deriveStatus:  deriveDiffStatus,
+}
+
+// deriveDiffStatus sets the fields of a diff status the store owns.
+func deriveDiffStatus(st *DiffStatus, _ time.Time) {
+	st.State = DiffStateFor(st.Phase)
+	if len(st.ConflictFiles) == 0 {
+		st.ConflictFiles = nil
+	}
+}
+
 // GetDiff returns one diff with its patch, or ErrNotFound.
 func (s *Store) GetDiff(ctx context.Context, id string) (*Diff, error) {
-	var d Diff
-	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Take(&d).Error })
+	d, err := readOne[Diff](ctx, s, "id = ?", id)
 	if err != nil {
-		return nil, fmt.Errorf("get diff %s: %w", id, notFound(err))
+		return nil, fmt.Errorf("get diff %s: %w", id, err)
 	}
-	return &d, nil
+	return d, nil
 }
 
 // GetDiffForTaskRun returns the diff of one task run with its patch, or ErrNotFound.
 func (s *Store) GetDiffForTaskRun(ctx context.Context, taskID string, run int) (*Diff, error) {
-	var d Diff
-	err := s.read(ctx, func(db *gorm.DB) error {
-		return db.Where("task_id = ? AND run_number = ?", taskID, run).Take(&d).Error
-	})
+	d, err := readOne[Diff](ctx, s, "task_id = ? AND run_number = ?", taskID, run)
 	if err != nil {
-		return nil, fmt.Errorf("get diff of task %s run %d: %w", taskID, run, notFound(err))
+		return nil, fmt.Errorf("get diff of task %s run %d: %w", taskID, run, err)
 	}
-	return &d, nil
+	return d, nil
 }
 
 // ListDiffs returns the diffs matching f, without their patches unless f.WithPatch.
 func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]Diff, error) {
-	var out []Diff
-	err := s.read(ctx, func(db *gorm.DB) error { return diffListQuery(db, f).Find(&out).Error })
+	out, err := readAll[Diff](ctx, s, func(db *gorm.DB) *gorm.DB { return diffListQuery(db, f) })
 	if err != nil {
 		return nil, fmt.Errorf("list diffs: %w", err)
 	}
@@ -228,49 +244,7 @@ func liveDiffIDsQuery(db *gorm.DB) *gorm.DB {
 // ResourceVersion bumped; nothing is written if the spec did not change.
 // Returns the diff as stored afterwards (without its patch).
 func (s *Store) UpdateDiffSpec(ctx context.Context, id string, mutate func(*Diff) error) (*Diff, error) {
-	var out Diff
-	var changed bool
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		changed = false
-		var cur Diff
-		if err := tx.Omit("patch").Where("id = ?", id).Take(&cur).Error; err != nil {
-			return notFound(err)
-		}
-		next := cur
-		if err := mutate(&next); err != nil {
-			return err
-		}
-		spec := next.Spec
-		if err := normalizeDiffSpec(&spec); err != nil {
-			return err
-		}
-		if reflect.DeepEqual(spec, cur.Spec) {
-			out = cur
-			return nil
-		}
-		now := s.now()
-		vals := columnValues(ctx, s.cols.diffSpec, &Diff{Spec: spec})
-		vals["generation"] = gorm.Expr("generation + 1")
-		vals["resource_version"] = gorm.Expr("resource_version + 1")
-		vals["updated_at"] = now
-		if err := casUpdate(tx, Diff{}.TableName(), id, cur.ResourceVersion, vals); err != nil {
-			return err
-		}
-		out = cur
-		out.Spec = spec
-		out.Generation++
-		out.ResourceVersion++
-		out.UpdatedAt = now
-		changed = true
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("update spec of diff %s: %w", id, err)
-	}
-	if changed {
-		s.notify(Change{Kind: EventKindDiff, ID: id, SpecChanged: true})
-	}
-	return &out, nil
+	return updateSpec(ctx, s, &diffKind, id, mutate)
 }
 
 // UpdateDiffStatus writes d's status columns (and nothing else) if the row is
@@ -278,47 +252,16 @@ func (s *Store) UpdateDiffSpec(ctx context.Context, id string, mutate func(*Diff
 // UpdateTaskStatus. The store derives State from Phase. On success d.Status,
 // d.ResourceVersion and d.UpdatedAt are updated.
 func (s *Store) UpdateDiffStatus(ctx context.Context, d *Diff) error {
-	if !d.Status.Phase.Valid() {
-		return fmt.Errorf("update status of diff %s: %w: unknown phase %q", d.ID, ErrInvalid, d.Status.Phase)
-	}
-	now := s.now()
-	st := d.Status
-	st.State = DiffStateFor(st.Phase)
-	if len(st.ConflictFiles) == 0 {
-		st.ConflictFiles = nil
-	}
-	vals := columnValues(ctx, s.cols.diffStatus, &Diff{Status: st})
-	vals["resource_version"] = gorm.Expr("resource_version + 1")
-	vals["updated_at"] = now
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		return casUpdate(tx, Diff{}.TableName(), d.ID, d.ResourceVersion, vals)
-	})
-	if err != nil {
-		return fmt.Errorf("update status of diff %s: %w", d.ID, err)
-	}
-	utcTimes(&st)
-	d.Status = st
-	d.ResourceVersion++
-	d.UpdatedAt = now
-	s.notify(Change{Kind: EventKindDiff, ID: d.ID})
-	return nil
+	return updateStatus(ctx, s, &diffKind, d)
 }
 
 // CountDiffsByStatus counts all diffs by external status.
 func (s *Store) CountDiffsByStatus(ctx context.Context) (map[DiffState]int64, error) {
-	var rows []struct {
-		Status DiffState
-		N      int64
-	}
-	err := s.read(ctx, func(db *gorm.DB) error {
-		return db.Model(&Diff{}).Select("status, count(*) AS n").Group("status").Scan(&rows).Error
+	out, err := countByKey[DiffState](ctx, s, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&Diff{}).Select("status, count(*) AS n").Group("status")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("count diffs by status: %w", err)
-	}
-	out := make(map[DiffState]int64, len(rows))
-	for _, r := range rows {
-		out[r.Status] = r.N
 	}
 	return out, nil
 }
@@ -330,14 +273,7 @@ func (s *Store) DeleteDiff(ctx context.Context, id string) error {
 		if err := tx.Where("kind = ? AND object_id = ?", EventKindDiff, id).Delete(&Event{}).Error; err != nil {
 			return err
 		}
-		res := tx.Where("id = ?", id).Delete(&Diff{})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return deleteExisting(tx, &Diff{}, "id = ?", id)
 	})
 	if err != nil {
 		return fmt.Errorf("delete diff %s: %w", id, err)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,15 +117,9 @@ func leaseChild(ctx context.Context, s *Store) int {
 // gets the lease once the ttl has passed since the last renewal.
 func TestLease_TwoProcessesAgreeAndHandOver(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "cp.db")
-	s, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newTestStore(t)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"=lease", childDBEnv+"="+path)
+	cmd := childCommand("lease", s.Path())
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -75,20 +75,16 @@ func (s *Store) UpsertExecutionLog(ctx context.Context, l *ExecutionLog) error {
 
 // GetExecutionLog returns the log row of one task run, or ErrNotFound.
 func (s *Store) GetExecutionLog(ctx context.Context, taskID string, run int) (*ExecutionLog, error) {
-	var l ExecutionLog
-	err := s.read(ctx, func(db *gorm.DB) error {
-		return db.Where("task_id = ? AND run = ?", taskID, run).Take(&l).Error
-	})
+	l, err := readOne[ExecutionLog](ctx, s, "task_id = ? AND run = ?", taskID, run)
 	if err != nil {
-		return nil, fmt.Errorf("get execution log of task %s run %d: %w", taskID, run, notFound(err))
+		return nil, fmt.Errorf("get execution log of task %s run %d: %w", taskID, run, err)
 	}
-	return &l, nil
+	return l, nil
 }
 
 // ListExecutionLogs returns the log rows matching f.
 func (s *Store) ListExecutionLogs(ctx context.Context, f LogFilter) ([]ExecutionLog, error) {
-	var out []ExecutionLog
-	err := s.read(ctx, func(db *gorm.DB) error {
+	out, err := readAll[ExecutionLog](ctx, s, func(db *gorm.DB) *gorm.DB {
 		q := db.Model(&ExecutionLog{})
 		if f.TaskID != "" {
 			q = q.Where("task_id = ?", f.TaskID)
@@ -106,7 +102,7 @@ func (s *Store) ListExecutionLogs(ctx context.Context, f LogFilter) ([]Execution
 		if f.Limit > 0 {
 			q = q.Limit(f.Limit)
 		}
-		return q.Find(&out).Error
+		return q
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list execution logs: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -47,6 +48,14 @@ func runChild(role, path string) int {
 		fmt.Fprintln(os.Stderr, "unknown child role", role)
 		return 2
 	}
+}
+
+// childCommand re-executes the test binary as a helper process that plays
+// role on the database at path (see runChild).
+func childCommand(role, path string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childRoleEnv+"="+role, childDBEnv+"="+path)
+	return cmd
 }
 
 // newTestStore opens a store on a fresh file in t.TempDir().

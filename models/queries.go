@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -56,4 +57,65 @@ func whereIn[T any](q *gorm.DB, col string, vals []T) *gorm.DB {
 		return q.Where(col+" = ?", vals[0])
 	}
 	return q.Where(col+" IN ?", vals)
+}
+
+// readOne returns the row of T matching query, or ErrNotFound.
+func readOne[T any](ctx context.Context, s *Store, query string, args ...any) (*T, error) {
+	var v T
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where(query, args...).Take(&v).Error })
+	if err != nil {
+		return nil, notFound(err)
+	}
+	return &v, nil
+}
+
+// readAll returns the rows of T that the query built by q finds.
+func readAll[T any](ctx context.Context, s *Store, q func(db *gorm.DB) *gorm.DB) ([]T, error) {
+	var out []T
+	err := s.read(ctx, func(db *gorm.DB) error { return q(db).Find(&out).Error })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// countByKey runs the query built by q, which selects a key and a count
+// grouped by that key ("SELECT status, count(*) ... GROUP BY status"), and
+// returns the counts by key.
+func countByKey[K comparable](ctx context.Context, s *Store, q func(db *gorm.DB) *gorm.DB) (map[K]int64, error) {
+	var out map[K]int64
+	err := s.read(ctx, func(db *gorm.DB) error {
+		rows, err := q(db).Rows()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = make(map[K]int64)
+		for rows.Next() {
+			var key K
+			var n int64
+			if err := rows.Scan(&key, &n); err != nil {
+				return err
+			}
+			out[key] = n
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// deleteExisting deletes the rows of model's table matching query, and
+// returns ErrNotFound if there were none.
+func deleteExisting(tx *gorm.DB, model any, query string, args ...any) error {
+	res := tx.Where(query, args...).Delete(model)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
 }

@@ -3,9 +3,6 @@ package models
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -119,12 +116,8 @@ func TestEvents_RecordListPrune(t *testing.T) {
 // stays put while nobody writes.
 func TestDataVersion_ChangesOnWritesByOthers(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "cp.db")
-	s, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newTestStore(t)
+	path := s.Path()
 	version := func() int64 {
 		t.Helper()
 		v, err := s.DataVersion(ctx)
@@ -158,9 +151,7 @@ func TestDataVersion_ChangesOnWritesByOthers(t *testing.T) {
 	}
 
 	// Another process.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"=write", childDBEnv+"="+path)
-	out, err := cmd.CombinedOutput()
+	out, err := childCommand("write", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
@@ -157,20 +156,32 @@ func deriveTaskStatus(st *TaskStatus, now time.Time) {
 	}
 }
 
+// taskKind describes Task to updateSpec and updateStatus.
+var taskKind = objectKind[Task, TaskSpec, TaskStatus]{
+	name:          EventKindTask,
+	table:         Task{}.TableName(),
+	head:          func(t *Task) objectHeader { return objectHeader{t.ID, &t.Generation, &t.ResourceVersion, &t.UpdatedAt} },
+	spec:          func(t *Task) *TaskSpec { return &t.Spec },
+	status:        func(t *Task) *TaskStatus { return &t.Status },
+	columns:       func(cs *columnSets) objectColumns { return cs.task },
+	cloneSpec:     func(spec *TaskSpec) { spec.DependsOn = slices.Clone(spec.DependsOn) },
+	normalizeSpec: normalizeTaskSpec,
+	checkStatus:   func(st *TaskStatus) error { return checkPhase(st.Phase) },
+	deriveStatus:  deriveTaskStatus,
+}
+
 // GetTask returns one task, or ErrNotFound.
 func (s *Store) GetTask(ctx context.Context, id string) (*Task, error) {
-	var t Task
-	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("id = ?", id).Take(&t).Error })
+	t, err := readOne[Task](ctx, s, "id = ?", id)
 	if err != nil {
-		return nil, fmt.Errorf("get task %s: %w", id, notFound(err))
+		return nil, fmt.Errorf("get task %s: %w", id, err)
 	}
-	return &t, nil
+	return t, nil
 }
 
 // ListTasks returns the tasks matching f.
 func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
-	var out []Task
-	err := s.read(ctx, func(db *gorm.DB) error { return taskListQuery(db, f).Find(&out).Error })
+	out, err := readAll[Task](ctx, s, func(db *gorm.DB) *gorm.DB { return taskListQuery(db, f) })
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -239,50 +250,7 @@ func liveTaskIDsQuery(db *gorm.DB) *gorm.DB {
 // retried: keep it to in-memory decisions with no side effects.
 // Returns the task as stored afterwards.
 func (s *Store) UpdateTaskSpec(ctx context.Context, id string, mutate func(*Task) error) (*Task, error) {
-	var out Task
-	var changed bool
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		changed = false
-		var cur Task
-		if err := tx.Where("id = ?", id).Take(&cur).Error; err != nil {
-			return notFound(err)
-		}
-		next := cur
-		next.Spec.DependsOn = slices.Clone(cur.Spec.DependsOn)
-		if err := mutate(&next); err != nil {
-			return err
-		}
-		spec := next.Spec
-		if err := normalizeTaskSpec(&spec); err != nil {
-			return err
-		}
-		if reflect.DeepEqual(spec, cur.Spec) {
-			out = cur
-			return nil
-		}
-		now := s.now()
-		vals := columnValues(ctx, s.cols.taskSpec, &Task{Spec: spec})
-		vals["generation"] = gorm.Expr("generation + 1")
-		vals["resource_version"] = gorm.Expr("resource_version + 1")
-		vals["updated_at"] = now
-		if err := casUpdate(tx, Task{}.TableName(), id, cur.ResourceVersion, vals); err != nil {
-			return err
-		}
-		out = cur
-		out.Spec = spec
-		out.Generation++
-		out.ResourceVersion++
-		out.UpdatedAt = now
-		changed = true
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("update spec of task %s: %w", id, err)
-	}
-	if changed {
-		s.notify(Change{Kind: EventKindTask, ID: id, SpecChanged: true})
-	}
-	return &out, nil
+	return updateSpec(ctx, s, &taskKind, id, mutate)
 }
 
 // UpdateTaskStatus writes t's status columns (and nothing else) if the row is
@@ -292,44 +260,16 @@ func (s *Store) UpdateTaskSpec(ctx context.Context, id string, mutate func(*Task
 // and, for a terminal phase, EndTime. On success t.Status, t.ResourceVersion
 // and t.UpdatedAt are updated to what was stored.
 func (s *Store) UpdateTaskStatus(ctx context.Context, t *Task) error {
-	if !t.Status.Phase.Valid() {
-		return fmt.Errorf("update status of task %s: %w: unknown phase %q", t.ID, ErrInvalid, t.Status.Phase)
-	}
-	now := s.now()
-	st := t.Status
-	deriveTaskStatus(&st, now)
-	vals := columnValues(ctx, s.cols.taskStatus, &Task{Status: st})
-	vals["resource_version"] = gorm.Expr("resource_version + 1")
-	vals["updated_at"] = now
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		return casUpdate(tx, Task{}.TableName(), t.ID, t.ResourceVersion, vals)
-	})
-	if err != nil {
-		return fmt.Errorf("update status of task %s: %w", t.ID, err)
-	}
-	utcTimes(&st)
-	t.Status = st
-	t.ResourceVersion++
-	t.UpdatedAt = now
-	s.notify(Change{Kind: EventKindTask, ID: t.ID})
-	return nil
+	return updateStatus(ctx, s, &taskKind, t)
 }
 
 // CountTasksByStatus counts all tasks by external status (history included).
 func (s *Store) CountTasksByStatus(ctx context.Context) (map[TaskState]int64, error) {
-	var rows []struct {
-		Status TaskState
-		N      int64
-	}
-	err := s.read(ctx, func(db *gorm.DB) error {
-		return db.Model(&Task{}).Select("status, count(*) AS n").Group("status").Scan(&rows).Error
+	out, err := countByKey[TaskState](ctx, s, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&Task{}).Select("status, count(*) AS n").Group("status")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("count tasks by status: %w", err)
-	}
-	out := make(map[TaskState]int64, len(rows))
-	for _, r := range rows {
-		out[r.Status] = r.N
 	}
 	return out, nil
 }
@@ -337,19 +277,9 @@ func (s *Store) CountTasksByStatus(ctx context.Context) (map[TaskState]int64, er
 // CountLiveTasksByPhase counts unfinished tasks by phase (for admission:
 // how many are Preparing/Running/Collecting). Its cost grows with live tasks only.
 func (s *Store) CountLiveTasksByPhase(ctx context.Context) (map[TaskPhase]int64, error) {
-	var rows []struct {
-		Phase TaskPhase
-		N     int64
-	}
-	err := s.read(ctx, func(db *gorm.DB) error {
-		return liveByPhaseQuery(db).Scan(&rows).Error
-	})
+	out, err := countByKey[TaskPhase](ctx, s, liveByPhaseQuery)
 	if err != nil {
 		return nil, fmt.Errorf("count live tasks by phase: %w", err)
-	}
-	out := make(map[TaskPhase]int64, len(rows))
-	for _, r := range rows {
-		out[r.Phase] = r.N
 	}
 	return out, nil
 }
@@ -358,10 +288,7 @@ func (s *Store) CountLiveTasksByPhase(ctx context.Context) (map[TaskPhase]int64,
 // before t, oldest first, leaving out those with a spec change still to be
 // acted on. Retention deletes them (DeleteTask) with their workspaces.
 func (s *Store) ListFinishedTasksBefore(ctx context.Context, t time.Time, limit int) ([]Task, error) {
-	var out []Task
-	err := s.read(ctx, func(db *gorm.DB) error {
-		return finishedBeforeQuery(db, t, limit).Find(&out).Error
-	})
+	out, err := readAll[Task](ctx, s, func(db *gorm.DB) *gorm.DB { return finishedBeforeQuery(db, t, limit) })
 	if err != nil {
 		return nil, fmt.Errorf("list finished tasks before %s: %w", t.Format(time.RFC3339), err)
 	}
@@ -413,14 +340,7 @@ func (s *Store) DeleteTask(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		res := tx.Where("id = ?", id).Delete(&Task{})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return deleteExisting(tx, &Task{}, "id = ?", id)
 	})
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)

@@ -4,6 +4,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // TaskPhase is where a task is in its lifecycle, as the task controller sees it.
@@ -62,14 +63,7 @@ func TaskStates() []TaskState {
 }
 
 // Valid reports whether s is one of the known external statuses.
-func (s TaskState) Valid() bool {
-	for _, v := range TaskStates() {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func (s TaskState) Valid() bool { return slices.Contains(TaskStates(), s) }
 
 // TaskStateFor maps a phase to the external status. A run that succeeded while
 // leaving a question for the user is needs_input. The store applies it on every
@@ -192,14 +186,7 @@ func DiffStates() []DiffState {
 }
 
 // Valid reports whether s is one of the known external statuses.
-func (s DiffState) Valid() bool {
-	for _, v := range DiffStates() {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func (s DiffState) Valid() bool { return slices.Contains(DiffStates(), s) }
 
 // DiffStateFor maps a diff phase to its external status; the store applies it
 // on every status write.

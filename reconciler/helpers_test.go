@@ -22,13 +22,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// startController runs c until the test ends and waits until it accepts keys.
-// The returned stop cancels it and waits for Run to return.
-func startController(t *testing.T, c *Controller) (stop func()) {
+// runInBackground runs run until the test ends; what names it in failures.
+// The returned stop cancels it and waits for run to return.
+func runInBackground(t *testing.T, what string, run func(context.Context) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	go func() { done <- run(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -36,14 +36,22 @@ func startController(t *testing.T, c *Controller) (stop func()) {
 			select {
 			case err := <-done:
 				if err != nil {
-					t.Errorf("controller %s Run: %v", c.Name(), err)
+					t.Errorf("%s Run: %v", what, err)
 				}
 			case <-time.After(10 * time.Second):
-				t.Errorf("controller %s did not stop within 10s of cancel", c.Name())
+				t.Errorf("%s did not stop within 10s of cancel", what)
 			}
 		})
 	}
 	t.Cleanup(stop)
+	return stop
+}
+
+// startController runs c until the test ends and waits until it accepts keys.
+// The returned stop cancels it and waits for Run to return.
+func startController(t *testing.T, c *Controller) (stop func()) {
+	t.Helper()
+	stop = runInBackground(t, "controller "+c.Name(), c.Run)
 	eventually(t, 5*time.Second, "controller running", func() bool { return c.Stats().Running })
 	return stop
 }
@@ -51,25 +59,7 @@ func startController(t *testing.T, c *Controller) (stop func()) {
 // startManager runs m until the test ends. stop cancels it and waits for Run.
 func startManager(t *testing.T, m *Manager) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("manager %s Run: %v", m.Holder(), err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("manager %s did not stop within 10s of cancel", m.Holder())
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return runInBackground(t, "manager "+m.Holder(), m.Run)
 }
 
 func newController(t *testing.T, name string, r Reconciler, opts Options) *Controller {

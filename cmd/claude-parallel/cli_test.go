@@ -103,6 +103,17 @@ func openTestStore(t *testing.T, home string) *models.Store {
 	return s
 }
 
+// startShellTask starts a shell task on repo through the CLI and returns its id.
+func startShellTask(t *testing.T, repo string) string {
+	t.Helper()
+	r := runFrontEnd(t, "task", "start", "--repo", repo, "--agent", "shell", "--prompt", "x", "--json")
+	var started mcp.TaskWorkerResult
+	if err := json.Unmarshal([]byte(r.stdout), &started); err != nil {
+		t.Fatalf("%s %s", r.stdout, r.stderr)
+	}
+	return started.TaskID
+}
+
 func TestCLI_TaskStartListShowCancel(t *testing.T) {
 	home := isolateNoDocker(t)
 	repo := cliRepo(t, home)
@@ -184,22 +195,17 @@ func TestCLI_BadInputNamesTheFlag(t *testing.T) {
 
 func TestCLI_DiffShowApplyReject(t *testing.T) {
 	home := isolateNoDocker(t)
-	repo := cliRepo(t, home)
-	r := runFrontEnd(t, "task", "start", "--repo", repo, "--agent", "shell", "--prompt", "x", "--json")
-	var started mcp.TaskWorkerResult
-	if err := json.Unmarshal([]byte(r.stdout), &started); err != nil {
-		t.Fatalf("%s %s", r.stdout, r.stderr)
-	}
+	taskID := startShellTask(t, cliRepo(t, home))
 	store := openTestStore(t, home)
 	ctx := context.Background()
-	d, _, err := store.CreateDiff(ctx, &models.Diff{TaskID: started.TaskID, RunNumber: 1, FilesChanged: 1, Additions: 1,
+	d, _, err := store.CreateDiff(ctx, &models.Diff{TaskID: taskID, RunNumber: 1, FilesChanged: 1, Additions: 1,
 		Files: models.JSONList[models.DiffFile]{{Path: "hello.txt", Status: models.FileAdded, Additions: 1}},
 		Patch: []byte("diff --git a/hello.txt b/hello.txt\n+hello\n")})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	r = runFrontEnd(t, "diff", "list")
+	r := runFrontEnd(t, "diff", "list")
 	if r.code != 0 || !strings.Contains(r.stdout, d.ID) {
 		t.Fatalf("list: %s %s", r.stdout, r.stderr)
 	}
@@ -222,7 +228,7 @@ func TestCLI_DiffShowApplyReject(t *testing.T) {
 		t.Fatalf("spec %+v", stored.Spec)
 	}
 	// A second diff, rejected.
-	d2, _, _ := store.CreateDiff(ctx, &models.Diff{TaskID: started.TaskID, RunNumber: 2, Patch: []byte("x")})
+	d2, _, _ := store.CreateDiff(ctx, &models.Diff{TaskID: taskID, RunNumber: 2, Patch: []byte("x")})
 	r = runFrontEnd(t, "diff", "reject", d2.ID, "--reason", "no")
 	stored, _ = store.GetDiff(ctx, d2.ID)
 	if r.code != 0 || stored.Spec.Desired != models.DiffDesiredRejected || stored.Spec.RejectReason != "no" {
@@ -232,20 +238,15 @@ func TestCLI_DiffShowApplyReject(t *testing.T) {
 
 func TestCLI_TaskLogs(t *testing.T) {
 	home := isolateNoDocker(t)
-	repo := cliRepo(t, home)
-	r := runFrontEnd(t, "task", "start", "--repo", repo, "--agent", "shell", "--prompt", "x", "--json")
-	var started mcp.TaskWorkerResult
-	if err := json.Unmarshal([]byte(r.stdout), &started); err != nil {
-		t.Fatalf("%s %s", r.stdout, r.stderr)
-	}
+	taskID := startShellTask(t, cliRepo(t, home))
 	store := openTestStore(t, home)
 	ctx := context.Background()
-	task, _ := store.GetTask(ctx, started.TaskID)
+	task, _ := store.GetTask(ctx, taskID)
 	task.Status.Phase, task.Status.RunNumber = models.TaskPhaseSucceeded, 1
 	if err := store.UpdateTaskStatus(ctx, task); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(home, "cp-home", "logs", "tasks", started.TaskID)
+	dir := filepath.Join(home, "cp-home", "logs", "tasks", taskID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -253,18 +254,18 @@ func TestCLI_TaskLogs(t *testing.T) {
 	if err := os.WriteFile(logFile, []byte("2024-05-01T10:00:00.000000001Z hello\n2024-05-01T10:00:01.000000001Z world\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.UpsertExecutionLog(ctx, &models.ExecutionLog{TaskID: started.TaskID, Run: 1, Path: logFile, Complete: true}); err != nil {
+	if err := store.UpsertExecutionLog(ctx, &models.ExecutionLog{TaskID: taskID, Run: 1, Path: logFile, Complete: true}); err != nil {
 		t.Fatal(err)
 	}
-	r = runFrontEnd(t, "task", "logs", started.TaskID)
+	r := runFrontEnd(t, "task", "logs", taskID)
 	if r.code != 0 || r.stdout != "hello\nworld\n" {
 		t.Fatalf("logs: %d %q %s", r.code, r.stdout, r.stderr)
 	}
-	r = runFrontEnd(t, "task", "logs", started.TaskID, "--follow", "--filter", "wor")
+	r = runFrontEnd(t, "task", "logs", taskID, "--follow", "--filter", "wor")
 	if r.code != 0 || r.stdout != "world\n" {
 		t.Fatalf("follow: %d %q %s", r.code, r.stdout, r.stderr)
 	}
-	r = runFrontEnd(t, "task", "logs", started.TaskID, "--tail", "1", "--json")
+	r = runFrontEnd(t, "task", "logs", taskID, "--tail", "1", "--json")
 	var logs mcp.LogsResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &logs) != nil || len(logs.Lines) != 1 || logs.Lines[0] != "world" {
 		t.Fatalf("json: %s %s", r.stdout, r.stderr)

@@ -35,13 +35,7 @@ func newDiffListCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withCLI(cmd, opts, jsonOut, func(c *cli) error {
-				res, err := c.fe.ReviewChanges(cmd.Context(), req)
-				if err != nil {
-					return err
-				}
-				return c.print(res)
-			})
+			return printOp(cmd, opts, jsonOut, nil, (*mcp.Frontend).ReviewChanges, req)
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -59,13 +53,7 @@ func newDiffShowCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return forFlags(err, diffFlags)
 			}
-			return withCLI(cmd, opts, jsonOut, func(c *cli) error {
-				res, err := c.fe.ReviewChanges(cmd.Context(), req)
-				if err != nil {
-					return forFlags(err, diffFlags)
-				}
-				return c.print(res)
-			})
+			return printOp(cmd, opts, jsonOut, diffFlags, (*mcp.Frontend).ReviewChanges, req)
 		},
 	}
 	cmd.Flags().BoolVar(&patch, "patch", false, "include the patch")
@@ -159,13 +147,7 @@ func newDiffRejectCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return forFlags(err, diffFlags)
 			}
-			return withCLI(cmd, opts, jsonOut, func(c *cli) error {
-				res, err := c.fe.RejectChanges(cmd.Context(), req)
-				if err != nil {
-					return forFlags(err, diffFlags)
-				}
-				return c.print(res)
-			})
+			return printOp(cmd, opts, jsonOut, diffFlags, (*mcp.Frontend).RejectChanges, req)
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")

@@ -226,13 +226,7 @@ func newTaskListCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return forFlags(err, taskFlags)
 			}
-			return withCLI(cmd, opts, jsonOut, func(c *cli) error {
-				res, err := c.fe.WorkStatus(cmd.Context(), req)
-				if err != nil {
-					return err
-				}
-				return c.print(res)
-			})
+			return printOp(cmd, opts, jsonOut, nil, (*mcp.Frontend).WorkStatus, req)
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only tasks with this status (pending, running, completed, failed, cancelled, timed_out, needs_input)")
@@ -251,6 +245,23 @@ func withCLI(cmd *cobra.Command, opts *globalOptions, jsonOut bool, fn func(c *c
 	return fn(c)
 }
 
+// printOp opens the installation, runs the front-end operation op on req and
+// prints its result. A bad-argument error from op names the flags in names;
+// with nil names op's errors are returned as they are.
+func printOp[R any, V markdowner](cmd *cobra.Command, opts *globalOptions, jsonOut bool, names flagNames,
+	op func(fe *mcp.Frontend, ctx context.Context, req R) (V, error), req R) error {
+	return withCLI(cmd, opts, jsonOut, func(c *cli) error {
+		res, err := op(c.fe, cmd.Context(), req)
+		if err != nil {
+			if names != nil {
+				err = forFlags(err, names)
+			}
+			return err
+		}
+		return c.print(res)
+	})
+}
+
 func newTaskShowCommand(opts *globalOptions) *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
@@ -262,13 +273,7 @@ func newTaskShowCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return forFlags(err, idArgs("TASK_ID"))
 			}
-			return withCLI(cmd, opts, jsonOut, func(c *cli) error {
-				res, err := c.fe.WorkStatus(cmd.Context(), req)
-				if err != nil {
-					return forFlags(err, idArgs("TASK_ID"))
-				}
-				return c.print(res)
-			})
+			return printOp(cmd, opts, jsonOut, idArgs("TASK_ID"), (*mcp.Frontend).WorkStatus, req)
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -287,13 +292,7 @@ func newTaskCancelCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return forFlags(err, mergeFlags(idArgs("TASK_ID"), taskFlags))
 			}
-			return withCLI(cmd, opts, jsonOut, func(c *cli) error {
-				res, err := c.fe.CancelTask(cmd.Context(), req)
-				if err != nil {
-					return forFlags(err, idArgs("TASK_ID"))
-				}
-				return c.print(res)
-			})
+			return printOp(cmd, opts, jsonOut, idArgs("TASK_ID"), (*mcp.Frontend).CancelTask, req)
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")
