@@ -385,12 +385,16 @@ func newTaskSummary(t *models.Task) TaskSummary {
 	}
 }
 
+// newTaskWaitView is one task of a wait. A needs_input task counts as
+// finished through taskFinished (its run succeeded, no other is asked for);
+// once answered it does not, although its status reads needs_input until the
+// controller starts the next run.
 func newTaskWaitView(t *models.Task) TaskWaitView {
 	return TaskWaitView{
 		TaskID:   t.ID,
 		Status:   string(t.Status.State),
 		Phase:    string(t.Status.Phase),
-		Finished: taskFinished(t) || t.Status.State == models.TaskStateNeedsInput,
+		Finished: taskFinished(t),
 		DiffID:   t.Status.DiffID,
 		ExitCode: t.Status.ExitCode,
 		Reason:   t.Status.Reason,
