@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for the whole suite; the suite is kept well under 15 minutes.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: fuzz all build test test-unit test-e2e lint fmt vet docker image run demo bench soak clean
+.PHONY: fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -37,6 +37,12 @@ vet:
 test: image lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
 	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) test-docker-restart
+
+## test-docker-restart: restart the Docker daemon while tasks run; none may be lost.
+## It stops the machine's dockerd, so it runs last and alone (ends with one answering).
+test-docker-restart: image
+	CP_DOCKER_RESTART_TEST=1 $(GO) test -count=1 -timeout 10m -run '^TestDockerRestart_' -v ./test/e2e/
 
 ## fuzz: the MCP request decoding under go test -fuzz (FUZZTIME per target).
 FUZZTIME ?= 60s
@@ -57,8 +63,13 @@ run: image build
 demo: image build
 	bash hack/demo.sh
 
+## bench: the performance figures, all measured in this one run (a few minutes):
+## the store with 1,000 vs 100,000 finished tasks, the idle reconcile pass with
+## 0 / 1,000 / 100,000, and task start (intent written -> container running)
+## against creating and starting the same container directly (the floor).
+BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart)$$'
 bench: image build
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./models/
+	$(GO) test -p 1 -count=1 -timeout 15m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./controllers/ ./test/e2e/
 
 soak: image build
 	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...

@@ -42,6 +42,11 @@ type fakeEngine struct {
 	// with the code returned (exitNow false leaves it running).
 	AutoRun func(spec engine.RunSpec) (lines []string, code int, exitNow bool)
 
+	// EngineOutages is what Outages returns; ShuttingDown what
+	// RefusesConnections does.
+	EngineOutages []engine.Outage
+	ShuttingDown  bool
+
 	Creates, Starts, Stops, Removes int
 }
 
@@ -262,6 +267,18 @@ func (f *fakeEngine) Watch(ctx context.Context, _ map[string]string, onEvent fun
 			}
 		}
 	}
+}
+
+func (f *fakeEngine) Outages() []engine.Outage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]engine.Outage(nil), f.EngineOutages...)
+}
+
+func (f *fakeEngine) RefusesConnections(context.Context) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ShuttingDown
 }
 
 // Emit makes a running container print lines, each stamped with a distinct,

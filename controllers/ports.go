@@ -40,6 +40,11 @@ type ContainerRuntime interface {
 	// Watch delivers labelled container events until ctx ends, calling
 	// onReconnect after every (re)subscription.
 	Watch(ctx context.Context, labels map[string]string, onEvent func(engine.Event), onReconnect func())
+	// Outages lists the recent spans during which Watch had lost the engine,
+	// and RefusesConnections tells a daemon that is shutting down, so that a
+	// run the daemon stopped on its way down is reported as such.
+	Outages() []engine.Outage
+	RefusesConnections(ctx context.Context) bool
 }
 
 var _ ContainerRuntime = (*engine.Engine)(nil)

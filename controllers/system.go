@@ -375,6 +375,8 @@ func (s *System) watchDocker(ctx context.Context) error {
 		}
 	}, func() {
 		s.log.Info("docker events subscribed, resyncing")
+		// Docker answers again: followers cut by the outage resume now.
+		s.followers.retryNow()
 		if err := s.resyncContainers(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("container resync after docker reconnect failed", zap.Error(err))
 		}

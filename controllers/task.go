@@ -50,6 +50,7 @@ const (
 	ReasonVanished         = "ContainerVanished"
 	ReasonTimedOut         = "TimedOut"
 	ReasonOOMKilled        = "OOMKilled"
+	ReasonDaemonRestart    = "DockerDaemonRestart"
 	ReasonExitCode         = "ExitCode"
 	ReasonCancelled        = "Cancelled"
 	ReasonCompleted        = "Completed"
@@ -299,7 +300,7 @@ const (
 type outcomeInput struct {
 	Cancelled    bool
 	CancelReason string
-	Reason       string // carried from Running: ReasonTimedOut or ReasonOOMKilled
+	Reason       string // carried from Running: ReasonTimedOut, ReasonOOMKilled or ReasonDaemonRestart
 	Message      string // carried with Reason
 	ExitCode     int
 	Capture      captureKind
@@ -326,6 +327,12 @@ func runOutcome(in outcomeInput) outcome {
 		return outcome{Phase: models.TaskPhaseTimedOut, Reason: ReasonTimedOut, Message: in.Message}
 	case in.Reason == ReasonOOMKilled:
 		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonOOMKilled, Message: in.Message}
+	case in.Reason == ReasonDaemonRestart:
+		// Not retried: the run was cut half-way, it may have changed files
+		// and spent money, and a rerun on that half-changed workspace is not
+		// what the user asked for. They decide, with the partial diff and
+		// log in hand.
+		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonDaemonRestart, Message: in.Message}
 	case in.ExitCode != 0:
 		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonExitCode,
 			Message: fmt.Sprintf("exited with code %d", in.ExitCode)}

@@ -374,28 +374,55 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	}
 	s.step(StepExited, t.ID, st.RunNumber)
 
+	daemon := s.daemonStateAtExit(ctx, info)
+	if daemon == engine.DaemonAway {
+		sc.event("EndedWhileDockerAway", fmt.Sprintf("run %d ended while the Docker daemon was down; "+
+			"Docker drops what a container prints while it is down, so the end of the output may be missing from the log", st.RunNumber))
+	}
 	code := info.ExitCode
 	st.ExitCode = &code
 	st.Phase = models.TaskPhaseCollecting
-	st.Reason, st.Message = exitReason(info, deadline, timeout)
+	st.Reason, st.Message = exitReason(info, deadline, timeout, daemon)
 	sc.steps = append(sc.steps, StepCollectingRecorded)
 	s.recordContainer(ctx, info, t.ID, st.RunNumber, false)
 	return nil
 }
 
-// exitReason tells a run stopped at its deadline or killed for memory apart
-// from one that ended by itself; Docker's finish time is the durable witness,
-// so the answer is the same when it is computed again after a restart.
-func exitReason(info engine.ContainerInfo, deadline time.Time, timeout time.Duration) (reason, message string) {
+// exitReason tells a run stopped at its deadline, killed for memory or
+// stopped by the Docker daemon going down apart from one that ended by
+// itself. Docker's finish time is the durable witness of the first, so that
+// answer is the same when it is computed again after a restart of this
+// process; the daemon's state comes from what this process saw of it (see
+// daemonStateAtExit), so a run that outlived both is reported by its exit code.
+func exitReason(info engine.ContainerInfo, deadline time.Time, timeout time.Duration, daemon engine.DaemonState) (reason, message string) {
 	finished := info.FinishedAt
 	switch {
 	case !finished.IsZero() && !finished.Before(deadline):
 		return ReasonTimedOut, fmt.Sprintf("timed out after %s", timeout)
 	case info.OOMKilled:
 		return ReasonOOMKilled, fmt.Sprintf("killed for exceeding its memory limit (exit code %d)", info.ExitCode)
+	case daemon == engine.DaemonStopping && info.ExitCode != 0:
+		// Exit 0 is kept: the run finished as the daemon went down.
+		return ReasonDaemonRestart, fmt.Sprintf("container stopped by a Docker daemon restart (exit %d); "+
+			"its output and any changes so far are kept; submit the task again to rerun it "+
+			"(a daemon with live-restore keeps runs alive through restarts)", info.ExitCode)
 	default:
 		return "", ""
 	}
+}
+
+// daemonStateAtExit tells what the Docker daemon was doing when the run's
+// container ended: the outages the event watch saw say it for an end noticed
+// after the daemon came back; for a failed run noticed at once, the daemon may
+// be shutting down right now, still serving the connection the end was read
+// over but refusing new ones, which one probe tells.
+func (s *System) daemonStateAtExit(ctx context.Context, info engine.ContainerInfo) engine.DaemonState {
+	state := engine.DaemonStateAt(s.rt.Outages(), info.FinishedAt)
+	if state == engine.DaemonUp && info.ExitCode != 0 && !info.FinishedAt.IsZero() &&
+		s.now().Sub(info.FinishedAt) < engine.DaemonShutdownWindow && s.rt.RefusesConnections(ctx) {
+		state = engine.DaemonStopping
+	}
+	return state
 }
 
 // reconcileCollecting captures what the run left in its workspace and ends

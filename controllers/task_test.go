@@ -244,6 +244,69 @@ func TestTaskReconcile_FailingCommandFailsWithExitCode(t *testing.T) {
 	}
 }
 
+// A daemon without live-restore kills the containers on its way down, while
+// the engine is away: the run fails saying so, keeping what it changed.
+func TestTaskReconcile_StoppedByDaemonRestart(t *testing.T) {
+	h := newHarness(t)
+	task, name := h.running("sleep 100")
+	if err := os.WriteFile(filepath.Join(workDirOf(h.fe.Spec(name)), "half.txt"), []byte("half\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon stopped it on its way down and then went away.
+	h.fe.Exit(name, 137)
+	h.fe.EngineOutages = []engine.Outage{{From: time.Now().Add(time.Second)}}
+	got := h.runUntil(task.ID, 10*time.Second, finished)
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != ReasonDaemonRestart ||
+		!strings.HasPrefix(got.Status.Message, "container stopped by a Docker daemon restart (exit 137)") ||
+		got.Status.DiffID == "" || got.Status.RunNumber != 1 {
+		t.Fatalf("status %+v", got.Status)
+	}
+	if n := h.fe.Count(engine.ContainerName(task.ID, 2)); n != 0 {
+		t.Errorf("the run was retried in a second container")
+	}
+}
+
+// The end is read while the daemon shuts down: it refuses new connections.
+func TestTaskReconcile_StoppedWhileDaemonShutsDown(t *testing.T) {
+	h := newHarness(t)
+	task, name := h.running("sleep 100")
+	h.fe.ShuttingDown = true
+	h.fe.Exit(name, 143)
+	got := h.runUntil(task.ID, 10*time.Second, finished)
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != ReasonDaemonRestart ||
+		!strings.HasPrefix(got.Status.Message, "container stopped by a Docker daemon restart (exit 143)") {
+		t.Fatalf("status %+v", got.Status)
+	}
+}
+
+// With live-restore a run may end while the daemon is away: its exit code
+// stands, and the timeline warns that Docker dropped what it printed meanwhile.
+func TestTaskReconcile_EndedWhileDaemonAway(t *testing.T) {
+	h := newHarness(t)
+	task, name := h.running("sleep 100")
+	h.fe.EngineOutages = []engine.Outage{{From: time.Now().Add(-time.Second)}}
+	h.fe.Exit(name, 0)
+	got := h.runUntil(task.ID, 10*time.Second, finished)
+	if got.Status.Phase != models.TaskPhaseSucceeded {
+		t.Fatalf("status %+v", got.Status)
+	}
+	events, _ := h.store.ListEvents(h.ctx, models.EventKindTask, task.ID, 0)
+	if !slices.ContainsFunc(events, func(e models.Event) bool { return e.Reason == "EndedWhileDockerAway" }) {
+		t.Errorf("no EndedWhileDockerAway event in %+v", events)
+	}
+}
+
+// Killed from outside while the daemon is up: the exit code speaks.
+func TestTaskReconcile_KilledFromOutside(t *testing.T) {
+	h := newHarness(t)
+	task, name := h.running("sleep 100")
+	h.fe.Exit(name, 137)
+	got := h.runUntil(task.ID, 10*time.Second, finished)
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != ReasonExitCode || got.Status.Message != "exited with code 137" {
+		t.Fatalf("status %+v", got.Status)
+	}
+}
+
 func TestTaskReconcile_NoChanges(t *testing.T) {
 	h := newHarness(t)
 	task, name := h.running("true")
@@ -649,6 +712,8 @@ func TestRunOutcome(t *testing.T) {
 		{"cancelled wins", outcomeInput{Cancelled: true, CancelReason: "stop", Reason: ReasonTimedOut, ExitCode: 143},
 			outcome{models.TaskPhaseCancelled, ReasonCancelled, "cancelled: stop", ""}},
 		{"workspace gone", outcomeInput{Capture: captureNoWorkdir, CaptureText: "gone"}, outcome{models.TaskPhaseFailed, ReasonWorkspaceMissing, "gone", ""}},
+		{"daemon restart", outcomeInput{ExitCode: 137, Reason: ReasonDaemonRestart, Message: "restarted", Capture: captureDiff},
+			outcome{models.TaskPhaseFailed, ReasonDaemonRestart, "restarted", ""}},
 	}
 	for _, c := range cases {
 		if got := runOutcome(c.in); got != c.want {
@@ -704,15 +769,31 @@ func TestExitReason(t *testing.T) {
 	deadline := start.Add(time.Minute)
 	cases := []struct {
 		info   engine.ContainerInfo
+		daemon engine.DaemonState
 		reason string
 	}{
-		{engine.ContainerInfo{FinishedAt: start.Add(30 * time.Second)}, ""},
-		{engine.ContainerInfo{FinishedAt: deadline.Add(time.Second), ExitCode: 137}, ReasonTimedOut},
-		{engine.ContainerInfo{FinishedAt: start.Add(time.Second), OOMKilled: true, ExitCode: 137}, ReasonOOMKilled},
+		{engine.ContainerInfo{FinishedAt: start.Add(30 * time.Second)}, engine.DaemonUp, ""},
+		{engine.ContainerInfo{FinishedAt: deadline.Add(time.Second), ExitCode: 137}, engine.DaemonUp, ReasonTimedOut},
+		{engine.ContainerInfo{FinishedAt: start.Add(time.Second), OOMKilled: true, ExitCode: 137}, engine.DaemonUp, ReasonOOMKilled},
+		// Stopped as the daemon went down.
+		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 137}, engine.DaemonStopping, ReasonDaemonRestart},
+		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 143}, engine.DaemonStopping, ReasonDaemonRestart},
+		// Finished as it went down: kept.
+		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 0}, engine.DaemonStopping, ""},
+		// Killed while the daemon was up: someone's docker kill.
+		{engine.ContainerInfo{FinishedAt: start.Add(10 * time.Second), ExitCode: 137}, engine.DaemonUp, ""},
+		// Ended by itself while the daemon was away (live-restore kept it running).
+		{engine.ContainerInfo{FinishedAt: start.Add(25 * time.Second), ExitCode: 1}, engine.DaemonAway, ""},
+		// Past its deadline, whatever stopped it.
+		{engine.ContainerInfo{FinishedAt: deadline.Add(time.Second), ExitCode: 137}, engine.DaemonStopping, ReasonTimedOut},
 	}
 	for i, c := range cases {
-		if got, _ := exitReason(c.info, deadline, time.Minute); got != c.reason {
+		got, msg := exitReason(c.info, deadline, time.Minute, c.daemon)
+		if got != c.reason {
 			t.Errorf("case %d: reason %q, want %q", i, got, c.reason)
+		}
+		if got == ReasonDaemonRestart && !strings.HasPrefix(msg, fmt.Sprintf("container stopped by a Docker daemon restart (exit %d)", c.info.ExitCode)) {
+			t.Errorf("case %d: message %q", i, msg)
 		}
 	}
 }

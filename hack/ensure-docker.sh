@@ -8,6 +8,14 @@
 #                                            (up to ENSURE_DOCKER_TIMEOUT seconds, default 60)
 #                                            until `docker version` answers.
 #
+# A daemon this script starts runs with live-restore, so containers (and the
+# claude-parallel tasks in them) keep running through a restart of the daemon:
+# when /etc/docker/daemon.json does not exist it is written as
+# {"live-restore": true}; when it exists without a "live-restore" key, dockerd
+# gets --live-restore; when it sets the key, its choice stands. Nothing is
+# changed for a daemon that already answers, nor in swarm mode (live-restore is
+# incompatible with it).
+#
 # Safe to run several times at once: the whole check-and-start runs under flock, so
 # two concurrent callers never start two daemons; the second one finds the first's
 # daemon answering and exits 0.
@@ -16,6 +24,8 @@
 #   ENSURE_DOCKER_TIMEOUT   seconds to wait for the daemon (default 60)
 #   DOCKERD_LOG             daemon log file (default /var/log/dockerd.log, else $TMPDIR)
 #   DOCKERD_EXTRA_FLAGS     extra flags appended to dockerd's command line
+#   ENSURE_DOCKER_LIVE_RESTORE  1 (default) to start dockerd with live-restore, 0 not to
+#   DOCKERD_CONFIG          daemon configuration file (default /etc/docker/daemon.json)
 set -euo pipefail
 
 TIMEOUT="${ENSURE_DOCKER_TIMEOUT:-60}"
@@ -27,9 +37,19 @@ docker_answers() {
 	command -v docker >/dev/null 2>&1 && timeout 10 docker version >/dev/null 2>&1
 }
 
+# warn_live_restore says so when the daemon that answers would stop every running
+# task if it restarted; it changes nothing (the daemon is not this script's to restart).
+warn_live_restore() {
+	if [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" = "false" ]; then
+		say "note: live-restore is off: a restart of the Docker daemon stops running tasks" \
+			"(enable it with {\"live-restore\": true} in /etc/docker/daemon.json, then reload or restart dockerd)"
+	fi
+}
+
 # Fast path, without taking the lock: the common case once the engine runs.
 if docker_answers; then
 	say "Docker engine answers ($(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})' 2>/dev/null || echo '?'))"
+	warn_live_restore
 	exit 0
 fi
 
@@ -84,6 +104,38 @@ if ! is_root; then
 	exit 1
 fi
 
+# live-restore: containers survive a restart of the daemon (without it, the daemon
+# stops every container on its way down and the tasks in them are cut short).
+# Sets LIVE_RESTORE_FLAGS for a dockerd started directly.
+LIVE_RESTORE_FLAGS=()
+DAEMON_JSON="${DOCKERD_CONFIG:-/etc/docker/daemon.json}"
+configure_live_restore() {
+	if [ "${ENSURE_DOCKER_LIVE_RESTORE:-1}" = "0" ]; then
+		return 0
+	fi
+	case " ${DOCKERD_EXTRA_FLAGS:-} " in
+	*" --live-restore"*) return 0 ;; # the caller chose
+	esac
+	if [ -e /var/lib/docker/swarm/state.json ]; then
+		say "swarm state found: not enabling live-restore (incompatible with swarm mode)"
+		return 0
+	fi
+	if [ ! -e "$DAEMON_JSON" ]; then
+		if { mkdir -p "$(dirname "$DAEMON_JSON")" && printf '{\n  "live-restore": true\n}\n' >"$DAEMON_JSON"; } 2>/dev/null; then
+			say "wrote $DAEMON_JSON with live-restore enabled"
+		else
+			say "cannot write $DAEMON_JSON; passing --live-restore instead"
+			LIVE_RESTORE_FLAGS=(--live-restore)
+		fi
+	elif grep -q '"live-restore"' "$DAEMON_JSON"; then
+		say "$DAEMON_JSON sets live-restore; keeping its choice"
+	else
+		# A flag and the same key in the file would conflict; the key is absent.
+		LIVE_RESTORE_FLAGS=(--live-restore)
+	fi
+}
+configure_live_restore
+
 # A service manager, when there is one, is the proper owner of the daemon.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 	say "starting docker with systemctl"
@@ -113,10 +165,14 @@ fi
 
 start_dockerd() {
 	# $@: extra flags for this attempt
+	set -- ${LIVE_RESTORE_FLAGS[@]+"${LIVE_RESTORE_FLAGS[@]}"} "$@"
 	say "starting: dockerd${*:+ $*}${DOCKERD_EXTRA_FLAGS:+ $DOCKERD_EXTRA_FLAGS} (log: $LOG)"
 	# setsid + nohup: the daemon must outlive this script and the shell that ran it.
+	# 9>&-: the daemon must not inherit the lock. It would hand it on to containerd
+	# and to every container's shim, and with live-restore those outlive the daemon:
+	# after a daemon restart the next caller would wait for the lock in vain.
 	# shellcheck disable=SC2086
-	setsid nohup dockerd "$@" ${DOCKERD_EXTRA_FLAGS:-} >>"$LOG" 2>&1 </dev/null &
+	setsid nohup dockerd "$@" ${DOCKERD_EXTRA_FLAGS:-} >>"$LOG" 2>&1 </dev/null 9>&- &
 	DOCKERD_PID=$!
 	for _ in $(seq 1 "$TIMEOUT"); do
 		if docker_answers; then

@@ -92,6 +92,10 @@ type Engine struct {
 	// reconnect to start again from WatchBackoff.Duration, so an engine that accepts
 	// and drops connections at once does not cause a reconnect (and resync) storm.
 	WatchStableAfter time.Duration
+
+	// outMu guards outages, the spans during which Watch had lost the engine.
+	outMu   sync.Mutex
+	outages []Outage
 }
 
 // New connects to the Docker engine named by host ("unix:///var/run/docker.sock",
@@ -115,7 +119,11 @@ func New(host string) (*Engine, error) {
 			Factor:   2,
 			Jitter:   0.2,
 			Steps:    math.MaxInt32,
-			Cap:      30 * time.Second,
+			// A failed Ping of an engine that is down costs next to nothing, and
+			// every second of delay after it is back is a second the controllers
+			// stay blind (a restarted daemon is usually back within seconds), so
+			// the delay stays short. A flapping engine costs a resync every Cap.
+			Cap: 2 * time.Second,
 		},
 		WatchStableAfter: 10 * time.Second,
 	}, nil

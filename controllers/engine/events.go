@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"time"
 
@@ -75,6 +76,10 @@ func (e *Engine) Events(ctx context.Context, labels map[string]string) (<-chan E
 // event either reaches onEvent or is seen by that resync. Between failed attempts
 // Watch waits with exponential backoff and jitter (WatchBackoff).
 //
+// Watch also records the spans during which it had lost the engine (Outages), so
+// that a caller can tell a container the daemon stopped on its way down from one
+// that failed by itself.
+//
 // The callbacks run on Watch's goroutine and should only enqueue work; a slow
 // callback delays further events but loses none.
 func (e *Engine) Watch(ctx context.Context, labels map[string]string, onEvent func(Event), onReconnect func()) {
@@ -89,6 +94,7 @@ func (e *Engine) Watch(ctx context.Context, labels map[string]string, onEvent fu
 			subCtx, cancel := context.WithCancel(ctx)
 			evs, errs := e.Events(subCtx, labels)
 			connected := time.Now()
+			e.endOutage(connected)
 			if onReconnect != nil {
 				onReconnect()
 			}
@@ -99,13 +105,170 @@ func (e *Engine) Watch(ctx context.Context, labels map[string]string, onEvent fu
 			}
 			<-errs
 			cancel()
+			if ctx.Err() == nil {
+				// The stream broke: a daemon stopping closes its API first, then
+				// stops the containers (without live-restore), so those stops
+				// fall inside the outage opened here.
+				e.beginOutage(time.Now())
+			}
 			if time.Since(connected) >= e.WatchStableAfter {
 				backoff = initial
 			}
+		} else if ctx.Err() == nil {
+			e.beginOutage(time.Now())
 		}
 		if !sleepCtx(ctx, backoff.Step()) {
 			return
 		}
+	}
+}
+
+// Outage is a span during which Watch had lost the engine: from the moment its
+// event stream broke (or an attempt to subscribe failed) to the moment a new
+// subscription was registered. To is zero while the engine is still away.
+//
+// A Docker daemon restart is one. A daemon going down closes its listener, stops
+// its containers (unless live-restore is on) while it goes on serving the
+// connections it had, the event stream included, and only then exits: the
+// stream, hence the outage, ends up to its shutdown timeout after the stops.
+type Outage struct {
+	From, To time.Time
+}
+
+// Contains reports whether t falls within the outage, widened by slack on both
+// sides to absorb clock granularity between this process and the engine.
+func (o Outage) Contains(t time.Time, slack time.Duration) bool {
+	if t.IsZero() || t.Before(o.From.Add(-slack)) {
+		return false
+	}
+	return o.To.IsZero() || !t.After(o.To.Add(slack))
+}
+
+// DaemonState is what the Docker daemon was doing at some moment, as far as
+// the outages seen by Watch and a probe tell.
+type DaemonState int
+
+const (
+	// DaemonUp: nothing says the daemon was not up.
+	DaemonUp DaemonState = iota
+	// DaemonStopping: the daemon was shutting down. Without live-restore it
+	// stops every container then, so a container that ended at that moment
+	// was most likely stopped by it.
+	DaemonStopping
+	// DaemonAway: the daemon was down. With live-restore containers run on
+	// and may end meanwhile; Docker keeps their exit code but drops what one
+	// printed while the daemon was down if it ended before the daemon was back.
+	DaemonAway
+)
+
+func (s DaemonState) String() string {
+	switch s {
+	case DaemonStopping:
+		return "stopping"
+	case DaemonAway:
+		return "away"
+	default:
+		return "up"
+	}
+}
+
+// DaemonShutdownWindow is how long before Watch loses a stopping daemon it
+// may have stopped a container: each container gets its stop timeout (10 s by
+// default) within the daemon's shutdown timeout (15 s by default).
+const DaemonShutdownWindow = 20 * time.Second
+
+// daemonClockSlack absorbs the difference between the engine's clock, which
+// stamps a container's finish, and this process's, which stamps outages.
+const daemonClockSlack = time.Second
+
+// DaemonStateAt tells, from the outages Watch saw, what the daemon was doing
+// when a container finished at t: away if t is within an outage, stopping if
+// it is within DaemonShutdownWindow before one began. A container that ended
+// long before this process started, or while Watch was not running, is
+// DaemonUp for want of knowledge.
+func DaemonStateAt(outages []Outage, t time.Time) DaemonState {
+	if t.IsZero() {
+		return DaemonUp
+	}
+	state := DaemonUp
+	for _, o := range outages {
+		switch {
+		case !t.Before(o.From) && (o.To.IsZero() || !t.After(o.To.Add(daemonClockSlack))):
+			return DaemonAway
+		case !t.Before(o.From.Add(-DaemonShutdownWindow)) && t.Before(o.From):
+			state = DaemonStopping
+		}
+	}
+	return state
+}
+
+// RefusesConnections reports whether the engine refuses a new connection right
+// now. A daemon shutting down closes its listener (a unix socket's file goes)
+// before it stops its containers, and goes on serving the connections it had:
+// a caller that just read a container's end over one of those learns this way
+// that the daemon is going down. A probe that neither connects nor fails
+// within a couple of seconds counts as not refused.
+func (e *Engine) RefusesConnections(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	type dialed struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		conn, err := e.cli.Dialer()(ctx)
+		ch <- dialed{conn, err}
+	}()
+	select {
+	case d := <-ch:
+		if d.err != nil {
+			return ctx.Err() == nil
+		}
+		_ = d.conn.Close()
+		return false
+	case <-ctx.Done():
+		go func() {
+			if d := <-ch; d.conn != nil {
+				_ = d.conn.Close()
+			}
+		}()
+		return false
+	}
+}
+
+// maxOutages bounds the outages an Engine remembers; only recent ones matter
+// (a container stopped by a restart is looked at within seconds of it).
+const maxOutages = 32
+
+// Outages returns the outages Watch has seen, oldest first; the last one is open
+// (To zero) while the engine is away. It is empty when Watch never ran, and it
+// forgets everything with the process.
+func (e *Engine) Outages() []Outage {
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	return append([]Outage(nil), e.outages...)
+}
+
+// beginOutage opens an outage at t unless one is open.
+func (e *Engine) beginOutage(t time.Time) {
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	if n := len(e.outages); n > 0 && e.outages[n-1].To.IsZero() {
+		return
+	}
+	e.outages = append(e.outages, Outage{From: t})
+	if len(e.outages) > maxOutages {
+		e.outages = append([]Outage(nil), e.outages[len(e.outages)-maxOutages:]...)
+	}
+}
+
+// endOutage closes the open outage, if any, at t.
+func (e *Engine) endOutage(t time.Time) {
+	e.outMu.Lock()
+	defer e.outMu.Unlock()
+	if n := len(e.outages); n > 0 && e.outages[n-1].To.IsZero() {
+		e.outages[n-1].To = t
 	}
 }
 

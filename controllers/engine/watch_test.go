@@ -152,6 +152,9 @@ func TestWatch_ReconnectsAndAsksForResync(t *testing.T) {
 	proxy.cut()
 	waitUntil("resubscription after a cut", func() bool { return reconnects.Load() == 2 })
 	expectStart(run(t, direct, spec(t, labels, "sleep 5")))
+	if out := e.Outages(); len(out) != 1 || out[0].From.IsZero() || out[0].To.Before(out[0].From) {
+		t.Errorf("outages after a cut: %+v, want one closed", out)
+	}
 
 	// The engine is away for a while: no resync while it is, one when it is back.
 	proxy.setDown(true)
@@ -160,14 +163,96 @@ func TestWatch_ReconnectsAndAsksForResync(t *testing.T) {
 	if n := reconnects.Load(); n != 2 {
 		t.Errorf("onReconnect called %d times while the engine was down, want still 2", n)
 	}
+	// While the engine is away the outage is open: anything that stops now is in it.
+	if out := e.Outages(); len(out) != 2 || !out[1].To.IsZero() || !out[1].Contains(time.Now(), 0) {
+		t.Errorf("outages while the engine is down: %+v, want the second one open", out)
+	}
 	proxy.setDown(false)
 	waitUntil("resubscription after an outage", func() bool { return reconnects.Load() == 3 })
 	expectStart(run(t, direct, spec(t, labels, "sleep 5")))
+	if out := e.Outages(); len(out) != 2 || out[1].To.IsZero() || out[1].Contains(time.Now().Add(time.Second), 0) {
+		t.Errorf("outages after the engine came back: %+v, want two closed", out)
+	}
 
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Watch did not return after its context ended")
+	}
+}
+
+func TestOutage_Contains(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	closed := engine.Outage{From: t0, To: t0.Add(10 * time.Second)}
+	open := engine.Outage{From: t0}
+	cases := []struct {
+		o     engine.Outage
+		at    time.Time
+		slack time.Duration
+		want  bool
+	}{
+		{closed, t0.Add(5 * time.Second), 0, true},
+		{closed, t0, 0, true},
+		{closed, t0.Add(10 * time.Second), 0, true},
+		{closed, t0.Add(-time.Millisecond), 0, false},
+		{closed, t0.Add(-time.Millisecond), time.Second, true},
+		{closed, t0.Add(11 * time.Second), 0, false},
+		{closed, t0.Add(11 * time.Second), 2 * time.Second, true},
+		{open, t0.Add(time.Hour), 0, true},
+		{open, t0.Add(-time.Hour), time.Second, false},
+		{closed, time.Time{}, time.Second, false},
+	}
+	for i, c := range cases {
+		if got := c.o.Contains(c.at, c.slack); got != c.want {
+			t.Errorf("case %d: %+v.Contains(%v, %v) = %v, want %v", i, c.o, c.at, c.slack, got, c.want)
+		}
+	}
+}
+
+func TestDaemonStateAt(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	outages := []engine.Outage{
+		{From: t0, To: t0.Add(10 * time.Second)},
+		{From: t0.Add(time.Hour)}, // still open
+	}
+	cases := []struct {
+		at   time.Time
+		want engine.DaemonState
+	}{
+		{time.Time{}, engine.DaemonUp},
+		{t0.Add(-time.Minute), engine.DaemonUp},
+		{t0.Add(-12 * time.Second), engine.DaemonStopping}, // stopped on the way down
+		{t0.Add(-time.Millisecond), engine.DaemonStopping},
+		{t0, engine.DaemonAway},
+		{t0.Add(5 * time.Second), engine.DaemonAway},
+		{t0.Add(10500 * time.Millisecond), engine.DaemonAway}, // clock slack
+		{t0.Add(30 * time.Second), engine.DaemonUp},
+		{t0.Add(time.Hour - 5*time.Second), engine.DaemonStopping},
+		{t0.Add(2 * time.Hour), engine.DaemonAway},
+	}
+	for i, c := range cases {
+		if got := engine.DaemonStateAt(outages, c.at); got != c.want {
+			t.Errorf("case %d (%v): %v, want %v", i, c.at, got, c.want)
+		}
+	}
+	if got := engine.DaemonStateAt(nil, t0); got != engine.DaemonUp {
+		t.Errorf("no outages: %v", got)
+	}
+}
+
+// TestRefusesConnections: a daemon going down closes its listener first.
+func TestRefusesConnections(t *testing.T) {
+	gone, err := engine.New("unix://" + filepath.Join(t.TempDir(), "no-daemon.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	if !gone.RefusesConnections(context.Background()) {
+		t.Error("no listener: want refused")
+	}
+	up := enginetest.New(t)
+	if up.RefusesConnections(context.Background()) {
+		t.Error("the engine answers: want not refused")
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 // testGit runs git for test set-up the way a user would, isolated from the machine's
 // configuration.
-func testGit(t *testing.T, dir string, args ...string) string {
+func testGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -37,7 +37,7 @@ func testGit(t *testing.T, dir string, args ...string) string {
 	return strings.TrimRight(string(out), "\n")
 }
 
-func writeFile(t *testing.T, path, content string, perm fs.FileMode) {
+func writeFile(t testing.TB, path, content string, perm fs.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func numberedLines(n int, prefix string) string {
 }
 
 // newSourceRepo is a user's work folder with a few committed files of each kind.
-func newSourceRepo(t *testing.T) string {
+func newSourceRepo(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "src")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -177,6 +178,10 @@ func Prepare(ctx context.Context, spec PrepareSpec) (*Workspace, error) {
 
 // build fills the staging directory: the layout, the workspace repository, the work
 // tree and its base commit, and last the marker.
+//
+// This runs between a task's acceptance and the start of its container, and most of
+// its cost is the start-up of git processes, so it starts as few as it can and runs
+// the independent ones at once (see snapshotBase).
 func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) error {
 	if err := os.Mkdir(ws.Dir, 0o700); err != nil {
 		return err
@@ -189,8 +194,11 @@ func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) e
 			return err
 		}
 	}
-	g := ws.git()
-	if _, err := (gitCmd{}).run(ctx, nil, "init", "--quiet", "--bare", "--template=", "--end-of-options", ws.GitDir); err != nil {
+	commit, err := importTarget(ctx, src, spec)
+	if err != nil {
+		return err
+	}
+	if err := initRepository(ws.GitDir); err != nil {
 		return fmt.Errorf("init workspace repository: %w", err)
 	}
 	if err := copyExcludes(src, ws.GitDir); err != nil {
@@ -198,20 +206,16 @@ func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) e
 	}
 
 	var base string
-	var err error
 	if spec.IncludeUncommitted {
 		base, err = snapshotBase(ctx, ws, src, spec)
 	} else {
-		base, err = checkoutBase(ctx, ws, src, spec)
+		base, err = checkoutBase(ctx, ws, src, spec, commit)
 	}
 	if err != nil {
 		return err
 	}
 	ws.BaseCommit = base
-	if _, err := g.run(ctx, nil, "update-ref", "--no-deref", "-m", "prepare", "--end-of-options", baseRef, base); err != nil {
-		return fmt.Errorf("record base: %w", err)
-	}
-	if _, err := g.run(ctx, nil, "update-ref", "--no-deref", "-m", "prepare", "--end-of-options", "HEAD", base); err != nil {
+	if err := recordBase(ws.GitDir, base); err != nil {
 		return fmt.Errorf("record base: %w", err)
 	}
 	b, err := json.MarshalIndent(ws, "", "  ")
@@ -221,75 +225,180 @@ func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) e
 	return os.WriteFile(filepath.Join(ws.Dir, markerName), append(b, '\n'), 0o600)
 }
 
+// initRepository creates the workspace's repository as `git init --bare
+// --template=` would: repository format 0, so loose refs and SHA-1 objects. It is
+// written here rather than by git because it lies on the path from a task's
+// acceptance to its container's start, where every git process costs its
+// start-up, and the layout of a format-0 repository is fixed.
+func initRepository(gitDir string) error {
+	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags"} {
+		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	for name, content := range map[string]string{
+		"config": "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+		"HEAD":   "ref: refs/heads/master\n",
+	} {
+		if err := os.WriteFile(filepath.Join(gitDir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordBase points the base ref, and HEAD (detached), at base. The repository
+// is the format-0 one initRepository made, whose refs are loose files, so they
+// are written directly, for the same reason; base's objects are already in it.
+func recordBase(gitDir, base string) error {
+	if err := validateOID("base", base); err != nil {
+		return err
+	}
+	for _, ref := range []string{baseRef, "HEAD"} {
+		p := filepath.Join(gitDir, filepath.FromSlash(ref))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		tmp := p + ".tmp-" + randomSuffix()
+		if err := os.WriteFile(tmp, []byte(base+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			_ = os.Remove(tmp)
+			return err
+		}
+	}
+	return nil
+}
+
+// runAll runs fns at once and returns the first error, cancelling the others'
+// context when one fails.
+func runAll(ctx context.Context, fns ...func(context.Context) error) error {
+	if len(fns) == 1 {
+		return fns[0](ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(fns))
+	for _, fn := range fns {
+		go func() { errs <- fn(ctx) }()
+	}
+	var first error
+	for range fns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// importTarget returns the commit whose objects the workspace needs: for a
+// snapshot the source's HEAD ("" when it has no commit yet), after checking that
+// BaseRef names nothing else; otherwise the commit BaseRef (default HEAD) names.
+func importTarget(ctx context.Context, src repoInfo, spec PrepareSpec) (string, error) {
+	if spec.IncludeUncommitted {
+		if spec.BaseRef != "" {
+			ref, err := resolveSourceRev(ctx, src, spec.BaseRef)
+			if err != nil {
+				return "", err
+			}
+			if ref != src.head {
+				return "", fmt.Errorf("%w: a snapshot of uncommitted changes is based on HEAD (%s), not %q (%s)",
+					ErrInvalidSpec, src.head, spec.BaseRef, ref)
+			}
+		}
+		return src.head, nil
+	}
+	rev := spec.BaseRef
+	if rev == "" {
+		rev = "HEAD"
+	}
+	return resolveSourceRev(ctx, src, rev)
+}
+
+// resolveSourceRev is resolveCommit in the source, without asking git again for
+// HEAD: inspectRepo has already resolved it.
+func resolveSourceRev(ctx context.Context, src repoInfo, rev string) (string, error) {
+	if rev != "HEAD" {
+		return resolveCommit(ctx, gitCmd{gitDir: src.gitDir}, rev)
+	}
+	if src.head == "" {
+		return "", fmt.Errorf("%w: %q does not name a commit", ErrInvalidRef, rev)
+	}
+	return src.head, nil
+}
+
 // snapshotBase copies the work folder as it is into work/ and returns the commit
 // that records it: HEAD itself when nothing is uncommitted, else a commit on HEAD.
+// Copying and staging the copy do not need HEAD's objects, so HEAD is imported
+// meanwhile; only the comparison with HEAD and the commit wait for both.
 func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) (string, error) {
-	if spec.BaseRef != "" {
-		ref, err := resolveCommit(ctx, gitCmd{gitDir: src.gitDir}, spec.BaseRef)
+	var (
+		tree string
+		head commitInfo
+	)
+	jobs := []func(context.Context) error{func(ctx context.Context) error {
+		copied, gitlinks, err := copySnapshot(ctx, src, ws.WorkDir)
 		if err != nil {
-			return "", err
+			return err
 		}
-		if ref != src.head {
-			return "", fmt.Errorf("%w: a snapshot of uncommitted changes is based on HEAD (%s), not %q (%s)",
-				ErrInvalidSpec, src.head, spec.BaseRef, ref)
+		if _, err := handOver(ws, spec); err != nil {
+			return err
 		}
-	}
+		tree, err = ws.stageCopy(ctx, copied, gitlinks)
+		return err
+	}}
 	if src.head != "" {
-		if err := importCommit(ctx, src, ws.GitDir, src.head); err != nil {
-			return "", err
-		}
+		jobs = append(jobs, func(ctx context.Context) (err error) {
+			head, err = importCommit(ctx, src, ws.GitDir, src.head)
+			return err
+		})
 	}
-	if err := copySnapshot(ctx, src, ws.WorkDir); err != nil {
+	if err := runAll(ctx, jobs...); err != nil {
 		return "", err
 	}
-	if err := handOver(ws, spec); err != nil {
-		return "", err
-	}
-	tree, err := ws.stage(ctx, src.head)
-	if err != nil {
-		return "", err
-	}
-	if src.head != "" && tree == treeOf(ctx, ws.git(), src.head) {
+	if src.head != "" && tree == head.tree {
 		return src.head, nil
 	}
 	return ws.commitTree(ctx, tree, src.head, fmt.Sprintf("claude-parallel %s: snapshot of the work folder", ws.TaskID))
 }
 
-// checkoutBase writes the tree of BaseRef (default HEAD) into work/.
-func checkoutBase(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) (string, error) {
-	rev := spec.BaseRef
-	if rev == "" {
-		rev = "HEAD"
-	}
-	base, err := resolveCommit(ctx, gitCmd{gitDir: src.gitDir}, rev)
-	if err != nil {
-		return "", err
-	}
-	if err := importCommit(ctx, src, ws.GitDir, base); err != nil {
+// checkoutBase writes the tree of base into work/.
+func checkoutBase(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec, base string) (string, error) {
+	if _, err := importCommit(ctx, src, ws.GitDir, base); err != nil {
 		return "", err
 	}
 	if err := ws.checkout(ctx, base); err != nil {
 		return "", err
 	}
-	if err := handOver(ws, spec); err != nil {
+	chowned, err := handOver(ws, spec)
+	if err != nil {
 		return "", err
 	}
-	// Staging now records the stat data the first capture starts from.
-	if _, err := ws.stage(ctx, base); err != nil {
-		return "", err
+	// The checkout recorded each file's stat data in the capture index, where the
+	// first capture starts from; a hand-over changed every ctime since.
+	if chowned {
+		if err := ws.refresh(ctx); err != nil {
+			return "", err
+		}
 	}
 	return base, nil
 }
 
-// handOver gives work/ and home/ to the container's user before anything records
-// stat data, since a chown changes every file's ctime.
-func handOver(ws *Workspace, spec PrepareSpec) error {
+// handOver gives work/ and home/ to the container's user. A chown changes every
+// file's ctime, so stat data recorded before it is stale; it reports whether it
+// changed owners.
+func handOver(ws *Workspace, spec PrepareSpec) (bool, error) {
+	if spec.UID < 0 && spec.GID < 0 {
+		return false, nil
+	}
 	for _, d := range []string{ws.WorkDir, ws.HomeDir} {
 		if err := chownTree(d, spec.UID, spec.GID); err != nil {
-			return fmt.Errorf("hand over %s: %w", filepath.Base(d), err)
+			return false, fmt.Errorf("hand over %s: %w", filepath.Base(d), err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // copyExcludes carries the source's info/exclude over, so files the user ignores
@@ -316,32 +425,73 @@ func copyExcludes(src repoInfo, gitDir string) error {
 	return os.WriteFile(filepath.Join(gitDir, "info", "exclude"), b, 0o644)
 }
 
-// importCommit copies one commit and its tree (not its history) from the source into
-// the workspace repository, which then records the commit as shallow. It pipes
+// commitInfo is what importing a commit needs to know of it besides its id.
+type commitInfo struct {
+	commit  string
+	tree    string   // its root tree
+	parents []string // its parents, which the workspace does not get
+}
+
+// readCommitInfo asks the source for a commit's tree and parents (rev-parse echoes
+// the trailing "--" that makes them revisions).
+func readCommitInfo(ctx context.Context, src repoInfo, commit string) (commitInfo, error) {
+	out, err := gitCmd{gitDir: src.gitDir}.runText(ctx, nil, "rev-parse", commit+"^{tree}", commit+"^{commit}^@", "--")
+	if err != nil {
+		return commitInfo{}, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || lines[len(lines)-1] != "--" {
+		return commitInfo{}, fmt.Errorf("read commit %s: unexpected rev-parse output %q", commit, out)
+	}
+	for _, oid := range lines[:len(lines)-1] {
+		if !oidPattern.MatchString(oid) {
+			return commitInfo{}, fmt.Errorf("read commit %s: unexpected rev-parse output %q", commit, out)
+		}
+	}
+	return commitInfo{commit: commit, tree: lines[0], parents: lines[1 : len(lines)-1]}, nil
+}
+
+// sourceCommitInfo is readCommitInfo without a git process when inspectRepo
+// already learnt it.
+func sourceCommitInfo(ctx context.Context, src repoInfo, commit string) (commitInfo, error) {
+	if src.headCommit.commit != "" && src.headCommit.commit == commit {
+		return src.headCommit, nil
+	}
+	return readCommitInfo(ctx, src, commit)
+}
+
+// importCommit copies commit and its tree into the workspace repository and
+// returns what it learnt of the commit.
+func importCommit(ctx context.Context, src repoInfo, gitDir, commit string) (commitInfo, error) {
+	ci, err := sourceCommitInfo(ctx, src, commit)
+	if err != nil {
+		return commitInfo{}, err
+	}
+	return ci, importObjects(ctx, src, gitDir, ci)
+}
+
+// importObjects copies one commit and its tree (not its history) from the source
+// into the workspace repository, which then records the commit as shallow. It pipes
 // pack-objects into index-pack rather than cloning: with explicit git dirs on both
 // sides no transport, upload-pack or ownership check is involved, and the source's
-// history, possibly huge, is not copied.
-func importCommit(ctx context.Context, src repoInfo, gitDir, commit string) error {
+// history, possibly huge, is not copied: "--shallow" makes pack-objects treat the
+// commit as having no parents, so it packs the commit and its tree only, exactly
+// what rev-list --objects --no-walk would list, without a rev-list process to ask.
+// index-pack verifies every object it stores.
+func importObjects(ctx context.Context, src repoInfo, gitDir string, ci commitInfo) error {
 	from := gitCmd{gitDir: src.gitDir}
-	objects, err := from.run(ctx, nil, "rev-list", "--objects", "--no-walk", "--end-of-options", commit)
-	if err != nil {
-		return fmt.Errorf("list objects of %s: %w", commit, err)
-	}
 	to := gitCmd{gitDir: gitDir, config: workspaceConfig}
-	if err := pipeGit(ctx, from, objects, []string{"pack-objects", "--stdout", "--quiet"},
+	revs := fmt.Sprintf("--shallow %s\n%s\n", ci.commit, ci.commit)
+	if err := pipeGit(ctx, from, []byte(revs), []string{"pack-objects", "--revs", "--stdout", "--quiet"},
 		to, []string{"index-pack", "--stdin"}); err != nil {
-		return fmt.Errorf("copy objects of %s: %w", commit, err)
+		return fmt.Errorf("copy objects of %s: %w", ci.commit, err)
 	}
-	parents, err := from.runText(ctx, nil, "rev-list", "--parents", "-n", "1", "--end-of-options", commit)
-	if err != nil {
-		return fmt.Errorf("read parents of %s: %w", commit, err)
-	}
-	if len(strings.Fields(parents)) > 1 {
+	if len(ci.parents) > 0 {
 		f, err := os.OpenFile(filepath.Join(gitDir, "shallow"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(f, commit)
+		_, err = fmt.Fprintln(f, ci.commit)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -351,38 +501,80 @@ func importCommit(ctx context.Context, src repoInfo, gitDir, commit string) erro
 }
 
 // copySnapshot copies the source's tracked files (with uncommitted edits) and its
-// untracked, not ignored files into work/. Names come from git; contents are read by
-// os.Root without following symlinks, so a symlink in the source — or one raced in —
-// is copied as a symlink and never read through.
-func copySnapshot(ctx context.Context, src repoInfo, work string) error {
+// untracked, not ignored files into work/. It returns the paths it copied and the
+// submodule entries of the source's index in the form update-index --index-info
+// -z reads (a snapshot keeps them as they are; their contents are another
+// repository's). Names come from git; contents are read by os.Root without
+// following symlinks, so a symlink in the source — or one raced in — is copied as
+// a symlink and never read through.
+func copySnapshot(ctx context.Context, src repoInfo, work string) (copied []string, gitlinks []byte, err error) {
 	g := gitCmd{gitDir: src.gitDir, workTree: src.top, dir: src.top}
-	out, err := g.run(ctx, nil, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	// -t tags each record, "? path" for an untracked file and "H mode oid
+	// stage<TAB>path" (or S, M, ...) for an index entry, so an untracked name
+	// that looks like an index record cannot pass for one.
+	out, err := g.run(ctx, nil, "ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard")
 	if err != nil {
-		return fmt.Errorf("list work folder files: %w", err)
+		return nil, nil, fmt.Errorf("list work folder files: %w", err)
+	}
+	type gitlink struct{ oid, stage string }
+	links := map[string]gitlink{}
+	var paths []string
+	for _, rec := range splitNUL(out) {
+		tag, rest, ok := strings.Cut(rec, " ")
+		if !ok {
+			return nil, nil, fmt.Errorf("list work folder files: unexpected record %q", rec)
+		}
+		if tag == "?" {
+			paths = append(paths, rest)
+			continue
+		}
+		meta, p, ok := strings.Cut(rest, "\t")
+		f := strings.Fields(meta)
+		if !ok || len(f) != 3 {
+			return nil, nil, fmt.Errorf("list work folder files: unexpected record %q", rec)
+		}
+		if f[0] == "160000" {
+			// Stage 0, or for a conflicted submodule our side (stage 2).
+			if l, seen := links[p]; (f[2] == "0" || f[2] == "2") && (!seen || l.stage != "0") {
+				links[p] = gitlink{f[1], f[2]}
+			}
+			continue
+		}
+		paths = append(paths, p)
 	}
 	from, err := os.OpenRoot(src.top)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer from.Close()
 	to, err := os.OpenRoot(work)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer to.Close()
 	seen := map[string]bool{}
-	for _, p := range splitNUL(out) {
+	for _, p := range paths {
 		// "dir/" is a nested repository ls-files did not enter; conflicted files
 		// are listed once per stage.
 		if seen[p] || strings.HasSuffix(p, "/") || hasGitComponent(p) {
 			continue
 		}
 		seen[p] = true
-		if _, err := copyEntry(from, to, p); err != nil {
-			return fmt.Errorf("copy %s: %w", p, err)
+		ok, err := copyEntry(from, to, p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("copy %s: %w", p, err)
+		}
+		if ok {
+			copied = append(copied, p)
 		}
 	}
-	return nil
+	var b bytes.Buffer
+	for p, l := range links {
+		if !hasGitComponent(p) {
+			fmt.Fprintf(&b, "160000 %s\t%s\x00", l.oid, p)
+		}
+	}
+	return copied, b.Bytes(), nil
 }
 
 func randomSuffix() string {

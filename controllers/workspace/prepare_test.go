@@ -313,3 +313,39 @@ func TestPrepare_EmptyRepositoryWithoutCommits(t *testing.T) {
 		t.Fatalf("files %+v", d.Files)
 	}
 }
+
+// A snapshot stages the copied files without walking work/ (stageCopy); it must
+// record the same tree as the full staging captures use, submodule entries
+// included.
+func TestPrepare_SnapshotStagesWhatACaptureWould(t *testing.T) {
+	ctx := testCtx(t)
+	src := dirtySource(t)
+	sub := testGit(t, src, "rev-parse", "HEAD") // any commit will do as the submodule's
+	testGit(t, src, "update-index", "--add", "--cacheinfo", "160000,"+sub+",sub")
+	testGit(t, src, "commit", "--quiet", "-m", "a submodule")
+	head := testGit(t, src, "rev-parse", "HEAD")
+
+	ws := prepareWS(t, src, true)
+	if ws.SourceHead != head || ws.BaseCommit == head {
+		t.Fatalf("SourceHead %s BaseCommit %s, HEAD %s", ws.SourceHead, ws.BaseCommit, head)
+	}
+	g := ws.git()
+	if got, err := g.runText(ctx, nil, "ls-tree", ws.BaseCommit, "sub"); err != nil || !strings.HasPrefix(got, "160000 commit "+sub) {
+		t.Fatalf("base lacks the submodule entry: %q, %v", got, err)
+	}
+	full, err := ws.stage(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base := treeOf(ctx, g, ws.BaseCommit); full != base {
+		t.Fatalf("full staging of work/ gives tree %s, the snapshot recorded %s", full, base)
+	}
+
+	// A clean work folder with a submodule is its HEAD.
+	clean := newSourceRepo(t)
+	testGit(t, clean, "update-index", "--add", "--cacheinfo", "160000,"+sub+",sub")
+	testGit(t, clean, "commit", "--quiet", "-m", "a submodule")
+	if ws := prepareWS(t, clean, true); ws.BaseCommit != testGit(t, clean, "rev-parse", "HEAD") {
+		t.Fatalf("clean snapshot base %s is not HEAD", ws.BaseCommit)
+	}
+}

@@ -179,14 +179,25 @@ func checkIgnore(ctx context.Context, g gitCmd, paths []string) (map[string]bool
 	return ignored, nil
 }
 
-// checkout writes commit's tree into work/ through the capture index.
+// checkout writes commit's tree into work/ and records it, with the stat data of
+// the files written, in the capture index: one read-tree -u does what read-tree,
+// checkout-index and a staging pass would.
 func (w *Workspace) checkout(ctx context.Context, commit string) error {
 	g := w.git().with("GIT_INDEX_FILE=" + filepath.Join(w.GitDir, captureIndex))
-	if _, err := g.run(ctx, nil, "read-tree", "--end-of-options", commit); err != nil {
-		return fmt.Errorf("read %s: %w", commit, err)
-	}
-	if _, err := g.run(ctx, nil, "checkout-index", "--all", "--force"); err != nil {
+	if _, err := g.run(ctx, nil, "read-tree", "--reset", "-u", "--end-of-options", commit); err != nil {
 		return fmt.Errorf("check out %s: %w", commit, err)
+	}
+	return nil
+}
+
+// refresh brings the stat data of the capture index up to date with work/ (after
+// a hand-over changed every ctime), so the first capture does not hash every file
+// again. It compares contents: a file that differs keeps its stale entry and is
+// staged as changed.
+func (w *Workspace) refresh(ctx context.Context) error {
+	g := w.git().with("GIT_INDEX_FILE=" + filepath.Join(w.GitDir, captureIndex))
+	if _, err := g.run(ctx, nil, "update-index", "-q", "--refresh"); err != nil && exitCode(err) != 1 {
+		return fmt.Errorf("refresh index: %w", err)
 	}
 	return nil
 }
@@ -205,6 +216,47 @@ func (w *Workspace) stage(ctx context.Context, base string) (string, error) {
 	g := w.git().with("GIT_INDEX_FILE=" + tmp)
 	if err := stageWorkTree(ctx, g, w.WorkDir, base); err != nil {
 		return "", err
+	}
+	tree, err := g.runText(ctx, nil, "write-tree")
+	if err != nil {
+		return "", fmt.Errorf("write tree: %w", err)
+	}
+	if err := os.Rename(tmp, cache); err != nil {
+		return "", err
+	}
+	return tree, nil
+}
+
+// stageCopy writes the capture index of a freshly copied snapshot and returns its
+// tree. It stages exactly the paths copySnapshot copied, plus the submodule entries
+// of the source's index, without stageWorkTree's walk: the copy holds only what the source's
+// rules do not ignore (or what its index tracks), and the workspace's ignore rules
+// are a subset of the source's (its .gitignore files and info/exclude are copies),
+// so the walk would find the same paths, at the cost of several more git processes
+// and a read of the base tree that would have to wait for the import. (The one
+// difference: a file the source's index tracks but HEAD does not, and that an
+// ignore rule matches, is staged here, as copied; the walk would leave it out of
+// the base although it is in work/.)
+func (w *Workspace) stageCopy(ctx context.Context, paths []string, gitlinks []byte) (string, error) {
+	cache := filepath.Join(w.GitDir, captureIndex)
+	tmp := cache + ".tmp-" + randomSuffix()
+	defer os.Remove(tmp)
+	g := w.git().with("GIT_INDEX_FILE=" + tmp)
+	if len(gitlinks) == 0 && len(paths) == 0 {
+		// Nothing to stage (an empty work folder): an empty index, to keep.
+		if _, err := g.run(ctx, nil, "read-tree", "--empty"); err != nil {
+			return "", fmt.Errorf("reset index: %w", err)
+		}
+	}
+	if len(gitlinks) > 0 {
+		if _, err := g.run(ctx, gitlinks, "update-index", "-z", "--index-info"); err != nil {
+			return "", fmt.Errorf("stage submodules: %w", err)
+		}
+	}
+	if len(paths) > 0 {
+		if _, err := g.run(ctx, joinNUL(paths), "update-index", "--add", "--replace", "-z", "--stdin"); err != nil {
+			return "", fmt.Errorf("stage files: %w", err)
+		}
 	}
 	tree, err := g.runText(ctx, nil, "write-tree")
 	if err != nil {

@@ -17,6 +17,9 @@ type repoInfo struct {
 	gitDir    string // this work tree's git dir (index, HEAD)
 	commonDir string // shared git dir (objects, refs, info/exclude)
 	head      string // HEAD commit; "" when the branch is unborn
+	// headCommit is HEAD's tree and parents when inspectRepo learnt them on
+	// the way (commit "" otherwise).
+	headCommit commitInfo
 }
 
 // WorkFolderInfo checks that dir is inside a git work tree and returns the tree's
@@ -48,6 +51,61 @@ func inspectRepo(ctx context.Context, dir string, needWorkTree bool) (repoInfo, 
 		return repoInfo{}, fmt.Errorf("%w: %s is not a directory", ErrNotGitWorkTree, dir)
 	}
 	g := gitCmd{dir: real, config: []string{"safe.directory=*"}}
+	info, ok := inspectWorkTree(ctx, g)
+	if !ok {
+		// Not the common case of a work tree (a bare repository, a git
+		// directory, no repository at all, or a failure): ask step by step, so
+		// the error says which.
+		if info, err = inspectStepwise(ctx, g, dir, needWorkTree); err != nil {
+			return repoInfo{}, err
+		}
+	}
+	if info.top != "" && !isWithin(real, info.top) {
+		return repoInfo{}, fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, info.top)
+	}
+	if err := checkSameOwner(info); err != nil {
+		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
+	}
+	return info, nil
+}
+
+// inspectWorkTree asks one git process everything inspectRepo needs when g's
+// directory is inside a work tree — git dir, common dir, top, HEAD — and, on the
+// way, what importing HEAD into a workspace needs: its tree and parents. Preparing
+// a workspace runs a chain of git processes before the task's container can start,
+// each costing a process start-up, so the usual case takes one instead of four.
+// ok is false when the answer is not that of a work tree; the caller then asks
+// step by step.
+func inspectWorkTree(ctx context.Context, g gitCmd) (repoInfo, bool) {
+	paths := []string{"rev-parse", "--path-format=absolute",
+		"--absolute-git-dir", "--git-common-dir", "--is-inside-work-tree", "--show-toplevel"}
+	// The trailing "--" makes the revisions revisions even if files are named
+	// like them; rev-parse echoes it last. An unborn HEAD fails this form.
+	out, err := g.runText(ctx, nil, append(paths, "HEAD^{commit}", "HEAD^{tree}", "HEAD^{commit}^@", "--")...)
+	lines := strings.Split(out, "\n")
+	if err == nil && len(lines) >= 7 && lines[len(lines)-1] == "--" && lines[2] == "true" && lines[3] != "" {
+		info := repoInfo{gitDir: lines[0], commonDir: lines[1], top: lines[3], head: lines[4]}
+		info.headCommit = commitInfo{commit: lines[4], tree: lines[5], parents: lines[6 : len(lines)-1]}
+		for _, oid := range lines[4 : len(lines)-1] {
+			if !oidPattern.MatchString(oid) {
+				return repoInfo{}, false
+			}
+		}
+		return info, true
+	}
+	// --verify prints HEAD's commit last, or exits 1 with nothing for it when
+	// the branch is unborn.
+	out, err = g.runText(ctx, nil, append(paths, "--verify", "--quiet", "--end-of-options", "HEAD^{commit}")...)
+	lines = strings.Split(out, "\n")
+	if exitCode(err) != 1 || len(lines) != 4 || lines[2] != "true" || lines[3] == "" {
+		return repoInfo{}, false
+	}
+	return repoInfo{gitDir: lines[0], commonDir: lines[1], top: lines[3]}, true
+}
+
+// inspectStepwise is inspectRepo's slow path, one question per git process.
+func inspectStepwise(ctx context.Context, g gitCmd, dir string, needWorkTree bool) (repoInfo, error) {
+	real := g.dir
 	out, err := g.runText(ctx, nil, "rev-parse", "--path-format=absolute",
 		"--absolute-git-dir", "--git-common-dir", "--is-inside-work-tree")
 	if err != nil {
@@ -62,16 +120,10 @@ func inspectRepo(ctx context.Context, dir string, needWorkTree bool) (repoInfo, 
 		if info.top, err = g.runText(ctx, nil, "rev-parse", "--path-format=absolute", "--show-toplevel"); err != nil {
 			return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
 		}
-		if !isWithin(real, info.top) {
-			return repoInfo{}, fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, info.top)
-		}
 	} else if needWorkTree {
 		return repoInfo{}, fmt.Errorf("%w: %s is not inside a work tree", ErrNotGitWorkTree, dir)
 	} else if isWithin(real, info.gitDir) && info.gitDir != real {
 		return repoInfo{}, fmt.Errorf("%w: %s is inside a git directory", ErrNotGitWorkTree, dir)
-	}
-	if err := checkSameOwner(info); err != nil {
-		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
 	}
 	head, err := gitCmd{gitDir: info.gitDir}.runText(ctx, nil, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
 	switch {
