@@ -36,7 +36,7 @@ vet:
 ## test: every test, including the Docker and end-to-end ones (prepares Docker first).
 test: image lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
-	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) fuzz FUZZTIME=20000x
 	$(MAKE) test-docker-restart
 
 ## test-docker-restart: restart the Docker daemon while tasks run; none may be lost.
