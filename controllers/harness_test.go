@@ -69,6 +69,9 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	s.drainWait = 5 * time.Second
 	s.followers.start(ctx)
 	t.Cleanup(s.followers.stop)
+	// Workspaces begun while a task is Pending finish in the background; the
+	// test's directories must outlive them.
+	t.Cleanup(s.builds.stop)
 	h.s = s
 	h.repo = newGitRepo(t, map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
 	return h

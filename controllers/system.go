@@ -167,6 +167,7 @@ type System struct {
 	containerCtl *reconciler.Controller
 
 	admission admission
+	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
 	followers *followerSet
 	seen      containerCounts
 
@@ -344,12 +345,15 @@ func (s *System) startTerm() {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	s.builds.start(ctx)
 	s.followers.start(ctx)
 }
 
 // stopTerm runs after every controller of the term has stopped: the followers
-// stop too, so a process that lost the lease writes nothing more.
+// and the workspace builds stop too, so a process that lost the lease writes
+// nothing more.
 func (s *System) stopTerm() {
+	s.builds.stop()
 	s.followers.stop()
 	s.seen.reset()
 }

@@ -120,10 +120,13 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		}
 	}
 
+	var building *workspace.Building
 	if st.RunNumber == 0 && st.WorkspacePath == "" {
-		if ok, err := r.snapshotWhileWaiting(ctx, sc); err != nil || !ok {
+		b, ok, err := r.snapshotWhileWaiting(ctx, sc)
+		if err != nil || !ok {
 			return err
 		}
+		building = b
 	}
 
 	admitted, release, err := s.tryAdmit(ctx, t)
@@ -131,11 +134,19 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		return err
 	}
 	if !admitted {
+		if building != nil {
+			// No slot: the snapshot completes while the task waits.
+			if ws, err := r.recordPrepared(sc, building); err != nil || ws == nil {
+				return err
+			}
+		}
 		st.Reason = ReasonWaitingForSlot
 		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.cfg.MaxParallel)
 		sc.requeueAfter(waitRequeue)
 		return nil
 	}
+	// Admitted: a snapshot still being taken goes on in the background, and
+	// the Preparing pass creates the container meanwhile (preparing.go).
 	sc.release = release
 	run := nextRunNumber(t)
 	st.Phase = models.TaskPhasePreparing
@@ -148,25 +159,41 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	return nil
 }
 
-// snapshotWhileWaiting prepares the first run's workspace as soon as the task
+// snapshotWhileWaiting begins the first run's workspace as soon as the task
 // may run, before it waits for a slot: DESIGN §4 promises the task sees the
 // work folder as it was when the task was accepted, not as it is when a slot
 // frees minutes later. (A task with dependencies is snapshotted when they have
-// completed, so it can see their applied changes.) It reports false when the
-// task was failed because its spec cannot run.
-func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (bool, error) {
-	profile, ok := r.s.cfg.Profile(sc.task.Spec.Agent)
+// completed, so it can see their applied changes.) What depends on the spec is
+// checked before it returns; the rest of the snapshot may still be running
+// (see preparing.go). It reports false when the task was failed because its
+// spec cannot run; the building is nil when it was prepared in one go.
+func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (*workspace.Building, bool, error) {
+	s, t := r.s, sc.task
+	profile, ok := s.cfg.Profile(t.Spec.Agent)
 	if !ok {
-		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", sc.task.Spec.Agent))
-		return false, nil
+		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
+		return nil, false, nil
 	}
 	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
 	if err != nil {
 		sc.fail(ReasonInvalidSpec, err.Error())
-		return false, nil
+		return nil, false, nil
 	}
-	ws, err := r.prepareWorkspace(ctx, sc, user)
-	return ws != nil, err
+	wb, ok := s.workspaces.(workspaceBeginner)
+	if !ok || s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.cfg.Workers) {
+		// Background builds are bounded like passes are, so a burst of tasks
+		// does not start a burst of git processes: past the bound, the pass
+		// prepares the workspace itself.
+		ws, err := r.prepareWorkspace(ctx, sc, user)
+		return nil, ws != nil, err
+	}
+	b, err := s.builds.begin(t.ID, func(ctx context.Context) (*workspace.Building, error) {
+		return wb.Begin(ctx, r.prepareSpec(t, user))
+	})
+	if err != nil {
+		return nil, false, r.prepareFailed(sc, err)
+	}
+	return b, true, nil
 }
 
 // reconcilePreparing prepares the workspace and creates and starts the run's
@@ -188,11 +215,22 @@ func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) 
 		sc.fail(ReasonInvalidSpec, err.Error())
 		return nil
 	}
-	ws, err := r.prepareWorkspace(ctx, sc, user)
+	var (
+		ws      *workspace.Workspace
+		created *createResult
+	)
+	if b := s.builds.get(t.ID); b != nil {
+		// The snapshot begun while Pending is still being recorded: create the
+		// container on its directories meanwhile. It is started only below,
+		// once the workspace is ready.
+		ws, created, err = r.createWhilePreparing(ctx, sc, profile, user, b)
+	} else {
+		ws, err = r.prepareWorkspace(ctx, sc, user)
+	}
 	if err != nil || ws == nil {
 		return err
 	}
-	info, err := r.ensureContainer(ctx, sc, profile, ws, user)
+	info, err := r.ensureContainer(ctx, sc, profile, ws, user, created)
 	if err != nil || info == nil {
 		return err
 	}
@@ -211,40 +249,108 @@ func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) 
 	return nil
 }
 
-// prepareWorkspace makes the task's workspace ready and records where it is
-// and its base commit. A nil workspace with a nil error means the task was
-// failed: its work folder or base cannot be used.
-func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, user runAs) (*workspace.Workspace, error) {
+// createResult is the outcome of a container create made ahead of its use.
+type createResult struct {
+	id  string
+	err error
+}
+
+// createWhilePreparing creates the run's container while the background build
+// b finishes, and returns the ready workspace with the create's outcome. Only
+// the Docker call runs beside the wait; everything that touches the pass's
+// scope happens after both. A nil workspace with a nil error means the task
+// was failed.
+func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, profile config.Profile,
+	user runAs, b *workspace.Building) (*workspace.Workspace, *createResult, error) {
 	s, t := r.s, sc.task
-	ws, err := s.workspaces.Prepare(ctx, workspace.PrepareSpec{
+	spec, err := buildRunSpec(runSpecInput{
+		Task: t, Run: t.Status.RunNumber, Profile: profile, Workspace: b.Layout(),
+		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
+	})
+	if err != nil {
+		// ensureContainer fails the task with the same error once it is ready.
+		ws, err := r.recordPrepared(sc, b)
+		return ws, nil, err
+	}
+	done := make(chan createResult, 1)
+	go func() {
+		id, err := s.rt.Create(ctx, spec)
+		done <- createResult{id, err}
+	}()
+	ws, err := r.recordPrepared(sc, b)
+	c := <-done
+	if ws == nil && err == nil && c.err == nil {
+		// The task failed: nothing will start the container just created.
+		if rerr := s.rt.Remove(ctx, c.id, true); rerr != nil {
+			s.log.Warn("remove container of a failed preparation", zap.String("task", t.ID), zap.Error(rerr))
+		}
+	}
+	return ws, &c, err
+}
+
+// prepareSpec is what the task's workspace is prepared from.
+func (r *taskReconciler) prepareSpec(t *models.Task, user runAs) workspace.PrepareSpec {
+	return workspace.PrepareSpec{
 		TaskID:             t.ID,
 		WorkFolder:         t.Spec.WorkFolder,
 		BaseRef:            t.Spec.BaseRef,
 		IncludeUncommitted: t.Spec.IncludeUncommitted,
-		Root:               s.paths.WorkspaceDir,
+		Root:               r.s.paths.WorkspaceDir,
 		UID:                user.uid,
 		GID:                user.gid,
-	})
-	switch {
-	case err == nil:
-	case errors.Is(err, workspace.ErrNotGitWorkTree), errors.Is(err, workspace.ErrInvalidRef),
-		errors.Is(err, workspace.ErrInvalidSpec), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
-		sc.fail(ReasonPrepareFailed, "prepare workspace: "+err.Error())
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("prepare workspace: %w", err)
 	}
-	t.Status.WorkspacePath = ws.Dir
-	t.Status.BaseCommit = ws.BaseCommit
-	s.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
+}
+
+// prepareWorkspace makes the task's workspace ready and records where it is
+// and its base commit. A nil workspace with a nil error means the task was
+// failed: its work folder or base cannot be used.
+func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, user runAs) (*workspace.Workspace, error) {
+	ws, err := r.s.workspaces.Prepare(ctx, r.prepareSpec(sc.task, user))
+	if err != nil {
+		return nil, r.prepareFailed(sc, err)
+	}
+	r.recordWorkspace(sc, ws)
 	return ws, nil
 }
 
-// ensureContainer creates the run's container, or adopts the one a previous
-// pass created before it died, and starts it unless it already ran. A nil
-// result with a nil error means the task was failed.
+// recordPrepared waits for the background build b and records its workspace
+// as prepareWorkspace does.
+func (r *taskReconciler) recordPrepared(sc *taskScope, b *workspace.Building) (*workspace.Workspace, error) {
+	ws, err := b.Wait()
+	if err != nil {
+		return nil, r.prepareFailed(sc, err)
+	}
+	r.recordWorkspace(sc, ws)
+	return ws, nil
+}
+
+// prepareFailed fails the task when err says its work folder or base cannot
+// be used, and otherwise returns err to retry.
+func (r *taskReconciler) prepareFailed(sc *taskScope, err error) error {
+	switch {
+	case errors.Is(err, workspace.ErrNotGitWorkTree), errors.Is(err, workspace.ErrInvalidRef),
+		errors.Is(err, workspace.ErrInvalidSpec), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+		sc.fail(ReasonPrepareFailed, "prepare workspace: "+err.Error())
+		return nil
+	default:
+		return fmt.Errorf("prepare workspace: %w", err)
+	}
+}
+
+// recordWorkspace records where the ready workspace is and its base commit.
+func (r *taskReconciler) recordWorkspace(sc *taskScope, ws *workspace.Workspace) {
+	t := sc.task
+	t.Status.WorkspacePath = ws.Dir
+	t.Status.BaseCommit = ws.BaseCommit
+	r.s.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
+}
+
+// ensureContainer creates the run's container (unless created carries the
+// outcome of a create made already), or adopts the one a previous pass created
+// before it died, and starts it unless it already ran. A nil result with a nil
+// error means the task was failed.
 func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, profile config.Profile,
-	ws *workspace.Workspace, user runAs) (*engine.ContainerInfo, error) {
+	ws *workspace.Workspace, user runAs, created *createResult) (*engine.ContainerInfo, error) {
 	s, t := r.s, sc.task
 	run := t.Status.RunNumber
 	spec, err := buildRunSpec(runSpecInput{
@@ -257,7 +363,12 @@ func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, pro
 	}
 	log := s.log.With(zap.String("task", t.ID), zap.Int("run", run), zap.String("container", spec.Name))
 
-	id, err := s.rt.Create(ctx, spec)
+	var id string
+	if created != nil {
+		id, err = created.id, created.err
+	} else {
+		id, err = s.rt.Create(ctx, spec)
+	}
 	adopted := false
 	switch {
 	case err == nil:

@@ -12,8 +12,9 @@
 //
 // Applies to one target repository are serialised within the process. Prepare,
 // CaptureDiff and Remove of one workspace are not: the task controller reconciles
-// one task key at a time. CaptureDiff must run after the container has stopped,
-// when work/ no longer changes.
+// one task key at a time. A Begin lasts until its Building is done, so nothing
+// else may touch that workspace before Wait returns. CaptureDiff must run after
+// the container has stopped, when work/ no longer changes.
 package workspace
 
 import "errors"

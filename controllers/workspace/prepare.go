@@ -122,67 +122,117 @@ func Open(root, taskID string) (*Workspace, error) {
 }
 
 // Prepare creates the workspace of a task, or returns it unchanged if it is ready.
-// It is built under <Root>/.prepare-<task id> and renamed into place with its marker
-// already written, so a crash at any point leaves either nothing or a ready
-// workspace, and the next call starts over cleanly.
+// It is Begin followed by Wait.
 func Prepare(ctx context.Context, spec PrepareSpec) (*Workspace, error) {
+	b, err := Begin(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return b.Wait()
+}
+
+// Building is a workspace being prepared (see Begin).
+type Building struct {
+	layout *Workspace
+	done   chan struct{}
+	ws     *Workspace
+	err    error
+}
+
+// Layout is the workspace as it will be once ready, without its base commit: its
+// directories (which exist already, so a container can be created with them as
+// its mounts) and what was learnt of the source.
+func (b *Building) Layout() *Workspace {
+	l := *b.layout
+	return &l
+}
+
+// Wait waits until the workspace is ready, or its preparation failed.
+func (b *Building) Wait() (*Workspace, error) {
+	<-b.done
+	return b.ws, b.err
+}
+
+// Begin starts preparing the workspace of a task and returns once everything that
+// depends on the caller's input is checked — the task id, the work folder is a git
+// work tree, the base can be resolved — and the workspace's directories exist. The
+// rest (copying or checking out the source, recording the base) goes on in the
+// background until Wait; it uses ctx, which must stay alive until then. An error
+// from Begin is about the spec; the background part fails only for reasons of the
+// host (a file that cannot be read, a full disk, git failing).
+//
+// The workspace is built in place under <Root>/<task id>, and the marker that
+// makes it ready is written last, so a crash at any point leaves either a
+// directory without a marker, which the next call removes and builds again, or a
+// ready workspace. A ready workspace is returned unchanged.
+func Begin(ctx context.Context, spec PrepareSpec) (*Building, error) {
 	if err := validateTaskID(spec.TaskID); err != nil {
 		return nil, err
 	}
 	if !filepath.IsAbs(spec.Root) || spec.WorkFolder == "" {
 		return nil, fmt.Errorf("%w: root %q must be absolute and a work folder given", ErrInvalidSpec, spec.Root)
 	}
-	if ws, err := Open(spec.Root, spec.TaskID); err == nil || !errors.Is(err, ErrNotFound) {
-		return ws, err
+	if ws, err := Open(spec.Root, spec.TaskID); err == nil {
+		b := &Building{layout: ws, done: make(chan struct{}), ws: ws}
+		close(b.done)
+		return b, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
 	}
 	src, err := inspectRepo(ctx, spec.WorkFolder, true)
 	if err != nil {
 		return nil, err
 	}
+	commit, err := importTarget(ctx, src, spec)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
+	}
 	if err := os.MkdirAll(spec.Root, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
 	}
-	final := filepath.Join(spec.Root, spec.TaskID)
-	staging := filepath.Join(spec.Root, ".prepare-"+spec.TaskID)
-	for _, leftover := range []string{staging, final} {
+	dir := filepath.Join(spec.Root, spec.TaskID)
+	// .prepare-<task id> is where earlier versions built a workspace.
+	for _, leftover := range []string{filepath.Join(spec.Root, ".prepare-"+spec.TaskID), dir} {
 		if err := removeTree(leftover); err != nil {
 			return nil, fmt.Errorf("prepare %s: clear leftovers: %w", spec.TaskID, err)
 		}
 	}
 	ws := &Workspace{
 		TaskID:             spec.TaskID,
-		SourceTop:          src.top,
-		SourceHead:         src.head,
 		IncludeUncommitted: spec.IncludeUncommitted,
 		UID:                spec.UID,
 		GID:                spec.GID,
 		Created:            time.Now().UTC().Truncate(time.Second),
 	}
+	ws.setDir(dir)
+	// The directories exist when Begin returns, so that a container can be
+	// created with them as its mounts while the rest is prepared.
+	if err := makeLayout(ws); err != nil {
+		_ = removeTree(dir)
+		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
+	}
+	ws.SourceTop, ws.SourceHead = src.top, src.head
 	if real, err := filepath.EvalSymlinks(spec.WorkFolder); err == nil {
 		if rel, err := filepath.Rel(src.top, real); err == nil && rel != "." {
 			ws.Subdir = filepath.ToSlash(rel)
 		}
 	}
-	ws.setDir(staging)
-	if err := build(ctx, ws, src, spec); err != nil {
-		_ = removeTree(staging)
-		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
-	}
-	if err := os.Rename(staging, final); err != nil {
-		_ = removeTree(staging)
-		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
-	}
-	ws.setDir(final)
-	return ws, nil
+	layout := *ws
+	b := &Building{layout: &layout, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		if err := build(ctx, ws, src, spec, commit); err != nil {
+			_ = removeTree(dir)
+			b.err = fmt.Errorf("prepare %s: %w", spec.TaskID, err)
+			return
+		}
+		b.ws = ws
+	}()
+	return b, nil
 }
 
-// build fills the staging directory: the layout, the workspace repository, the work
-// tree and its base commit, and last the marker.
-//
-// This runs between a task's acceptance and the start of its container, and most of
-// its cost is the start-up of git processes, so it starts as few as it can and runs
-// the independent ones at once (see snapshotBase).
-func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) error {
+// makeLayout makes the workspace's directories and its empty repository.
+func makeLayout(ws *Workspace) error {
 	if err := os.Mkdir(ws.Dir, 0o700); err != nil {
 		return err
 	}
@@ -194,13 +244,20 @@ func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) e
 			return err
 		}
 	}
-	commit, err := importTarget(ctx, src, spec)
-	if err != nil {
-		return err
-	}
 	if err := initRepository(ws.GitDir); err != nil {
 		return fmt.Errorf("init workspace repository: %w", err)
 	}
+	return nil
+}
+
+// build fills the laid-out workspace: the work tree and its base commit (commit is
+// the one to import, "" for none) in the workspace repository, and last the marker.
+//
+// This runs between a task's acceptance and the start of its container, and most of
+// its cost is the start-up of git processes, so it starts as few as it can and runs
+// the independent ones at once (see snapshotBase).
+func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec, commit string) error {
+	var err error
 	if err := copyExcludes(src, ws.GitDir); err != nil {
 		return err
 	}
@@ -339,7 +396,11 @@ func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec Prepare
 		head commitInfo
 	)
 	jobs := []func(context.Context) error{func(ctx context.Context) error {
-		copied, gitlinks, err := copySnapshot(ctx, src, ws.WorkDir)
+		listing, err := listWorkFolder(ctx, src)
+		if err != nil {
+			return err
+		}
+		copied, gitlinks, err := copySnapshot(src, ws.WorkDir, listing)
 		if err != nil {
 			return err
 		}
@@ -486,36 +547,47 @@ func importObjects(ctx context.Context, src repoInfo, gitDir string, ci commitIn
 		to, []string{"index-pack", "--stdin"}); err != nil {
 		return fmt.Errorf("copy objects of %s: %w", ci.commit, err)
 	}
-	if len(ci.parents) > 0 {
-		f, err := os.OpenFile(filepath.Join(gitDir, "shallow"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(f, ci.commit)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+	return markShallow(gitDir, ci)
+}
+
+// markShallow records the imported commit as shallow when it has parents, which
+// the workspace repository does not have.
+func markShallow(gitDir string, ci commitInfo) error {
+	if len(ci.parents) == 0 {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(gitDir, "shallow"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
 		return err
 	}
-	return nil
+	_, err = fmt.Fprintln(f, ci.commit)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// listWorkFolder lists the source's index entries and its untracked, not ignored
+// files. -t tags each record, "? path" for an untracked file and "H mode oid
+// stage<TAB>path" (or S, M, ...) for an index entry, so an untracked name that
+// looks like an index record cannot pass for one.
+func listWorkFolder(ctx context.Context, src repoInfo) ([]byte, error) {
+	g := gitCmd{gitDir: src.gitDir, workTree: src.top, dir: src.top}
+	out, err := g.run(ctx, nil, "ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard")
+	if err != nil {
+		return nil, fmt.Errorf("list work folder files: %w", err)
+	}
+	return out, nil
 }
 
 // copySnapshot copies the source's tracked files (with uncommitted edits) and its
-// untracked, not ignored files into work/. It returns the paths it copied and the
-// submodule entries of the source's index in the form update-index --index-info
-// -z reads (a snapshot keeps them as they are; their contents are another
-// repository's). Names come from git; contents are read by os.Root without
+// untracked, not ignored files, as listWorkFolder listed them, into work/. It
+// returns the paths it copied and the submodule entries of the source's index in
+// the form update-index --index-info -z reads (a snapshot keeps them as they are;
+// their contents are another repository's). Contents are read by os.Root without
 // following symlinks, so a symlink in the source — or one raced in — is copied as
 // a symlink and never read through.
-func copySnapshot(ctx context.Context, src repoInfo, work string) (copied []string, gitlinks []byte, err error) {
-	g := gitCmd{gitDir: src.gitDir, workTree: src.top, dir: src.top}
-	// -t tags each record, "? path" for an untracked file and "H mode oid
-	// stage<TAB>path" (or S, M, ...) for an index entry, so an untracked name
-	// that looks like an index record cannot pass for one.
-	out, err := g.run(ctx, nil, "ls-files", "-z", "-t", "--stage", "--cached", "--others", "--exclude-standard")
-	if err != nil {
-		return nil, nil, fmt.Errorf("list work folder files: %w", err)
-	}
+func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitlinks []byte, err error) {
 	type gitlink struct{ oid, stage string }
 	links := map[string]gitlink{}
 	var paths []string

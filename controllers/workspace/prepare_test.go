@@ -349,3 +349,46 @@ func TestPrepare_SnapshotStagesWhatACaptureWould(t *testing.T) {
 		t.Fatalf("clean snapshot base %s is not HEAD", ws.BaseCommit)
 	}
 }
+
+// Begin checks the spec and lays the workspace out before it returns, so a
+// container can be created on its directories while the rest is prepared.
+func TestBegin_LaysOutFirstAndFinishesInTheBackground(t *testing.T) {
+	src := newSourceRepo(t)
+	root := t.TempDir()
+	spec := PrepareSpec{TaskID: nextTaskID(), WorkFolder: src, IncludeUncommitted: true, Root: root, UID: -1, GID: -1}
+	b, err := Begin(testCtx(t), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := b.Layout()
+	for _, d := range []string{layout.WorkDir, layout.HomeDir} {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			t.Fatalf("%s not there when Begin returned: %v", d, err)
+		}
+	}
+	ws, err := b.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws.WorkDir != layout.WorkDir || ws.BaseCommit == "" || ws.SourceHead != layout.SourceHead {
+		t.Fatalf("ready %+v, layout %+v", ws, layout)
+	}
+	if opened, err := Open(root, spec.TaskID); err != nil || opened.BaseCommit != ws.BaseCommit {
+		t.Fatalf("Open = %+v, %v", opened, err)
+	}
+	// Ready: Begin returns it as it is, finished.
+	again, err := Begin(testCtx(t), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws2, err := again.Wait(); err != nil || ws2.BaseCommit != ws.BaseCommit || ws2.Created != ws.Created {
+		t.Fatalf("second Begin = %+v, %v", ws2, err)
+	}
+
+	// A spec that cannot run is refused by Begin itself, leaving nothing.
+	bad := PrepareSpec{TaskID: nextTaskID(), WorkFolder: t.TempDir(), Root: root, UID: -1, GID: -1}
+	if _, err := Begin(testCtx(t), bad); !errors.Is(err, ErrNotGitWorkTree) {
+		t.Fatalf("Begin on a plain folder = %v", err)
+	}
+	assertNoFile(t, filepath.Join(root, bad.TaskID))
+}

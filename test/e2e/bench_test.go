@@ -44,7 +44,7 @@ func BenchmarkTaskStart(b *testing.B) {
 		}
 		fmt.Printf("start  | %d CPUs, Docker %s (API %s); intent→running = task intent written until Docker's StartedAt of its container; "+
 			"floor = docker create+start of the same container with the client\n", runtime.NumCPU(), version, api)
-		const rounds = 9
+		const rounds = 15
 		var snapshot, checkout, floor []time.Duration
 		for i := range rounds {
 			// Interleaved, so every side sees the same engine load.
