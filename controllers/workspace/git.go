@@ -35,6 +35,11 @@ var hardenedConfig = []string{
 	"core.sshCommand=false",
 	"core.askPass=",
 	"core.alternateRefsCommand=",
+	// A repository's config could point excludesFile at a FIFO or a device,
+	// and git would block or read without end; and a capture, which runs in
+	// the workspace repository, would not see that file anyway. Ignore rules
+	// come from .gitignore files and info/exclude (copied into workspaces).
+	"core.excludesFile=/dev/null",
 	"credential.helper=",
 	"diff.external=",
 	"uploadpack.packObjectsHook=",

@@ -392,3 +392,26 @@ func TestBegin_LaysOutFirstAndFinishesInTheBackground(t *testing.T) {
 	}
 	assertNoFile(t, filepath.Join(root, bad.TaskID))
 }
+
+// A work folder's own config cannot name the exclude file git reads: a FIFO
+// there would block the snapshot, and a capture (in the workspace repository)
+// would never honour it, so the snapshot does not either.
+func TestPrepare_IgnoresTheSourcesExcludesFile(t *testing.T) {
+	src := dirtySource(t)
+	fifo := filepath.Join(t.TempDir(), "excludes")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testGit(t, src, "config", "core.excludesFile", fifo)
+	ws := prepareWS(t, src, true) // blocks on the FIFO without the hardening; testCtx ends it
+	if _, ok := snapshotTree(t, ws.WorkDir)["untracked.txt"]; !ok {
+		t.Fatal("snapshot lacks untracked.txt")
+	}
+
+	hides := filepath.Join(t.TempDir(), "excludes")
+	writeFile(t, hides, "untracked.txt\n", 0o644)
+	testGit(t, src, "config", "core.excludesFile", hides)
+	if _, ok := snapshotTree(t, prepareWS(t, src, true).WorkDir)["untracked.txt"]; !ok {
+		t.Fatal("the source's core.excludesFile hid untracked.txt from the snapshot")
+	}
+}
