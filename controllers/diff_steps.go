@@ -73,17 +73,7 @@ func (r *diffReconciler) applyDiff(ctx context.Context, sc *diffScope) error {
 		return reconciler.Terminal(errors.New("apply in branch mode: the task's workspace is gone"))
 	}
 
-	unlock := r.locks.lock(key, true)
-	defer unlock()
-	res, err := workspace.Apply(ctx, workspace.ApplySpec{
-		Target:       target,
-		Patch:        d.Patch,
-		Mode:         mode,
-		Branch:       workspace.BranchName(d.TaskID),
-		BaseCommit:   d.BaseCommit,
-		ResultCommit: d.ResultCommit,
-		SourceGitDir: src,
-	})
+	res, err := r.runApply(ctx, sc, key, src, false)
 	if err != nil {
 		return r.applyFailed(ctx, sc, target, err)
 	}
@@ -261,26 +251,32 @@ func (r *diffReconciler) recheckFailed(ctx context.Context, sc *diffScope, targe
 // It reads the run's base from the task's workspace when there is one, so
 // the verdict is the one the real apply would reach.
 func (r *diffReconciler) dryRun(ctx context.Context, sc *diffScope) (workspace.ApplyResult, string, error) {
-	d := sc.diff
-	target := r.targetOf(sc)
-	mode := workspace.ApplyMode(d.Spec.ApplyMode)
-	key, err := r.targetKey(ctx, target, mode)
+	key, err := r.targetKey(ctx, r.targetOf(sc), workspace.ApplyMode(sc.diff.Spec.ApplyMode))
 	if err != nil {
 		return workspace.ApplyResult{}, "", err
 	}
-	unlock := r.locks.lock(key, false)
+	res, err := r.runApply(ctx, sc, key, r.sourceGitDir(sc.task), true)
+	return res, key, err
+}
+
+// runApply applies the diff to its target (or, with dryRun, works out what
+// applying it would do), holding the lock on the target's key: exclusively
+// for a real apply, shared for a dry run. src is the git dir of the task's
+// workspace, "" when it is gone.
+func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src string, dryRun bool) (workspace.ApplyResult, error) {
+	d := sc.diff
+	unlock := r.locks.lock(key, !dryRun)
 	defer unlock()
-	res, err := workspace.Apply(ctx, workspace.ApplySpec{
-		Target:       target,
+	return workspace.Apply(ctx, workspace.ApplySpec{
+		Target:       r.targetOf(sc),
 		Patch:        d.Patch,
-		Mode:         mode,
+		Mode:         workspace.ApplyMode(d.Spec.ApplyMode),
 		Branch:       workspace.BranchName(d.TaskID),
 		BaseCommit:   d.BaseCommit,
 		ResultCommit: d.ResultCommit,
-		SourceGitDir: r.sourceGitDir(sc.task),
-		DryRun:       true,
+		SourceGitDir: src,
+		DryRun:       dryRun,
 	})
-	return res, key, err
 }
 
 // settleInterruptedApply decides a diff left in Applying whose apply intent

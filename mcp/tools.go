@@ -37,12 +37,19 @@ func badInput(err error) (*mcp.CallToolResult, error) { return reply(nil, err) }
 // handler is the handler of a tool whose arguments decode reads and whose
 // operation is op: bad arguments get an error result, op's outcome a reply.
 func handler[R any, V markdowner](decode func(raw any) (R, error), op func(context.Context, R) (V, error)) server.ToolHandlerFunc {
+	return progressHandler(decode, func(ctx context.Context, r R, _ ProgressFunc) (V, error) { return op(ctx, r) })
+}
+
+// progressHandler is handler for an operation that waits, telling the caller
+// how it goes through progress notifications when the call asked for them.
+func progressHandler[R any, V markdowner](decode func(raw any) (R, error),
+	op func(context.Context, R, ProgressFunc) (V, error)) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		r, err := decode(toolArguments(req))
 		if err != nil {
 			return badInput(err)
 		}
-		return reply(op(ctx, r))
+		return reply(op(ctx, r, progressTo(ctx, req)))
 	}
 }
 
@@ -163,13 +170,9 @@ mode worktree (default) patches the target's working tree; mode branch creates t
 			mcp.Description("false previews what would be applied without applying (default true).")),
 		mcp.WithOutputSchema[ApplyResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeApplyChanges(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.ApplyChanges(ctx, r, fe.ApplyWait(), progressTo(ctx, req)))
-	}
+	return tool, progressHandler(DecodeApplyChanges, func(ctx context.Context, r *ApplyRequest, progress ProgressFunc) (*ApplyResult, error) {
+		return fe.ApplyChanges(ctx, r, fe.ApplyWait(), progress)
+	})
 }
 
 // RejectChangesTool discards a diff.
@@ -242,13 +245,7 @@ func WaitForTasksTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 			mcp.Description("Longest wait in seconds; 0 answers at once.")),
 		mcp.WithOutputSchema[WaitResult](),
 	)
-	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		r, err := DecodeWaitForTasks(toolArguments(req))
-		if err != nil {
-			return badInput(err)
-		}
-		return reply(fe.WaitForTasks(ctx, r, progressTo(ctx, req)))
-	}
+	return tool, progressHandler(DecodeWaitForTasks, fe.WaitForTasks)
 }
 
 // SystemStatusTool reports the health of the installation.
