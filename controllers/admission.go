@@ -171,7 +171,7 @@ func (s *System) tryAdmit(ctx context.Context, task *models.Task) (admitted bool
 			Eligible: verdict == depsReady && t.Spec.DesiredState != models.TaskDesiredCancel,
 		})
 	}
-	if !decideAdmission(task.ID, queue, len(activeIDs), s.cfg.MaxParallel) {
+	if !decideAdmission(task.ID, queue, len(activeIDs), s.config().MaxParallel) {
 		return false, nil, nil
 	}
 	if a.reserved == nil {

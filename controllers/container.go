@@ -135,7 +135,7 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 	}
 	facts := containerFacts{Run: run, Running: info.Running(), FinishedAt: info.FinishedAt, CreatedAt: info.CreatedAt}
 	now := s.now()
-	maxAge := s.cfg.Retention.StoppedContainerMaxAge.Duration
+	maxAge := s.config().Retention.StoppedContainerMaxAge.Duration
 	row, err := s.store.GetContainerByName(ctx, name)
 	if errors.Is(err, models.ErrNotFound) {
 		row, err = nil, nil
@@ -221,7 +221,7 @@ func (r *containerReconciler) reconcileGone(ctx context.Context, name string) er
 // would wake every process on the database for nothing.
 func (r *containerReconciler) record(ctx context.Context, old *models.Container, c models.Container, now time.Time) {
 	s := r.s
-	if old != nil && !containerRowChanged(*old, c) && now.Sub(old.LastSeenAt) < s.cfg.Intervals.ContainerGC.Duration/2 {
+	if old != nil && !containerRowChanged(*old, c) && now.Sub(old.LastSeenAt) < s.config().Intervals.ContainerGC.Duration/2 {
 		return
 	}
 	if err := s.store.UpsertContainer(ctx, &c); err != nil {
@@ -261,7 +261,7 @@ func (r *containerReconciler) event(ctx context.Context, name, reason, message s
 // task run's log when the task exists, else logs/tasks/adopted/<name>.log.
 func (s *System) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) followTarget {
 	if task != nil {
-		profile, _ := s.cfg.Profile(task.Spec.Agent)
+		profile, _ := s.config().Profile(task.Spec.Agent)
 		return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID, Path: s.taskLogPath(taskID, run),
 			TrackTask: true, StreamJSON: profile.OutputFormat == "stream-json"}
 	}

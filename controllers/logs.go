@@ -75,7 +75,7 @@ func (s *System) taskLogPath(taskID string, run int) string {
 
 // taskFollowTarget is the follow target of a task's current run.
 func (s *System) taskFollowTarget(t *models.Task, info engine.ContainerInfo) followTarget {
-	profile, _ := s.cfg.Profile(t.Spec.Agent)
+	profile, _ := s.config().Profile(t.Spec.Agent)
 	return followTarget{
 		TaskID:      t.ID,
 		Run:         t.Status.RunNumber,

@@ -46,7 +46,7 @@ const workspaceGoneMessage = "workspace is gone"
 func init() {
 	extraRunnables = append(extraRunnables, func(s *System) (runnableSpec, error) {
 		r := newRetention(s)
-		return runnableSpec{Name: retentionName, Every: s.cfg.Intervals.Retention.Duration, Run: r.run}, nil
+		return runnableSpec{Name: retentionName, Every: s.config().Intervals.Retention.Duration, Run: r.run}, nil
 	})
 }
 
@@ -68,7 +68,7 @@ func newRetention(s *System) *retention {
 	return &retention{
 		store:  s.store,
 		paths:  s.paths,
-		maxAge: func() time.Duration { return s.cfg.Retention.DataMaxAge.Duration },
+		maxAge: func() time.Duration { return s.config().Retention.DataMaxAge.Duration },
 		batch:  retentionBatch,
 		log:    s.log.With(zap.String("runnable", retentionName)),
 		now:    func() time.Time { return s.now() },
@@ -243,11 +243,22 @@ func (r *retention) deleteOldDiffs(ctx context.Context, cutoff time.Time, n *ret
 	return ctx.Err()
 }
 
-// deleteOldEvents deletes the events older than cutoff.
+// eventsPerBatch is how many events one transaction of a retention run
+// deletes: events are small rows, so more go at once than tasks do.
+const eventsPerBatch = 10 * retentionBatch
+
+// deleteOldEvents deletes the events older than cutoff, a batch per
+// transaction.
 func (r *retention) deleteOldEvents(ctx context.Context, cutoff time.Time, n *retentionCounts) error {
-	k, err := r.store.DeleteEventsBefore(ctx, cutoff)
-	n.events += k
-	return err
+	batch := r.batch * eventsPerBatch / retentionBatch
+	for ctx.Err() == nil {
+		k, err := r.store.DeleteEventsBefore(ctx, cutoff, batch)
+		n.events += k
+		if err != nil || k < int64(batch) {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // rejectOrphanedDiffs rejects the diffs awaiting a decision whose task's

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -263,5 +264,37 @@ func TestRetention_RefusesANonPositiveAge(t *testing.T) {
 	}
 	if _, err := e.store.GetTask(e.ctx, st.id); err != nil {
 		t.Errorf("task deleted by a retention with a zero age: %v", err)
+	}
+}
+
+// A backlog of old events goes in several transactions of a bounded size, all
+// in one run, and the recent ones stay.
+func TestRetention_DeletesOldEventsInBatches(t *testing.T) {
+	e := newDiffTestEnv(t)
+	now := time.Now()
+	const maxAge = 7 * dtDay
+	r := newRetentionForTest(e, maxAge, 2)
+	batch := r.batch * eventsPerBatch / retentionBatch
+	oldEvents := 2*batch + batch/2 // three transactions, the last one short
+	e.clock.at(now.Add(-8 * dtDay))
+	for i := range oldEvents {
+		if err := e.store.RecordEvent(e.ctx, models.EventKindTask, "task-aaaaaaaaaaaa", "Old", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.reset()
+	if err := e.store.RecordEvent(e.ctx, models.EventKindTask, "task-aaaaaaaaaaaa", "Recent", "recent"); err != nil {
+		t.Fatal(err)
+	}
+
+	var n retentionCounts
+	if err := r.deleteOldEvents(e.ctx, now.Add(-maxAge), &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.events != int64(oldEvents) {
+		t.Errorf("deleted %d events, want the %d old ones", n.events, oldEvents)
+	}
+	if got := dtEventReasons(t, e.store, models.EventKindTask, "task-aaaaaaaaaaaa"); !slices.Equal(got, []string{"Recent"}) {
+		t.Errorf("events left %v, want only the recent one", got)
 	}
 }

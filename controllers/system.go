@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,7 +146,7 @@ type runnableSpec struct {
 // the task and container controllers (and those registered by other files),
 // the Docker event watch, and the log followers.
 type System struct {
-	cfg     *config.Config
+	cfg     atomic.Pointer[config.Config] // swapped by SetConfig; read through config()
 	store   *models.Store
 	log     *zap.Logger
 	paths   config.Paths
@@ -201,7 +202,6 @@ func newSystem(deps Deps, p ports) (*System, error) {
 	}
 	cfg := deps.Config
 	s := &System{
-		cfg:           cfg,
 		store:         deps.Store,
 		log:           log,
 		paths:         cfg.Paths(),
@@ -213,6 +213,7 @@ func newSystem(deps Deps, p ports) (*System, error) {
 		drainWait:     20 * time.Second,
 		progressEvery: time.Second,
 	}
+	s.cfg.Store(cfg)
 	s.followers = newFollowerSet(s)
 
 	iv := cfg.Intervals
@@ -316,6 +317,35 @@ func (s *System) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// LiveConfigKeys are the settings SetConfig applies at once (YAML keys, one
+// level into sections, as `config print` shows them). The controllers read
+// them on every pass: a reloaded max_parallel admits or holds back the next
+// task, a profile or timeout applies to runs that start afterwards (a running
+// container keeps what it was created with). Everything else — paths, the
+// database, Docker host, workers, intervals, the lease — is built into the
+// running controllers and needs a restart.
+var LiveConfigKeys = []string{
+	"max_parallel", "default_task_timeout", "max_task_timeout", "max_patch_bytes",
+	"retention.data_max_age", "retention.stopped_container_max_age",
+	"profiles", "default_agent",
+}
+
+// SetConfig swaps in a reloaded configuration. The caller is expected to
+// change only LiveConfigKeys in it; the rest is not looked at again. Pending
+// tasks are woken, so a larger max_parallel admits them at once.
+func (s *System) SetConfig(cfg *config.Config) {
+	s.cfg.Store(cfg)
+	s.runMu.Lock()
+	ctx := s.runCtx
+	s.runMu.Unlock()
+	if ctx != nil && s.mgr.IsLeader() {
+		go s.wakePending(ctx)
+	}
+}
+
+// config is the configuration in force.
+func (s *System) config() *config.Config { return s.cfg.Load() }
 
 // Notify is the in-process wake-up after a front-end write: kind KindTask or
 // KindDiff, id the object's id. It never blocks and does nothing unless this

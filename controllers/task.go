@@ -276,11 +276,11 @@ func nextRunNumber(t *models.Task) int {
 // taskTimeout is how long a run may last: the task's own timeout capped by
 // max_task_timeout, else default_task_timeout.
 func (s *System) taskTimeout(t *models.Task) time.Duration {
-	d := s.cfg.DefaultTaskTimeout.Duration
+	d := s.config().DefaultTaskTimeout.Duration
 	if t.Spec.TimeoutSeconds > 0 {
 		d = time.Duration(t.Spec.TimeoutSeconds) * time.Second
 	}
-	if ceiling := s.cfg.MaxTaskTimeout.Duration; ceiling > 0 && d > ceiling {
+	if ceiling := s.config().MaxTaskTimeout.Duration; ceiling > 0 && d > ceiling {
 		d = ceiling
 	}
 	return d

@@ -141,7 +141,7 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 			}
 		}
 		st.Reason = ReasonWaitingForSlot
-		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.cfg.MaxParallel)
+		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.config().MaxParallel)
 		sc.requeueAfter(waitRequeue)
 		return nil
 	}
@@ -169,7 +169,7 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 // spec cannot run; the building is nil when it was prepared in one go.
 func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (*workspace.Building, bool, error) {
 	s, t := r.s, sc.task
-	profile, ok := s.cfg.Profile(t.Spec.Agent)
+	profile, ok := s.config().Profile(t.Spec.Agent)
 	if !ok {
 		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
 		return nil, false, nil
@@ -180,7 +180,7 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 		return nil, false, nil
 	}
 	wb, ok := s.workspaces.(workspaceBeginner)
-	if !ok || s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.cfg.Workers) {
+	if !ok || s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.config().Workers) {
 		// Background builds are bounded like passes are, so a burst of tasks
 		// does not start a burst of git processes: past the bound, the pass
 		// prepares the workspace itself.
@@ -205,7 +205,7 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 // and an adopted container is started only if it never was.
 func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) error {
 	s, t := r.s, sc.task
-	profile, ok := s.cfg.Profile(t.Spec.Agent)
+	profile, ok := s.config().Profile(t.Spec.Agent)
 	if !ok {
 		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
 		return nil
@@ -454,7 +454,7 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	if !info.Finished() {
 		now := s.now()
 		if now.Before(deadline) {
-			sc.requeueAfter(min(deadline.Sub(now), s.cfg.Intervals.Resync.Duration))
+			sc.requeueAfter(min(deadline.Sub(now), s.config().Intervals.Resync.Duration))
 			return nil
 		}
 		s.log.Info("task deadline passed, stopping container", zap.String("task", t.ID),
@@ -570,7 +570,7 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 	}
 	s.step(StepDiffRecorded, t.ID, run)
 
-	if profile, ok := s.cfg.Profile(t.Spec.Agent); ok && profile.OutputFormat == "stream-json" {
+	if profile, ok := s.config().Profile(t.Spec.Agent); ok && profile.OutputFormat == "stream-json" {
 		in.Question = questionFrom(st.ResultText, st.LastMessage)
 	}
 	o := runOutcome(in)
@@ -586,7 +586,7 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 	s, t := r.s, sc.task
 	st := &t.Status
 	run := st.RunNumber
-	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.cfg.MaxPatchBytes)
+	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.config().MaxPatchBytes)
 	switch {
 	case errors.Is(err, workspace.ErrNoChanges):
 		in.Capture = captureNone

@@ -502,6 +502,35 @@ func TestTaskReconcile_AdmissionOrderAndLimit(t *testing.T) {
 	}
 }
 
+// A reloaded configuration reaches the next pass: raising max_parallel admits
+// the task that was waiting, a new timeout applies to the run that starts.
+func TestTaskReconcile_ReloadedConfigApplies(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.MaxParallel = 1 })
+	first := h.createTask("first")
+	second := h.createTask("second")
+	if got := h.stepTwice(first.ID); got.Status.Phase != models.TaskPhasePreparing {
+		t.Fatalf("first: %+v", got.Status)
+	}
+	h.reconcile(second.ID)
+	if got := h.task(second.ID); got.Status.Reason != ReasonWaitingForSlot {
+		t.Fatalf("second not waiting: %+v", got.Status)
+	}
+
+	next := h.cfg.Clone()
+	next.MaxParallel = 2
+	next.DefaultTaskTimeout = config.Duration{Duration: 42 * time.Minute}
+	h.s.SetConfig(next)
+	if got := h.stepTwice(second.ID); got.Status.Phase != models.TaskPhasePreparing {
+		t.Fatalf("second still held back after max_parallel went to 2: %+v", got.Status)
+	}
+	if got := h.s.taskTimeout(h.task(second.ID)); got != 42*time.Minute {
+		t.Fatalf("timeout after reload %s, want 42m", got)
+	}
+	if h.cfg.MaxParallel != 1 {
+		t.Fatal("SetConfig changed the configuration it replaced")
+	}
+}
+
 func TestTaskReconcile_ConcurrentAdmissionNeverExceedsLimit(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.MaxParallel = 3 })
 	var ids []string

@@ -163,7 +163,7 @@ func (r *ReviewResult) Markdown() string {
 		m.line("No diffs are waiting for review.")
 		return m.String()
 	}
-	m.line("## %d pending diff(s)", len(r.Pending))
+	m.line("## %d diff(s) waiting for a decision", len(r.Pending))
 	for i := range r.Pending {
 		m.blank()
 		writeDiff(&m, &r.Pending[i], false)
@@ -330,7 +330,7 @@ func (r *SystemStatusResult) Markdown() string {
 		diffStates = append(diffStates, k)
 	}
 	slices.Sort(diffStates)
-	m.line("- diffs: %s (%d pending review)", countsLine(r.Diffs, diffStates), r.PendingDiffs)
+	m.line("- diffs: %s (%d waiting for a decision)", countsLine(r.Diffs, diffStates), r.PendingDiffs)
 	m.line("- containers: %d managed, %d running, %d adopted", r.Containers.Managed, r.Containers.Running, r.Containers.Adopted)
 	m.line("- max parallel: %d; agents: %s (default %s)", r.MaxParallel, strings.Join(r.Profiles, ", "), r.DefaultAgent)
 	m.line("- allowed roots: %s", strings.Join(r.AllowedRoots, ", "))

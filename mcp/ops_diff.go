@@ -77,11 +77,23 @@ func reasonSuffix(reason string) string {
 	return ", reason " + reason
 }
 
+// awaitingDecision are the states of a diff nobody has decided on: pending,
+// and conflict (it can still be revised, rejected, or applied once the target
+// changes).
+var awaitingDecision = []models.DiffState{models.DiffStatePending, models.DiffStateConflict}
+
+// decided tells a diff whose apply or rejection is on its way. A conflict
+// met by an apply is not decided: the apply is tried again only when the
+// target changes, and meanwhile the diff can be revised or rejected.
+func decided(d *models.Diff) bool {
+	return d.Spec.Desired == models.DiffDesiredRejected ||
+		d.Status.State == models.DiffStatePending && d.Spec.Desired == models.DiffDesiredApplied
+}
+
 // pendingDiffs lists the diffs waiting for a decision, oldest first.
 func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*ReviewResult, error) {
 	ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{
-		States:    []models.DiffState{models.DiffStatePending},
-		Desired:   []models.DiffDesired{models.DiffDesiredPending},
+		States:    awaitingDecision,
 		Order:     models.DiffsOldestFirst,
 		Limit:     maxPendingDiffsShow,
 		WithPatch: req.ShowContent && req.Detailed,
@@ -89,9 +101,12 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	if err != nil {
 		return nil, fmt.Errorf("list pending diffs: %w", err)
 	}
-	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds)), Count: len(ds)}
+	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds))}
 	budget := maxPatchesInList
 	for i := range ds {
+		if decided(&ds[i]) {
+			continue
+		}
 		t, err := f.d.Store.GetTask(ctx, ds[i].TaskID)
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
 			return nil, fmt.Errorf("read task %s: %w", ds[i].TaskID, err)
@@ -105,6 +120,7 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 		}
 		res.Pending = append(res.Pending, v)
 	}
+	res.Count = len(res.Pending)
 	return res, nil
 }
 

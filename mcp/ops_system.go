@@ -39,7 +39,9 @@ func (f *Frontend) SystemStatus(ctx context.Context) (*SystemStatusResult, error
 	if res.Diffs, err = f.diffCounts(ctx); err != nil {
 		return nil, err
 	}
-	res.PendingDiffs = res.Diffs[string(models.DiffStatePending)]
+	for _, st := range awaitingDecision {
+		res.PendingDiffs += res.Diffs[string(st)]
+	}
 	if res.Containers, err = f.containerCounts(ctx); err != nil {
 		return nil, err
 	}

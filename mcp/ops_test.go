@@ -182,6 +182,25 @@ func TestReviewChanges(t *testing.T) {
 	if text := resultText(one); !strings.Contains(text, "DiffCaptured: 2 files") || !strings.Contains(text, "Base abc, result def") {
 		t.Fatalf("detailed diff:\n%s", text)
 	}
+	// An apply that met a conflict leaves the diff waiting for a decision
+	// (revise or reject); one whose rejection is on its way is decided.
+	conflicted := e.finishRun(e.startTask(nil).TaskID, 1, models.TaskPhaseSucceeded, "c.txt")
+	rejecting := e.finishRun(e.startTask(nil).TaskID, 1, models.TaskPhaseSucceeded, "r.txt")
+	e.setDiff(conflicted.ID, models.DiffDesiredApplied, models.DiffPhaseConflict)
+	e.setDiff(rejecting.ID, models.DiffDesiredRejected, models.DiffPhasePending)
+	list = ok[ReviewResult](e, "review_changes", nil)
+	if list.Count != 2 || len(list.Pending) != 2 || list.Pending[0].DiffID != d.ID ||
+		list.Pending[1].DiffID != conflicted.ID || list.Pending[1].Status != "conflict" {
+		t.Fatalf("waiting for a decision: %+v", list)
+	}
+	if text := resultText(e.call("review_changes", nil)); !strings.Contains(text, "2 diff(s) waiting for a decision") {
+		t.Fatalf("list text:\n%s", text)
+	}
+	// system_status counts by state: the diff being rejected is still pending.
+	if st := ok[SystemStatusResult](e, "system_status", nil); st.PendingDiffs != 3 {
+		t.Fatalf("system_status pendingDiffs %d, want 3 (two pending, one conflict)", st.PendingDiffs)
+	}
+
 	other := e.startTask(nil)
 	msg := e.fails("review_changes", map[string]any{"taskId": other.TaskID})
 	if !strings.Contains(msg, "taskId: task "+other.TaskID+" has no diff") {
@@ -568,5 +587,23 @@ func TestGuard_LogsArgumentNamesNeverValues(t *testing.T) {
 	}
 	if calls[1].ContextMap()["result"] != "error_result" {
 		t.Errorf("bad input not marked: %v", calls[1].ContextMap())
+	}
+}
+
+// setDiff writes a diff's desired outcome and phase as a front end and the
+// diff controller would.
+func (e *testEnv) setDiff(id string, desired models.DiffDesired, phase models.DiffPhase) {
+	e.t.Helper()
+	ctx := context.Background()
+	d, err := e.store.UpdateDiffSpec(ctx, id, func(d *models.Diff) error {
+		d.Spec.Desired = desired
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d.Status.Phase = phase
+	if err := e.store.UpdateDiffStatus(ctx, d); err != nil {
+		e.t.Fatal(err)
 	}
 }

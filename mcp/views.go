@@ -224,7 +224,7 @@ type SystemStatusResult struct {
 	Leader         LeaderStatus     `json:"leader"`
 	Tasks          map[string]int64 `json:"tasks" jsonschema:"tasks by status"`
 	Diffs          map[string]int64 `json:"diffs" jsonschema:"diffs by status"`
-	PendingDiffs   int64            `json:"pendingDiffs"`
+	PendingDiffs   int64            `json:"pendingDiffs" jsonschema:"diffs in state pending or conflict"`
 	Containers     ContainerCounts  `json:"containers"`
 	ThisProcess    ProcessStatus    `json:"thisProcess" jsonschema:"the controllers of the process answering"`
 	Paths          PathsView        `json:"paths"`

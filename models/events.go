@@ -51,11 +51,18 @@ func (s *Store) ListEvents(ctx context.Context, kind, objectID string, limit int
 	return out, nil
 }
 
-// DeleteEventsBefore deletes events older than t and returns how many went.
-func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) (int64, error) {
+// DeleteEventsBefore deletes at most limit of the events older than t (all
+// of them if limit <= 0), oldest first, and returns how many went. Callers
+// with a backlog call it until it deletes fewer than limit, so no single
+// transaction holds the write lock for long.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("time < ?", t.UTC()).Delete(&Event{})
+		old := tx.Model(&Event{}).Select("id").Where("time < ?", t.UTC())
+		if limit > 0 {
+			old = old.Order("time").Limit(limit)
+		}
+		res := tx.Where("id IN (?)", old).Delete(&Event{})
 		n = res.RowsAffected
 		return res.Error
 	})

@@ -106,9 +106,17 @@ func TestEvents_RecordListPrune(t *testing.T) {
 	if len(other) != 1 || len(other[0].Message) > maxEventMessage+len("…") {
 		t.Fatalf("long message not cut: %d bytes", len(other[0].Message))
 	}
-	n, err := s.DeleteEventsBefore(ctx, time.Date(2025, 1, 1, 1, 30, 0, 0, time.UTC))
-	if err != nil || n != 2 {
-		t.Fatalf("pruned %d (err %v), want 2", n, err)
+	cutoff := time.Date(2025, 1, 1, 1, 30, 0, 0, time.UTC)
+	n, err := s.DeleteEventsBefore(ctx, cutoff, 1)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (err %v), want 1: the limit", n, err)
+	}
+	if left, _ := s.ListEvents(ctx, EventKindTask, "task-aaaaaaaaaaaa", 0); len(left) != 3 || left[0].Reason != "Admitted" {
+		t.Fatalf("a limited prune must take the oldest first; left %+v", left)
+	}
+	n, err = s.DeleteEventsBefore(ctx, cutoff, 0)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (err %v), want the 1 left before the cutoff", n, err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers"
 	"github.com/claude-parallel/claude-parallel/mcp"
 )
 
@@ -150,12 +151,16 @@ func (a *app) reloadOnSIGHUP(opts *globalOptions, httpAddr string) (stop func())
 	}
 }
 
-// liveKeys are the settings a reload applies at once; they are read per
-// request by the front end. Everything else (paths, intervals, profiles,
-// parallelism...) is used by the controllers built at start-up, so the front
-// end keeps the old values too until a restart, rather than accept tasks the
-// controllers would run differently.
-var liveKeys = []string{"log.level", "allowed_roots", "http.token", "http.allowed_origins", "max_task_timeout"}
+// frontEndKeys are the settings a reload applies at once that only the
+// front end reads (per request). The controllers apply theirs,
+// controllers.LiveConfigKeys, on their next pass; everything else (paths,
+// intervals, workers, the lease...) is built into the running controllers,
+// so the front end keeps the old values too until a restart, rather than
+// accept tasks the controllers would run differently.
+var frontEndKeys = []string{"log.level", "allowed_roots", "http.token", "http.allowed_origins"}
+
+// liveKeys are all the settings a reload applies at once.
+var liveKeys = append(slices.Clone(frontEndKeys), controllers.LiveConfigKeys...)
 
 // reload re-reads the configuration (file, environment, flags) and applies
 // what can change at run time, logging what changed.
@@ -180,29 +185,63 @@ func (a *app) reload(opts *globalOptions, httpAddr string) {
 	applied := cur.Clone()
 	var live, later []string
 	for _, k := range changed {
-		if !slices.Contains(liveKeys, k) {
+		if !applyLiveKey(applied, next, k) {
 			later = append(later, k)
 			continue
 		}
 		live = append(live, k)
-		switch k {
-		case "log.level":
-			applied.Log.Level = next.Log.Level
-			if lvl, err := zap.ParseAtomicLevel(next.Log.Level); err == nil {
-				a.level.SetLevel(lvl.Level())
-			}
-		case "allowed_roots":
-			applied.AllowedRoots = next.AllowedRoots
-		case "http.token":
-			applied.HTTP.Token = next.HTTP.Token
-		case "http.allowed_origins":
-			applied.HTTP.AllowedOrigins = next.HTTP.AllowedOrigins
-		case "max_task_timeout":
-			applied.MaxTaskTimeout = next.MaxTaskTimeout
+	}
+	if err := applied.Validate(); err != nil {
+		// Only a key that needs a restart can make the live ones invalid
+		// together with it (the whole of next was valid).
+		a.log.Error("config reload refused: the settings that apply at once do not fit the ones in force; restart instead",
+			zap.Strings("need_restart", later), zap.Error(err))
+		return
+	}
+	if slices.Contains(live, "log.level") {
+		if lvl, err := zap.ParseAtomicLevel(applied.Log.Level); err == nil {
+			a.level.SetLevel(lvl.Level())
 		}
 	}
 	a.cfg.Store(applied)
+	if a.system != nil {
+		a.system.SetConfig(applied)
+	}
 	a.log.Info("config reloaded", zap.Strings("applied", live), zap.Strings("need_restart", later))
+}
+
+// applyLiveKey copies the setting k from next into applied when it is one
+// that applies at once, and reports whether it was.
+func applyLiveKey(applied, next *config.Config, k string) bool {
+	switch k {
+	case "log.level":
+		applied.Log.Level = next.Log.Level
+	case "allowed_roots":
+		applied.AllowedRoots = next.AllowedRoots
+	case "http.token":
+		applied.HTTP.Token = next.HTTP.Token
+	case "http.allowed_origins":
+		applied.HTTP.AllowedOrigins = next.HTTP.AllowedOrigins
+	case "max_parallel":
+		applied.MaxParallel = next.MaxParallel
+	case "default_task_timeout":
+		applied.DefaultTaskTimeout = next.DefaultTaskTimeout
+	case "max_task_timeout":
+		applied.MaxTaskTimeout = next.MaxTaskTimeout
+	case "max_patch_bytes":
+		applied.MaxPatchBytes = next.MaxPatchBytes
+	case "retention.data_max_age":
+		applied.Retention.DataMaxAge = next.Retention.DataMaxAge
+	case "retention.stopped_container_max_age":
+		applied.Retention.StoppedContainerMaxAge = next.Retention.StoppedContainerMaxAge
+	case "profiles":
+		applied.Profiles = next.Clone().Profiles
+	case "default_agent":
+		applied.DefaultAgent = next.DefaultAgent
+	default:
+		return false
+	}
+	return true
 }
 
 // changedKeys lists the configuration keys (YAML names, one level into
