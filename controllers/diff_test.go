@@ -1,13 +1,12 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // The diff controller's tests run it over a real SQLite store in a temporary
@@ -141,82 +141,19 @@ func newDiffTestEnv(t *testing.T) *dtEnv {
 	return e
 }
 
-// dtGit runs git the way a user would, isolated from the machine's configuration.
-func dtGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := dtGitErr(dir, nil, args...)
-	if err != nil {
-		t.Fatalf("git %s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
-
-func dtGitErr(dir string, stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-	}
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%w: %s", err, stderr.String())
-	}
-	return strings.TrimRight(string(out), "\n"), nil
-}
-
-func dtLines(prefix string, n int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%s line %d\n", prefix, i)
-	}
-	return b.String()
-}
-
+// dtWrite writes a file of mode 0644, creating its folders.
 func dtWrite(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteFile(t, path, content)
 }
 
-func dtRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// replaceLine returns content with line n (1-based) replaced.
-func dtReplaceLine(content string, n int, line string) string {
-	lines := strings.SplitAfter(content, "\n")
-	lines[n-1] = line + "\n"
-	return strings.Join(lines, "")
-}
-
-// newRepo makes a committed repository holding the given files.
+// newRepo makes a committed repository holding the given files and an empty
+// .keep.
 func (e *dtEnv) newRepo(files map[string]string) string {
 	e.t.Helper()
-	dir := filepath.Join(e.t.TempDir(), "repo")
-	dtWrite(e.t, filepath.Join(dir, ".keep"), "")
-	dtGit(e.t, dir, "init", "--quiet", "--initial-branch=main")
-	for name, content := range files {
-		dtWrite(e.t, filepath.Join(dir, name), content)
-	}
-	dtGit(e.t, dir, "add", "-A")
-	dtGit(e.t, dir, "commit", "--quiet", "-m", "initial")
+	withKeep := map[string]string{".keep": ""}
+	maps.Copy(withKeep, files)
+	dir := testutil.NewRepo(e.t, filepath.Join(e.t.TempDir(), "repo"), withKeep)
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		e.t.Fatal(err)
@@ -367,9 +304,9 @@ func dtSnapshot(t *testing.T, repo string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(&b, "HEAD %s\n", dtGit(t, repo, "rev-parse", "HEAD"))
-	fmt.Fprintf(&b, "branches %s\n", dtGit(t, repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"))
-	fmt.Fprintf(&b, "status %s\n", dtGit(t, repo, "status", "--porcelain=v1", "--untracked-files=all"))
+	fmt.Fprintf(&b, "HEAD %s\n", testutil.Git(t, repo, "rev-parse", "HEAD"))
+	fmt.Fprintf(&b, "branches %s\n", testutil.Git(t, repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads"))
+	fmt.Fprintf(&b, "status %s\n", testutil.Git(t, repo, "status", "--porcelain=v1", "--untracked-files=all"))
 	return b.String()
 }
 
@@ -377,7 +314,7 @@ func dtSnapshot(t *testing.T, repo string) string {
 // reverse of the patch applies, and no reject or backup file was left.
 func dtAssertAppliedOnce(t *testing.T, repo string, d *models.Diff) {
 	t.Helper()
-	if _, err := dtGitErr(repo, d.Patch, "apply", "--reverse", "--check", "-"); err != nil {
+	if _, err := testutil.GitErr(repo, d.Patch, "apply", "--reverse", "--check", "-"); err != nil {
 		t.Errorf("the change of %s is not (exactly) in %s: %v", d.ID, repo, err)
 	}
 	_ = filepath.WalkDir(repo, func(p string, de fs.DirEntry, err error) error {
@@ -422,7 +359,7 @@ func dtEventReasons(t *testing.T, s *models.Store, kind, id string) []string {
 }
 
 func dtBaseFiles() map[string]string {
-	return map[string]string{"a.txt": dtLines("a", 20), "b.txt": dtLines("b", 20)}
+	return map[string]string{"a.txt": testutil.Lines("a line", 20), "b.txt": testutil.Lines("b line", 20)}
 }
 
 func TestDiffReconcile_AppliesToWorktree(t *testing.T) {
@@ -430,7 +367,7 @@ func TestDiffReconcile_AppliesToWorktree(t *testing.T) {
 	repo := e.newRepo(dtBaseFiles())
 	var wantA, wantC string
 	d := e.newDiff(repo, func(work string) {
-		wantA = dtReplaceLine(dtRead(t, filepath.Join(work, "a.txt")), 3, "a line three, edited")
+		wantA = testutil.ReplaceLine(testutil.ReadFile(t, filepath.Join(work, "a.txt")), 3, "a line three, edited")
 		wantC = "new file\n"
 		dtWrite(t, filepath.Join(work, "a.txt"), wantA)
 		dtWrite(t, filepath.Join(work, "dir", "c.txt"), wantC)
@@ -450,10 +387,10 @@ func TestDiffReconcile_AppliesToWorktree(t *testing.T) {
 	if st.AppliedTo != repo || st.AppliedAt == nil || st.Branch != "" || st.ObservedGeneration != got.Generation {
 		t.Errorf("status %+v: want AppliedTo %s, AppliedAt set, no branch, generation %d observed", st, repo, got.Generation)
 	}
-	if a, c := dtRead(t, filepath.Join(repo, "a.txt")), dtRead(t, filepath.Join(repo, "dir", "c.txt")); a != wantA || c != wantC {
+	if a, c := testutil.ReadFile(t, filepath.Join(repo, "a.txt")), testutil.ReadFile(t, filepath.Join(repo, "dir", "c.txt")); a != wantA || c != wantC {
 		t.Errorf("target files differ from the agent's:\na.txt %q\nc.txt %q", a, c)
 	}
-	if head := dtGit(t, repo, "log", "--format=%s", "-1"); head != "initial" {
+	if head := testutil.Git(t, repo, "log", "--format=%s", "-1"); head != "initial" {
 		t.Errorf("worktree mode committed: HEAD is %q", head)
 	}
 	dtAssertAppliedOnce(t, repo, got)
@@ -484,10 +421,10 @@ func TestDiffReconcile_AppliesAsBranch(t *testing.T) {
 	if st.Phase != models.DiffPhaseApplied || st.Branch != branch || st.AppliedTo != repo {
 		t.Fatalf("status %+v, want Applied as branch %s to %s", st, branch, repo)
 	}
-	if tip := dtGit(t, repo, "rev-parse", "refs/heads/"+branch); tip != got.ResultCommit {
+	if tip := testutil.Git(t, repo, "rev-parse", "refs/heads/"+branch); tip != got.ResultCommit {
 		t.Errorf("branch %s at %s, want the result commit %s", branch, tip, got.ResultCommit)
 	}
-	if tree := dtGit(t, repo, "show", branch+":a.txt"); tree != "rewritten" {
+	if tree := testutil.Git(t, repo, "show", branch+":a.txt"); tree != "rewritten" {
 		t.Errorf("a.txt on the branch = %q", tree)
 	}
 	after := dtSnapshot(t, repo)
@@ -502,11 +439,11 @@ func TestDiffReconcile_ConflictLeavesTargetUntouched(t *testing.T) {
 	e := newDiffTestEnv(t)
 	repo := e.newRepo(dtBaseFiles())
 	d := e.newDiff(repo, func(work string) {
-		dtWrite(t, filepath.Join(work, "a.txt"), dtReplaceLine(dtLines("a", 20), 5, "the agent's line five"))
-		dtWrite(t, filepath.Join(work, "b.txt"), dtReplaceLine(dtLines("b", 20), 5, "the agent's b five"))
+		dtWrite(t, filepath.Join(work, "a.txt"), testutil.ReplaceLine(testutil.Lines("a line", 20), 5, "the agent's line five"))
+		dtWrite(t, filepath.Join(work, "b.txt"), testutil.ReplaceLine(testutil.Lines("b line", 20), 5, "the agent's b five"))
 	})
 	// The user edits the same line meanwhile, without committing.
-	dtWrite(t, filepath.Join(repo, "a.txt"), dtReplaceLine(dtLines("a", 20), 5, "the user's line five"))
+	dtWrite(t, filepath.Join(repo, "a.txt"), testutil.ReplaceLine(testutil.Lines("a line", 20), 5, "the user's line five"))
 	before := dtSnapshot(t, repo)
 
 	e.decide(d.ID, dtApplyIn(models.ApplyModeWorktree))
@@ -529,7 +466,7 @@ func TestDiffReconcile_ConflictLeavesTargetUntouched(t *testing.T) {
 
 	// The apply is still what is wanted: once the user's edit is gone, the
 	// next pass (any hint) carries it out.
-	dtGit(t, repo, "checkout", "--", "a.txt")
+	testutil.Git(t, repo, "checkout", "--", "a.txt")
 	e.settle(d.ID)
 	if st := e.diff(d.ID).Status; st.Phase != models.DiffPhaseApplied {
 		t.Fatalf("after the overlapping edit was undone: phase %s (%s), want Applied", st.Phase, st.Message)
@@ -543,7 +480,7 @@ func TestDiffReconcile_RecheckAfterApplyMarksOverlappingDiffs(t *testing.T) {
 	edit := func(file string, line int, text string) func(string) {
 		return func(work string) {
 			p := filepath.Join(work, file)
-			dtWrite(t, p, dtReplaceLine(dtRead(t, p), line, text))
+			dtWrite(t, p, testutil.ReplaceLine(testutil.ReadFile(t, p), line, text))
 		}
 	}
 	a := e.newDiff(repo, edit("a.txt", 3, "A's line"))
@@ -584,7 +521,7 @@ func TestDiffReconcile_RecheckAfterApplyMarksOverlappingDiffs(t *testing.T) {
 	// The user undoes A by hand: B applies again and goes back to Pending on
 	// its next pass.
 	p := filepath.Join(repo, "a.txt")
-	dtWrite(t, p, dtLines("a", 20))
+	dtWrite(t, p, testutil.Lines("a line", 20))
 	e.settle(b.ID)
 	if st := e.diff(b.ID).Status; st.Phase != models.DiffPhasePending || len(st.ConflictFiles) != 0 {
 		t.Errorf("B after A was undone: phase %s files %v (%s), want Pending", st.Phase, st.ConflictFiles, st.Message)
@@ -595,7 +532,7 @@ func TestDiffReconcile_CrashAfterPatchEndsAppliedOnce(t *testing.T) {
 	e := newDiffTestEnv(t)
 	repo := e.newRepo(dtBaseFiles())
 	d := e.newDiff(repo, func(work string) {
-		dtWrite(t, filepath.Join(work, "a.txt"), dtLines("a", 20)+"appended by the agent\n")
+		dtWrite(t, filepath.Join(work, "a.txt"), testutil.Lines("a line", 20)+"appended by the agent\n")
 	})
 	e.decide(d.ID, dtApplyIn(models.ApplyModeWorktree))
 	if _, err := e.reconcile(d.ID); err != nil {
@@ -605,7 +542,7 @@ func TestDiffReconcile_CrashAfterPatchEndsAppliedOnce(t *testing.T) {
 		t.Fatalf("first pass: phase %s, want Applying", st.Phase)
 	}
 	// The process patched the target and died before recording it.
-	if _, err := dtGitErr(repo, d.Patch, "apply", "-"); err != nil {
+	if _, err := testutil.GitErr(repo, d.Patch, "apply", "-"); err != nil {
 		t.Fatal(err)
 	}
 	e.settle(d.ID)
@@ -613,7 +550,7 @@ func TestDiffReconcile_CrashAfterPatchEndsAppliedOnce(t *testing.T) {
 	if st.Phase != models.DiffPhaseApplied || st.Reason != diffReasonAlreadyApplied {
 		t.Fatalf("after the restart: phase %s reason %s (%s), want Applied/AlreadyApplied", st.Phase, st.Reason, st.Message)
 	}
-	if got := dtRead(t, filepath.Join(repo, "a.txt")); strings.Count(got, "appended by the agent") != 1 {
+	if got := testutil.ReadFile(t, filepath.Join(repo, "a.txt")); strings.Count(got, "appended by the agent") != 1 {
 		t.Errorf("a.txt holds the change %d times:\n%s", strings.Count(got, "appended by the agent"), got)
 	}
 	dtAssertAppliedOnce(t, repo, d)
@@ -720,9 +657,9 @@ func TestDiffReconcile_RejectKeepsWorkspaceWhileANewerRunIsAsked(t *testing.T) {
 // target's lock, to have left the target whole (each diff all in or all out).
 func TestDiffReconcile_TenInParallelOnOneRepository(t *testing.T) {
 	e := newDiffTestEnv(t)
-	files := map[string]string{"shared.txt": dtLines("shared", 30)}
+	files := map[string]string{"shared.txt": testutil.Lines("shared line", 30)}
 	for i := range 10 {
-		files[fmt.Sprintf("f%d.txt", i)] = dtLines(fmt.Sprintf("f%d", i), 10)
+		files[fmt.Sprintf("f%d.txt", i)] = testutil.Lines(fmt.Sprintf("f%d line", i), 10)
 	}
 	repo := e.newRepo(files)
 
@@ -732,9 +669,9 @@ func TestDiffReconcile_TenInParallelOnOneRepository(t *testing.T) {
 	for i := range 10 {
 		want[i] = map[string]string{}
 		own := fmt.Sprintf("f%d.txt", i)
-		want[i][own] = dtReplaceLine(files[own], 4, fmt.Sprintf("diff %d was here", i))
+		want[i][own] = testutil.ReplaceLine(files[own], 4, fmt.Sprintf("diff %d was here", i))
 		if i >= 7 { // the overlapping ones also rewrite the same shared line
-			want[i]["shared.txt"] = dtReplaceLine(files["shared.txt"], 15, fmt.Sprintf("diff %d's shared line", i))
+			want[i]["shared.txt"] = testutil.ReplaceLine(files["shared.txt"], 15, fmt.Sprintf("diff %d's shared line", i))
 		} else { // the disjoint ones add a file of their own in a new folder too
 			want[i][fmt.Sprintf("new%d/n.txt", i)] = fmt.Sprintf("new file of diff %d\n", i)
 		}
@@ -763,7 +700,7 @@ func TestDiffReconcile_TenInParallelOnOneRepository(t *testing.T) {
 				t.Errorf("diff %d is half applied: %d of its %d files in the target", i, in, len(w))
 			}
 		}
-		if _, err := dtGitErr(repo, nil, "status", "--porcelain"); err != nil {
+		if _, err := testutil.GitErr(repo, nil, "status", "--porcelain"); err != nil {
 			t.Errorf("git status: %v", err)
 		}
 	}
@@ -836,12 +773,12 @@ func TestDiffReconcile_TenInParallelOnOneRepository(t *testing.T) {
 	for i := range 8 {
 		dtAssertAppliedOnce(t, repo, ds[i])
 		for p, c := range want[i] {
-			if got := dtRead(t, filepath.Join(repo, p)); got != c {
+			if got := testutil.ReadFile(t, filepath.Join(repo, p)); got != c {
 				t.Errorf("diff %d: %s = %q, want %q", i, p, got, c)
 			}
 		}
 	}
-	status := dtGit(t, repo, "status", "--porcelain", "--untracked-files=all")
+	status := testutil.Git(t, repo, "status", "--porcelain", "--untracked-files=all")
 	if n := len(strings.Split(status, "\n")); n != 8+1+7 { // f0..f7, shared, new0..new6
 		t.Errorf("git status lists %d paths, want 16:\n%s", n, status)
 	}

@@ -3,10 +3,8 @@ package controllers
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // harness drives the controllers of one System by hand: a real SQLite store
@@ -73,41 +72,8 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	// test's directories must outlive them.
 	t.Cleanup(s.builds.stop)
 	h.s = s
-	h.repo = newGitRepo(t, map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
+	h.repo = testutil.NewRepo(t, t.TempDir(), map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
 	return h
-}
-
-// newGitRepo makes a repository with one commit of files.
-func newGitRepo(t testing.TB, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, dir, "init", "-q", "-b", "main")
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-q", "-m", "initial")
-	return dir
-}
-
-func git(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.com")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // createTask stores a task intent for the harness repository.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // An admitted task's snapshot is finished in the background; the Preparing
@@ -22,7 +23,7 @@ func TestTaskReconcile_CreatesContainerWhileSnapshotFinishes(t *testing.T) {
 	for i := range 400 {
 		files[fmt.Sprintf("d%d/f%d.txt", i%20, i)] = strings.Repeat("x", i)
 	}
-	h.repo = newGitRepo(t, files)
+	h.repo = testutil.NewRepo(t, t.TempDir(), files)
 	task := h.createTask("true", func(t *models.Task) { t.Spec.IncludeUncommitted = true })
 
 	h.reconcile(task.ID)

@@ -19,6 +19,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // TestMain makes Docker available for the tests that need it (and says so
@@ -88,7 +89,7 @@ func newDockerEnv(t *testing.T, tune ...func(*config.Config)) *dockerEnv {
 		_ = store.Close()
 	})
 	env := &dockerEnv{t: t, ctx: ctx, cfg: cfg, store: store, eng: eng, s: s,
-		repo: newGitRepo(t, map[string]string{"README.md": "hello\n"})}
+		repo: testutil.NewRepo(t, t.TempDir(), map[string]string{"README.md": "hello\n"})}
 	return env
 }
 
@@ -109,20 +110,13 @@ func (e *dockerEnv) submit(prompt string, mutate ...func(*models.Task)) *models.
 // wait polls the task until cond holds.
 func (e *dockerEnv) wait(id string, timeout time.Duration, cond func(*models.Task) bool) *models.Task {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		t, err := e.store.GetTask(e.ctx, id)
-		if err != nil {
-			e.t.Fatalf("get task: %v", err)
-		}
-		if cond(t) {
-			return t
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("task %s: condition not met within %v; status %+v", id, timeout, t.Status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	t, ok := testutil.Poll(e.t, timeout, 50*time.Millisecond, func() (*models.Task, error) {
+		return e.store.GetTask(e.ctx, id)
+	}, cond)
+	if !ok {
+		e.t.Fatalf("task %s: condition not met within %v; status %+v", id, timeout, t.Status)
 	}
+	return t
 }
 
 func (e *dockerEnv) inspect(ref string) engine.ContainerInfo {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // These tests talk to the server with the official go-sdk client, an
@@ -84,7 +85,7 @@ func callSDK(t *testing.T, cs *sdk.ClientSession, name string, args map[string]a
 	}
 	if out != nil {
 		if res.IsError {
-			t.Fatalf("%s: error result %s", name, sdkText(res))
+			t.Fatalf("%s: error result %s", name, testutil.ToolText(res))
 		}
 		b, _ := json.Marshal(res.StructuredContent)
 		if err := json.Unmarshal(b, out); err != nil {
@@ -92,16 +93,6 @@ func callSDK(t *testing.T, cs *sdk.ClientSession, name string, args map[string]a
 		}
 	}
 	return res
-}
-
-func sdkText(res *sdk.CallToolResult) string {
-	var b strings.Builder
-	for _, c := range res.Content {
-		if tc, ok := c.(*sdk.TextContent); ok {
-			b.WriteString(tc.Text)
-		}
-	}
-	return b.String()
 }
 
 // exerciseProtocol runs the same conversation over any transport.
@@ -144,7 +135,7 @@ func exerciseProtocol(t *testing.T, e *testEnv, cs *sdk.ClientSession, progress 
 	}
 
 	bad := callSDK(t, cs, "task_worker", map[string]any{"task": "x", "workFolder": "relative"}, nil)
-	if !bad.IsError || !strings.Contains(sdkText(bad), "workFolder: ") {
+	if !bad.IsError || !strings.Contains(testutil.ToolText(bad), "workFolder: ") {
 		t.Errorf("bad input over the wire: %+v", bad)
 	}
 
@@ -160,7 +151,7 @@ func exerciseProtocol(t *testing.T, e *testEnv, cs *sdk.ClientSession, progress 
 	params.SetProgressToken("wait-1")
 	res, err := cs.CallTool(ctx, params)
 	if err != nil || res.IsError {
-		t.Fatalf("wait: %v %s", err, sdkText(res))
+		t.Fatalf("wait: %v %s", err, testutil.ToolText(res))
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for progress.Load() == 0 && time.Now().Before(deadline) {
@@ -265,21 +256,13 @@ func TestHTTP_GoSDKClientNeedsTheToken(t *testing.T) {
 	if _, err := newSDKClient(nil).Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: endpoint, MaxRetries: -1}, nil); err == nil {
 		t.Fatal("connected without the token")
 	}
-	authed := &http.Client{Transport: bearerTransport{token: "tok-123"}}
+	authed := &http.Client{Transport: testutil.BearerTransport{Token: "tok-123"}}
 	cs, err := newSDKClient(nil).Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: endpoint, HTTPClient: authed}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cs.Close()
 	callSDK(t, cs, "system_status", nil, &SystemStatusResult{})
-}
-
-type bearerTransport struct{ token string }
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 func TestCheckListen(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/mcp"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // binary is the real claude-parallel, built once by TestMain for the tests
@@ -95,7 +95,7 @@ func (e *serverEnv) command(args ...string) *exec.Cmd {
 func (e *serverEnv) connectStdio(t *testing.T) *sdk.ClientSession {
 	t.Helper()
 	cmd := e.command("serve")
-	cmd.Stderr = &lockedBuffer{}
+	cmd.Stderr = &testutil.LockedBuffer{}
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "subprocess-test", Version: "1"}, nil).
 		Connect(context.Background(), &sdk.CommandTransport{Command: cmd}, nil)
 	if err != nil {
@@ -103,23 +103,6 @@ func (e *serverEnv) connectStdio(t *testing.T) *sdk.ClientSession {
 	}
 	t.Cleanup(func() { _ = cs.Close() })
 	return cs
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func call(t *testing.T, cs *sdk.ClientSession, name string, args map[string]any, out any) {
@@ -198,7 +181,7 @@ func TestServe_StdoutIsProtocolOnlyAndSIGTERMStops(t *testing.T) {
 	cmd := e.command("serve")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr lockedBuffer
+	var stderr testutil.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -273,7 +256,7 @@ func (e *serverEnv) startHTTP(t *testing.T, addr string, extraEnv ...string) *ex
 	t.Helper()
 	cmd := e.command("serve", "--http", addr)
 	cmd.Env = append(cmd.Env, extraEnv...)
-	var stderr lockedBuffer
+	var stderr testutil.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -327,7 +310,7 @@ func TestServe_HTTPSubprocess(t *testing.T) {
 		t.Errorf("foreign origin: %d", got)
 	}
 
-	client := &http.Client{Transport: tokenTransport{"the-token"}}
+	client := &http.Client{Transport: testutil.BearerTransport{Token: "the-token"}}
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "http-test", Version: "1"}, nil).
 		Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: endpoint, HTTPClient: client}, nil)
 	if err != nil {
@@ -345,14 +328,6 @@ func TestServe_HTTPSubprocess(t *testing.T) {
 	if ws.Task == nil || ws.Task.TaskID != started.TaskID {
 		t.Fatalf("work_status %+v", ws)
 	}
-}
-
-type tokenTransport struct{ token string }
-
-func (tt tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+tt.token)
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 func TestServe_RefusesAllInterfacesWithoutToken(t *testing.T) {
@@ -380,7 +355,7 @@ func TestServe_SIGHUPReloadsConfig(t *testing.T) {
 	write("info")
 	addr := freePort(t)
 	cmd := e.command("--config", cfgFile, "serve", "--http", addr)
-	var stderr lockedBuffer
+	var stderr testutil.LockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -408,7 +383,7 @@ func TestServe_SIGHUPReloadsConfig(t *testing.T) {
 	waitExit(t, cmd, 30*time.Second)
 }
 
-func waitFor(t *testing.T, cond func() bool, what string, stderr *lockedBuffer) {
+func waitFor(t *testing.T, cond func() bool, what string, stderr *testutil.LockedBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

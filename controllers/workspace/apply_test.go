@@ -1,16 +1,16 @@
 package workspace
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // agentDiff prepares a workspace of src, lets edit change it and captures the diff.
@@ -23,7 +23,7 @@ func agentDiff(t *testing.T, src string, edit func(work string)) (*Workspace, *D
 
 func replaceLine(t *testing.T, path, old, new string) {
 	t.Helper()
-	s := readFile(t, path)
+	s := testutil.ReadFile(t, path)
 	if !strings.Contains(s, old) {
 		t.Fatalf("%s lacks %q", path, old)
 	}
@@ -91,7 +91,7 @@ func TestApply_OverlappingDiffsConflictDisjointOnesApply(t *testing.T) {
 			t.Fatalf("apply disjoint #%d = %+v, %v", i+1, res, err)
 		}
 	}
-	got := readFile(t, filepath.Join(src, "b.txt"))
+	got := testutil.ReadFile(t, filepath.Join(src, "b.txt"))
 	if !strings.Contains(got, "third agent\n") || strings.Contains(got, "second agent") {
 		t.Fatalf("b.txt = %q", got)
 	}
@@ -124,7 +124,7 @@ func TestApply_ThreeWayMergesNearbyLocalEdit(t *testing.T) {
 			t.Fatalf("apply #%d = %+v, %v", i+1, res, err)
 		}
 	}
-	got := readFile(t, filepath.Join(target, "a.txt"))
+	got := testutil.ReadFile(t, filepath.Join(target, "a.txt"))
 	if !strings.Contains(got, "local line 8\n") || !strings.Contains(got, "agent line 10\n") {
 		t.Fatalf("a.txt lost an edit:\n%s", got)
 	}
@@ -354,11 +354,8 @@ func TestApply_FinishesAnApplyInterruptedPartWay(t *testing.T) {
 	for cut := 1; cut < len(files); cut++ {
 		target := cloneRepo(t, src)
 		// The first `cut` files were written before the crash.
-		cmd := exec.Command("git", "apply")
-		cmd.Dir = target
-		cmd.Stdin = bytes.NewReader(joinSegments(d.Patch, files[:cut]))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("partial apply: %v: %s", err, out)
+		if _, err := testutil.GitErr(target, joinSegments(d.Patch, files[:cut]), "apply"); err != nil {
+			t.Fatalf("partial apply: %v", err)
 		}
 		for i, outcome := range []ApplyOutcome{Applied, AlreadyApplied} {
 			res, err := Apply(ctx, ApplySpec{Target: target, Patch: d.Patch, SourceGitDir: ws.GitDir})
@@ -424,7 +421,7 @@ func TestApply_ParallelAppliesNeverLeaveTheTargetHalfApplied(t *testing.T) {
 	if applied != 1 {
 		t.Fatalf("%d overlapping diffs applied, want exactly 1", applied)
 	}
-	a, b := readFile(t, filepath.Join(src, "a.txt")), readFile(t, filepath.Join(src, "b.txt"))
+	a, b := testutil.ReadFile(t, filepath.Join(src, "a.txt")), testutil.ReadFile(t, filepath.Join(src, "b.txt"))
 	for i := range 3 {
 		if strings.Contains(a, fmt.Sprintf("agent %d\n", i)) != strings.Contains(b, fmt.Sprintf("agent %d\n", i)) {
 			t.Fatalf("half-applied diff %d:\n%s\n%s", i, a, b)

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // canaryKit is a script that records being run, and the configuration that would
@@ -147,7 +149,7 @@ func TestCaptureDiff_IsDeterministic(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(ws.WorkDir, "n")); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(ws.WorkDir, "a.txt"), numberedLines(20, "a"), 0o644)
+	writeFile(t, filepath.Join(ws.WorkDir, "a.txt"), testutil.Lines("a line", 20), 0o644)
 	if _, err := CaptureDiff(ctx, ws, CaptureOptions{RunNumber: 3}); !errors.Is(err, ErrNoChanges) {
 		t.Fatalf("reverted tree: %v, want ErrNoChanges", err)
 	}

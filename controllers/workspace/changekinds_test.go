@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // changeKind is one way an agent can change a work tree.
@@ -33,7 +35,7 @@ var changeKinds = []changeKind{
 	{
 		name: "text edit",
 		mutate: func(t *testing.T, w string) {
-			writeFile(t, filepath.Join(w, "a.txt"), strings.Replace(numberedLines(20, "a"), "a line 7\n", "a line seven\n", 1), 0o644)
+			writeFile(t, filepath.Join(w, "a.txt"), strings.Replace(testutil.Lines("a line", 20), "a line 7\n", "a line seven\n", 1), 0o644)
 		},
 		check: func(t *testing.T, files []FileChange) {
 			f := fileByPath(t, files, "a.txt")

@@ -1,41 +1,26 @@
 package workspace
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // testGit runs git for test set-up the way a user would, isolated from the machine's
-// configuration.
+// configuration, with fixed dates so that commit ids are reproducible.
 func testGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + t.TempDir(),
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=Test User", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test User", "GIT_COMMITTER_EMAIL=test@example.com",
-		"GIT_AUTHOR_DATE=1700000000 +0000", "GIT_COMMITTER_DATE=1700000000 +0000",
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimRight(string(out), "\n")
+	return reproducibleGit.Run(t, dir, args...)
 }
+
+var reproducibleGit = testutil.GitRunner{Env: testutil.FixedDates}
 
 func writeFile(t testing.TB, path, content string, perm fs.FileMode) {
 	t.Helper()
@@ -50,40 +35,17 @@ func writeFile(t testing.TB, path, content string, perm fs.FileMode) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func numberedLines(n int, prefix string) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%s line %d\n", prefix, i)
-	}
-	return b.String()
-}
-
 // newSourceRepo is a user's work folder with a few committed files of each kind.
 func newSourceRepo(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "src")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testGit(t, dir, "init", "--quiet", "--initial-branch=main")
-	writeFile(t, filepath.Join(dir, "a.txt"), numberedLines(20, "a"), 0o644)
-	writeFile(t, filepath.Join(dir, "b.txt"), numberedLines(20, "b"), 0o644)
-	writeFile(t, filepath.Join(dir, "bin.dat"), "\x00\x01\x02binary\x00\xff", 0o644)
-	writeFile(t, filepath.Join(dir, "script.sh"), "#!/bin/sh\necho hi\n", 0o644)
-	writeFile(t, filepath.Join(dir, "dir", "c.txt"), "c\n", 0o644)
-	writeFile(t, filepath.Join(dir, ".gitignore"), "*.log\nbuild/\n", 0o644)
-	testGit(t, dir, "add", "-A")
-	testGit(t, dir, "commit", "--quiet", "-m", "initial")
-	return dir
+	return reproducibleGit.NewRepo(t, filepath.Join(t.TempDir(), "src"), map[string]string{
+		"a.txt":      testutil.Lines("a line", 20),
+		"b.txt":      testutil.Lines("b line", 20),
+		"bin.dat":    "\x00\x01\x02binary\x00\xff",
+		"script.sh":  "#!/bin/sh\necho hi\n",
+		"dir/c.txt":  "c\n",
+		".gitignore": "*.log\nbuild/\n",
+	})
 }
 
 func cloneRepo(t *testing.T, src string) string {

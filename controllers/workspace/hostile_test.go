@@ -2,10 +2,11 @@ package workspace
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // commitEvilAttributes commits attributes that select the evil filter, diff and
@@ -42,11 +43,8 @@ func TestCanaryKit_FiresUnderPlainGit(t *testing.T) {
 	for _, args := range [][]string{
 		{"add", "a.txt"}, {"apply", "-"}, {"update-ref", "refs/heads/x", "HEAD"}, {"ls-files", "-o"}, {"diff", "HEAD~1"},
 	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
-		cmd.Stdin = strings.NewReader(newFilePatch("planted.txt", "x"))
-		_ = cmd.Run() // may fail: the canary is no real filter
+		// May fail: the canary is no real filter.
+		_, _ = testutil.GitErr(repo, []byte(newFilePatch("planted.txt", "x")), args...)
 		entries, _ := os.ReadDir(kit.dir)
 		if len(entries) == 0 {
 			t.Errorf("git %v did not fire the canary; the hostile tests would prove nothing", args)
@@ -67,7 +65,7 @@ func TestHostileRepositories_RunNothingOnTheHost(t *testing.T) {
 	src := newSourceRepo(t)
 	commitEvilAttributes(t, src)
 	makeConfigHostile(t, src, kit)
-	writeFile(t, filepath.Join(src, "b.txt"), "uncommitted\n"+numberedLines(20, "b"), 0o644)
+	writeFile(t, filepath.Join(src, "b.txt"), "uncommitted\n"+testutil.Lines("b line", 20), 0o644)
 	if _, _, err := WorkFolderInfo(ctx, src); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +80,7 @@ func TestHostileRepositories_RunNothingOnTheHost(t *testing.T) {
 		target := cloneRepo(t, src)
 		makeConfigHostile(t, target, kit)
 		if run == 1 {
-			writeFile(t, filepath.Join(target, "b.txt"), readFile(t, filepath.Join(src, "b.txt")), 0o644)
+			writeFile(t, filepath.Join(target, "b.txt"), testutil.ReadFile(t, filepath.Join(src, "b.txt")), 0o644)
 		}
 		for _, want := range []ApplyOutcome{Applied, AlreadyApplied} {
 			res, err := Apply(ctx, ApplySpec{Target: target, Patch: d.Patch, SourceGitDir: ws.GitDir})
@@ -95,7 +93,7 @@ func TestHostileRepositories_RunNothingOnTheHost(t *testing.T) {
 		makeConfigHostile(t, merge, kit)
 		replaceLine(t, filepath.Join(merge, "a.txt"), "a line 8\n", "local\n")
 		if run == 1 {
-			writeFile(t, filepath.Join(merge, "b.txt"), readFile(t, filepath.Join(src, "b.txt")), 0o644)
+			writeFile(t, filepath.Join(merge, "b.txt"), testutil.ReadFile(t, filepath.Join(src, "b.txt")), 0o644)
 		}
 		if res, err := Apply(ctx, ApplySpec{Target: merge, Patch: d.Patch, SourceGitDir: ws.GitDir}); err != nil || res.Outcome != Applied {
 			t.Fatalf("three-way apply = %+v, %v", res, err)
@@ -115,7 +113,7 @@ func TestHostileRepositories_RunNothingOnTheHost(t *testing.T) {
 		}
 	}
 	kit.assertSilent(t)
-	if strings.Contains(readFile(t, filepath.Join(src, ".git", "config")), "claude-parallel") {
+	if strings.Contains(testutil.ReadFile(t, filepath.Join(src, ".git", "config")), "claude-parallel") {
 		t.Error("the source config was modified")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // dirtySource is a work folder with an uncommitted edit, an untracked file, an
@@ -17,7 +19,7 @@ func dirtySource(t *testing.T) string {
 	writeFile(t, filepath.Join(src, "kept.log"), "tracked although ignored\n", 0o644)
 	testGit(t, src, "add", "-f", "kept.log")
 	testGit(t, src, "commit", "--quiet", "-m", "track a log")
-	writeFile(t, filepath.Join(src, "a.txt"), "uncommitted first line\n"+numberedLines(20, "a"), 0o644)
+	writeFile(t, filepath.Join(src, "a.txt"), "uncommitted first line\n"+testutil.Lines("a line", 20), 0o644)
 	writeFile(t, filepath.Join(src, "untracked.txt"), "untracked\n", 0o644)
 	writeFile(t, filepath.Join(src, "secret.log"), "ignored\n", 0o644)
 	writeFile(t, filepath.Join(src, "build", "out.o"), "ignored dir\n", 0o644)
@@ -61,7 +63,7 @@ func TestPrepare_SnapshotsUncommittedAndUntrackedButNotIgnored(t *testing.T) {
 	}
 
 	// The agent edits; the diff applies back onto the unchanged work folder.
-	writeFile(t, filepath.Join(ws.WorkDir, "a.txt"), "uncommitted first line\n"+numberedLines(20, "a")+"agent line\n", 0o644)
+	writeFile(t, filepath.Join(ws.WorkDir, "a.txt"), "uncommitted first line\n"+testutil.Lines("a line", 20)+"agent line\n", 0o644)
 	writeFile(t, filepath.Join(ws.WorkDir, "untracked.txt"), "untracked, edited by the agent\n", 0o644)
 	d := capture(t, ws, 1)
 	if len(d.Files) != 2 {
@@ -71,11 +73,11 @@ func TestPrepare_SnapshotsUncommittedAndUntrackedButNotIgnored(t *testing.T) {
 	if err != nil || res.Outcome != Applied {
 		t.Fatalf("apply onto the work folder = %+v, %v", res, err)
 	}
-	if readFile(t, filepath.Join(src, "a.txt")) != readFile(t, filepath.Join(ws.WorkDir, "a.txt")) ||
-		readFile(t, filepath.Join(src, "untracked.txt")) != "untracked, edited by the agent\n" {
+	if testutil.ReadFile(t, filepath.Join(src, "a.txt")) != testutil.ReadFile(t, filepath.Join(ws.WorkDir, "a.txt")) ||
+		testutil.ReadFile(t, filepath.Join(src, "untracked.txt")) != "untracked, edited by the agent\n" {
 		t.Fatal("work folder does not hold the agent's edits")
 	}
-	if readFile(t, filepath.Join(src, "secret.log")) != "ignored\n" {
+	if testutil.ReadFile(t, filepath.Join(src, "secret.log")) != "ignored\n" {
 		t.Fatal("ignored file changed")
 	}
 }
@@ -100,7 +102,7 @@ func TestPrepare_CommittedBaseRefChecksOutThatCommit(t *testing.T) {
 			t.Errorf("Prepare(%q): base %s subdir %q, want %s dir", tc.ref, ws.BaseCommit, ws.Subdir, tc.want)
 		}
 		got := snapshotTree(t, ws.WorkDir)
-		if got["a.txt"].data != numberedLines(20, "a") {
+		if got["a.txt"].data != testutil.Lines("a line", 20) {
 			t.Errorf("Prepare(%q): a.txt has uncommitted content", tc.ref)
 		}
 		if _, ok := got["later.txt"]; ok != (tc.want != first) {
@@ -252,7 +254,7 @@ func TestRemove_DeletesForeignAndReadOnlyFiles(t *testing.T) {
 		}
 	}
 	assertNoFile(t, ws.Dir)
-	if readFile(t, outside) != "keep\n" {
+	if testutil.ReadFile(t, outside) != "keep\n" {
 		t.Fatal("Remove followed a symlink out of the workspace")
 	}
 	if _, err := Open(filepath.Dir(ws.Dir), ws.TaskID); !errors.Is(err, ErrNotFound) {

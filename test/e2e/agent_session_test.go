@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 const (
@@ -148,8 +149,8 @@ func asFiles(d *mcp.DiffView) []string {
 
 func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 	fi := newFlowInstall(t)
-	pdWriteConfig(t, fi, asProfile(t))
-	head := flowGit(t, fi.repo, "rev-parse", "HEAD")
+	fi.writeConfig(asProfile(t))
+	head := testutil.Git(t, fi.repo, "rev-parse", "HEAD")
 	s := pdServe(t, fi)
 
 	// Run 1: the agent asks and changes nothing.

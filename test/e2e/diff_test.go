@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers"
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // The kill -9 test runs the controllers in controllerd (built by TestMain),
@@ -78,68 +77,17 @@ func waitExit(t *testing.T, cmd *exec.Cmd, timeout time.Duration) error {
 	}
 }
 
-func diffGit(t *testing.T, dir string, stdin []byte, args ...string) (string, error) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-	}
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimRight(string(out), "\n"), nil
-}
-
-func diffMustGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	out, err := diffGit(t, dir, nil, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func diffWriteFile(t *testing.T, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func diffNumbered(prefix string, n int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%s %d\n", prefix, i)
-	}
-	return b.String()
-}
-
 // seedAppliedIntent makes a repository, a finished task whose run changed
 // several files in several ways, its captured diff, and the intent to apply
 // it to the repository's working tree. It returns the repository, the diff
 // and the files as the agent left them ("" for a deleted file).
 func diffSeedApplyIntent(t *testing.T, ctx context.Context, paths config.Paths, store *models.Store) (string, *models.Diff, map[string]string) {
 	t.Helper()
-	repo := filepath.Join(t.TempDir(), "repo")
-	diffWriteFile(t, filepath.Join(repo, "a.txt"), diffNumbered("a", 60))
-	diffWriteFile(t, filepath.Join(repo, "b.txt"), diffNumbered("b", 10))
-	diffWriteFile(t, filepath.Join(repo, "c.txt"), "to be deleted\n")
-	diffMustGit(t, repo, "init", "--quiet", "--initial-branch=main")
-	diffMustGit(t, repo, "add", "-A")
-	diffMustGit(t, repo, "commit", "--quiet", "-m", "initial")
+	repo := testutil.NewRepo(t, filepath.Join(t.TempDir(), "repo"), map[string]string{
+		"a.txt": testutil.Lines("a", 60),
+		"b.txt": testutil.Lines("b", 10),
+		"c.txt": "to be deleted\n",
+	})
 	repo, err := filepath.EvalSymlinks(repo)
 	if err != nil {
 		t.Fatal(err)
@@ -154,11 +102,11 @@ func diffSeedApplyIntent(t *testing.T, ctx context.Context, paths config.Paths, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := strings.SplitAfter(diffNumbered("a", 60), "\n")
+	a := strings.SplitAfter(testutil.Lines("a", 60), "\n")
 	a[4], a[29], a[54] = "a five, edited\n", "a thirty, edited\n", "a fifty-five, edited\n"
 	want := map[string]string{
 		"a.txt":          strings.Join(a, ""),
-		"b.txt":          diffNumbered("b", 10) + "appended once\n",
+		"b.txt":          testutil.Lines("b", 10) + "appended once\n",
 		"c.txt":          "",
 		"sub/dir/new.go": "package dir\n",
 	}
@@ -169,7 +117,7 @@ func diffSeedApplyIntent(t *testing.T, ctx context.Context, paths config.Paths, 
 			}
 			continue
 		}
-		diffWriteFile(t, filepath.Join(ws.WorkDir, p), c)
+		testutil.WriteFile(t, filepath.Join(ws.WorkDir, p), c)
 	}
 	captured, err := workspace.CaptureDiff(ctx, ws, workspace.CaptureOptions{RunNumber: 1})
 	if err != nil {
@@ -199,20 +147,13 @@ func diffSeedApplyIntent(t *testing.T, ctx context.Context, paths config.Paths, 
 // waitForDiff polls the diff until cond holds or timeout passes.
 func diffWaitFor(t *testing.T, ctx context.Context, store *models.Store, id string, timeout time.Duration, cond func(*models.Diff) bool) *models.Diff {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		d, err := store.GetDiff(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cond(d) {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("diff %s: timed out in phase %s (%s)", id, d.Status.Phase, d.Status.Message)
-		}
-		time.Sleep(50 * time.Millisecond)
+	d, ok := testutil.Poll(t, timeout, 50*time.Millisecond, func() (*models.Diff, error) {
+		return store.GetDiff(ctx, id)
+	}, cond)
+	if !ok {
+		t.Fatalf("diff %s: timed out in phase %s (%s)", id, d.Status.Phase, d.Status.Message)
 	}
+	return d
 }
 
 func TestDiffApply_KillDuringApplyThenRestart(t *testing.T) {
@@ -256,7 +197,7 @@ func TestDiffApply_KillDuringApplyThenRestart(t *testing.T) {
 			if mid.Status.Phase != models.DiffPhaseApplying {
 				t.Fatalf("after the kill: phase %s, want Applying", mid.Status.Phase)
 			}
-			_, revErr := diffGit(t, repo, d.Patch, "apply", "--reverse", "--check", "-")
+			_, revErr := testutil.GitErr(repo, d.Patch, "apply", "--reverse", "--check", "-")
 			if held := revErr == nil; held != c.patchedBeforeKill {
 				t.Fatalf("after the kill at %s: target holds the change = %v, want %v", c.stopAt, held, c.patchedBeforeKill)
 			}
@@ -289,7 +230,7 @@ func TestDiffApply_KillDuringApplyThenRestart(t *testing.T) {
 			if b, _ := os.ReadFile(filepath.Join(repo, "b.txt")); strings.Count(string(b), "appended once") != 1 {
 				t.Errorf("b.txt holds the appended line %d times", strings.Count(string(b), "appended once"))
 			}
-			if _, err := diffGit(t, repo, d.Patch, "apply", "--reverse", "--check", "-"); err != nil {
+			if _, err := testutil.GitErr(repo, d.Patch, "apply", "--reverse", "--check", "-"); err != nil {
 				t.Errorf("the reverse of the patch does not apply: %v", err)
 			}
 			_ = filepath.WalkDir(repo, func(p string, de fs.DirEntry, err error) error {
@@ -298,12 +239,12 @@ func TestDiffApply_KillDuringApplyThenRestart(t *testing.T) {
 				}
 				return nil
 			})
-			status := strings.Split(diffMustGit(t, repo, "status", "--porcelain", "--untracked-files=all"), "\n")
+			status := strings.Split(testutil.Git(t, repo, "status", "--porcelain", "--untracked-files=all"), "\n")
 			slices.Sort(status)
 			if wantStatus := []string{" D c.txt", " M a.txt", " M b.txt", "?? sub/dir/new.go"}; !slices.Equal(status, wantStatus) {
 				t.Errorf("git status %q, want %q", status, wantStatus)
 			}
-			if head := diffMustGit(t, repo, "log", "--format=%s"); head != "initial" {
+			if head := testutil.Git(t, repo, "log", "--format=%s"); head != "initial" {
 				t.Errorf("history changed: %q", head)
 			}
 			evs, err := store.ListEvents(ctx, models.EventKindDiff, d.ID, 0)

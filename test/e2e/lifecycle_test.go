@@ -29,6 +29,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // controllerd is the path of the built test binary.
@@ -108,22 +109,10 @@ func newInstall(t *testing.T) *install {
 	return in
 }
 
+// newRepo makes a repository with README.md in one commit.
 func newRepo(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("hello\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "initial"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	return dir
+	return testutil.NewRepo(t, t.TempDir(), map[string]string{"README.md": "hello\n"})
 }
 
 // child is one controllerd process.
@@ -212,20 +201,13 @@ func (in *install) submit(prompt string) *models.Task {
 
 func (in *install) wait(id string, timeout time.Duration, cond func(*models.Task) bool) *models.Task {
 	in.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		t, err := in.store.GetTask(context.Background(), id)
-		if err != nil {
-			in.t.Fatalf("get task: %v", err)
-		}
-		if cond(t) {
-			return t
-		}
-		if time.Now().After(deadline) {
-			in.t.Fatalf("task %s: condition not met within %v; status %+v", id, timeout, t.Status)
-		}
-		time.Sleep(50 * time.Millisecond)
+	t, ok := testutil.Poll(in.t, timeout, 50*time.Millisecond, func() (*models.Task, error) {
+		return in.store.GetTask(context.Background(), id)
+	}, cond)
+	if !ok {
+		in.t.Fatalf("task %s: condition not met within %v; status %+v", id, timeout, t.Status)
 	}
+	return t
 }
 
 func finished(t *models.Task) bool { return t.Status.Finished }
@@ -374,7 +356,7 @@ func TestLeader_TakeoverAdoptsRunningContainers(t *testing.T) {
 		t.Errorf("takeover took %v, lease duration is %v", takeover, leaseDuration)
 	}
 	// Until it led, B never acted on a task.
-	bLog := readFile(t, b.log)
+	bLog := testutil.ReadFile(t, b.log)
 	before := bLog
 	if i := strings.Index(bLog, `"started leading"`); i >= 0 {
 		before = bLog[:i]
@@ -388,15 +370,6 @@ func TestLeader_TakeoverAdoptsRunningContainers(t *testing.T) {
 		got := in.wait(task.ID, 90*time.Second, finished)
 		in.checkRun(got, n)
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // TestDockerRestart_LosesNoTask restarts the Docker daemon while tasks run.
@@ -500,7 +473,7 @@ func checkResubscribed(t *testing.T, ctl *child) {
 		t.Errorf("controllerd exited during the restart; log:\n%s", tail(ctl.log))
 		return
 	}
-	if n := strings.Count(readFile(t, ctl.log), `"docker events subscribed, resyncing"`); n < 2 {
+	if n := strings.Count(testutil.ReadFile(t, ctl.log), `"docker events subscribed, resyncing"`); n < 2 {
 		t.Errorf("controllerd subscribed to Docker events %d times, want again after the restart; log:\n%s", n, tail(ctl.log))
 	}
 }

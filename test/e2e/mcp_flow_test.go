@@ -25,6 +25,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/mcp"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 const flowShellImage = "claude-parallel/shell:latest"
@@ -96,13 +97,17 @@ func newFlowInstall(t *testing.T) *flowInstall {
 	}
 	fi := &flowInstall{t: t, dir: dir, home: filepath.Join(dir, "home"), repo: filepath.Join(dir, "work", "repo"),
 		config: filepath.Join(dir, "config.yaml")}
-	flowGit(t, "", "init", "-q", "-b", "main", fi.repo)
-	if err := os.WriteFile(filepath.Join(fi.repo, "README.md"), []byte("demo\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	flowGit(t, fi.repo, "add", ".")
-	flowGit(t, fi.repo, "commit", "-q", "-m", "initial")
-	// Short lease and resync so a restarted server takes over within seconds.
+	testutil.NewRepo(t, fi.repo, map[string]string{"README.md": "demo\n"})
+	fi.writeConfig("")
+	fi.env = append(flowCleanEnv(), "HOME="+dir, "CLAUDE_PARALLEL_HOME="+fi.home, "CLAUDE_PARALLEL_CONFIG="+fi.config)
+	t.Cleanup(fi.removeContainers)
+	return fi
+}
+
+// writeConfig writes the installation's config, extra YAML appended. Its
+// short lease and resync let a restarted server take over within seconds.
+func (fi *flowInstall) writeConfig(extra string) {
+	fi.t.Helper()
 	cfg := fmt.Sprintf(`allowed_roots: [%q]
 default_agent: shell
 intervals:
@@ -110,13 +115,10 @@ intervals:
   lease_renew: 1s
   resync: 2s
   wake_poll: 100ms
-`, filepath.Join(dir, "work"))
+`, filepath.Join(fi.dir, "work")) + extra
 	if err := os.WriteFile(fi.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+		fi.t.Fatal(err)
 	}
-	fi.env = append(flowCleanEnv(), "HOME="+dir, "CLAUDE_PARALLEL_HOME="+fi.home, "CLAUDE_PARALLEL_CONFIG="+fi.config)
-	t.Cleanup(fi.removeContainers)
-	return fi
 }
 
 func flowCleanEnv() []string {
@@ -129,18 +131,6 @@ func flowCleanEnv() []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-func flowGit(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@example.com"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // removeContainers removes every container of this installation's store.
@@ -181,24 +171,7 @@ func flowContainersOf(t *testing.T, taskID string) []string {
 type flowServer struct {
 	cs     *sdk.ClientSession
 	cmd    *exec.Cmd
-	stderr *flowBuffer
-}
-
-type flowBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *flowBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *flowBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr *testutil.LockedBuffer
 }
 
 func flowClient() *sdk.Client {
@@ -210,7 +183,7 @@ func (fi *flowInstall) stdio() *flowServer {
 	fi.t.Helper()
 	cmd := exec.Command(flowBinary(fi.t), "serve")
 	cmd.Env = fi.env
-	stderr := &flowBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	cs, err := flowClient().Connect(context.Background(), &sdk.CommandTransport{Command: cmd}, nil)
 	if err != nil {
@@ -232,7 +205,7 @@ func (fi *flowInstall) http() *flowServer {
 	l.Close()
 	cmd := exec.Command(flowBinary(fi.t), "serve", "--http", addr)
 	cmd.Env = append(fi.env, "CLAUDE_PARALLEL_TOKEN=e2e-token")
-	stderr := &flowBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		fi.t.Fatal(err)
@@ -248,21 +221,13 @@ func (fi *flowInstall) http() *flowServer {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	client := &http.Client{Transport: flowToken{"e2e-token"}}
+	client := &http.Client{Transport: testutil.BearerTransport{Token: "e2e-token"}}
 	cs, err := flowClient().Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: "http://" + addr + mcp.EndpointPath, HTTPClient: client}, nil)
 	if err != nil {
 		fi.t.Fatalf("connect http: %v\n%s", err, stderr)
 	}
 	fi.t.Cleanup(func() { _ = cs.Close() })
 	return &flowServer{cs: cs, cmd: cmd, stderr: stderr}
-}
-
-type flowToken struct{ token string }
-
-func (f flowToken) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+f.token)
-	return http.DefaultTransport.RoundTrip(r)
 }
 
 // call invokes a tool that must succeed and decodes its structured content.
@@ -275,22 +240,12 @@ func (s *flowServer) call(t *testing.T, name string, args map[string]any, out an
 		t.Fatalf("%s: %v\nserver log:\n%s", name, err, s.stderr)
 	}
 	if res.IsError {
-		t.Fatalf("%s(%v): error result %v\nserver log:\n%s", name, args, flowText(res), s.stderr)
+		t.Fatalf("%s(%v): error result %v\nserver log:\n%s", name, args, testutil.ToolText(res), s.stderr)
 	}
 	b, _ := json.Marshal(res.StructuredContent)
 	if err := json.Unmarshal(b, out); err != nil {
 		t.Fatalf("%s: decode: %v", name, err)
 	}
-}
-
-func flowText(res *sdk.CallToolResult) string {
-	var b strings.Builder
-	for _, c := range res.Content {
-		if tc, ok := c.(*sdk.TextContent); ok {
-			b.WriteString(tc.Text)
-		}
-	}
-	return b.String()
 }
 
 // runTask starts a shell task and waits for it to finish.
@@ -374,7 +329,7 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 		if applied.Outcome != mcp.OutcomeApplied || applied.Branch != branch {
 			t.Fatalf("apply %+v", applied)
 		}
-		if got := flowGit(t, fi.repo, "show", branch+":branch.txt"); got != "branched" {
+		if got := testutil.Git(t, fi.repo, "show", branch+":branch.txt"); got != "branched" {
 			t.Fatalf("branch content %q", got)
 		}
 		if _, err := os.Stat(filepath.Join(fi.repo, "branch.txt")); err == nil {

@@ -23,6 +23,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // pdTree is a work tree as path → content; a path absent is a file absent.
@@ -42,30 +43,18 @@ type pdTask struct {
 
 const pdSharedLines = 40
 
-func pdNumbered(prefix string, n int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%s %d\n", prefix, i)
-	}
-	return b.String()
-}
-
 // pdSetLine replaces line n (1-based) of the file at p.
 func pdSetLine(p string, n int, text string) func(pdTree) {
-	return func(tr pdTree) {
-		lines := strings.SplitAfter(tr[p], "\n")
-		lines[n-1] = text + "\n"
-		tr[p] = strings.Join(lines, "")
-	}
+	return func(tr pdTree) { tr[p] = testutil.ReplaceLine(tr[p], n, text) }
 }
 
 func pdBaseTree() pdTree {
 	return pdTree{
 		"README.md":    "demo\n",
-		"shared.txt":   pdNumbered("shared line", pdSharedLines),
-		"mod.txt":      pdNumbered("mod line", 5),
+		"shared.txt":   testutil.Lines("shared line", pdSharedLines),
+		"mod.txt":      testutil.Lines("mod line", 5),
 		"gone.txt":     "this file will be deleted\n",
-		"old-name.txt": pdNumbered("content that moves to a new name, line", 8),
+		"old-name.txt": testutil.Lines("content that moves to a new name, line", 8),
 	}
 }
 
@@ -112,28 +101,12 @@ func pdTasks() (disjoint, overlapping []*pdTask) {
 	return disjoint, overlapping
 }
 
-// pdWriteConfig writes the installation's config with extra YAML appended.
-func pdWriteConfig(t *testing.T, fi *flowInstall, extra string) {
-	t.Helper()
-	cfg := fmt.Sprintf(`allowed_roots: [%q]
-default_agent: shell
-intervals:
-  lease_duration: 3s
-  lease_renew: 1s
-  resync: 2s
-  wake_poll: 100ms
-`, filepath.Join(fi.dir, "work")) + extra
-	if err := os.WriteFile(fi.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // pdServe starts `claude-parallel --config FILE serve` over stdio.
 func pdServe(t *testing.T, fi *flowInstall) *flowServer {
 	t.Helper()
 	cmd := exec.Command(flowBinary(t), "--config", fi.config, "serve")
 	cmd.Env = fi.env
-	stderr := &flowBuffer{}
+	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	cs, err := flowClient().Connect(t.Context(), &sdk.CommandTransport{Command: cmd}, nil)
 	if err != nil {
@@ -221,7 +194,7 @@ func pdCheckTarget(t *testing.T, repo string, base, want pdTree, headWant, when 
 			t.Errorf("%s: %s =\n%s\nwant\n%s", when, p, g, w)
 		}
 	}
-	status := strings.Split(diffMustGit(t, repo, "status", "--porcelain", "--untracked-files=all"), "\n")
+	status := strings.Split(testutil.Git(t, repo, "status", "--porcelain", "--untracked-files=all"), "\n")
 	if len(status) == 1 && status[0] == "" {
 		status = nil
 	}
@@ -229,7 +202,7 @@ func pdCheckTarget(t *testing.T, repo string, base, want pdTree, headWant, when 
 	if wantStatus := pdPorcelain(base, want); !slices.Equal(status, wantStatus) {
 		t.Errorf("%s: git status %q, want %q", when, status, wantStatus)
 	}
-	if head := flowGit(t, repo, "rev-parse", "HEAD"); head != headWant {
+	if head := testutil.Git(t, repo, "rev-parse", "HEAD"); head != headWant {
 		t.Errorf("%s: HEAD moved to %s (was %s)", when, head, headWant)
 	}
 	if t.Failed() {
@@ -273,7 +246,7 @@ func (s *flowServer) pdTry(name string, args map[string]any, out any) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if res.IsError {
-		return fmt.Errorf("%s(%v): error result %s", name, args, flowText(res))
+		return fmt.Errorf("%s(%v): error result %s", name, args, testutil.ToolText(res))
 	}
 	b, _ := json.Marshal(res.StructuredContent)
 	return json.Unmarshal(b, out)
@@ -288,14 +261,14 @@ func (s *flowServer) pdApply(t *testing.T, diffID string) mcp.ApplyResult {
 
 func TestTenTasksOnOneRepository(t *testing.T) {
 	fi := newFlowInstall(t)
-	pdWriteConfig(t, fi, "max_parallel: 10\n")
+	fi.writeConfig("max_parallel: 10\n")
 	base := pdBaseTree()
 	for p, c := range base {
-		diffWriteFile(t, filepath.Join(fi.repo, p), c)
+		testutil.WriteFile(t, filepath.Join(fi.repo, p), c)
 	}
-	flowGit(t, fi.repo, "add", "-A")
-	flowGit(t, fi.repo, "commit", "-q", "-m", "base for ten tasks")
-	head := flowGit(t, fi.repo, "rev-parse", "HEAD")
+	testutil.Git(t, fi.repo, "add", "-A")
+	testutil.Git(t, fi.repo, "commit", "-q", "-m", "base for ten tasks")
+	head := testutil.Git(t, fi.repo, "rev-parse", "HEAD")
 	s := pdServe(t, fi)
 
 	disjoint, overlapping := pdTasks()
