@@ -26,11 +26,24 @@ import (
 // workspaceBeginner is implemented by Workspaces that can prepare a workspace
 // in the background (hostWorkspaces); others are prepared in one go.
 type workspaceBeginner interface {
-	Begin(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Building, error)
+	Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error)
 }
 
-func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Building, error) {
-	return workspace.Begin(ctx, spec)
+// building is a workspace being prepared in the background
+// (building).
+type building interface {
+	// Layout is the workspace's directories, which exist already.
+	Layout() *workspace.Workspace
+	// Wait returns the ready workspace, or why it could not be prepared.
+	Wait() (*workspace.Workspace, error)
+}
+
+func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
+	b, err := workspace.Begin(ctx, spec)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return b, nil
 }
 
 // workspaceBuilds holds the workspace preparations still running in the
@@ -42,7 +55,7 @@ type workspaceBuilds struct {
 	ctx    context.Context // nil: context.Background (tests that drive passes by hand)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	m      map[string]*workspace.Building
+	m      map[string]building
 }
 
 // start gives the builds of a new term their context.
@@ -63,7 +76,7 @@ func (w *workspaceBuilds) stop() {
 }
 
 // get returns the build of taskID still in flight, or nil.
-func (w *workspaceBuilds) get(taskID string) *workspace.Building {
+func (w *workspaceBuilds) get(taskID string) building {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.m[taskID]
@@ -79,7 +92,7 @@ func (w *workspaceBuilds) inFlight() int {
 // begin returns the build of taskID in flight, or begins one with begin on the
 // term's context and keeps it until it ends. Passes of one task never run at
 // once, so two begins for one task do not race.
-func (w *workspaceBuilds) begin(taskID string, begin func(context.Context) (*workspace.Building, error)) (*workspace.Building, error) {
+func (w *workspaceBuilds) begin(taskID string, begin func(context.Context) (building, error)) (building, error) {
 	w.mu.Lock()
 	if b := w.m[taskID]; b != nil {
 		w.mu.Unlock()
@@ -97,7 +110,7 @@ func (w *workspaceBuilds) begin(taskID string, begin func(context.Context) (*wor
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
-		w.m = map[string]*workspace.Building{}
+		w.m = map[string]building{}
 	}
 	w.m[taskID] = b
 	w.wg.Add(1)

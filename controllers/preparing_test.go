@@ -1,27 +1,60 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
+
+// gatedWorkspaces prepares workspaces for real but holds every background
+// build's Wait until gate closes, so a test sees the Preparing pass with the
+// snapshot still being recorded, whatever the machine's speed.
+type gatedWorkspaces struct {
+	hostWorkspaces
+	gate chan struct{}
+}
+
+func (g gatedWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
+	b, err := g.hostWorkspaces.Begin(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return gatedBuilding{b, g.gate}, nil
+}
+
+type gatedBuilding struct {
+	building
+	gate chan struct{}
+}
+
+func (g gatedBuilding) Wait() (*workspace.Workspace, error) {
+	<-g.gate
+	return g.building.Wait()
+}
 
 // An admitted task's snapshot is finished in the background; the Preparing
 // pass creates the container meanwhile and starts it only once the
 // workspace is ready.
 func TestTaskReconcile_CreatesContainerWhileSnapshotFinishes(t *testing.T) {
 	h := newHarness(t)
-	// Enough files that the snapshot is still being recorded when the
-	// Preparing pass runs.
+	gate := make(chan struct{})
+	var release sync.Once
+	open := func() { release.Do(func() { close(gate) }) }
+	t.Cleanup(open) // before the harness waits for its builds, even on failure
+	h.s.workspaces = gatedWorkspaces{gate: gate}
 	files := map[string]string{}
-	for i := range 400 {
-		files[fmt.Sprintf("d%d/f%d.txt", i%20, i)] = strings.Repeat("x", i)
+	for i := range 50 {
+		files[fmt.Sprintf("d%d/f%d.txt", i%5, i)] = strings.Repeat("x", i)
 	}
 	h.repo = testutil.NewRepo(t, t.TempDir(), files)
 	task := h.createTask("true", func(t *models.Task) { t.Spec.IncludeUncommitted = true })
@@ -32,11 +65,34 @@ func TestTaskReconcile_CreatesContainerWhileSnapshotFinishes(t *testing.T) {
 		t.Fatalf("after admission: %+v", got.Status)
 	}
 	if h.s.builds.get(task.ID) == nil {
-		t.Skip("the snapshot finished before the Preparing pass; nothing to overlap")
+		t.Fatal("the admitted task's snapshot is not being built in the background")
 	}
-	h.reconcile(task.ID)
-	got = h.task(task.ID)
 	name := engine.ContainerName(task.ID, 1)
+	passDone := make(chan struct{})
+	go func() {
+		defer close(passDone)
+		_, _ = h.reconcileErr(task.ID)
+	}()
+	// The container is created while the snapshot is held back, and not
+	// started until it is released.
+	counts := func() (creates, starts int) {
+		h.fe.mu.Lock()
+		defer h.fe.mu.Unlock()
+		return h.fe.Creates, h.fe.Starts
+	}
+	if _, ok := testutil.Poll(t, 30*time.Second, 5*time.Millisecond, func() (int, error) {
+		c, _ := counts()
+		return c, nil
+	}, func(c int) bool { return c == 1 }); !ok {
+		t.Fatal("the Preparing pass did not create the container while the snapshot was being recorded")
+	}
+	if _, starts := counts(); starts != 0 {
+		t.Fatal("the container started before the workspace was ready")
+	}
+	open()
+	<-passDone
+
+	got = h.task(task.ID)
 	if got.Status.Phase != models.TaskPhaseRunning || got.Status.BaseCommit == "" || got.Status.WorkspacePath == "" {
 		t.Fatalf("after start: %+v", got.Status)
 	}

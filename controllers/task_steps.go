@@ -120,13 +120,13 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		}
 	}
 
-	var building *workspace.Building
+	var inFlight building
 	if st.RunNumber == 0 && st.WorkspacePath == "" {
 		b, ok, err := r.snapshotWhileWaiting(ctx, sc)
 		if err != nil || !ok {
 			return err
 		}
-		building = b
+		inFlight = b
 	}
 
 	admitted, release, err := s.tryAdmit(ctx, t)
@@ -134,9 +134,9 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		return err
 	}
 	if !admitted {
-		if building != nil {
+		if inFlight != nil {
 			// No slot: the snapshot completes while the task waits.
-			if ws, err := r.recordPrepared(sc, building); err != nil || ws == nil {
+			if ws, err := r.recordPrepared(sc, inFlight); err != nil || ws == nil {
 				return err
 			}
 		}
@@ -167,7 +167,7 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 // checked before it returns; the rest of the snapshot may still be running
 // (see preparing.go). It reports false when the task was failed because its
 // spec cannot run; the building is nil when it was prepared in one go.
-func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (*workspace.Building, bool, error) {
+func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (building, bool, error) {
 	s, t := r.s, sc.task
 	profile, ok := s.config().Profile(t.Spec.Agent)
 	if !ok {
@@ -187,7 +187,7 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 		ws, err := r.prepareWorkspace(ctx, sc, user)
 		return nil, ws != nil, err
 	}
-	b, err := s.builds.begin(t.ID, func(ctx context.Context) (*workspace.Building, error) {
+	b, err := s.builds.begin(t.ID, func(ctx context.Context) (building, error) {
 		return wb.Begin(ctx, r.prepareSpec(t, user))
 	})
 	if err != nil {
@@ -261,7 +261,7 @@ type createResult struct {
 // scope happens after both. A nil workspace with a nil error means the task
 // was failed.
 func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, profile config.Profile,
-	user runAs, b *workspace.Building) (*workspace.Workspace, *createResult, error) {
+	user runAs, b building) (*workspace.Workspace, *createResult, error) {
 	s, t := r.s, sc.task
 	spec, err := buildRunSpec(runSpecInput{
 		Task: t, Run: t.Status.RunNumber, Profile: profile, Workspace: b.Layout(),
@@ -315,7 +315,7 @@ func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, us
 
 // recordPrepared waits for the background build b and records its workspace
 // as prepareWorkspace does.
-func (r *taskReconciler) recordPrepared(sc *taskScope, b *workspace.Building) (*workspace.Workspace, error) {
+func (r *taskReconciler) recordPrepared(sc *taskScope, b building) (*workspace.Workspace, error) {
 	ws, err := b.Wait()
 	if err != nil {
 		return nil, r.prepareFailed(sc, err)

@@ -347,8 +347,9 @@ func TestServe_RefusesAllInterfacesWithoutToken(t *testing.T) {
 func TestServe_SIGHUPReloadsConfig(t *testing.T) {
 	e := newServerEnv(t)
 	cfgFile := filepath.Join(e.dir, "config.yaml")
-	write := func(level string) {
-		if err := os.WriteFile(cfgFile, []byte("log:\n  level: "+level+"\nallowed_roots: ["+e.dir+"]\n"), 0o600); err != nil {
+	write := func(level string, more ...string) {
+		text := "log:\n  level: " + level + "\nallowed_roots: [" + e.dir + "]\n" + strings.Join(more, "")
+		if err := os.WriteFile(cfgFile, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -370,6 +371,16 @@ func TestServe_SIGHUPReloadsConfig(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(stderr.String(), "config reloaded") }, "reload", &stderr)
 	if !strings.Contains(stderr.String(), `"applied": ["log.level"]`) {
 		t.Errorf("reload did not report the level change: %s", stderr.String())
+	}
+	// max_parallel applies at once (the controllers' next pass); workers
+	// needs a restart.
+	write("debug", "max_parallel: 7\n", "workers: 9\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Count(stderr.String(), "config reloaded") == 2 }, "second reload", &stderr)
+	if !strings.Contains(stderr.String(), `"applied": ["max_parallel"], "need_restart": ["workers"]`) {
+		t.Errorf("reload did not apply max_parallel and keep workers for a restart: %s", stderr.String())
 	}
 	// A broken file is refused and the server keeps running.
 	if err := os.WriteFile(cfgFile, []byte("max_parallel: -1\n"), 0o600); err != nil {

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -181,17 +182,26 @@ func flowClient() *sdk.Client {
 // stdio starts `claude-parallel serve` and connects to it over stdio.
 func (fi *flowInstall) stdio() *flowServer {
 	fi.t.Helper()
-	cmd := exec.Command(flowBinary(fi.t), "serve")
+	fs, err := fi.stdioErr(flowBinary(fi.t))
+	if err != nil {
+		fi.t.Fatal(err)
+	}
+	return fs
+}
+
+// stdioErr is stdio for a goroutine other than the test's: it returns its
+// error instead of failing the test.
+func (fi *flowInstall) stdioErr(bin string) (*flowServer, error) {
+	cmd := exec.Command(bin, "serve")
 	cmd.Env = fi.env
 	stderr := &testutil.LockedBuffer{}
 	cmd.Stderr = stderr
 	cs, err := flowClient().Connect(context.Background(), &sdk.CommandTransport{Command: cmd}, nil)
 	if err != nil {
-		fi.t.Fatalf("connect stdio: %v\n%s", err, stderr)
+		return nil, fmt.Errorf("connect stdio: %w\n%s", err, stderr)
 	}
-	fs := &flowServer{cs: cs, cmd: cmd, stderr: stderr}
 	fi.t.Cleanup(func() { _ = cs.Close() })
-	return fs
+	return &flowServer{cs: cs, cmd: cmd, stderr: stderr}, nil
 }
 
 // http starts `claude-parallel serve --http` with a token and connects to it.
@@ -233,19 +243,29 @@ func (fi *flowInstall) http() *flowServer {
 // call invokes a tool that must succeed and decodes its structured content.
 func (s *flowServer) call(t *testing.T, name string, args map[string]any, out any) {
 	t.Helper()
+	if err := s.callErr(name, args, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// callErr calls a tool and decodes its structured result into out. Its error
+// (a protocol error, an error result or an undecodable reply) carries the
+// server's log; it never fails the test itself, so goroutines may use it.
+func (s *flowServer) callErr(name string, args map[string]any, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := s.cs.CallTool(ctx, &sdk.CallToolParams{Name: name, Arguments: args})
 	if err != nil {
-		t.Fatalf("%s: %v\nserver log:\n%s", name, err, s.stderr)
+		return fmt.Errorf("%s: %w\nserver log:\n%s", name, err, s.stderr)
 	}
 	if res.IsError {
-		t.Fatalf("%s(%v): error result %v\nserver log:\n%s", name, args, testutil.ToolText(res), s.stderr)
+		return fmt.Errorf("%s(%v): error result %v\nserver log:\n%s", name, args, testutil.ToolText(res), s.stderr)
 	}
 	b, _ := json.Marshal(res.StructuredContent)
 	if err := json.Unmarshal(b, out); err != nil {
-		t.Fatalf("%s: decode: %v", name, err)
+		return fmt.Errorf("%s: decode: %w", name, err)
 	}
+	return nil
 }
 
 // runTask starts a shell task and waits for it to finish.
@@ -448,23 +468,31 @@ func TestMCPFlow_ServerKilledMidFlow(t *testing.T) {
 // send the same intent: one task, one container.
 func TestMCPFlow_TwoServersOneIntent(t *testing.T) {
 	fi := newFlowInstall(t)
+	bin := flowBinary(t)
 	servers := make([]*flowServer, 2)
+	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for i := range servers {
-		wg.Go(func() { servers[i] = fi.stdio() })
+		wg.Go(func() { servers[i], errs[i] = fi.stdioErr(bin) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	ids := make([]string, 2)
 	for i, s := range servers {
 		wg.Go(func() {
 			var res mcp.TaskWorkerResult
-			s.call(t, "task_worker", map[string]any{"task": "echo once > once.txt", "workFolder": fi.repo, "agent": "shell",
+			errs[i] = s.callErr("task_worker", map[string]any{"task": "echo once > once.txt", "workFolder": fi.repo, "agent": "shell",
 				"parentTaskId": "the-same-intent"}, &res)
 			ids[i] = res.TaskID
 		})
 	}
 	wg.Wait()
-	if ids[0] != ids[1] {
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != ids[1] || ids[0] == "" {
 		t.Fatalf("two tasks for one intent: %v", ids)
 	}
 	done := servers[1].waitTask(t, ids[0])
@@ -482,7 +510,7 @@ func TestMCPFlow_CLIWithoutServer(t *testing.T) {
 	fi := newFlowInstall(t)
 	bin := flowBinary(t)
 	if help, _ := exec.Command(bin, "--help").Output(); !strings.Contains(string(help), "\n  task ") {
-		t.Skip("the task command is not registered in cmd/claude-parallel/root.go")
+		t.Fatalf("the task command is not registered in cmd/claude-parallel/root.go:\n%s", help)
 	}
 	run := func(args ...string) string {
 		cmd := exec.Command(bin, args...)
