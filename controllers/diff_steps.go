@@ -405,41 +405,59 @@ func diffNeedsWorkspace(d *models.Diff) bool {
 // target lies in the repository at top, so their passes re-check them
 // against the changed work tree.
 func (r *diffReconciler) requeueTargetPeers(ctx context.Context, self *models.Diff, top string) error {
-	peers, err := r.store.ListDiffs(ctx, models.DiffFilter{
+	peers, err := awaitingDecision(ctx, r.store)
+	if err != nil {
+		return err
+	}
+	for _, p := range peers {
+		if p.diff.ID != self.ID && p.target != "" && inRepository(canonicalPath(p.target), top) {
+			r.notify(KindDiff, p.diff.ID)
+		}
+	}
+	return nil
+}
+
+// awaitingDiff is a diff awaiting a decision with the folder it would be
+// applied to.
+type awaitingDiff struct {
+	diff   *models.Diff
+	target string // its spec's target, else its task's work folder ("" if the task is gone)
+}
+
+// awaitingDecision lists the diffs in state pending or conflict (patches
+// left out) with their targets, in two queries whatever their number.
+func awaitingDecision(ctx context.Context, store *models.Store) ([]awaitingDiff, error) {
+	diffs, err := store.ListDiffs(ctx, models.DiffFilter{
 		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
 	})
 	if err != nil {
-		return fmt.Errorf("list diffs awaiting a decision: %w", err)
+		return nil, fmt.Errorf("list diffs awaiting a decision: %w", err)
 	}
 	var taskIDs []string
-	for _, p := range peers {
-		if p.ID != self.ID && p.Spec.TargetWorkspace == "" {
-			taskIDs = append(taskIDs, p.TaskID)
+	for _, d := range diffs {
+		if d.Spec.TargetWorkspace == "" {
+			taskIDs = append(taskIDs, d.TaskID)
 		}
 	}
 	folders := map[string]string{}
 	if len(taskIDs) > 0 {
-		tasks, err := r.store.ListTasks(ctx, models.TaskFilter{IDs: taskIDs})
+		tasks, err := store.ListTasks(ctx, models.TaskFilter{IDs: taskIDs})
 		if err != nil {
-			return fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
+			return nil, fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
 		}
 		for _, t := range tasks {
 			folders[t.ID] = t.Spec.WorkFolder
 		}
 	}
-	for _, p := range peers {
-		if p.ID == self.ID {
-			continue
-		}
-		target := p.Spec.TargetWorkspace
+	out := make([]awaitingDiff, len(diffs))
+	for i := range diffs {
+		target := diffs[i].Spec.TargetWorkspace
 		if target == "" {
-			target = folders[p.TaskID]
+			target = folders[diffs[i].TaskID]
 		}
-		if target != "" && inRepository(canonicalPath(target), top) {
-			r.notify(KindDiff, p.ID)
-		}
+		out[i] = awaitingDiff{diff: &diffs[i], target: target}
 	}
-	return nil
+	return out, nil
 }
 
 // targetOf is where the diff goes: its spec's target, else the task's own

@@ -147,6 +147,14 @@ func dtWrite(t *testing.T, path, content string) {
 	testutil.WriteFile(t, path, content)
 }
 
+// dtEditLine is an edit for newDiff: line of file becomes text.
+func dtEditLine(t *testing.T, file string, line int, text string) func(work string) {
+	return func(work string) {
+		p := filepath.Join(work, file)
+		dtWrite(t, p, testutil.ReplaceLine(testutil.ReadFile(t, p), line, text))
+	}
+}
+
 // newRepo makes a committed repository holding the given files and an empty
 // .keep.
 func (e *dtEnv) newRepo(files map[string]string) string {
@@ -477,15 +485,9 @@ func TestDiffReconcile_ConflictLeavesTargetUntouched(t *testing.T) {
 func TestDiffReconcile_RecheckAfterApplyMarksOverlappingDiffs(t *testing.T) {
 	e := newDiffTestEnv(t)
 	repo := e.newRepo(dtBaseFiles())
-	edit := func(file string, line int, text string) func(string) {
-		return func(work string) {
-			p := filepath.Join(work, file)
-			dtWrite(t, p, testutil.ReplaceLine(testutil.ReadFile(t, p), line, text))
-		}
-	}
-	a := e.newDiff(repo, edit("a.txt", 3, "A's line"))
-	b := e.newDiff(repo, edit("a.txt", 3, "B's line")) // overlaps A
-	c := e.newDiff(repo, edit("b.txt", 10, "C's line"))
+	a := e.newDiff(repo, dtEditLine(t, "a.txt", 3, "A's line"))
+	b := e.newDiff(repo, dtEditLine(t, "a.txt", 3, "B's line")) // overlaps A
+	c := e.newDiff(repo, dtEditLine(t, "b.txt", 10, "C's line"))
 	e.settle(a.ID, b.ID, c.ID)
 	for _, d := range []*models.Diff{a, b, c} {
 		if st := e.diff(d.ID).Status; st.Phase != models.DiffPhasePending {

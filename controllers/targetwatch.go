@@ -1,0 +1,189 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
+	"github.com/claude-parallel/claude-parallel/models"
+)
+
+// A diff awaiting a decision carries a verdict — applies, already in the
+// target, conflict — that the diff controller reaches by a dry run when the
+// diff is created and after every apply to the same repository. Someone
+// editing the target by hand, committing or switching branches would leave
+// that verdict stale until the next apply; the target watch catches it.
+//
+// Every intervals.resync it takes a fingerprint of what each such diff's
+// verdict depends on — the target's HEAD commit and the size, time, inode
+// and mode of every file the diff touches — and asks the diff controller for
+// a new dry run of each diff whose fingerprint moved. A fingerprint costs
+// one git process per target repository and a stat per file; a dry run costs
+// several git processes, so only the diffs whose inputs changed pay for one.
+//
+// Fingerprints are kept in memory for one leadership term: the first look of
+// a term asks for a dry run of every diff awaiting a decision, which also
+// covers what changed while no process led.
+
+const targetWatchName = "target-watch"
+
+func init() {
+	extraRunnables = append(extraRunnables, func(s *System) (runnableSpec, error) {
+		return runnableSpec{Name: targetWatchName, Run: func(ctx context.Context) error {
+			w := newTargetWatch(s)
+			return w.loop(ctx, s.config().Intervals.Resync.Duration)
+		}}, nil
+	})
+}
+
+// targetWatch is one term's watch; its tests build it directly.
+type targetWatch struct {
+	store  *models.Store
+	log    *zap.Logger
+	notify func(kind, id string)
+	// seen is each watched diff's fingerprint at the last look.
+	seen map[string]string
+}
+
+func newTargetWatch(s *System) *targetWatch {
+	return &targetWatch{
+		store:  s.store,
+		log:    s.log.With(zap.String("runnable", targetWatchName)),
+		notify: s.Notify,
+		seen:   map[string]string{},
+	}
+}
+
+// loop looks at once and then every interval until ctx ends.
+func (w *targetWatch) loop(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := w.look(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("target watch failed", zap.Error(err))
+		} else if n > 0 {
+			w.log.Debug("targets changed under diffs awaiting a decision", zap.Int("diffs", n))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// look fingerprints every diff awaiting a decision and notifies those whose
+// fingerprint changed since the last look (or that it had not seen). It
+// returns how many it notified.
+func (w *targetWatch) look(ctx context.Context) (int, error) {
+	diffs, err := awaitingDecision(ctx, w.store)
+	if err != nil {
+		return 0, err
+	}
+	heads := map[string]targetHead{} // by target folder, one git process each
+	current := make(map[string]string, len(diffs))
+	notified := 0
+	for _, a := range diffs {
+		if a.target == "" {
+			continue // the task is gone; retention rejects the diff
+		}
+		h, ok := heads[a.target]
+		if !ok {
+			h = readTargetHead(ctx, a.target)
+			heads[a.target] = h
+		}
+		if ctx.Err() != nil {
+			return notified, ctx.Err()
+		}
+		fp := diffFingerprint(h, a.diff)
+		current[a.diff.ID] = fp
+		if w.seen[a.diff.ID] != fp {
+			w.notify(KindDiff, a.diff.ID)
+			notified++
+		}
+	}
+	w.seen = current // forgets the diffs decided since
+	return notified, nil
+}
+
+// targetHead is what one git process says of a target folder.
+type targetHead struct {
+	top, head string
+	err       string // why the folder is not a usable work tree, "" if it is
+}
+
+func readTargetHead(ctx context.Context, folder string) targetHead {
+	top, head, err := workspace.WorkFolderInfo(ctx, folder)
+	if err != nil {
+		// The dry run reports the same failure in its own words; what
+		// matters here is that the fingerprint moves when it comes or goes.
+		return targetHead{err: errorKind(err)}
+	}
+	return targetHead{top: top, head: head}
+}
+
+// errorKind names an error by the sentinel it wraps, so the fingerprint of a
+// broken target does not change with every wording of the failure.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, workspace.ErrNotGitWorkTree):
+		return "not a work tree"
+	case errors.Is(err, fs.ErrNotExist):
+		return "missing"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission"
+	default:
+		return "error"
+	}
+}
+
+// diffFingerprint hashes the target's HEAD and the state on disk of every
+// path the diff touches, old paths of renames included.
+func diffFingerprint(h targetHead, d *models.Diff) string {
+	sum := sha256.New()
+	fmt.Fprintf(sum, "head %q %q %q\n", h.top, h.head, h.err)
+	if h.top != "" {
+		var paths []string
+		for _, f := range d.Files {
+			paths = append(paths, f.Path)
+			if f.OldPath != "" {
+				paths = append(paths, f.OldPath)
+			}
+		}
+		slices.Sort(paths)
+		for _, p := range slices.Compact(paths) {
+			fmt.Fprintf(sum, "%q %s\n", p, fileState(h.top, p))
+		}
+	}
+	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// fileState describes rel below top as lstat sees it: enough to notice a
+// write, a replacement or a removal without reading the file. A path that
+// leaves top (a name with ..) is not looked at.
+func fileState(top, rel string) string {
+	if !filepath.IsLocal(filepath.FromSlash(rel)) || strings.ContainsRune(rel, 0) {
+		return "outside"
+	}
+	fi, err := os.Lstat(filepath.Join(top, filepath.FromSlash(rel)))
+	if err != nil {
+		return "absent: " + errorKind(err)
+	}
+	state := fmt.Sprintf("%o %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		state += fmt.Sprintf(" %d %d.%d", st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return state
+}
