@@ -73,6 +73,12 @@ type Store struct {
 	versionMu   sync.Mutex
 	versionDB   *sql.DB
 	versionConn *sql.Conn
+	// Under versionMu: seenVersion is data_version at the last look (after
+	// this store's last write, or the last DataVersion call); othersChanges
+	// counts the moves this store's own writes do not explain.
+	seenVersion   int64
+	versionKnown  bool
+	othersChanges int64
 
 	subs subscribers
 
@@ -259,20 +265,68 @@ func (s *Store) InstallationID() string { return s.installationID }
 // methods for those.
 func (s *Store) DB() *gorm.DB { return s.db }
 
-// DataVersion returns SQLite's data_version for a dedicated connection: it
-// changes whenever any other connection, in this process or another one,
-// commits a write. Poll it to notice writes made by other processes.
+// DataVersion returns a number that changes whenever some other writer —
+// another process, another Store on the same file, an operator's sqlite3 —
+// has committed to the database since the last call, and stays put across
+// this store's own writes: those reach the controllers through their own
+// wake-ups, and counting them would make every status write and lease renewal
+// look like news. Poll it to notice writes made by others.
+//
+// SQLite's PRAGMA data_version on a pinned connection moves on every commit
+// by any other connection, this store's pool included. This store reads it
+// right before and right after each of its write transactions, which run
+// under the cross-process write lock, so a move across the transaction is its
+// own and a move between transactions is someone else's. (A writer that does
+// not take the lock, like sqlite3, committing during one of this store's
+// transactions goes unnoticed until the next periodic resync.)
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()
+	if err := s.lookAtVersion(ctx, false); err != nil {
+		return 0, err
+	}
+	return s.othersChanges, nil
+}
+
+// lookAtVersion reads data_version. A move since the last look counts as
+// someone else's unless own says this store's write made it. An unreadable
+// version makes the next look count as a change, so a write is never missed.
+// The caller holds versionMu.
+func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
+	if s.versionConn == nil {
+		return errors.New("read data_version: store is still opening")
+	}
 	var v int64
 	err := s.retryBusy(ctx, func() error {
 		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read data_version: %w", err)
+		s.versionKnown = false
+		return fmt.Errorf("read data_version: %w", err)
 	}
-	return v, nil
+	if !s.versionKnown || (v != s.seenVersion && !own) {
+		s.othersChanges++
+	}
+	s.seenVersion, s.versionKnown = v, true
+	return nil
+}
+
+// ownWrite runs a write transaction between two looks at data_version, so the
+// move it makes is not taken for someone else's. The caller holds the write
+// lock; without a version connection (while the store opens) it just runs.
+func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
+	s.versionMu.Lock()
+	defer s.versionMu.Unlock()
+	if s.versionConn == nil {
+		return tx()
+	}
+	before := s.lookAtVersion(ctx, false)
+	err := tx()
+	if before == nil {
+		// A failed look leaves the version unknown: the next one counts.
+		_ = s.lookAtVersion(ctx, true)
+	}
+	return err
 }
 
 // write runs fn in one BEGIN IMMEDIATE transaction, after the writes of this
@@ -292,8 +346,10 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		return err
 	}
 	defer unlock()
-	return s.retryBusy(ctx, func() error {
-		return s.db.WithContext(ctx).Transaction(fn)
+	return s.ownWrite(ctx, func() error {
+		return s.retryBusy(ctx, func() error {
+			return s.db.WithContext(ctx).Transaction(fn)
+		})
 	})
 }
 

@@ -7,9 +7,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// ChangeSource tells whether the store changed. models.Store implements it with
-// SQLite's PRAGMA data_version on one pinned connection, which moves whenever
-// another connection (another process, or this one's pool) commits.
+// ChangeSource tells whether someone else changed the store. models.Store
+// implements it with SQLite's PRAGMA data_version, leaving out the moves its
+// own writes make: this process wakes its controllers itself (Notify), so only
+// writes by other processes need the resync below.
 type ChangeSource interface {
 	DataVersion(ctx context.Context) (int64, error)
 }
