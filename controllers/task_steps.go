@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -581,11 +582,21 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 
 // captureDiff stores the run's diff (once per run, however often it is
 // called), points DiffID at it and supersedes the older diffs of the task
-// that still await a decision.
+// that still await a decision. A pass retried after its status write failed
+// finds the run's diff stored and does not capture it again.
 func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) error {
 	s, t := r.s, sc.task
 	st := &t.Status
 	run := st.RunNumber
+	diffs, err := s.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
+	if err != nil {
+		return fmt.Errorf("list diffs of task %s: %w", t.ID, err)
+	}
+	if i := slices.IndexFunc(diffs, func(d models.Diff) bool { return d.RunNumber == run }); i >= 0 {
+		st.DiffID = diffs[i].ID
+		in.Capture, in.CaptureText = captureDiff, diffSummary(&diffs[i])
+		return r.supersedeDiffs(ctx, diffs, run)
+	}
 	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.config().MaxPatchBytes)
 	switch {
 	case errors.Is(err, workspace.ErrNoChanges):
@@ -609,24 +620,18 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 			s.Notify(KindDiff, stored.ID)
 		}
 	}
-	return r.supersedeDiffs(ctx, t, run)
+	return r.supersedeDiffs(ctx, diffs, run)
 }
 
-// supersedeDiffs marks the task's diffs of earlier runs that still await a
-// decision as Superseded: the newest run's result (a diff against the same
-// base, or no change at all) replaces them.
-func (r *taskReconciler) supersedeDiffs(ctx context.Context, t *models.Task, run int) error {
+// supersedeDiffs marks the task's diffs (as listed) of earlier runs that
+// still await a decision as Superseded: the newest run's result (a diff
+// against the same base, or no change at all) replaces them.
+func (r *taskReconciler) supersedeDiffs(ctx context.Context, diffs []models.Diff, run int) error {
 	s := r.s
-	diffs, err := s.store.ListDiffs(ctx, models.DiffFilter{
-		TaskID: t.ID,
-		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
-	})
-	if err != nil {
-		return fmt.Errorf("list older diffs: %w", err)
-	}
 	for i := range diffs {
 		d := &diffs[i]
-		if d.RunNumber >= run || d.Spec.Desired != models.DiffDesiredPending {
+		awaiting := d.Status.State == models.DiffStatePending || d.Status.State == models.DiffStateConflict
+		if !awaiting || d.RunNumber >= run || d.Spec.Desired != models.DiffDesiredPending {
 			continue
 		}
 		d.Status.Phase = models.DiffPhaseSuperseded

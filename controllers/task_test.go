@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +30,21 @@ func workDirOf(spec engine.RunSpec) string {
 	return ""
 }
 
+// countingDiffs counts the captures it makes.
+type countingDiffs struct {
+	workspaceDiffs
+	captures atomic.Int32
+}
+
+func (c *countingDiffs) CaptureDiff(ctx context.Context, ws *workspace.Workspace, run int, maxPatchBytes int64) (*models.Diff, error) {
+	c.captures.Add(1)
+	return c.workspaceDiffs.CaptureDiff(ctx, ws, run, maxPatchBytes)
+}
+
 func TestTaskReconcile_RunsToSucceededWithDiffAndLog(t *testing.T) {
 	h := newHarness(t)
+	counted := &countingDiffs{}
+	h.s.diffs = counted
 	task := h.createTask("echo hi > new.txt")
 	name := engine.ContainerName(task.ID, 1)
 
@@ -85,6 +100,11 @@ func TestTaskReconcile_RunsToSucceededWithDiffAndLog(t *testing.T) {
 	}
 	if diffs, _ := h.store.ListDiffs(h.ctx, models.DiffFilter{TaskID: task.ID}); len(diffs) != 1 {
 		t.Fatalf("%d diffs, want 1", len(diffs))
+	}
+	// stepTwice ran the collect pass again as if its status write had been
+	// lost: it found the run's diff stored and did not capture it again.
+	if n := counted.captures.Load(); n != 1 {
+		t.Errorf("%d captures for one run, want 1", n)
 	}
 	el, err := h.store.GetExecutionLog(h.ctx, task.ID, 1)
 	if err != nil || !el.Complete || el.Path != h.s.taskLogPath(task.ID, 1) || el.LastLogTime == nil {
