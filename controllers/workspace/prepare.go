@@ -279,7 +279,10 @@ func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec, c
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(ws.Dir, markerName), append(b, '\n'), 0o600)
+	// The marker makes the workspace ready, so it is written whole or not at
+	// all: a torn one would leave a workspace neither ready nor rebuilt (Open
+	// refuses it rather than have Prepare wipe what a run may have left).
+	return writeFileAtomic(filepath.Join(ws.Dir, markerName), append(b, '\n'), 0o600)
 }
 
 // initRepository creates the workspace's repository as `git init --bare
@@ -316,12 +319,7 @@ func recordBase(gitDir, base string) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		tmp := p + ".tmp-" + randomSuffix()
-		if err := os.WriteFile(tmp, []byte(base+"\n"), 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, p); err != nil {
-			_ = os.Remove(tmp)
+		if err := writeFileAtomic(p, []byte(base+"\n"), 0o644); err != nil {
 			return err
 		}
 	}
