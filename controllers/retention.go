@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,8 +35,9 @@ import (
 //
 // Deletions go in batches of retentionBatch rows, each object in its own
 // transaction, so a large backlog never holds the database's write lock for
-// long; files go before rows, so a crash leaves a row whose files the next
-// run removes, never files no row names.
+// long. A task's rows go before its files, in a transaction that first checks
+// that nothing was accepted for the task since retention read it; a crash
+// between the two leaves files no row names, which every run sweeps.
 
 // retentionBatch is how many tasks or diffs one query of a retention run
 // fetches.
@@ -78,7 +81,7 @@ func newRetention(s *System) *retention {
 
 // retentionCounts is what one run removed, for the log.
 type retentionCounts struct {
-	tasks, diffs, events, rejected int64
+	tasks, diffs, events, rejected, orphans int64
 }
 
 // run is one retention pass. Each part runs even if an earlier one failed;
@@ -93,7 +96,7 @@ func (r *retention) run(ctx context.Context) error {
 	var n retentionCounts
 	var errs []error
 	for _, part := range []func(context.Context, time.Time, *retentionCounts) error{
-		r.deleteOldTasks, r.deleteOldDiffs, r.deleteOldEvents, r.rejectOrphanedDiffs,
+		r.deleteOldTasks, r.deleteOldDiffs, r.deleteOldEvents, r.rejectOrphanedDiffs, r.sweepOrphanFiles,
 	} {
 		if err := part(ctx, cutoff, &n); err != nil {
 			if ctx.Err() != nil {
@@ -104,7 +107,7 @@ func (r *retention) run(ctx context.Context) error {
 	}
 	r.log.Info("retention pass done", zap.Time("cutoff", cutoff),
 		zap.Int64("tasks", n.tasks), zap.Int64("diffs", n.diffs),
-		zap.Int64("events", n.events), zap.Int64("rejectedDiffs", n.rejected))
+		zap.Int64("events", n.events), zap.Int64("rejectedDiffs", n.rejected), zap.Int64("orphanedTasksSwept", n.orphans))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
@@ -153,18 +156,66 @@ func (r *retention) deleteTask(ctx context.Context, listed *models.Task, cutoff 
 	if busy, err := r.taskBusy(ctx, t, cutoff); busy || err != nil {
 		return false, err
 	}
-	log := r.log.With(zap.String("task", t.ID))
-	if err := r.removeTaskFiles(t); err != nil {
-		return false, err
-	}
-	if err := r.store.DeleteTask(ctx, t.ID); err != nil {
-		if errors.Is(err, models.ErrNotFound) {
+	// Rows first, and only if nothing was accepted for the task since it was
+	// read: a revision, an answer or an apply that a front end accepted a
+	// moment ago keeps the task and its workspace.
+	if err := r.store.DeleteSettledTask(ctx, t); err != nil {
+		if errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrConflict) {
 			return false, nil
 		}
 		return false, fmt.Errorf("delete task %s: %w", t.ID, err)
 	}
-	log.Debug("retention deleted task", zap.Timep("endTime", t.Status.EndTime))
+	if err := r.removeTaskFiles(t); err != nil {
+		// The next run's sweep removes what no row names any more.
+		return true, err
+	}
+	r.log.Debug("retention deleted task", zap.String("task", t.ID), zap.Timep("endTime", t.Status.EndTime))
 	return true, nil
+}
+
+// sweepOrphanFiles removes the log folders and workspaces named after a task
+// the store no longer has: what a run left when it died between deleting a
+// task's rows and its files. Only names that are task ids are looked at, so
+// nothing else under those folders is touched, and a task's row is written
+// before any of its files exist, so a live task never looks orphaned.
+func (r *retention) sweepOrphanFiles(ctx context.Context, _ time.Time, n *retentionCounts) error {
+	named := map[string]bool{} // task ids that name a folder
+	for _, root := range []string{r.paths.TaskLogDir, r.paths.WorkspaceDir} {
+		entries, err := os.ReadDir(root)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("sweep %s: %w", root, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && models.IsTaskID(e.Name()) {
+				named[e.Name()] = true
+			}
+		}
+	}
+	ids := slices.Sorted(maps.Keys(named))
+	for len(ids) > 0 && ctx.Err() == nil {
+		chunk := ids[:min(len(ids), r.batch)]
+		ids = ids[len(chunk):]
+		known, err := r.store.ListTasks(ctx, models.TaskFilter{IDs: chunk})
+		if err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		for _, t := range known {
+			delete(named, t.ID)
+		}
+		for _, id := range chunk {
+			if !named[id] {
+				continue
+			}
+			if err := r.removeTaskFiles(&models.Task{ID: id}); err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			n.orphans++
+		}
+	}
+	return ctx.Err()
 }
 
 // taskBusy reports whether a task listed for deletion must be kept: it is no

@@ -298,3 +298,39 @@ func TestRetention_DeletesOldEventsInBatches(t *testing.T) {
 		t.Errorf("events left %v, want only the recent one", got)
 	}
 }
+
+// Files named after a task the store no longer has (a run died between the
+// rows and the files) are swept; a live task's files and folders that are not
+// named after a task stay.
+func TestRetention_SweepsFilesOfDeletedTasks(t *testing.T) {
+	e := newDiffTestEnv(t)
+	now := time.Now()
+	kept := e.seedTask(now.Add(-time.Hour), time.Time{})
+	gone := models.NewTaskID()
+	goneFiles := []string{
+		filepath.Join(e.paths.WorkspaceDir, gone, "work", "a.txt"),
+		filepath.Join(e.paths.TaskLogDir, gone, "run-1.log"),
+	}
+	for _, p := range goneFiles {
+		dtWrite(t, p, "left behind\n")
+	}
+	other := filepath.Join(e.paths.WorkspaceDir, "not-a-task", "file")
+	dtWrite(t, other, "someone else's\n")
+
+	r := newRetentionForTest(e, 7*dtDay, 2)
+	var n retentionCounts
+	if err := r.sweepOrphanFiles(e.ctx, now, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.orphans != 1 {
+		t.Errorf("swept %d tasks' files, want 1", n.orphans)
+	}
+	for _, p := range goneFiles {
+		if dtExists(t, filepath.Dir(p)) {
+			t.Errorf("%s of the deleted task left", filepath.Dir(p))
+		}
+	}
+	if !dtExists(t, kept.workspace) || !dtExists(t, kept.logDir) || !dtExists(t, other) {
+		t.Errorf("swept too much: workspace %v, logs %v, other %v", dtExists(t, kept.workspace), dtExists(t, kept.logDir), dtExists(t, other))
+	}
+}

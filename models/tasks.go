@@ -312,39 +312,76 @@ func finishedBeforeQuery(db *gorm.DB, t time.Time, limit int) *gorm.DB {
 // execution log rows, container rows and events (its own, its diffs' and its
 // containers'). Files on disk are the caller's business. ErrNotFound if absent.
 func (s *Store) DeleteTask(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		var diffIDs, names []string
-		if err := tx.Model(&Diff{}).Where("task_id = ?", id).Pluck("id", &diffIDs).Error; err != nil {
-			return err
-		}
-		if err := tx.Model(&Container{}).Where("task_id = ?", id).Pluck("name", &names).Error; err != nil {
-			return err
-		}
-		// Explicit deletes rather than relying on ON DELETE CASCADE alone:
-		// containers and events carry no foreign key (a container may be
-		// adopted for a task this store never had; events name many kinds).
-		steps := []func() error{
-			func() error { return tx.Where("kind = ? AND object_id = ?", EventKindTask, id).Delete(&Event{}).Error },
-			func() error {
-				return tx.Where("kind = ? AND object_id IN ?", EventKindDiff, diffIDs).Delete(&Event{}).Error
-			},
-			func() error {
-				return tx.Where("kind = ? AND object_id IN ?", EventKindContainer, names).Delete(&Event{}).Error
-			},
-			func() error { return tx.Where("task_id = ?", id).Delete(&Container{}).Error },
-			func() error { return tx.Where("task_id = ?", id).Delete(&ExecutionLog{}).Error },
-			func() error { return tx.Where("task_id = ?", id).Delete(&Diff{}).Error },
-		}
-		for _, step := range steps {
-			if err := step(); err != nil {
-				return err
-			}
-		}
-		return deleteExisting(tx, &Task{}, "id = ?", id)
-	})
+	err := s.write(ctx, func(tx *gorm.DB) error { return deleteTaskTx(tx, id) })
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
 	s.notify(Change{Kind: EventKindTask, ID: id, SpecChanged: true})
 	return nil
+}
+
+// DeleteSettledTask is DeleteTask for retention: in the same transaction it
+// checks that the task is as t was read (same resource version: no revision,
+// answer or cancel arrived since) and that none of its diffs has a decision
+// not yet carried out or an apply in flight, and returns ErrConflict
+// otherwise, deleting nothing. What a front end accepted is never deleted
+// under it.
+func (s *Store) DeleteSettledTask(ctx context.Context, t *Task) error {
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		var cur Task
+		if err := tx.Select("resource_version").Where("id = ?", t.ID).Take(&cur).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if cur.ResourceVersion != t.ResourceVersion {
+			return fmt.Errorf("%w: task changed (resource version %d, read %d)", ErrConflict, cur.ResourceVersion, t.ResourceVersion)
+		}
+		var busy int64
+		if err := tx.Model(&Diff{}).Where("task_id = ? AND ("+liveDiffsWhere+")", t.ID).Count(&busy).Error; err != nil {
+			return err
+		}
+		if busy > 0 {
+			return fmt.Errorf("%w: %d diff(s) of the task have a decision in progress", ErrConflict, busy)
+		}
+		return deleteTaskTx(tx, t.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("delete task %s: %w", t.ID, err)
+	}
+	s.notify(Change{Kind: EventKindTask, ID: t.ID, SpecChanged: true})
+	return nil
+}
+
+// deleteTaskTx deletes the task id and what is recorded about it in tx.
+func deleteTaskTx(tx *gorm.DB, id string) error {
+	var diffIDs, names []string
+	if err := tx.Model(&Diff{}).Where("task_id = ?", id).Pluck("id", &diffIDs).Error; err != nil {
+		return err
+	}
+	if err := tx.Model(&Container{}).Where("task_id = ?", id).Pluck("name", &names).Error; err != nil {
+		return err
+	}
+	// Explicit deletes rather than relying on ON DELETE CASCADE alone:
+	// containers and events carry no foreign key (a container may be
+	// adopted for a task this store never had; events name many kinds).
+	steps := []func() error{
+		func() error { return tx.Where("kind = ? AND object_id = ?", EventKindTask, id).Delete(&Event{}).Error },
+		func() error {
+			return tx.Where("kind = ? AND object_id IN ?", EventKindDiff, diffIDs).Delete(&Event{}).Error
+		},
+		func() error {
+			return tx.Where("kind = ? AND object_id IN ?", EventKindContainer, names).Delete(&Event{}).Error
+		},
+		func() error { return tx.Where("task_id = ?", id).Delete(&Container{}).Error },
+		func() error { return tx.Where("task_id = ?", id).Delete(&ExecutionLog{}).Error },
+		func() error { return tx.Where("task_id = ?", id).Delete(&Diff{}).Error },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return deleteExisting(tx, &Task{}, "id = ?", id)
 }

@@ -426,3 +426,63 @@ func TestDeleteTask_RemovesEverythingAboutIt(t *testing.T) {
 		t.Fatalf("second delete: err = %v, want ErrNotFound", err)
 	}
 }
+
+// Retention's delete never removes what a front end accepted after the task
+// was read: a spec change to the task, or a decision on one of its diffs not
+// yet carried out, makes it a conflict that deletes nothing.
+func TestDeleteSettledTask_RefusesWhatChangedSinceRead(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+
+	revised := mustCreateTask(t, s, newTask("revised after the read"))
+	read, err := s.GetTask(ctx, revised.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateTaskSpec(ctx, revised.ID, func(t *Task) error {
+		t.Spec.DesiredRuns, t.Spec.FollowUp, t.Spec.FollowUpKind = 2, "again", FollowUpRevision
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSettledTask(ctx, read); !errors.Is(err, ErrConflict) {
+		t.Fatalf("delete of a task revised since the read: %v, want ErrConflict", err)
+	}
+	if _, err := s.GetTask(ctx, revised.ID); err != nil {
+		t.Fatalf("revised task: %v", err)
+	}
+
+	applying := mustCreateTask(t, s, newTask("a diff to apply"))
+	diff, _, err := s.CreateDiff(ctx, &Diff{TaskID: applying.ID, RunNumber: 1, Patch: []byte("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff.Status.ObservedGeneration = diff.Generation
+	if err := s.UpdateDiffStatus(ctx, diff); err != nil {
+		t.Fatal(err)
+	}
+	read, err = s.GetTask(ctx, applying.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateDiffSpec(ctx, diff.ID, func(d *Diff) error {
+		d.Spec.Desired = DiffDesiredApplied
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSettledTask(ctx, read); !errors.Is(err, ErrConflict) {
+		t.Fatalf("delete of a task whose diff is to be applied: %v, want ErrConflict", err)
+	}
+	if _, err := s.GetDiff(ctx, diff.ID); err != nil {
+		t.Fatalf("diff to apply: %v", err)
+	}
+
+	settled := mustCreateTask(t, s, newTask("settled"))
+	if err := s.DeleteSettledTask(ctx, settled); err != nil {
+		t.Fatalf("delete of a settled task: %v", err)
+	}
+	if err := s.DeleteSettledTask(ctx, settled); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+}
