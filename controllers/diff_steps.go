@@ -65,15 +65,7 @@ func (r *diffReconciler) applyDiff(ctx context.Context, sc *diffScope) error {
 	if err != nil {
 		return r.applyFailed(ctx, sc, target, err)
 	}
-	src := r.sourceGitDir(sc.task)
-	if mode == workspace.Branch && src == "" {
-		st := &d.Status
-		st.Phase, st.Reason = models.DiffPhaseFailed, diffReasonWorkspaceGone
-		st.Message = "the task's workspace is gone; branch mode needs the run's commit from it"
-		return reconciler.Terminal(errors.New("apply in branch mode: the task's workspace is gone"))
-	}
-
-	res, err := r.runApply(ctx, sc, key, src, false)
+	res, err := r.runApply(ctx, sc, key, r.sourceGitDir(sc.task), false)
 	if err != nil {
 		return r.applyFailed(ctx, sc, target, err)
 	}
@@ -116,6 +108,10 @@ func (r *diffReconciler) applyFailed(ctx context.Context, sc *diffScope, target 
 	return fmt.Errorf("apply to %s: %w", target, err)
 }
 
+// errWorkspaceGone is an apply or dry run in branch mode whose task's
+// workspace, which holds the run's commit, was removed.
+var errWorkspaceGone = errors.New("the task's workspace is gone; branch mode needs the run's commit from it")
+
 // classifyApplyError tells a failure the diff's spec or content caused — not
 // retried until the spec changes — from one of the moment, and names it.
 func classifyApplyError(err error) (reason string, terminal bool) {
@@ -128,6 +124,8 @@ func classifyApplyError(err error) (reason string, terminal bool) {
 		return diffReasonBaseNotInTarget, true
 	case errors.Is(err, workspace.ErrInvalidRef), errors.Is(err, workspace.ErrInvalidSpec):
 		return diffReasonInvalidDiff, true
+	case errors.Is(err, errWorkspaceGone):
+		return diffReasonWorkspaceGone, true
 	default:
 		return diffReasonApplyError, false
 	}
@@ -237,6 +235,10 @@ func (r *diffReconciler) recheckFailed(ctx context.Context, sc *diffScope, targe
 		st.ConflictFiles = nil
 		st.Message = fmt.Sprintf("the patch is unsafe and will not be applied: %v", err)
 		return reconciler.Terminal(fmt.Errorf("check against %s: %w", target, err))
+	case reason == diffReasonWorkspaceGone:
+		st.Reason = reason
+		st.Message = fmt.Sprintf("cannot check whether the diff applies to %s: %v", target, err)
+		return nil
 	case terminal:
 		st.Reason = diffReasonTargetUnavailable
 		st.Message = fmt.Sprintf("cannot check whether the diff applies to %s: %v", target, err)
@@ -265,6 +267,9 @@ func (r *diffReconciler) dryRun(ctx context.Context, sc *diffScope) (workspace.A
 // workspace, "" when it is gone.
 func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src string, dryRun bool) (workspace.ApplyResult, error) {
 	d := sc.diff
+	if src == "" && workspace.ApplyMode(d.Spec.ApplyMode) == workspace.Branch {
+		return workspace.ApplyResult{}, errWorkspaceGone
+	}
 	unlock := r.locks.lock(key, !dryRun)
 	defer unlock()
 	return workspace.Apply(ctx, workspace.ApplySpec{
@@ -287,8 +292,14 @@ func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src s
 func (r *diffReconciler) settleInterruptedApply(ctx context.Context, sc *diffScope) (done bool, err error) {
 	st := &sc.diff.Status
 	res, top, err := r.dryRun(ctx, sc)
-	if err != nil && ctx.Err() != nil {
-		return true, fmt.Errorf("check interrupted apply: %w", err)
+	if err != nil {
+		if _, terminal := classifyApplyError(err); !terminal || ctx.Err() != nil {
+			// Whether the apply happened cannot be told just now: the diff
+			// stays Applying and the pass is retried.
+			return true, fmt.Errorf("check interrupted apply: %w", err)
+		}
+		// The target or the diff cannot be used at all, so whether the
+		// apply happened can never be told; the withdrawn intent wins.
 	}
 	if err == nil && res.Outcome == workspace.AlreadyApplied {
 		markApplied(st, res, top, r.now())

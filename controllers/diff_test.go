@@ -443,6 +443,37 @@ func TestDiffReconcile_AppliesAsBranch(t *testing.T) {
 	e.assertStable(d.ID, repo)
 }
 
+// Branch mode needs the run's commit from the task's workspace: once that is
+// gone, a dry run says so in the diff's reason, and an apply fails for good
+// with the same reason, leaving the target as it was.
+func TestDiffReconcile_BranchModeWithoutWorkspace(t *testing.T) {
+	e := newDiffTestEnv(t)
+	repo := e.newRepo(dtBaseFiles())
+	d := e.newDiff(repo, dtEditLine(t, "a.txt", 3, "changed"))
+	e.settle(d.ID)
+	if err := (&workspace.Workspace{TaskID: d.TaskID, Dir: e.task(d.TaskID).Status.WorkspacePath}).Remove(); err != nil {
+		t.Fatal(err)
+	}
+	before := dtSnapshot(t, repo)
+
+	e.decide(d.ID, func(s *models.DiffSpec) { s.ApplyMode = models.ApplyModeBranch })
+	e.settle(d.ID)
+	if st := e.diff(d.ID).Status; st.Phase != models.DiffPhasePending || st.Reason != diffReasonWorkspaceGone ||
+		!strings.Contains(st.Message, "workspace is gone") {
+		t.Fatalf("dry run without the workspace: %+v, want Pending with reason %s", st, diffReasonWorkspaceGone)
+	}
+
+	e.decide(d.ID, dtApplyIn(models.ApplyModeBranch))
+	terminal := e.settle(d.ID)
+	st := e.diff(d.ID).Status
+	if st.Phase != models.DiffPhaseFailed || st.Reason != diffReasonWorkspaceGone || terminal[d.ID] == nil {
+		t.Fatalf("apply without the workspace: %+v (terminal %v), want Failed, %s, terminal", st, terminal[d.ID], diffReasonWorkspaceGone)
+	}
+	if after := dtSnapshot(t, repo); after != before {
+		t.Errorf("target changed:\n%s\nwant\n%s", after, before)
+	}
+}
+
 func TestDiffReconcile_ConflictLeavesTargetUntouched(t *testing.T) {
 	e := newDiffTestEnv(t)
 	repo := e.newRepo(dtBaseFiles())
