@@ -137,6 +137,11 @@ func (s *System) tryAdmit(ctx context.Context, task *models.Task) (admitted bool
 		// Another worker admitted it a moment ago; its pass writes the status.
 		return false, nil, nil
 	}
+	if len(activeIDs) >= s.config().MaxParallel {
+		// No free slot, whatever the queue holds: the common answer while
+		// many tasks wait, given without reading them all.
+		return false, nil, nil
+	}
 
 	pending, err := s.store.ListTasks(ctx, models.TaskFilter{
 		Phases:   []models.TaskPhase{models.TaskPhasePending},

@@ -29,7 +29,7 @@ import (
 // Names of the leader lease, the controllers and the Notify kinds.
 const (
 	// LeaseName is the leader lease every process on one database competes for.
-	LeaseName = "leader"
+	LeaseName = models.LeaderLease
 
 	// KindTask and KindDiff are the kinds front ends pass to Notify.
 	KindTask = "task"

@@ -52,9 +52,6 @@ type ControllerStats struct {
 	LastError      string     `json:"lastError,omitempty"`
 }
 
-// LeaderLease is the name of the lease whose holder runs the controllers.
-const LeaderLease = "leader"
-
 // Deps are what the front end works with.
 type Deps struct {
 	// Config returns the configuration in force; serve swaps it on SIGHUP,

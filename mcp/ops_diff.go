@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/models"
@@ -101,17 +102,17 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	if err != nil {
 		return nil, fmt.Errorf("list pending diffs: %w", err)
 	}
+	tasks, err := f.tasksOf(ctx, ds)
+	if err != nil {
+		return nil, err
+	}
 	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds))}
 	budget := maxPatchesInList
 	for i := range ds {
 		if decided(&ds[i]) {
 			continue
 		}
-		t, err := f.d.Store.GetTask(ctx, ds[i].TaskID)
-		if err != nil && !errors.Is(err, models.ErrNotFound) {
-			return nil, fmt.Errorf("read task %s: %w", ds[i].TaskID, err)
-		}
-		v := newDiffView(&ds[i], t)
+		v := newDiffView(&ds[i], tasks[ds[i].TaskID]) // nil for a task deleted meanwhile
 		if len(ds[i].Patch) > 0 && budget > 0 {
 			v.setPatch(ds[i].Patch, min(budget, maxPatchInReply))
 			budget -= len(v.Patch)
@@ -122,6 +123,24 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	}
 	res.Count = len(res.Pending)
 	return res, nil
+}
+
+// tasksOf reads the tasks of diffs in one query, by id.
+func (f *Frontend) tasksOf(ctx context.Context, ds []models.Diff) (map[string]*models.Task, error) {
+	ids := make([]string, 0, len(ds))
+	for i := range ds {
+		ids = append(ids, ds[i].TaskID)
+	}
+	slices.Sort(ids)
+	ts, err := f.d.Store.ListTasks(ctx, models.TaskFilter{IDs: slices.Compact(ids)})
+	if err != nil {
+		return nil, fmt.Errorf("read tasks of the diffs: %w", err)
+	}
+	out := make(map[string]*models.Task, len(ts))
+	for i := range ts {
+		out[ts[i].ID] = &ts[i]
+	}
+	return out, nil
 }
 
 // ApplyChanges writes the intent to apply a diff, then waits up to wait for

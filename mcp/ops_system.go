@@ -25,7 +25,7 @@ func (f *Frontend) SystemStatus(ctx context.Context) (*SystemStatusResult, error
 			TaskLogs: p.TaskLogDir, Workspaces: p.WorkspaceDir, DockerHost: cfg.DockerHost},
 		ThisProcess: f.processStatus(ctx),
 	}
-	holder, renewed, active, err := f.d.Store.LeaseHolder(ctx, LeaderLease)
+	holder, renewed, active, err := f.d.Store.LeaseHolder(ctx, models.LeaderLease)
 	if err != nil {
 		return nil, fmt.Errorf("read lease: %w", err)
 	}

@@ -533,7 +533,7 @@ func TestSystemStatus(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.startTask(nil)
 	e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "x")
-	if _, err := e.store.TryAcquireLease(context.Background(), LeaderLease, "host:1:abc", time.Minute); err != nil {
+	if _, err := e.store.TryAcquireLease(context.Background(), models.LeaderLease, "host:1:abc", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.store.UpsertContainer(context.Background(), &models.Container{Name: "claude-parallel-x", State: "running", Adopted: true}); err != nil {

@@ -1,10 +1,10 @@
 package mcp
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -327,11 +327,13 @@ func taskFinished(t *models.Task) bool {
 		t.Status.Phase.Terminal() && t.Spec.DesiredState == models.TaskDesiredCancel
 }
 
+// containerName is the run's container name as the controllers give it, ""
+// before the first run.
 func containerName(taskID string, run int) string {
 	if run < 1 {
 		return ""
 	}
-	return "claude-parallel-" + taskID + "-r" + strconv.Itoa(run)
+	return engine.ContainerName(taskID, run)
 }
 
 func newTaskView(t *models.Task) *TaskView {

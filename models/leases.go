@@ -9,6 +9,10 @@ import (
 	"gorm.io/gorm"
 )
 
+// LeaderLease is the lease every process on one database competes for; its
+// holder runs the controllers. Front ends read it to say who leads.
+const LeaderLease = "leader"
+
 // TryAcquireLease acquires or renews the lease name for holder, for ttl, in
 // one immediate transaction, so processes sharing the database agree on one
 // holder. It succeeds (true) if nobody holds the lease, if holder already

@@ -153,7 +153,7 @@ func (a *app) close() error {
 
 // leaderActive reports whether some process holds the controllers' lease.
 func (a *app) leaderActive(ctx context.Context) (bool, error) {
-	_, _, active, err := a.store.LeaseHolder(ctx, mcp.LeaderLease)
+	_, _, active, err := a.store.LeaseHolder(ctx, models.LeaderLease)
 	if err != nil {
 		return false, fmt.Errorf("read lease: %w", err)
 	}
