@@ -213,11 +213,19 @@ func TestReviewChanges(t *testing.T) {
 }
 
 // playDiffController applies or conflicts diffs whose spec asks for it, as
-// the diff controller would, until ctx ends.
-func playDiffController(ctx context.Context, t *testing.T, s *models.Store, outcome models.DiffPhase) {
+// the diff controller would, until the test ends (it is stopped and waited
+// for before the store closes).
+func playDiffController(t *testing.T, s *models.Store, outcome models.DiffPhase) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	go func() {
+		defer close(done)
 		for ctx.Err() == nil {
-			ds, _ := s.ListDiffs(ctx, models.DiffFilter{Desired: []models.DiffDesired{models.DiffDesiredApplied}})
+			ds, err := s.ListDiffs(ctx, models.DiffFilter{Desired: []models.DiffDesired{models.DiffDesiredApplied}})
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("play diff controller: %v", err)
+			}
 			for _, d := range ds {
 				if d.Status.ObservedGeneration == d.Generation {
 					continue
@@ -234,7 +242,9 @@ func playDiffController(ctx context.Context, t *testing.T, s *models.Store, outc
 					d.Status.ConflictFiles = []string{"out.txt"}
 					d.Status.Message = "out.txt changed in the target"
 				}
-				_ = s.UpdateDiffStatus(ctx, &d)
+				if err := s.UpdateDiffStatus(ctx, &d); err != nil && ctx.Err() == nil {
+					t.Errorf("play diff controller: %v", err)
+				}
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -257,9 +267,7 @@ func TestApplyChanges_WaitsForTheOutcome(t *testing.T) {
 			e := newTestEnv(t)
 			a := e.startTask(nil)
 			d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			playDiffController(ctx, t, e.store, tc.outcome)
+			playDiffController(t, e.store, tc.outcome)
 
 			res := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "mode": tc.mode})
 			if res.Outcome != tc.want {
@@ -436,15 +444,25 @@ func TestWaitForTasks(t *testing.T) {
 	if peek.AllFinished || !peek.TimedOut || len(peek.Tasks) != 2 {
 		t.Fatalf("peek %+v", peek)
 	}
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "x")
-		time.Sleep(50 * time.Millisecond)
-		e.finishRun(b.TaskID, 1, models.TaskPhaseFailed)
-	}()
+	// The wait runs beside the test, which finishes the tasks (finishRun may
+	// fail the test, so it stays on the test's goroutine).
+	type waited struct {
+		res *WaitResult
+		err error
+	}
 	var reports []string
-	res, err := e.fe.WaitForTasks(context.Background(), &WaitRequest{TaskIDs: []string{a.TaskID, b.TaskID}, Timeout: 10 * time.Second},
-		func(_, _ float64, msg string) { reports = append(reports, msg) })
+	out := make(chan waited, 1)
+	go func() {
+		res, err := e.fe.WaitForTasks(context.Background(), &WaitRequest{TaskIDs: []string{a.TaskID, b.TaskID}, Timeout: 10 * time.Second},
+			func(_, _ float64, msg string) { reports = append(reports, msg) })
+		out <- waited{res, err}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "x")
+	time.Sleep(50 * time.Millisecond)
+	e.finishRun(b.TaskID, 1, models.TaskPhaseFailed)
+	w := <-out
+	res, err := w.res, w.err
 	if err != nil {
 		t.Fatal(err)
 	}
