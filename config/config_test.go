@@ -223,3 +223,14 @@ func TestRedacted_HidesToken(t *testing.T) {
 		t.Fatalf("WriteYAML output does not redact the token:\n%s", buf.String())
 	}
 }
+
+func TestIsLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost": true, "127.0.0.1": true, "127.8.9.10": true, "::1": true, "[::1]": true,
+		"": false, "0.0.0.0": false, "::": false, "example.com": false, "localhost.example.com": false, "10.0.0.1": false,
+	} {
+		if got := IsLoopbackHost(host); got != want {
+			t.Errorf("IsLoopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

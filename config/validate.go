@@ -110,7 +110,7 @@ func (c *Config) validateHTTP(k *checker) {
 		k.add("http.listen", "must be host:port like 127.0.0.1:47821, got %q", c.HTTP.Listen)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		k.add("http.listen", "port must be a number from 0 to 65535, got %q", port)
-	} else if !isLoopback(host) && c.HTTP.Token == "" {
+	} else if !IsLoopbackHost(host) && c.HTTP.Token == "" {
 		k.add("http.token", "is required when http.listen (%q) is not a loopback address; set %s", c.HTTP.Listen, EnvToken)
 	}
 	if c.HTTP.Token == RedactedText {
@@ -124,8 +124,13 @@ func (c *Config) validateHTTP(k *checker) {
 	}
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
+// IsLoopbackHost reports whether host (a name or an IP, brackets allowed)
+// is this machine's loopback: "localhost" in any case, 127.0.0.0/8 or ::1.
+// It is the one rule for "reachable from this machine only", used by
+// validation, by serve before it listens and by the Origin check.
+func IsLoopbackHost(host string) bool {
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)

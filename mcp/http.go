@@ -34,17 +34,6 @@ type HTTPOptions struct {
 	Logger *zap.Logger
 }
 
-// IsLoopbackHost reports whether host (a name or an IP, without port) only
-// reaches this machine. An empty host means every interface.
-func IsLoopbackHost(host string) bool {
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // CheckListen refuses to serve beyond loopback without a bearer token: an
 // MCP server reachable from the network without one would let anybody run
 // containers on this machine.
@@ -53,7 +42,7 @@ func CheckListen(addr string, token config.Secret) error {
 	if err != nil {
 		return fmt.Errorf("http address %q: must be host:port, e.g. 127.0.0.1:47821", addr)
 	}
-	if !IsLoopbackHost(host) && token.Value() == "" {
+	if !config.IsLoopbackHost(host) && token.Value() == "" {
 		return fmt.Errorf("refusing to listen on %s without a bearer token: it is reachable beyond this machine; set %s or http.token in the config file, or listen on 127.0.0.1",
 			addr, config.EnvToken)
 	}
@@ -158,7 +147,7 @@ func originAllowed(origin string, allowed []string) bool {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false
 	}
-	if IsLoopbackHost(u.Hostname()) {
+	if config.IsLoopbackHost(u.Hostname()) {
 		return true
 	}
 	want := strings.ToLower(u.Scheme + "://" + u.Host)
