@@ -115,7 +115,7 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	defer lockTarget(repo.top)()
+	defer lockTarget(repo.top, spec.DryRun)()
 	sc, err := newScratch(ctx, owner)
 	if err != nil {
 		return ApplyResult{}, err
@@ -330,14 +330,20 @@ func blobID(root *os.Root, p string, fi fs.FileInfo, hexLen int) (string, error)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// targetLocks serialises applies (and dry runs) to one repository within this
-// process, so two diffs applied at once cannot interleave their checks and writes.
-// Across processes, only the holder of the leader lease applies.
-var targetLocks sync.Map // path → *sync.Mutex
+// targetLocks serialises applies to one repository within this process, so two
+// diffs applied at once cannot interleave their checks and writes; dry runs, which
+// write nothing in the target, share the lock with each other. Across processes,
+// only the holder of the leader lease applies. (One small entry stays per
+// repository ever applied to.)
+var targetLocks sync.Map // path → *sync.RWMutex
 
-func lockTarget(key string) (unlock func()) {
-	m, _ := targetLocks.LoadOrStore(key, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
+func lockTarget(key string, dryRun bool) (unlock func()) {
+	m, _ := targetLocks.LoadOrStore(key, &sync.RWMutex{})
+	mu := m.(*sync.RWMutex)
+	if dryRun {
+		mu.RLock()
+		return mu.RUnlock
+	}
 	mu.Lock()
 	return mu.Unlock
 }

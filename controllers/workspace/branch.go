@@ -39,7 +39,7 @@ func applyBranch(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	defer lockTarget(repo.commonDir)()
+	defer lockTarget(repo.commonDir, spec.DryRun)()
 	ref := "refs/heads/" + spec.Branch
 	tg := gitCmd{gitDir: repo.commonDir}
 	if done, err := branchState(ctx, tg, ref, spec.ResultCommit, &res); done || err != nil {
