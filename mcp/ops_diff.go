@@ -40,13 +40,15 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 			diffID = t.Status.DiffID
 		}
 	}
-	d, err := f.d.Store.GetDiff(ctx, diffID)
-	if errors.Is(err, models.ErrNotFound) {
-		return nil, noSuchDiff("diffId", diffID)
-	}
+	// The patch (up to max_patch_bytes) is read only when it is shown.
+	ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{IDs: []string{diffID}, WithPatch: req.ShowContent})
 	if err != nil {
 		return nil, fmt.Errorf("read diff %s: %w", diffID, err)
 	}
+	if len(ds) == 0 {
+		return nil, noSuchDiff("diffId", diffID)
+	}
+	d := &ds[0]
 	if req.TaskID != "" && d.TaskID != req.TaskID {
 		return nil, &InputError{Arg: "taskId", Problem: fmt.Sprintf("diff %s belongs to task %s, not %s", d.ID, d.TaskID, req.TaskID),
 			Accepted: "either diffId or taskId, or both naming the same task"}
