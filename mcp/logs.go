@@ -73,23 +73,28 @@ func (f *Frontend) resolveLogTarget(ctx context.Context, id string) (logTarget, 
 	return logTarget{taskID: c.TaskID, run: c.Run}, nil
 }
 
-// runLogPath is where a run's output is. The path comes from the execution
-// log row when it lies in the task log directory, else from the naming rule;
-// either way it is built from validated ids only.
-func (f *Frontend) runLogPath(ctx context.Context, target logTarget) (string, *models.ExecutionLog, error) {
+// runLogPath is where a run's output is. The path comes from the run's
+// execution log row when there is one and it lies in the task log
+// directory, else from the naming rule; either way it is built from
+// validated ids only.
+func (f *Frontend) runLogPath(target logTarget, row *models.ExecutionLog) string {
 	dir := f.cfg().Paths().TaskLogDir
-	def := filepath.Join(dir, target.taskID, fmt.Sprintf("run-%d.log", target.run))
+	if row != nil && row.Path != "" && filepath.IsAbs(row.Path) && within(row.Path, dir) {
+		return row.Path
+	}
+	return filepath.Join(dir, target.taskID, fmt.Sprintf("run-%d.log", target.run))
+}
+
+// runLogRow reads the execution log row of a run, nil when there is none.
+func (f *Frontend) runLogRow(ctx context.Context, target logTarget) (*models.ExecutionLog, error) {
 	row, err := f.d.Store.GetExecutionLog(ctx, target.taskID, target.run)
 	if errors.Is(err, models.ErrNotFound) {
-		return def, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("read execution log of %s run %d: %w", target.taskID, target.run, err)
+		return nil, fmt.Errorf("read execution log of %s run %d: %w", target.taskID, target.run, err)
 	}
-	if row.Path != "" && filepath.IsAbs(row.Path) && within(row.Path, dir) {
-		return row.Path, row, nil
-	}
-	return def, row, nil
+	return row, nil
 }
 
 // readRunLog reads one run's log: the last tail lines (all when 0) that
@@ -100,16 +105,17 @@ func (f *Frontend) readRunLog(ctx context.Context, target logTarget, tail int, f
 	if err != nil {
 		return nil, fmt.Errorf("list logs of task %s: %w", target.taskID, err)
 	}
-	for _, l := range runs {
+	var row *models.ExecutionLog
+	for i, l := range runs {
 		res.Runs = append(res.Runs, l.Run)
+		if l.Run == target.run {
+			row = &runs[i]
+		}
 	}
 	if target.run < 1 {
 		return res, nil // no run started yet
 	}
-	path, row, err := f.runLogPath(ctx, target)
-	if err != nil {
-		return nil, err
-	}
+	path := f.runLogPath(target, row)
 	res.LogFile = path
 	if row != nil {
 		res.Complete = row.Complete
@@ -237,9 +243,17 @@ func (f *Frontend) ListLogs(ctx context.Context, req *ListLogsRequest) (*ListLog
 		return nil, fmt.Errorf("list execution logs: %w", err)
 	}
 	res := &ListLogsResult{Logs: make([]LogFileView, 0, len(rows)), Count: len(rows)}
-	for _, l := range rows {
-		res.Logs = append(res.Logs, LogFileView{TaskID: l.TaskID, Run: l.Run, ContainerName: containerName(l.TaskID, l.Run),
-			Path: l.Path, Size: l.Size, Complete: l.Complete, UpdatedAt: l.UpdatedAt})
+	for i, l := range rows {
+		v := LogFileView{TaskID: l.TaskID, Run: l.Run, ContainerName: containerName(l.TaskID, l.Run),
+			Path: f.runLogPath(logTarget{taskID: l.TaskID, run: l.Run}, &rows[i]), Size: l.Size, Complete: l.Complete, UpdatedAt: l.UpdatedAt}
+		if !l.Complete {
+			// The row's size is written at most once a second while the run
+			// prints; the file says how much there is now.
+			if fi, err := os.Stat(v.Path); err == nil {
+				v.Size = fi.Size()
+			}
+		}
+		res.Logs = append(res.Logs, v)
 	}
 	return res, nil
 }
@@ -258,8 +272,11 @@ func (f *Frontend) RunLogFile(ctx context.Context, identifier string) (taskID st
 	if target.run < 1 {
 		return target.taskID, 0, "", nil
 	}
-	path, _, err = f.runLogPath(ctx, target)
-	return target.taskID, target.run, path, err
+	row, err := f.runLogRow(ctx, target)
+	if err != nil {
+		return "", 0, "", err
+	}
+	return target.taskID, target.run, f.runLogPath(target, row), nil
 }
 
 // StripTimestamp removes the Docker timestamp that starts every line of a

@@ -519,6 +519,16 @@ func TestViewAndListContainerLogs(t *testing.T) {
 	if none.Exists || none.Run != 0 {
 		t.Fatalf("no run: %+v", none)
 	}
+
+	// A run still printing: its row's size lags (written at most once a
+	// second); the list says how large the file is now.
+	if err := e.store.UpsertExecutionLog(context.Background(), &models.ExecutionLog{TaskID: a.TaskID, Run: 1, Path: path, Size: 3, Complete: false}); err != nil {
+		t.Fatal(err)
+	}
+	list = ok[ListLogsResult](e, "list_container_logs", map[string]any{})
+	if list.Count != 1 || list.Logs[0].Size != int64(b.Len()) || list.Logs[0].Path != path {
+		t.Fatalf("list of a running log: %+v, want size %d", list.Logs, b.Len())
+	}
 }
 
 func TestSelectLines_LongLinesAndByteBound(t *testing.T) {
