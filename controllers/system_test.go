@@ -409,3 +409,52 @@ func TestDocker_AdoptsOrphanAndRemovesOldStopped(t *testing.T) {
 		t.Errorf("status %+v, want one adopted container", st)
 	}
 }
+
+// taskResyncs is how many full listings the task controller has made.
+func (e *dockerEnv) taskResyncs() uint64 {
+	for _, c := range e.s.Status().Controllers {
+		if c.Name == taskControllerName {
+			return c.Resyncs
+		}
+	}
+	e.t.Fatal("no task controller in the status")
+	return 0
+}
+
+// The process's own writes — a running task's output progress, lease
+// renewals, status writes — do not set off the cross-process wake-up (a full
+// resync of every controller); a write by another store on the same database
+// does, within a few polls.
+func TestDocker_OnlyOthersWritesResync(t *testing.T) {
+	t.Parallel()
+	e := newDockerEnv(t, func(c *config.Config) {
+		c.Intervals.Resync = config.D(time.Hour) // no periodic resync in the window
+		c.Intervals.LeaseRenew = config.D(200 * time.Millisecond)
+		c.Intervals.WakePoll = config.D(50 * time.Millisecond)
+	})
+	task := e.submit(`for i in $(seq 25); do echo line $i; sleep 0.1; done`)
+	e.wait(task.ID, 30*time.Second, phaseIs(models.TaskPhaseRunning))
+	before := e.taskResyncs()
+	done := e.wait(task.ID, 30*time.Second, finished)
+	if done.Status.State != models.TaskStateCompleted {
+		t.Fatalf("task: %+v", done.Status)
+	}
+	time.Sleep(500 * time.Millisecond) // a few lease renewals more
+	if after := e.taskResyncs(); after != before {
+		t.Errorf("%d full resyncs while only this process wrote (output progress, renewals, statuses), want 0", after-before)
+	}
+
+	other, err := models.Open(e.ctx, e.cfg.DBPath, models.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	before = e.taskResyncs()
+	if err := other.RecordEvent(e.ctx, models.EventKindTask, task.ID, "Poke", "a write by another store"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := testutil.Poll(t, 5*time.Second, 20*time.Millisecond, func() (uint64, error) { return e.taskResyncs(), nil },
+		func(n uint64) bool { return n > before }); !ok {
+		t.Fatal("a write by another store did not wake the controllers")
+	}
+}
