@@ -186,21 +186,29 @@ func validateProfile(k *checker, key, name string, p Profile) {
 // checkUser accepts a numeric uid:gid that is not root: the container must
 // never run as root, and a name would depend on the image's /etc/passwd.
 func checkUser(k *checker, key, user string) {
+	if _, _, err := ParseUser(user); err != nil {
+		k.add(key, "%v", err)
+	}
+}
+
+// ParseUser reads a profile's user, "uid:gid" in numbers, neither of them
+// root's: the one rule for who a task's container runs as.
+func ParseUser(user string) (uid, gid int, err error) {
 	m := userRE.FindStringSubmatch(user)
 	if m == nil {
-		k.add(key, "must be numeric uid:gid like 10001:10001, got %q", user)
-		return
+		return 0, 0, fmt.Errorf("must be numeric uid:gid like 10001:10001, got %q", user)
 	}
-	uid, uidErr := strconv.ParseUint(m[1], 10, 32)
-	gid, gidErr := strconv.ParseUint(m[2], 10, 32)
+	u, uidErr := strconv.ParseUint(m[1], 10, 31)
+	g, gidErr := strconv.ParseUint(m[2], 10, 31)
 	switch {
 	case uidErr != nil || gidErr != nil:
-		k.add(key, "uid and gid must fit in 32 bits, got %q", user)
-	case uid == 0:
-		k.add(key, "must not be root (uid 0), got %q", user)
-	case gid == 0:
-		k.add(key, "must not be in the root group (gid 0), got %q", user)
+		return 0, 0, fmt.Errorf("uid and gid must be below 2^31, got %q", user)
+	case u == 0:
+		return 0, 0, fmt.Errorf("must not be root (uid 0), got %q", user)
+	case g == 0:
+		return 0, 0, fmt.Errorf("must not be in the root group (gid 0), got %q", user)
 	}
+	return int(u), int(g), nil
 }
 
 func checkArgv(k *checker, key string, argv []string) {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -734,16 +733,9 @@ func containerUser(profileUser string, euid, egid int) (runAs, error) {
 	if euid != 0 {
 		return runAs{user: fmt.Sprintf("%d:%d", euid, egid), uid: -1, gid: -1}, nil
 	}
-	u, g, ok := strings.Cut(profileUser, ":")
-	uid, err := strconv.Atoi(u)
-	if err != nil || uid <= 0 {
-		return runAs{}, fmt.Errorf("profile user %q: need a numeric non-root uid:gid", profileUser)
-	}
-	gid := uid
-	if ok {
-		if gid, err = strconv.Atoi(g); err != nil || gid <= 0 {
-			return runAs{}, fmt.Errorf("profile user %q: need a numeric non-root uid:gid", profileUser)
-		}
+	uid, gid, err := config.ParseUser(profileUser)
+	if err != nil {
+		return runAs{}, fmt.Errorf("profile user: %w", err)
 	}
 	return runAs{user: fmt.Sprintf("%d:%d", uid, gid), uid: uid, gid: gid}, nil
 }

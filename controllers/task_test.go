@@ -880,7 +880,8 @@ func TestContainerUser(t *testing.T) {
 		err        bool
 	}{
 		{"10001:10001", 0, 0, runAs{"10001:10001", 10001, 10001}, false},
-		{"10001", 0, 0, runAs{"10001:10001", 10001, 10001}, false},
+		{"10001", 0, 0, runAs{}, true}, // config refuses it too: one rule
+		{"10001:10001:1", 0, 0, runAs{}, true},
 		{"10001:10001", 1000, 1000, runAs{"1000:1000", -1, -1}, false},
 		{"0:0", 0, 0, runAs{}, true},
 		{"agent", 0, 0, runAs{}, true},
