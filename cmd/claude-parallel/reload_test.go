@@ -40,9 +40,10 @@ func TestReload_LiveKeysAreAppliedAndNothingElse(t *testing.T) {
 		}
 	}
 	applied := cur.Clone()
+	live, later := applyLiveKeys(applied, next, changed)
 	for _, k := range changed {
-		if got, want := applyLiveKey(applied, next, k), slices.Contains(liveKeys, k); got != want {
-			t.Errorf("applyLiveKey(%q) = %v, want %v", k, got, want)
+		if got, want := slices.Contains(live, k), slices.Contains(liveKeys, k); got != want || slices.Contains(later, k) == want {
+			t.Errorf("key %q applied at once: %v, want %v (live %v, later %v)", k, got, want, live, later)
 		}
 	}
 	if applied.Workers != cur.Workers || applied.Intervals.Resync != cur.Intervals.Resync {

@@ -183,14 +183,7 @@ func (a *app) reload(opts *globalOptions, httpAddr string) {
 		return
 	}
 	applied := cur.Clone()
-	var live, later []string
-	for _, k := range changed {
-		if !applyLiveKey(applied, next, k) {
-			later = append(later, k)
-			continue
-		}
-		live = append(live, k)
-	}
+	live, later := applyLiveKeys(applied, next, changed)
 	if err := applied.Validate(); err != nil {
 		// Only a key that needs a restart can make the live ones invalid
 		// together with it (the whole of next was valid).
@@ -210,38 +203,55 @@ func (a *app) reload(opts *globalOptions, httpAddr string) {
 	a.log.Info("config reloaded", zap.Strings("applied", live), zap.Strings("need_restart", later))
 }
 
-// applyLiveKey copies the setting k from next into applied when it is one
-// that applies at once, and reports whether it was.
+// applyLiveKeys copies into applied, from a copy of next, the settings
+// among changed that apply at once; it returns those and the others.
+func applyLiveKeys(applied, next *config.Config, changed []string) (live, later []string) {
+	next = next.Clone() // so applied shares no slice or map with the caller's
+	for _, k := range changed {
+		if applyLiveKey(applied, next, k) {
+			live = append(live, k)
+		} else {
+			later = append(later, k)
+		}
+	}
+	return live, later
+}
+
+// applyLiveKey sets the setting k of applied to next's when it is one that
+// applies at once, and reports whether it was.
 func applyLiveKey(applied, next *config.Config, k string) bool {
-	switch k {
-	case "log.level":
-		applied.Log.Level = next.Log.Level
-	case "allowed_roots":
-		applied.AllowedRoots = next.AllowedRoots
-	case "http.token":
-		applied.HTTP.Token = next.HTTP.Token
-	case "http.allowed_origins":
-		applied.HTTP.AllowedOrigins = next.HTTP.AllowedOrigins
-	case "max_parallel":
-		applied.MaxParallel = next.MaxParallel
-	case "default_task_timeout":
-		applied.DefaultTaskTimeout = next.DefaultTaskTimeout
-	case "max_task_timeout":
-		applied.MaxTaskTimeout = next.MaxTaskTimeout
-	case "max_patch_bytes":
-		applied.MaxPatchBytes = next.MaxPatchBytes
-	case "retention.data_max_age":
-		applied.Retention.DataMaxAge = next.Retention.DataMaxAge
-	case "retention.stopped_container_max_age":
-		applied.Retention.StoppedContainerMaxAge = next.Retention.StoppedContainerMaxAge
-	case "profiles":
-		applied.Profiles = next.Clone().Profiles
-	case "default_agent":
-		applied.DefaultAgent = next.DefaultAgent
-	default:
+	if !slices.Contains(liveKeys, k) {
 		return false
 	}
+	dst, src := reflect.ValueOf(applied).Elem(), reflect.ValueOf(next).Elem()
+	for _, name := range strings.Split(k, ".") {
+		i := yamlField(dst.Type(), name)
+		if i < 0 {
+			return false
+		}
+		dst, src = dst.Field(i), src.Field(i)
+	}
+	dst.Set(src)
 	return true
+}
+
+// yamlField is the index of the field of struct type t whose YAML name is
+// name, -1 if none.
+func yamlField(t reflect.Type, name string) int {
+	for i := range t.NumField() {
+		if yamlName(t.Field(i)) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func yamlName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
 }
 
 // changedKeys lists the configuration keys (YAML names, one level into
@@ -252,14 +262,14 @@ func changedKeys(a, b *config.Config) []string {
 	t := va.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
+		name := yamlName(f)
+		if name == "" {
 			continue
 		}
 		fa, fb := va.Field(i), vb.Field(i)
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(config.Duration{}) {
 			for j := range f.Type.NumField() {
-				sub, _, _ := strings.Cut(f.Type.Field(j).Tag.Get("yaml"), ",")
+				sub := yamlName(f.Type.Field(j))
 				if sub != "" && !reflect.DeepEqual(fa.Field(j).Interface(), fb.Field(j).Interface()) {
 					out = append(out, name+"."+sub)
 				}
