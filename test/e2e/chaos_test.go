@@ -156,11 +156,5 @@ func (in *install) applyIntent(id string, mode models.ApplyMode) {
 
 func (in *install) waitDiff(id string, timeout time.Duration, cond func(*models.Diff) bool) *models.Diff {
 	in.t.Helper()
-	d, ok := testutil.Poll(in.t, timeout, 50*time.Millisecond, func() (*models.Diff, error) {
-		return in.store.GetDiff(context.Background(), id)
-	}, cond)
-	if !ok {
-		in.t.Fatalf("diff %s: condition not met within %v; status %+v", id, timeout, d.Status)
-	}
-	return d
+	return waitUntil(in.t, id, timeout, in.store.GetDiff, cond, func(d *models.Diff) any { return d.Status })
 }

@@ -201,13 +201,19 @@ func (in *install) submit(prompt string) *models.Task {
 
 func (in *install) wait(id string, timeout time.Duration, cond func(*models.Task) bool) *models.Task {
 	in.t.Helper()
-	t, ok := testutil.Poll(in.t, timeout, 50*time.Millisecond, func() (*models.Task, error) {
-		return in.store.GetTask(context.Background(), id)
-	}, cond)
+	return waitUntil(in.t, id, timeout, in.store.GetTask, cond, func(t *models.Task) any { return t.Status })
+}
+
+// waitUntil polls get(id) until cond holds and fails the test, showing
+// status of the last value, when timeout passes first.
+func waitUntil[T any](t *testing.T, id string, timeout time.Duration, get func(context.Context, string) (T, error),
+	cond func(T) bool, status func(T) any) T {
+	t.Helper()
+	v, ok := testutil.Poll(t, timeout, 50*time.Millisecond, func() (T, error) { return get(context.Background(), id) }, cond)
 	if !ok {
-		in.t.Fatalf("task %s: condition not met within %v; status %+v", id, timeout, t.Status)
+		t.Fatalf("%s: condition not met within %v; status %+v", id, timeout, status(v))
 	}
-	return t
+	return v
 }
 
 func finished(t *models.Task) bool { return t.Status.Finished }
