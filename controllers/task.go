@@ -157,9 +157,9 @@ func (r *taskReconciler) reconcilePhase(ctx context.Context, sc *taskScope) erro
 }
 
 // writeStatus is the pass's single status write: only when something changed,
-// with the observed generation bumped only after a successful pass. After the
-// write it records the pass's events, reports its steps and wakes whoever the
-// transition concerns.
+// with the observed generation bumped only after a successful pass. The
+// pass's events are committed with it, in one transaction; then it reports
+// its steps and wakes whoever the transition concerns.
 func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK bool) error {
 	s, t := r.s, sc.task
 	if passOK && observesGeneration(t) {
@@ -168,13 +168,20 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 	if reflect.DeepEqual(sc.before, t.Status) {
 		return nil
 	}
-	if err := s.store.UpdateTaskStatus(ctx, t); err != nil {
+	from, to := sc.before.Phase, t.Status.Phase
+	if from != to && !hasEvent(sc.events, string(to)) {
+		sc.event(string(to), phaseEventMessage(t))
+	}
+	timeline := make([]models.TimelineEntry, 0, len(sc.events))
+	for _, e := range sc.events {
+		timeline = append(timeline, models.TimelineEntry{Reason: e.reason, Message: e.message})
+	}
+	if err := s.store.UpdateTaskStatus(ctx, t, timeline...); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
 	for _, st := range sc.steps {
 		s.step(st, t.ID, t.Status.RunNumber)
 	}
-	from, to := sc.before.Phase, t.Status.Phase
 	if from != to {
 		s.log.Info("task phase changed", zap.String("task", t.ID), zap.Int("run", t.Status.RunNumber),
 			zap.String("from", string(from)), zap.String("to", string(to)),
@@ -186,15 +193,6 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 		}
 		if holdsSlot(from) && !holdsSlot(to) || to.Terminal() {
 			s.wakePending(ctx)
-		}
-		if !hasEvent(sc.events, string(to)) {
-			sc.event(string(to), phaseEventMessage(t))
-		}
-	}
-	for _, e := range sc.events {
-		if err := s.store.RecordEvent(ctx, models.EventKindTask, t.ID, e.reason, e.message); err != nil {
-			// The timeline is for people; losing a line must not fail the pass.
-			s.log.Warn("record task event failed", zap.String("task", t.ID), zap.Error(err))
 		}
 	}
 	return nil

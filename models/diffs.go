@@ -252,7 +252,7 @@ func (s *Store) UpdateDiffSpec(ctx context.Context, id string, mutate func(*Diff
 // UpdateTaskStatus. The store derives State from Phase. On success d.Status,
 // d.ResourceVersion and d.UpdatedAt are updated.
 func (s *Store) UpdateDiffStatus(ctx context.Context, d *Diff) error {
-	return updateStatus(ctx, s, &diffKind, d)
+	return updateStatus(ctx, s, &diffKind, d, nil)
 }
 
 // CountDiffsByStatus counts all diffs by external status.

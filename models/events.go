@@ -13,6 +13,14 @@ import (
 // not a log sink, and a runaway message must not bloat the table.
 const maxEventMessage = 4096
 
+// TimelineEntry is a line of an object's timeline written with its status
+// (UpdateTaskStatus), in the same transaction: the line and the change it
+// tells of are committed together, for the cost of one commit.
+type TimelineEntry struct {
+	Reason  string // CamelCase
+	Message string // a sentence; cut at 4 KiB
+}
+
 // RecordEvent appends one line to the audit trail: kind (EventKind*) and id of
 // the object, a CamelCase reason and a sentence. Messages longer than 4 KiB
 // are cut.

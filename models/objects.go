@@ -113,7 +113,7 @@ func updateSpec[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S,
 // the derived fields set, if the row is still at obj's ResourceVersion (else
 // ErrConflict or ErrNotFound), then updates obj's status, ResourceVersion and
 // UpdatedAt to what was stored and notifies subscribers.
-func updateStatus[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S, St], obj *T) error {
+func updateStatus[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S, St], obj *T, timeline []TimelineEntry) error {
 	h := k.head(obj)
 	if err := k.checkStatus(k.status(obj)); err != nil {
 		return fmt.Errorf("update status of %s %s: %w", k.name, h.id, err)
@@ -127,7 +127,15 @@ func updateStatus[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, 
 	vals["resource_version"] = gorm.Expr("resource_version + 1")
 	vals["updated_at"] = now
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		return casUpdate(tx, k.table, h.id, *h.resourceVersion, vals)
+		if err := casUpdate(tx, k.table, h.id, *h.resourceVersion, vals); err != nil {
+			return err
+		}
+		for _, e := range timeline {
+			if err := recordEventTx(tx, now, k.name, h.id, e.Reason, e.Message); err != nil {
+				return fmt.Errorf("record event %s: %w", e.Reason, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("update status of %s %s: %w", k.name, h.id, err)

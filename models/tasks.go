@@ -258,9 +258,10 @@ func (s *Store) UpdateTaskSpec(ctx context.Context, id string, mutate func(*Task
 // since t was read: re-read and decide again) or ErrNotFound. Every status
 // column is written, zero values included. The store derives State, Finished
 // and, for a terminal phase, EndTime. On success t.Status, t.ResourceVersion
-// and t.UpdatedAt are updated to what was stored.
-func (s *Store) UpdateTaskStatus(ctx context.Context, t *Task) error {
-	return updateStatus(ctx, s, &taskKind, t)
+// and t.UpdatedAt are updated to what was stored. The timeline entries are
+// recorded as the task's events in the same transaction.
+func (s *Store) UpdateTaskStatus(ctx context.Context, t *Task, timeline ...TimelineEntry) error {
+	return updateStatus(ctx, s, &taskKind, t, timeline)
 }
 
 // CountTasksByStatus counts all tasks by external status (history included).

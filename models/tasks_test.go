@@ -486,3 +486,31 @@ func TestDeleteSettledTask_RefusesWhatChangedSinceRead(t *testing.T) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
 }
+
+// A status write carries its timeline: the events are committed with the
+// status, and a write refused as a conflict records none.
+func TestUpdateTaskStatus_TimelineCommitsWithTheStatus(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	task := mustCreateTask(t, s, newTask("timeline"))
+	stale := *task
+	task.Status.Phase = TaskPhasePreparing
+	if err := s.UpdateTaskStatus(ctx, task, TimelineEntry{"Preparing", "admitted for run 1"}, TimelineEntry{"Note", "second line"}); err != nil {
+		t.Fatal(err)
+	}
+	stale.Status.Phase = TaskPhaseFailed
+	if err := s.UpdateTaskStatus(ctx, &stale, TimelineEntry{"Failed", "from a stale read"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale write: %v, want ErrConflict", err)
+	}
+	events, err := s.ListEvents(ctx, EventKindTask, task.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range events {
+		reasons = append(reasons, e.Reason)
+	}
+	if !slices.Equal(reasons, []string{"Preparing", "Note"}) {
+		t.Fatalf("events %v, want the two written with the status and none from the refused write", reasons)
+	}
+}
