@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 type result struct {
@@ -216,10 +217,8 @@ func TestDoctor_HomeNotWritable(t *testing.T) {
 // and reports the engine version.
 func TestDoctor_RealDocker(t *testing.T) {
 	isolate(t)
-	if os.Getenv("CI") != "true" {
-		if _, err := os.Stat("/var/run/docker.sock"); err != nil && os.Getenv("DOCKER_HOST") == "" {
-			t.Skip("no Docker engine here; run `make docker` (CI always runs this test)")
-		}
+	if _, err := os.Stat("/var/run/docker.sock"); err != nil && os.Getenv("DOCKER_HOST") == "" {
+		testutil.SkipOrFailInCI(t, "no Docker engine here; run `make docker` (CI always runs this test)")
 	}
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("git is required: %v", err)

@@ -74,10 +74,7 @@ func flowRequireDocker(t *testing.T) {
 	if err == nil {
 		return
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("Docker or image %s unavailable in CI: %v", flowShellImage, err)
-	}
-	t.Skipf("needs a Docker engine and %s (make image): %v", flowShellImage, err)
+	testutil.SkipOrFailInCI(t, "needs a Docker engine and %s (make image): %v", flowShellImage, err)
 }
 
 // flowInstall is one claude-parallel installation with a work repository.

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // ShellImage is the busybox test image built by hack/build-test-image.sh (user
@@ -103,12 +104,10 @@ func runScript(name string) error {
 	return cmd.Run()
 }
 
-func inCI() bool { return os.Getenv("CI") == "true" }
-
 // Main is the body of a TestMain for packages whose tests need Docker.
 func Main(m *testing.M) {
 	if err := Prepare(); err != nil {
-		if inCI() {
+		if testutil.InCI() {
 			fmt.Fprintf(os.Stderr, "FAIL: CI=true and no Docker engine could be made available: %v\n", err)
 			os.Exit(1)
 		}
@@ -127,10 +126,7 @@ func Main(m *testing.M) {
 func New(t testing.TB) *engine.Engine {
 	t.Helper()
 	if err := Prepare(); err != nil {
-		if inCI() {
-			t.Fatalf("CI=true and Docker is not available: %v", err)
-		}
-		t.Skipf("DOCKER NOT AVAILABLE, test skipped: %v", err)
+		testutil.SkipOrFailInCI(t, "DOCKER NOT AVAILABLE, test skipped: %v", err)
 	}
 	e, err := engine.New("")
 	if err != nil {
