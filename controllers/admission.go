@@ -96,16 +96,9 @@ func checkDependencies(self string, dependsOn []string, deps map[string]*models.
 
 // loadTasks returns the rows of ids that exist, by id.
 func (s *System) loadTasks(ctx context.Context, ids []string) (map[string]*models.Task, error) {
-	out := make(map[string]*models.Task, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	rows, err := s.store.ListTasks(ctx, models.TaskFilter{IDs: ids})
+	out, err := s.store.TasksByID(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load tasks: %w", err)
-	}
-	for i := range rows {
-		out[rows[i].ID] = &rows[i]
 	}
 	return out, nil
 }

@@ -450,21 +450,15 @@ func awaitingDecision(ctx context.Context, store *models.Store) ([]awaitingDiff,
 			taskIDs = append(taskIDs, d.TaskID)
 		}
 	}
-	folders := map[string]string{}
-	if len(taskIDs) > 0 {
-		tasks, err := store.ListTasks(ctx, models.TaskFilter{IDs: taskIDs})
-		if err != nil {
-			return nil, fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
-		}
-		for _, t := range tasks {
-			folders[t.ID] = t.Spec.WorkFolder
-		}
+	tasks, err := store.TasksByID(ctx, taskIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
 	}
 	out := make([]awaitingDiff, len(diffs))
 	for i := range diffs {
 		target := diffs[i].Spec.TargetWorkspace
-		if target == "" {
-			target = folders[diffs[i].TaskID]
+		if t := tasks[diffs[i].TaskID]; target == "" && t != nil {
+			target = t.Spec.WorkFolder
 		}
 		out[i] = awaitingDiff{diff: &diffs[i], target: target}
 	}

@@ -198,15 +198,12 @@ func (r *retention) sweepOrphanFiles(ctx context.Context, _ time.Time, n *retent
 	for len(ids) > 0 && ctx.Err() == nil {
 		chunk := ids[:min(len(ids), r.batch)]
 		ids = ids[len(chunk):]
-		known, err := r.store.ListTasks(ctx, models.TaskFilter{IDs: chunk})
+		known, err := r.store.TasksByID(ctx, chunk)
 		if err != nil {
 			return fmt.Errorf("sweep: %w", err)
 		}
-		for _, t := range known {
-			delete(named, t.ID)
-		}
 		for _, id := range chunk {
-			if !named[id] {
+			if known[id] != nil {
 				continue
 			}
 			if err := r.removeTaskFiles(&models.Task{ID: id}); err != nil {

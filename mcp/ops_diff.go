@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/models"
@@ -133,14 +132,9 @@ func (f *Frontend) tasksOf(ctx context.Context, ds []models.Diff) (map[string]*m
 	for i := range ds {
 		ids = append(ids, ds[i].TaskID)
 	}
-	slices.Sort(ids)
-	ts, err := f.d.Store.ListTasks(ctx, models.TaskFilter{IDs: slices.Compact(ids)})
+	out, err := f.d.Store.TasksByID(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read tasks of the diffs: %w", err)
-	}
-	out := make(map[string]*models.Task, len(ts))
-	for i := range ts {
-		out[ts[i].ID] = &ts[i]
 	}
 	return out, nil
 }

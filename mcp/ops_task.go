@@ -74,13 +74,13 @@ func (f *Frontend) missingTasks(ctx context.Context, ids []string) ([]string, er
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	found, err := f.d.Store.ListTasks(ctx, models.TaskFilter{IDs: ids})
+	found, err := f.d.Store.TasksByID(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("look up tasks: %w", err)
 	}
 	var missing []string
 	for _, id := range ids {
-		if !slices.ContainsFunc(found, func(t models.Task) bool { return t.ID == id }) {
+		if found[id] == nil {
 			missing = append(missing, id)
 		}
 	}
@@ -386,21 +386,21 @@ func (f *Frontend) WaitForTasks(ctx context.Context, req *WaitRequest, progress 
 const progressHeartbeat = 5 * time.Second
 
 func (f *Frontend) waitViews(ctx context.Context, ids []string) ([]TaskWaitView, int, error) {
-	tasks, err := f.d.Store.ListTasks(ctx, models.TaskFilter{IDs: ids})
+	tasks, err := f.d.Store.TasksByID(ctx, ids)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read tasks: %w", err)
 	}
 	views := make([]TaskWaitView, 0, len(ids))
 	done := 0
 	for _, id := range ids {
-		i := slices.IndexFunc(tasks, func(t models.Task) bool { return t.ID == id })
-		if i < 0 {
+		t := tasks[id]
+		if t == nil {
 			// Deleted while waiting (retention): it will not finish any more.
 			views = append(views, TaskWaitView{TaskID: id, Status: "deleted", Finished: true, Message: "the task no longer exists"})
 			done++
 			continue
 		}
-		v := newTaskWaitView(&tasks[i])
+		v := newTaskWaitView(t)
 		if v.Finished {
 			done++
 		}

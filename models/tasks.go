@@ -179,6 +179,24 @@ func (s *Store) GetTask(ctx context.Context, id string) (*Task, error) {
 	return t, nil
 }
 
+// TasksByID reads the tasks of ids that exist, in one query, by id. Ids may
+// repeat; a missing task is simply absent from the map.
+func (s *Store) TasksByID(ctx context.Context, ids []string) (map[string]*Task, error) {
+	out := make(map[string]*Task, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	unique := slices.Compact(slices.Sorted(slices.Values(ids)))
+	rows, err := s.ListTasks(ctx, TaskFilter{IDs: unique})
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		out[rows[i].ID] = &rows[i]
+	}
+	return out, nil
+}
+
 // ListTasks returns the tasks matching f.
 func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	out, err := readAll[Task](ctx, s, func(db *gorm.DB) *gorm.DB { return taskListQuery(db, f) })

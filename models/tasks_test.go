@@ -514,3 +514,20 @@ func TestUpdateTaskStatus_TimelineCommitsWithTheStatus(t *testing.T) {
 		t.Fatalf("events %v, want the two written with the status and none from the refused write", reasons)
 	}
 }
+
+func TestTasksByID_RepeatsAndMissing(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	a := mustCreateTask(t, s, newTask("a"))
+	b := mustCreateTask(t, s, newTask("b"))
+	got, err := s.TasksByID(ctx, []string{b.ID, a.ID, b.ID, "task-000000000000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[a.ID].Spec.Prompt != "a" || got[b.ID].Spec.Prompt != "b" || got["task-000000000000"] != nil {
+		t.Fatalf("TasksByID = %v", got)
+	}
+	if none, err := s.TasksByID(ctx, nil); err != nil || len(none) != 0 {
+		t.Fatalf("no ids: %v, %v", none, err)
+	}
+}

@@ -205,16 +205,26 @@ func (w *Workspace) refresh(ctx context.Context) error {
 // stage stages work/ against base in a temporary index seeded from the index the
 // previous capture left, writes the tree and keeps the index for the next time.
 func (w *Workspace) stage(ctx context.Context, base string) (string, error) {
+	return w.writeCaptureIndex(ctx, true, func(g gitCmd) error { return stageWorkTree(ctx, g, w.WorkDir, base) })
+}
+
+// writeCaptureIndex fills a temporary index with fill (seeded from the kept
+// capture index when seed is set), writes its tree and keeps the index as the
+// capture index only once that succeeded, so a failure leaves the previous
+// one in place.
+func (w *Workspace) writeCaptureIndex(ctx context.Context, seed bool, fill func(g gitCmd) error) (string, error) {
 	cache := filepath.Join(w.GitDir, captureIndex)
 	tmp := cache + ".tmp-" + randomSuffix()
 	defer os.Remove(tmp)
-	if b, err := os.ReadFile(cache); err == nil {
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
-			return "", err
+	if seed {
+		if b, err := os.ReadFile(cache); err == nil {
+			if err := os.WriteFile(tmp, b, 0o644); err != nil {
+				return "", err
+			}
 		}
 	}
 	g := w.git().with("GIT_INDEX_FILE=" + tmp)
-	if err := stageWorkTree(ctx, g, w.WorkDir, base); err != nil {
+	if err := fill(g); err != nil {
 		return "", err
 	}
 	tree, err := g.runText(ctx, nil, "write-tree")
@@ -238,34 +248,25 @@ func (w *Workspace) stage(ctx context.Context, base string) (string, error) {
 // ignore rule matches, is staged here, as copied; the walk would leave it out of
 // the base although it is in work/.)
 func (w *Workspace) stageCopy(ctx context.Context, paths []string, gitlinks []byte) (string, error) {
-	cache := filepath.Join(w.GitDir, captureIndex)
-	tmp := cache + ".tmp-" + randomSuffix()
-	defer os.Remove(tmp)
-	g := w.git().with("GIT_INDEX_FILE=" + tmp)
-	if len(gitlinks) == 0 && len(paths) == 0 {
-		// Nothing to stage (an empty work folder): an empty index, to keep.
-		if _, err := g.run(ctx, nil, "read-tree", "--empty"); err != nil {
-			return "", fmt.Errorf("reset index: %w", err)
+	return w.writeCaptureIndex(ctx, false, func(g gitCmd) error {
+		if len(gitlinks) == 0 && len(paths) == 0 {
+			// Nothing to stage (an empty work folder): an empty index, to keep.
+			if _, err := g.run(ctx, nil, "read-tree", "--empty"); err != nil {
+				return fmt.Errorf("reset index: %w", err)
+			}
 		}
-	}
-	if len(gitlinks) > 0 {
-		if _, err := g.run(ctx, gitlinks, "update-index", "-z", "--index-info"); err != nil {
-			return "", fmt.Errorf("stage submodules: %w", err)
+		if len(gitlinks) > 0 {
+			if _, err := g.run(ctx, gitlinks, "update-index", "-z", "--index-info"); err != nil {
+				return fmt.Errorf("stage submodules: %w", err)
+			}
 		}
-	}
-	if len(paths) > 0 {
-		if _, err := g.run(ctx, joinNUL(paths), "update-index", "--add", "--replace", "-z", "--stdin"); err != nil {
-			return "", fmt.Errorf("stage files: %w", err)
+		if len(paths) > 0 {
+			if _, err := g.run(ctx, joinNUL(paths), "update-index", "--add", "--replace", "-z", "--stdin"); err != nil {
+				return fmt.Errorf("stage files: %w", err)
+			}
 		}
-	}
-	tree, err := g.runText(ctx, nil, "write-tree")
-	if err != nil {
-		return "", fmt.Errorf("write tree: %w", err)
-	}
-	if err := os.Rename(tmp, cache); err != nil {
-		return "", err
-	}
-	return tree, nil
+		return nil
+	})
 }
 
 // commitTree makes a commit with the workspace's fixed identity and date.
