@@ -49,7 +49,6 @@ func (s *Store) UpsertContainer(ctx context.Context, c *Container) error {
 		return fmt.Errorf("upsert container %s: %w", c.Name, err)
 	}
 	*c = nc
-	s.notify(Change{Kind: EventKindContainer, ID: c.Name})
 	return nil
 }
 
@@ -96,6 +95,5 @@ func (s *Store) DeleteContainer(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("delete container %s: %w", name, err)
 	}
-	s.notify(Change{Kind: EventKindContainer, ID: name})
 	return nil
 }

@@ -82,7 +82,6 @@ func (s *Store) CreateDiff(ctx context.Context, d *Diff) (diff *Diff, created bo
 		return existing, false, nil
 	}
 	*d = nd
-	s.notify(Change{Kind: EventKindDiff, ID: d.ID, SpecChanged: true})
 	return d, true, nil
 }
 
@@ -278,6 +277,5 @@ func (s *Store) DeleteDiff(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete diff %s: %w", id, err)
 	}
-	s.notify(Change{Kind: EventKindDiff, ID: id, SpecChanged: true})
 	return nil
 }

@@ -60,12 +60,10 @@ func (h objectHeader) bump(specChanged bool, now time.Time) {
 // calls mutate on a copy, normalizes the copy's spec and, if that differs from
 // the stored one, writes the spec columns with Generation and ResourceVersion
 // bumped (compare-and-swap on ResourceVersion). It returns the object as
-// stored afterwards and notifies subscribers of a change.
+// stored afterwards.
 func updateSpec[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S, St], id string, mutate func(*T) error) (*T, error) {
 	var out T
-	var changed bool
 	err := s.write(ctx, func(tx *gorm.DB) error {
-		changed = false
 		var cur T
 		if err := tx.Omit(k.omitOnUpdate...).Where("id = ?", id).Take(&cur).Error; err != nil {
 			return notFound(err)
@@ -97,14 +95,10 @@ func updateSpec[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S,
 		}
 		*k.spec(&out) = spec
 		k.head(&out).bump(true, now)
-		changed = true
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update spec of %s %s: %w", k.name, id, err)
-	}
-	if changed {
-		s.notify(Change{Kind: k.name, ID: id, SpecChanged: true})
 	}
 	return &out, nil
 }
@@ -112,7 +106,7 @@ func updateSpec[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S,
 // updateStatus implements Update*Status: it writes obj's status columns, with
 // the derived fields set, if the row is still at obj's ResourceVersion (else
 // ErrConflict or ErrNotFound), then updates obj's status, ResourceVersion and
-// UpdatedAt to what was stored and notifies subscribers.
+// UpdatedAt to what was stored.
 func updateStatus[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, S, St], obj *T, timeline []TimelineEntry) error {
 	h := k.head(obj)
 	if err := k.checkStatus(k.status(obj)); err != nil {
@@ -143,7 +137,6 @@ func updateStatus[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, 
 	utcTimes(&st)
 	*k.status(obj) = st
 	h.bump(false, now)
-	s.notify(Change{Kind: k.name, ID: h.id})
 	return nil
 }
 

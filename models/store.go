@@ -80,8 +80,6 @@ type Store struct {
 	versionKnown  bool
 	othersChanges int64
 
-	subs subscribers
-
 	closeOnce sync.Once
 	closeErr  error
 }

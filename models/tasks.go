@@ -73,7 +73,6 @@ func (s *Store) CreateTask(ctx context.Context, t *Task) (task *Task, created bo
 		return existing, false, nil
 	}
 	*t = nt
-	s.notify(Change{Kind: EventKindTask, ID: t.ID, SpecChanged: true})
 	return t, true, nil
 }
 
@@ -335,7 +334,6 @@ func (s *Store) DeleteTask(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)
 	}
-	s.notify(Change{Kind: EventKindTask, ID: id, SpecChanged: true})
 	return nil
 }
 
@@ -369,7 +367,6 @@ func (s *Store) DeleteSettledTask(ctx context.Context, t *Task) error {
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", t.ID, err)
 	}
-	s.notify(Change{Kind: EventKindTask, ID: t.ID, SpecChanged: true})
 	return nil
 }
 
