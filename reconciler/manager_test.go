@@ -22,8 +22,6 @@ func newManager(t *testing.T, opts ManagerOptions) *Manager {
 	return m
 }
 
-func noop(context.Context, Request) (Result, error) { return Result{}, nil }
-
 // terms records leadership terms across managers, as seen by a leader-only
 // runnable, to check that two never overlap.
 type terms struct {
