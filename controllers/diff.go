@@ -250,30 +250,27 @@ func diffSettled(d *models.Diff) bool {
 // writeStatus is the pass's single status write: only when something
 // changed, with the generation observed only when the pass settled the spec
 // (succeeded or failed terminally, and started nothing a later pass must
-// finish). After the write it records the pass's events, reports its steps,
-// continues an apply it started and enqueues the diffs whose target it changed.
+// finish). The pass's events are committed with the status, in one
+// transaction, so a status is never stored without the lines that explain it
+// (a shutdown between two writes used to lose them). Then it reports its
+// steps, continues an apply it started and enqueues the diffs whose target it
+// changed.
 func (r *diffReconciler) writeStatus(ctx context.Context, sc *diffScope, passErr error) error {
 	d := sc.diff
 	if (passErr == nil || reconciler.IsTerminal(passErr)) && !sc.inFlight {
 		d.Status.ObservedGeneration = d.Generation
 	}
-	if !reflect.DeepEqual(sc.before, d.Status) {
-		if err := r.store.UpdateDiffStatus(ctx, d); err != nil {
-			return fmt.Errorf("write status: %w", err)
-		}
-	}
 	from, to := sc.before.Phase, d.Status.Phase
+	if from != to {
+		sc.events = append([]diffEvent{{models.EventKindDiff, d.ID, string(to), d.Status.Message}}, sc.events...)
+	}
+	if err := r.commitStatus(ctx, sc); err != nil {
+		return err
+	}
 	if from != to {
 		r.log.Info("diff phase changed", zap.String("diff", d.ID), zap.String("task", d.TaskID),
 			zap.String("from", string(from)), zap.String("to", string(to)),
 			zap.String("reason", d.Status.Reason), zap.String("message", d.Status.Message))
-		sc.events = append([]diffEvent{{models.EventKindDiff, d.ID, string(to), d.Status.Message}}, sc.events...)
-	}
-	for _, e := range sc.events {
-		if err := r.store.RecordEvent(ctx, e.kind, e.id, e.reason, e.message); err != nil {
-			// The timeline is for people; losing a line must not fail the pass.
-			r.log.Warn("record diff event failed", zap.String("diff", d.ID), zap.Error(err))
-		}
 	}
 	for _, st := range sc.steps {
 		r.step(st, d.TaskID, d.RunNumber)
@@ -287,6 +284,30 @@ func (r *diffReconciler) writeStatus(ctx context.Context, sc *diffScope, passErr
 			// makes it happen at once.
 			r.log.Warn("enqueue diffs of the same target failed", zap.String("diff", d.ID),
 				zap.String("target", sc.touchedTop), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// commitStatus writes the diff's status with the pass's events when the
+// status changed. Events of a pass that changed nothing are recorded on their
+// own: there is no status for them to ride with.
+func (r *diffReconciler) commitStatus(ctx context.Context, sc *diffScope) error {
+	d := sc.diff
+	timeline := make([]models.TimelineEntry, 0, len(sc.events))
+	for _, e := range sc.events {
+		timeline = append(timeline, models.TimelineEntry{Reason: e.reason, Message: e.message, Kind: e.kind, ObjectID: e.id})
+	}
+	if !reflect.DeepEqual(sc.before, d.Status) {
+		if err := r.store.UpdateDiffStatus(ctx, d, timeline...); err != nil {
+			return fmt.Errorf("write status: %w", err)
+		}
+		return nil
+	}
+	for _, e := range sc.events {
+		if err := r.store.RecordEvent(ctx, e.kind, e.id, e.reason, e.message); err != nil {
+			// The timeline is for people; losing a line must not fail the pass.
+			r.log.Warn("record diff event failed", zap.String("diff", d.ID), zap.Error(err))
 		}
 	}
 	return nil

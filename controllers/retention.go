@@ -369,7 +369,8 @@ func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, erro
 		d.Status.Reason = diffReasonWorkspaceGone
 		d.Status.Message = workspaceGoneMessage
 		d.Status.ConflictFiles = nil
-		err = r.store.UpdateDiffStatus(ctx, d)
+		err = r.store.UpdateDiffStatus(ctx, d, models.TimelineEntry{Reason: string(models.DiffPhaseRejected),
+			Message: fmt.Sprintf("rejected: the workspace %s is gone", dir)})
 		if errors.Is(err, models.ErrConflict) {
 			continue
 		}
@@ -378,10 +379,6 @@ func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, erro
 		}
 		r.log.Info("rejected diff whose workspace is gone", zap.String("diff", d.ID),
 			zap.String("task", d.TaskID), zap.String("workspace", dir))
-		if err := r.store.RecordEvent(ctx, models.EventKindDiff, d.ID, string(models.DiffPhaseRejected),
-			fmt.Sprintf("rejected: the workspace %s is gone", dir)); err != nil {
-			r.log.Warn("record diff event failed", zap.String("diff", d.ID), zap.Error(err))
-		}
 		r.notify(KindDiff, d.ID)
 		return true, nil
 	}

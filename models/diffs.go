@@ -248,10 +248,10 @@ func (s *Store) UpdateDiffSpec(ctx context.Context, id string, mutate func(*Diff
 
 // UpdateDiffStatus writes d's status columns (and nothing else) if the row is
 // still at d.ResourceVersion, else ErrConflict (or ErrNotFound), exactly like
-// UpdateTaskStatus. The store derives State from Phase. On success d.Status,
-// d.ResourceVersion and d.UpdatedAt are updated.
-func (s *Store) UpdateDiffStatus(ctx context.Context, d *Diff) error {
-	return updateStatus(ctx, s, &diffKind, d, nil)
+// UpdateTaskStatus, timeline included. The store derives State from Phase. On
+// success d.Status, d.ResourceVersion and d.UpdatedAt are updated.
+func (s *Store) UpdateDiffStatus(ctx context.Context, d *Diff, timeline ...TimelineEntry) error {
+	return updateStatus(ctx, s, &diffKind, d, timeline)
 }
 
 // CountDiffsByStatus counts all diffs by external status.

@@ -154,3 +154,44 @@ func TestDiff_SpecStatusLiveAndList(t *testing.T) {
 		t.Fatalf("deleted diff: err = %v", err)
 	}
 }
+
+// A diff's status write carries its timeline, lines about its task included,
+// in one transaction; a write refused as a conflict records none of them.
+func TestUpdateDiffStatus_TimelineCommitsWithTheStatus(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	task := mustCreateTask(t, s, newTask("p"))
+	d, _, err := s.CreateDiff(ctx, newDiff(task.ID, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := *d
+	d.Status.Phase = DiffPhaseApplied
+	err = s.UpdateDiffStatus(ctx, d,
+		TimelineEntry{Reason: "Applied", Message: "applied to /repo"},
+		TimelineEntry{Reason: "DiffApplied", Message: "its diff was applied", Kind: EventKindTask, ObjectID: task.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.Status.Phase = DiffPhaseRejected
+	if err := s.UpdateDiffStatus(ctx, &stale, TimelineEntry{Reason: "Rejected", Message: "from a stale read"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale write: %v, want ErrConflict", err)
+	}
+	reasons := func(kind, id string) []string {
+		events, err := s.ListEvents(ctx, kind, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range events {
+			out = append(out, e.Reason)
+		}
+		return out
+	}
+	if got := reasons(EventKindDiff, d.ID); !slices.Equal(got, []string{"Applied"}) {
+		t.Fatalf("diff events %v, want [Applied]", got)
+	}
+	if got := reasons(EventKindTask, task.ID); !slices.Contains(got, "DiffApplied") || slices.Contains(got, "Rejected") {
+		t.Fatalf("task events %v, want DiffApplied on the task's timeline", got)
+	}
+}

@@ -13,12 +13,17 @@ import (
 // not a log sink, and a runaway message must not bloat the table.
 const maxEventMessage = 4096
 
-// TimelineEntry is a line of an object's timeline written with its status
-// (UpdateTaskStatus), in the same transaction: the line and the change it
-// tells of are committed together, for the cost of one commit.
+// TimelineEntry is a line of a timeline written with a status
+// (UpdateTaskStatus, UpdateDiffStatus), in the same transaction: the line and
+// the change it tells of are committed together, for the cost of one commit,
+// and a status never commits without the lines that explain it.
 type TimelineEntry struct {
 	Reason  string // CamelCase
 	Message string // a sentence; cut at 4 KiB
+	// Kind and ObjectID name another object whose timeline the line belongs
+	// to (a diff's apply is also a line of its task's story); empty, the
+	// object whose status is written.
+	Kind, ObjectID string
 }
 
 // RecordEvent appends one line to the audit trail: kind (EventKind*) and id of

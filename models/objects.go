@@ -125,7 +125,11 @@ func updateStatus[T, S, St any](ctx context.Context, s *Store, k *objectKind[T, 
 			return err
 		}
 		for _, e := range timeline {
-			if err := recordEventTx(tx, now, k.name, h.id, e.Reason, e.Message); err != nil {
+			kind, id := k.name, h.id
+			if e.Kind != "" {
+				kind, id = e.Kind, e.ObjectID
+			}
+			if err := recordEventTx(tx, now, kind, id, e.Reason, e.Message); err != nil {
 				return fmt.Errorf("record event %s: %w", e.Reason, err)
 			}
 		}

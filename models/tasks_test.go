@@ -495,11 +495,11 @@ func TestUpdateTaskStatus_TimelineCommitsWithTheStatus(t *testing.T) {
 	task := mustCreateTask(t, s, newTask("timeline"))
 	stale := *task
 	task.Status.Phase = TaskPhasePreparing
-	if err := s.UpdateTaskStatus(ctx, task, TimelineEntry{"Preparing", "admitted for run 1"}, TimelineEntry{"Note", "second line"}); err != nil {
+	if err := s.UpdateTaskStatus(ctx, task, TimelineEntry{Reason: "Preparing", Message: "admitted for run 1"}, TimelineEntry{Reason: "Note", Message: "second line"}); err != nil {
 		t.Fatal(err)
 	}
 	stale.Status.Phase = TaskPhaseFailed
-	if err := s.UpdateTaskStatus(ctx, &stale, TimelineEntry{"Failed", "from a stale read"}); !errors.Is(err, ErrConflict) {
+	if err := s.UpdateTaskStatus(ctx, &stale, TimelineEntry{Reason: "Failed", Message: "from a stale read"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale write: %v, want ErrConflict", err)
 	}
 	events, err := s.ListEvents(ctx, EventKindTask, task.ID, 0)
