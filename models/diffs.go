@@ -165,15 +165,6 @@ func (s *Store) GetDiff(ctx context.Context, id string) (*Diff, error) {
 	return d, nil
 }
 
-// GetDiffForTaskRun returns the diff of one task run with its patch, or ErrNotFound.
-func (s *Store) GetDiffForTaskRun(ctx context.Context, taskID string, run int) (*Diff, error) {
-	d, err := readOne[Diff](ctx, s, "task_id = ? AND run_number = ?", taskID, run)
-	if err != nil {
-		return nil, fmt.Errorf("get diff of task %s run %d: %w", taskID, run, err)
-	}
-	return d, nil
-}
-
 // ListDiffs returns the diffs matching f, without their patches unless f.WithPatch.
 func (s *Store) ListDiffs(ctx context.Context, f DiffFilter) ([]Diff, error) {
 	out, err := readAll[Diff](ctx, s, func(db *gorm.DB) *gorm.DB { return diffListQuery(db, f) })

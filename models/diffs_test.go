@@ -56,7 +56,7 @@ func TestCreateDiff_IdempotentOnTaskRun(t *testing.T) {
 		t.Fatalf("%d diffs, want 2", len(all))
 	}
 
-	got, err := s.GetDiffForTaskRun(ctx, task.ID, 1)
+	got, err := s.GetDiff(ctx, first.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ var indexes = []string{
 	// Retention: ListFinishedTasksBefore.
 	`CREATE INDEX IF NOT EXISTS idx_background_tasks_retention ON background_tasks (finished, end_time)`,
 
-	// CreateDiff idempotency and GetDiffForTaskRun: one diff per task run.
+	// CreateDiff idempotency (one diff per task run) and the diffs of a task.
 	`CREATE UNIQUE INDEX IF NOT EXISTS idx_git_diffs_task_run ON git_diffs (task_id, run_number)`,
 	// ListLiveDiffIDs: a spec change not yet observed, or an apply in flight.
 	`CREATE INDEX IF NOT EXISTS idx_git_diffs_live ON git_diffs (id, generation, observed_generation, status)
