@@ -115,13 +115,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		fileLock:  newFileLock(abs),
 	}
 	dsn := buildDSN(abs, opts.BusyTimeout)
-	s.db, err = gorm.Open(sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: dsn}), &gorm.Config{
-		Logger:  newGormLogger(opts.Logger, opts.SlowQuery),
-		NowFunc: s.now,
-		// Every write already runs in a transaction of ours (see write).
-		SkipDefaultTransaction: true,
-	})
-	if err != nil {
+	if s.db, err = s.connect(ctx, dsn, opts); err != nil {
 		return nil, openError(abs, "connect", err)
 	}
 	if s.sqlDB, err = s.db.DB(); err != nil {
@@ -139,6 +133,25 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// connect opens the pool and its first connection under the cross-process
+// write lock. That connection turns a new file to WAL, which takes an
+// exclusive lock SQLite's busy handler does not wait for when two
+// connections race for it (it answers SQLITE_BUSY at once rather than risk a
+// deadlock): servers started together on a fresh file take turns instead.
+func (s *Store) connect(ctx context.Context, dsn string, opts Options) (*gorm.DB, error) {
+	unlock, err := s.fileLock.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return gorm.Open(sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: dsn}), &gorm.Config{
+		Logger:  newGormLogger(opts.Logger, opts.SlowQuery),
+		NowFunc: s.now,
+		// Every write already runs in a transaction of ours (see write).
+		SkipDefaultTransaction: true,
+	})
 }
 
 func (s *Store) init(ctx context.Context, dsn string) error {
