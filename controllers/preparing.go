@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 )
@@ -34,8 +35,9 @@ type workspaceBeginner interface {
 type building interface {
 	// Layout is the workspace's directories, which exist already.
 	Layout() *workspace.Workspace
-	// Wait returns the ready workspace, or why it could not be prepared.
-	Wait() (*workspace.Workspace, error)
+	// Wait returns the ready workspace, or why it could not be prepared, or
+	// ctx's error when ctx ends first (the build goes on).
+	Wait(ctx context.Context) (*workspace.Workspace, error)
 }
 
 func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
@@ -49,7 +51,10 @@ func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (bu
 // workspaceBuilds holds the workspace preparations still running in the
 // background, by task id. They run on the leadership term's context, not on
 // the pass that began them, and a term ends only after they have stopped, so
-// a process that lost the lease writes no workspace afterwards.
+// a process that lost the lease writes no workspace afterwards. Each is
+// bounded like the pass that would otherwise have prepared the workspace: git
+// blocked for good (a FIFO where it reads an ignore file) fails the build at
+// that deadline, and the task retries, instead of holding its slot forever.
 type workspaceBuilds struct {
 	mu     sync.Mutex
 	ctx    context.Context // nil: context.Background (tests that drive passes by hand)
@@ -90,9 +95,9 @@ func (w *workspaceBuilds) inFlight() int {
 }
 
 // begin returns the build of taskID in flight, or begins one with begin on the
-// term's context and keeps it until it ends. Passes of one task never run at
-// once, so two begins for one task do not race.
-func (w *workspaceBuilds) begin(taskID string, begin func(context.Context) (building, error)) (building, error) {
+// term's context, ending after timeout, and keeps it until it ends. Passes of
+// one task never run at once, so two begins for one task do not race.
+func (w *workspaceBuilds) begin(taskID string, timeout time.Duration, begin func(context.Context) (building, error)) (building, error) {
 	w.mu.Lock()
 	if b := w.m[taskID]; b != nil {
 		w.mu.Unlock()
@@ -103,8 +108,10 @@ func (w *workspaceBuilds) begin(taskID string, begin func(context.Context) (buil
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	b, err := begin(ctx)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	w.mu.Lock()
@@ -116,7 +123,8 @@ func (w *workspaceBuilds) begin(taskID string, begin func(context.Context) (buil
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		_, _ = b.Wait()
+		defer cancel()
+		_, _ = b.Wait(context.Background()) // ends with the build, at the latest at its deadline
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.m[taskID] == b {

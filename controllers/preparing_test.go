@@ -3,16 +3,20 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/reconciler"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
@@ -37,9 +41,13 @@ type gatedBuilding struct {
 	gate chan struct{}
 }
 
-func (g gatedBuilding) Wait() (*workspace.Workspace, error) {
-	<-g.gate
-	return g.building.Wait()
+func (g gatedBuilding) Wait(ctx context.Context) (*workspace.Workspace, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.building.Wait(ctx)
 }
 
 // An admitted task's snapshot is finished in the background; the Preparing
@@ -107,5 +115,73 @@ func TestTaskReconcile_CreatesContainerWhileSnapshotFinishes(t *testing.T) {
 	started := slices.Index(steps, string(StepContainerStarted)+" "+task.ID)
 	if ready < 0 || started < 0 || started < ready {
 		t.Errorf("steps %v: the container started before the workspace was ready", steps)
+	}
+}
+
+// Git blocked for good while a workspace is prepared (here a FIFO where git
+// reads an ignore file) costs each pass at most its own timeout: the task says
+// why it does not start and is retried, instead of the pass, its worker and
+// the task's slot waiting forever. Once the cause is gone it starts.
+func TestTaskReconcile_BlockedSnapshotIsRetriedAndSaysWhy(t *testing.T) {
+	const passTimeout = 2 * time.Second
+	h := newHarness(t, func(c *config.Config) { c.Intervals.ReconcileTimeout = config.D(passTimeout) })
+	fifo := filepath.Join(h.repo, "src", ".gitignore")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	task := h.createTask("true", func(t *models.Task) { t.Spec.IncludeUncommitted = true })
+	pass := func() {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(h.ctx, passTimeout)
+			defer cancel()
+			_, err := (&taskReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: task.ID})
+			done <- err
+		}()
+		select {
+		case <-done:
+		case <-time.After(passTimeout + retryNoteTimeout + 5*time.Second):
+			t.Fatal("a pass outlived its timeout: it waits for git blocked on a FIFO")
+		}
+	}
+
+	pass() // Begin reads no ignore file: admitted, the snapshot blocked in the background
+	if got := h.task(task.ID); got.Status.Phase != models.TaskPhasePreparing {
+		t.Fatalf("after the first pass: %+v, want Preparing", got.Status)
+	}
+	var st models.TaskStatus
+	for range 3 {
+		pass()
+		st = h.task(task.ID).Status
+		if strings.Contains(st.Message, "git ls-files: no answer after") {
+			break
+		}
+	}
+	if st.Phase != models.TaskPhasePreparing || st.Reason != ReasonRetrying || !strings.HasSuffix(st.Message, "; retrying") ||
+		!strings.Contains(st.Message, "git ls-files: no answer after 2s") {
+		t.Fatalf("blocked snapshot: %s %s %q, want Preparing, %s, naming git ls-files", st.Phase, st.Reason, st.Message, ReasonRetrying)
+	}
+
+	if err := os.Remove(fifo); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WriteFile(t, fifo, "*.tmp\n")
+	got := h.runUntil(task.ID, 30*time.Second, phaseIs(models.TaskPhaseRunning))
+	if got.Status.Reason != "" || got.Status.Message != "" {
+		t.Fatalf("running, yet still says %s %q", got.Status.Reason, got.Status.Message)
+	}
+	events, err := h.store.ListEvents(h.ctx, models.EventKindTask, task.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retries := 0
+	for _, e := range events {
+		if e.Reason == ReasonRetrying {
+			retries++
+		}
+	}
+	if retries != 1 {
+		t.Fatalf("%d %s events, want one for the streak: %+v", retries, ReasonRetrying, events)
 	}
 }

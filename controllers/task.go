@@ -58,7 +58,12 @@ const (
 	ReasonPatchTooLarge    = "PatchTooLarge"
 	ReasonWorkspaceMissing = "WorkspaceMissing"
 	ReasonFollowUp         = "FollowUpRequested"
+	ReasonRetrying         = "RetryingAfterError"
 )
+
+// retryNoteTimeout bounds the status write that tells of a pass which ran out
+// of its own time (see noteRetry).
+const retryNoteTimeout = 10 * time.Second
 
 // taskReconciler is the task controller's Reconciler; keys are task ids.
 type taskReconciler struct{ s *System }
@@ -81,6 +86,29 @@ type taskEvent struct{ reason, message string }
 
 func (sc *taskScope) event(reason, message string) {
 	sc.events = append(sc.events, taskEvent{reason, message})
+}
+
+// noteRetry puts the error of a failed pass on the status of a task that is
+// still starting (Pending or Preparing), where nothing else would tell anyone
+// why it does not move on: the pass is retried with backoff, and the next one
+// that gets further replaces the line. It reports whether it did. Later
+// phases keep their reasons (Collecting carries TimedOut or OOMKilled to the
+// outcome); terminal errors and passes cancelled by a shutdown or a lost
+// lease are not retried here, so they write nothing.
+func (sc *taskScope) noteRetry(err error) bool {
+	st := &sc.task.Status
+	if reconciler.IsTerminal(err) || errors.Is(err, context.Canceled) || st.Finished ||
+		st.Phase != models.TaskPhasePending && st.Phase != models.TaskPhasePreparing {
+		return false
+	}
+	msg := fmt.Sprintf("%v; retrying", err)
+	if st.Reason != ReasonRetrying || st.Message != msg {
+		if sc.before.Reason != ReasonRetrying {
+			sc.event(ReasonRetrying, msg) // once per streak, not per attempt
+		}
+		st.Reason, st.Message = ReasonRetrying, msg
+	}
+	return true
 }
 
 // requeueAfter asks for another pass within d, keeping the sooner request.
@@ -111,7 +139,16 @@ func (r *taskReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 	log := s.log.With(zap.String("task", task.ID), zap.Int("run", task.Status.RunNumber))
 	defer func() {
 		defer sc.release()
-		werr := r.writeStatus(ctx, sc, reterr == nil)
+		wctx := ctx
+		if reterr != nil && sc.noteRetry(reterr) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The pass ran out of time (git blocked, Docker not answering);
+			// the line saying so still needs its write. A pass cancelled
+			// because the lease was lost never gets here.
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), retryNoteTimeout)
+			defer cancel()
+		}
+		werr := r.writeStatus(wctx, sc, reterr == nil)
 		switch {
 		case werr == nil:
 			res = sc.result

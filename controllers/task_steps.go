@@ -136,7 +136,7 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	if !admitted {
 		if inFlight != nil {
 			// No slot: the snapshot completes while the task waits.
-			if ws, err := r.recordPrepared(sc, inFlight); err != nil || ws == nil {
+			if ws, err := r.recordPrepared(ctx, sc, inFlight); err != nil || ws == nil {
 				return err
 			}
 		}
@@ -187,7 +187,7 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 		ws, err := r.prepareWorkspace(ctx, sc, user)
 		return nil, ws != nil, err
 	}
-	b, err := s.builds.begin(t.ID, func(ctx context.Context) (building, error) {
+	b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
 		return wb.Begin(ctx, r.prepareSpec(t, user))
 	})
 	if err != nil {
@@ -269,7 +269,7 @@ func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope
 	})
 	if err != nil {
 		// ensureContainer fails the task with the same error once it is ready.
-		ws, err := r.recordPrepared(sc, b)
+		ws, err := r.recordPrepared(ctx, sc, b)
 		return ws, nil, err
 	}
 	done := make(chan createResult, 1)
@@ -277,7 +277,7 @@ func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope
 		id, err := s.rt.Create(ctx, spec)
 		done <- createResult{id, err}
 	}()
-	ws, err := r.recordPrepared(sc, b)
+	ws, err := r.recordPrepared(ctx, sc, b)
 	c := <-done
 	if ws == nil && err == nil && c.err == nil {
 		// The task failed: nothing will start the container just created.
@@ -315,8 +315,8 @@ func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, us
 
 // recordPrepared waits for the background build b and records its workspace
 // as prepareWorkspace does.
-func (r *taskReconciler) recordPrepared(sc *taskScope, b building) (*workspace.Workspace, error) {
-	ws, err := b.Wait()
+func (r *taskReconciler) recordPrepared(ctx context.Context, sc *taskScope, b building) (*workspace.Workspace, error) {
+	ws, err := b.Wait(ctx)
 	if err != nil {
 		return nil, r.prepareFailed(sc, err)
 	}

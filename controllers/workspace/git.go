@@ -172,10 +172,11 @@ func (g gitCmd) stream(ctx context.Context, stdin io.Reader, w io.Writer, args .
 
 // gitProcess is a started git.
 type gitProcess struct {
-	ctx    context.Context
-	cmd    *exec.Cmd
-	args   []string
-	stderr *cappedBuffer
+	ctx     context.Context
+	started time.Time
+	cmd     *exec.Cmd
+	args    []string
+	stderr  *cappedBuffer
 }
 
 func (g gitCmd) start(ctx context.Context, stdin io.Reader, w io.Writer, args ...string) (*gitProcess, error) {
@@ -183,7 +184,7 @@ func (g gitCmd) start(ctx context.Context, stdin io.Reader, w io.Writer, args ..
 	if err != nil {
 		return nil, err
 	}
-	p := &gitProcess{ctx: ctx, cmd: cmd, args: args, stderr: &cappedBuffer{max: 16 << 10}}
+	p := &gitProcess{ctx: ctx, started: time.Now(), cmd: cmd, args: args, stderr: &cappedBuffer{max: 16 << 10}}
 	cmd.Stdin = stdin
 	cmd.Stdout = w
 	cmd.Stderr = p.stderr
@@ -203,8 +204,14 @@ func (p *gitProcess) wait() error {
 	if errors.As(runErr, &ee) {
 		ge.exit = ee.ExitCode()
 	}
-	if p.ctx.Err() != nil {
-		ge.err = p.ctx.Err()
+	if err := p.ctx.Err(); err != nil {
+		ge.err = err
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Say how long it ran: git that never answers is usually blocked
+			// reading something that never ends (a FIFO, a stalled mount).
+			ge.err = fmt.Errorf("no answer after %s, stopped at its deadline: %w",
+				time.Since(p.started).Round(time.Second), err)
+		}
 	}
 	return ge
 }

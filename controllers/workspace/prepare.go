@@ -128,7 +128,7 @@ func Prepare(ctx context.Context, spec PrepareSpec) (*Workspace, error) {
 	if err != nil {
 		return nil, err
 	}
-	return b.Wait()
+	return b.Wait(ctx)
 }
 
 // Building is a workspace being prepared (see Begin).
@@ -147,10 +147,17 @@ func (b *Building) Layout() *Workspace {
 	return &l
 }
 
-// Wait waits until the workspace is ready, or its preparation failed.
-func (b *Building) Wait() (*Workspace, error) {
-	<-b.done
-	return b.ws, b.err
+// Wait waits until the workspace is ready, or its preparation failed, or ctx
+// ends: a build blocked in git (a FIFO where git reads, a stalled file system)
+// must not hold its waiter past the waiter's own deadline. The build goes on
+// until its own context ends.
+func (b *Building) Wait(ctx context.Context) (*Workspace, error) {
+	select {
+	case <-b.done:
+		return b.ws, b.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for workspace %s: %w", b.layout.TaskID, context.Cause(ctx))
+	}
 }
 
 // Begin starts preparing the workspace of a task and returns once everything that

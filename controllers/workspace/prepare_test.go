@@ -1,12 +1,15 @@
 package workspace
 
 import (
+	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -368,7 +371,7 @@ func TestBegin_LaysOutFirstAndFinishesInTheBackground(t *testing.T) {
 			t.Fatalf("%s not there when Begin returned: %v", d, err)
 		}
 	}
-	ws, err := b.Wait()
+	ws, err := b.Wait(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +386,7 @@ func TestBegin_LaysOutFirstAndFinishesInTheBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ws2, err := again.Wait(); err != nil || ws2.BaseCommit != ws.BaseCommit || ws2.Created != ws.Created {
+	if ws2, err := again.Wait(testCtx(t)); err != nil || ws2.BaseCommit != ws.BaseCommit || ws2.Created != ws.Created {
 		t.Fatalf("second Begin = %+v, %v", ws2, err)
 	}
 
@@ -415,5 +418,35 @@ func TestPrepare_IgnoresTheSourcesExcludesFile(t *testing.T) {
 	testGit(t, src, "config", "core.excludesFile", hides)
 	if _, ok := snapshotTree(t, prepareWS(t, src, true).WorkDir)["untracked.txt"]; !ok {
 		t.Fatal("the source's core.excludesFile hid untracked.txt from the snapshot")
+	}
+}
+
+// A FIFO where git reads an ignore file blocks git for good. The build ends at
+// its context's deadline with an error that names the git command and how long
+// it ran, and a waiter is released at its own deadline, before the build's.
+func TestBegin_BlockedGitEndsAtDeadlines(t *testing.T) {
+	src := newSourceRepo(t)
+	if err := syscall.Mkfifo(filepath.Join(src, "dir", ".gitignore"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buildCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	spec := PrepareSpec{TaskID: nextTaskID(), WorkFolder: src, IncludeUncommitted: true,
+		Root: filepath.Join(t.TempDir(), "workspaces"), UID: -1, GID: -1}
+	b, err := Begin(buildCtx, spec)
+	if err != nil {
+		t.Fatalf("Begin reads no ignore file, yet: %v", err)
+	}
+	waitCtx, cancelWait := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelWait()
+	if _, err := b.Wait(waitCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait past its own deadline = %v, want DeadlineExceeded", err)
+	}
+	_, err = b.Wait(testCtx(t))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "git ls-files: no answer after 3s") {
+		t.Fatalf("build blocked on a FIFO = %v, want git ls-files stopped at its deadline", err)
+	}
+	if _, err := os.Stat(filepath.Join(spec.Root, spec.TaskID)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a failed build left its workspace: %v", err)
 	}
 }
