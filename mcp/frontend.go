@@ -38,18 +38,21 @@ type RuntimeSnapshot struct {
 
 // ControllerStats are one controller's reconcile figures.
 type ControllerStats struct {
-	Name           string     `json:"name"`
-	Running        bool       `json:"running"`
-	Workers        int        `json:"workers"`
-	QueueDepth     int        `json:"queueDepth"`
-	Reconciles     uint64     `json:"reconciles"`
-	Errors         uint64     `json:"errors"`
-	TerminalErrors uint64     `json:"terminalErrors"`
-	Panics         uint64     `json:"panics"`
-	Requeues       uint64     `json:"requeues"`
-	Resyncs        uint64     `json:"resyncs"`
-	LastResync     *time.Time `json:"lastResync,omitempty"`
-	LastError      string     `json:"lastError,omitempty"`
+	Name           string `json:"name"`
+	Running        bool   `json:"running"`
+	Workers        int    `json:"workers"`
+	QueueDepth     int    `json:"queueDepth"`
+	Reconciles     uint64 `json:"reconciles"`
+	Errors         uint64 `json:"errors"`
+	TerminalErrors uint64 `json:"terminalErrors"`
+	Panics         uint64 `json:"panics"`
+	Requeues       uint64 `json:"requeues"`
+	Resyncs        uint64 `json:"resyncs"`
+	// OverduePasses are passes running now past their timeout, each holding
+	// a worker: not zero means something does not heed cancellation.
+	OverduePasses int64      `json:"overduePasses"`
+	LastResync    *time.Time `json:"lastResync,omitempty"`
+	LastError     string     `json:"lastError,omitempty"`
 }
 
 // Deps are what the front end works with.

@@ -21,6 +21,10 @@ const (
 	DefaultResyncInterval   = 30 * time.Second
 )
 
+// overdueGrace is how long a pass may run past its timeout, winding down
+// after its context ended, before it is reported as not heeding it.
+const overdueGrace = 5 * time.Second
+
 // requeueJitter spreads RequeueAfter and resync periods by up to 10% so that keys
 // or controllers started together do not keep firing at the same instant.
 const requeueJitter = 0.1
@@ -82,6 +86,8 @@ type Controller struct {
 	log      *zap.Logger
 	duration prometheus.Observer // nil without a Registerer
 	counters counters
+	// overdueGrace: see the constant; tests shorten it.
+	overdueGrace time.Duration
 
 	mu    sync.RWMutex
 	queue *workQueue // nil while not running
@@ -104,6 +110,8 @@ func New(name string, r Reconciler, opts Options) (*Controller, error) {
 		r:    r,
 		opts: opts,
 		log:  opts.Logger.With(zap.String("controller", name)),
+
+		overdueGrace: overdueGrace,
 	}
 	if opts.Registerer != nil {
 		d, err := registerControllerMetrics(opts.Registerer, name, c.Stats)
@@ -288,6 +296,7 @@ func (c *Controller) handle(ctx context.Context, q *workQueue, key string) {
 func (c *Controller) reconcile(ctx context.Context, key string) (res Result, err error) {
 	rctx, cancel := context.WithTimeout(ctx, c.opts.ReconcileTimeout)
 	defer cancel()
+	defer c.watchOverdue(key)()
 	defer func() {
 		if r := recover(); r != nil {
 			c.counters.panics.Add(1)
@@ -295,4 +304,37 @@ func (c *Controller) reconcile(ctx context.Context, key string) (res Result, err
 		}
 	}()
 	return c.r.Reconcile(rctx, Request{Key: key})
+}
+
+// watchOverdue reports a pass of key that outlives its timeout by
+// c.overdueGrace, which only a pass that does not heed its context can: the
+// worker it holds is lost until it returns, so it is logged and counted in
+// Stats.Overdue while it lasts. The returned function ends the watch.
+func (c *Controller) watchOverdue(key string) (done func()) {
+	start := time.Now()
+	var (
+		mu             sync.Mutex
+		overdue, ended bool
+	)
+	timer := time.AfterFunc(c.opts.ReconcileTimeout+c.overdueGrace, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			return
+		}
+		overdue = true
+		c.counters.overdue.Add(1)
+		c.log.Warn("reconcile pass outlived its timeout: it does not heed its context and holds a worker",
+			zap.String("key", key), zap.Duration("timeout", c.opts.ReconcileTimeout))
+	})
+	return func() {
+		timer.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		ended = true
+		if overdue {
+			c.counters.overdue.Add(-1)
+			c.log.Warn("overdue reconcile pass returned", zap.String("key", key), zap.Duration("took", time.Since(start)))
+		}
+	}
 }

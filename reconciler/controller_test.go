@@ -358,3 +358,52 @@ func TestController_ExportsStatsToPrometheus(t *testing.T) {
 		t.Error("a second controller with the same name registered its metrics")
 	}
 }
+
+// A pass that does not heed its context outlives its timeout and holds its
+// worker; it is logged and counted as overdue while it lasts (and exported as
+// a metric), and stops counting when it returns. A pass that returns in time
+// is never counted.
+func TestController_OverduePassIsReportedWhileItLasts(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	release := make(chan struct{})
+	reg := prometheus.NewRegistry()
+	c := newController(t, "overdue", ReconcilerFunc(func(ctx context.Context, req Request) (Result, error) {
+		if req.Key == "stuck" {
+			<-release // ignores ctx, as a blocked call would
+		}
+		return Result{}, nil
+	}), Options{Workers: 2, ReconcileTimeout: 50 * time.Millisecond, Logger: zap.New(core), Registerer: reg})
+	c.overdueGrace = 50 * time.Millisecond
+	startController(t, c)
+
+	c.Enqueue("quick")
+	c.Enqueue("stuck")
+	eventually(t, 5*time.Second, "stuck pass counted overdue", func() bool { return c.Stats().Overdue == 1 })
+	warned := logs.FilterMessage("reconcile pass outlived its timeout: it does not heed its context and holds a worker").All()
+	if len(warned) != 1 || warned[0].ContextMap()["key"] != "stuck" {
+		t.Fatalf("overdue warnings %+v, want one for key stuck", warned)
+	}
+	if got := gaugeValue(t, reg, "claude_parallel_controller_overdue_passes"); got != 1 {
+		t.Fatalf("overdue_passes = %v, want 1", got)
+	}
+	close(release)
+	eventually(t, 5*time.Second, "overdue count back to 0", func() bool { return c.Stats().Overdue == 0 })
+	if n := logs.FilterMessage("overdue reconcile pass returned").Len(); n != 1 {
+		t.Fatalf("%d 'returned' lines, want 1", n)
+	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not exported", name)
+	return 0
+}

@@ -25,6 +25,10 @@ type Stats struct {
 	Panics         uint64 // passes that panicked
 	Requeues       uint64 // passes that asked for RequeueAfter
 	Resyncs        uint64 // successful full listings of live keys
+	// Overdue counts passes running now that have outlived their timeout by
+	// overdueGrace: each holds a worker because it does not heed its context
+	// (a bug, or a call that cannot be interrupted).
+	Overdue int64
 
 	LastResync    time.Time // zero until the first successful resync
 	LastError     string    // the most recent failure, for a human; empty if none yet
@@ -35,6 +39,7 @@ type Stats struct {
 // counters is the mutable side of Stats; workers update it concurrently.
 type counters struct {
 	reconciles, errors, terminal, panics, requeues, resyncs atomic.Uint64
+	overdue                                                 atomic.Int64
 
 	mu           sync.Mutex
 	lastResync   time.Time
@@ -65,6 +70,7 @@ func (c *counters) fill(s *Stats) {
 	s.Panics = c.panics.Load()
 	s.Requeues = c.requeues.Load()
 	s.Resyncs = c.resyncs.Load()
+	s.Overdue = c.overdue.Load()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.LastResync = c.lastResync
@@ -84,7 +90,7 @@ type statsCollector struct {
 	stats func() Stats
 
 	reconciles, errors, terminal, panics, requeues, resyncs *prometheus.Desc
-	depth, running, lastResync                              *prometheus.Desc
+	depth, running, lastResync, overdue                     *prometheus.Desc
 }
 
 func newStatsCollector(name string, stats func() Stats) *statsCollector {
@@ -103,11 +109,12 @@ func newStatsCollector(name string, stats func() Stats) *statsCollector {
 		depth:      desc("queue_depth", "Keys ready to be reconciled."),
 		running:    desc("running", "1 while the controller's workers run (this process leads)."),
 		lastResync: desc("last_resync_timestamp_seconds", "Unix time of the last successful resync."),
+		overdue:    desc("overdue_passes", "Reconcile passes running past their timeout, each holding a worker."),
 	}
 }
 
 func (sc *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{sc.reconciles, sc.errors, sc.terminal, sc.panics, sc.requeues, sc.resyncs, sc.depth, sc.running, sc.lastResync} {
+	for _, d := range []*prometheus.Desc{sc.reconciles, sc.errors, sc.terminal, sc.panics, sc.requeues, sc.resyncs, sc.depth, sc.running, sc.lastResync, sc.overdue} {
 		ch <- d
 	}
 }
@@ -127,6 +134,7 @@ func (sc *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(sc.requeues, s.Requeues)
 	counter(sc.resyncs, s.Resyncs)
 	gauge(sc.depth, float64(s.QueueDepth))
+	gauge(sc.overdue, float64(s.Overdue))
 	running := 0.0
 	if s.Running {
 		running = 1

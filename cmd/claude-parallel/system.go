@@ -170,7 +170,7 @@ func (a systemStatus) RuntimeStatus(context.Context) mcp.RuntimeSnapshot {
 	for _, c := range st.Controllers {
 		cs := mcp.ControllerStats{Name: c.Name, Running: c.Running, Workers: c.Workers, QueueDepth: c.QueueDepth,
 			Reconciles: c.Reconciles, Errors: c.Errors, TerminalErrors: c.TerminalErrors, Panics: c.Panics,
-			Requeues: c.Requeues, Resyncs: c.Resyncs, LastError: c.LastError}
+			Requeues: c.Requeues, Resyncs: c.Resyncs, OverduePasses: c.Overdue, LastError: c.LastError}
 		if !c.LastResync.IsZero() {
 			t := c.LastResync
 			cs.LastResync = &t
