@@ -169,6 +169,8 @@ func TestDocker_TaskLifecycle(t *testing.T) {
 	fail := e.submit(`echo oops >&2; exit 3`)
 	slow := e.submit(`echo sleeping; sleep 30`, func(t *models.Task) { t.Spec.TimeoutSeconds = 2 })
 	cancel := e.submit(`sleep 30`)
+	// A FIFO where git reads its rules: git would block capturing this run.
+	fifo := e.submit(`echo x > new.txt; mkfifo .gitignore`)
 
 	running := e.wait(cancel.ID, 30*time.Second, phaseIs(models.TaskPhaseRunning))
 	e.checkHardened(e.inspect(running.Status.ContainerID), running.Status.WorkspacePath)
@@ -211,6 +213,11 @@ func TestDocker_TaskLifecycle(t *testing.T) {
 	got = e.wait(fail.ID, 30*time.Second, finished)
 	if got.Status.State != models.TaskStateFailed || got.Status.Message != "exited with code 3" || *got.Status.ExitCode != 3 {
 		t.Errorf("failing task: %+v", got.Status)
+	}
+	got = e.wait(fifo.ID, 60*time.Second, finished)
+	if got.Status.State != models.TaskStateFailed || got.Status.Reason != ReasonUncapturable ||
+		!strings.Contains(got.Status.Message, ".gitignore is a named pipe (FIFO)") {
+		t.Errorf("task leaving a FIFO .gitignore: %+v", got.Status)
 	}
 
 	got = e.wait(slow.ID, 30*time.Second, finished)

@@ -59,6 +59,7 @@ const (
 	ReasonWorkspaceMissing = "WorkspaceMissing"
 	ReasonFollowUp         = "FollowUpRequested"
 	ReasonRetrying         = "RetryingAfterError"
+	ReasonUncapturable     = "UncapturableWorkTree"
 )
 
 // retryNoteTimeout bounds the status write that tells of a pass which ran out
@@ -329,6 +330,7 @@ const (
 	captureNone                         // the work tree equals the base
 	captureTooLarge                     // the patch exceeded max_patch_bytes; its commit is kept
 	captureNoWorkdir                    // the workspace was gone
+	captureRefused                      // the work tree cannot be captured (workspace.ErrUncapturable)
 )
 
 // outcomeInput is everything the final phase of a run depends on.
@@ -377,6 +379,8 @@ func runOutcome(in outcomeInput) outcome {
 		return outcome{Phase: models.TaskPhaseSucceeded, Reason: ReasonPatchTooLarge, Message: in.CaptureText}
 	case captureNoWorkdir:
 		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonWorkspaceMissing, Message: in.CaptureText}
+	case captureRefused:
+		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonUncapturable, Message: in.CaptureText}
 	case captureNone:
 		return outcome{Phase: models.TaskPhaseSucceeded, Reason: ReasonNoChanges, Message: "no changes",
 			PendingQuestion: in.Question}

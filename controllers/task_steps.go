@@ -604,6 +604,11 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 	case errors.Is(err, workspace.ErrPatchTooLarge):
 		in.Capture, in.CaptureText = captureTooLarge, err.Error()
 		st.DiffID = ""
+	case errors.Is(err, workspace.ErrUncapturable):
+		// Retrying cannot help: the run fails, saying what to remove; a
+		// revision continues the session on the same workspace.
+		in.Capture, in.CaptureText = captureRefused, err.Error()
+		st.DiffID = ""
 	case err != nil:
 		return fmt.Errorf("capture diff: %w", err)
 	default:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -351,6 +352,23 @@ func TestTaskReconcile_PatchTooLargeSucceedsWithReason(t *testing.T) {
 	got := h.runUntil(task.ID, 10*time.Second, finished)
 	if got.Status.Phase != models.TaskPhaseSucceeded || got.Status.Reason != ReasonPatchTooLarge ||
 		!strings.Contains(got.Status.Message, "limit 64") || got.Status.DiffID != "" {
+		t.Fatalf("status %+v", got.Status)
+	}
+}
+
+// A run that leaves a FIFO where git reads its rules cannot be captured: it
+// fails at once with a reason naming the file, instead of a capture that
+// waits in git until its timeout, again and again.
+func TestTaskReconcile_UncapturableWorkTreeFails(t *testing.T) {
+	h := newHarness(t)
+	task, name := h.running("mkfifo src/.gitignore")
+	if err := syscall.Mkfifo(filepath.Join(workDirOf(h.fe.Spec(name)), "src", ".gitignore"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.fe.Exit(name, 0)
+	got := h.runUntil(task.ID, 20*time.Second, finished)
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != ReasonUncapturable ||
+		!strings.Contains(got.Status.Message, "src/.gitignore is a named pipe (FIFO)") || got.Status.DiffID != "" {
 		t.Fatalf("status %+v", got.Status)
 	}
 }
@@ -786,6 +804,7 @@ func TestRunOutcome(t *testing.T) {
 		{"cancelled wins", outcomeInput{Cancelled: true, CancelReason: "stop", Reason: ReasonTimedOut, ExitCode: 143},
 			outcome{models.TaskPhaseCancelled, ReasonCancelled, "cancelled: stop", ""}},
 		{"workspace gone", outcomeInput{Capture: captureNoWorkdir, CaptureText: "gone"}, outcome{models.TaskPhaseFailed, ReasonWorkspaceMissing, "gone", ""}},
+		{"uncapturable", outcomeInput{Capture: captureRefused, CaptureText: "x is a FIFO"}, outcome{models.TaskPhaseFailed, ReasonUncapturable, "x is a FIFO", ""}},
 		{"daemon restart", outcomeInput{ExitCode: 137, Reason: ReasonDaemonRestart, Message: "restarted", Capture: captureDiff},
 			outcome{models.TaskPhaseFailed, ReasonDaemonRestart, "restarted", ""}},
 	}

@@ -1,6 +1,7 @@
 package workspace
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -192,5 +195,36 @@ func TestCaptureDiff_SymlinkOutOfTheTreeIsRecordedNotFollowed(t *testing.T) {
 	}
 	if out := testGit(t, target, "branch", "--list", "claude-parallel/*"); out != "" {
 		t.Fatalf("branch created: %s", out)
+	}
+}
+
+// An agent can leave a FIFO where git reads its rules (.gitignore,
+// .gitattributes): a capture would block in git for good. It is refused at
+// once, naming the path; other FIFOs are simply not captured, and once the
+// rule file is a file again the capture works.
+func TestCaptureDiff_RefusesARuleFileGitWouldBlockOn(t *testing.T) {
+	ws := prepareWS(t, newSourceRepo(t), true)
+	writeFile(t, filepath.Join(ws.WorkDir, "dir", "new.txt"), "new\n", 0o644)
+	if err := syscall.Mkfifo(filepath.Join(ws.WorkDir, "dir", "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, rule := range []string{"dir/.gitignore", ".gitattributes"} {
+		p := filepath.Join(ws.WorkDir, filepath.FromSlash(rule))
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := CaptureDiff(ctx, ws, CaptureOptions{RunNumber: 1})
+		cancel()
+		if !errors.Is(err, ErrUncapturable) || !strings.Contains(err.Error(), rule+" is a named pipe (FIFO)") {
+			t.Fatalf("capture with a FIFO at %s: %v, want ErrUncapturable naming it", rule, err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := capture(t, ws, 1)
+	if len(d.Files) != 1 || d.Files[0].Path != "dir/new.txt" {
+		t.Fatalf("capture once the FIFOs are gone: %+v, want dir/new.txt only (a FIFO is no content)", d.Files)
 	}
 }

@@ -40,4 +40,8 @@ var (
 	// ErrBaseNotInTarget means branch mode cannot build base + change in the target
 	// because the target lacks the base commit's history.
 	ErrBaseNotInTarget = errors.New("base commit not in target repository")
+	// ErrUncapturable means the work tree holds something git cannot read
+	// without waiting for ever (a FIFO named .gitignore): no capture can
+	// succeed until it is gone.
+	ErrUncapturable = errors.New("work tree cannot be captured")
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -23,6 +24,14 @@ import (
 // a .git into an embedded repository (or fails on one without commits) and would
 // drop the files the agent wrote there.
 func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
+	root, err := os.OpenRoot(work)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := checkRuleFiles(root); err != nil {
+		return err
+	}
 	// read-tree -m keeps the stat data of entries that still match base, so an
 	// unchanged file is not hashed again; without a usable index it is a plain read.
 	if base == "" {
@@ -52,11 +61,6 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 		tracked = append(tracked, p)
 	}
 
-	root, err := os.OpenRoot(work)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
 	present, err := walkUnignored(ctx, g, root, gitlinks)
 	if err != nil {
 		return err
@@ -157,6 +161,51 @@ func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, gitlinks map[st
 		}
 	}
 	return files, nil
+}
+
+// checkRuleFiles refuses a work tree with a .gitignore or .gitattributes that
+// git would open and never finish reading. Git reads them wherever it walks,
+// hashes or compares files (even read-tree -m reads the top .gitattributes),
+// and a FIFO there, which an agent can make without any privilege, blocks it
+// for good. It looks everywhere but in git directories, ignored ones included
+// (a tracked file in an ignored directory is hashed too): one walk of
+// directory entries, small beside the git processes of a capture.
+func checkRuleFiles(root *os.Root) error {
+	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("look for git rule files: %w", err)
+		}
+		if p != "." && isGitName(e.Name()) {
+			if e.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		return checkRuleFile(p, e.Type())
+	})
+}
+
+// checkRuleFile refuses p when it is a git rule file that is not a file, a
+// directory (git skips those) or a symlink (git does not follow those).
+func checkRuleFile(p string, t fs.FileMode) error {
+	switch path.Base(p) {
+	case ".gitignore", ".gitattributes":
+	default:
+		return nil
+	}
+	kind := "special file"
+	switch {
+	case t.IsRegular(), t.IsDir(), t&fs.ModeSymlink != 0:
+		return nil
+	case t&fs.ModeNamedPipe != 0:
+		kind = "named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		kind = "socket"
+	case t&fs.ModeDevice != 0:
+		kind = "device"
+	}
+	return fmt.Errorf("%w: %s is a %s, which git would wait on for ever; remove it (a revision can ask the agent to)",
+		ErrUncapturable, p, kind)
 }
 
 // checkIgnore returns the subset of paths that git ignores. Paths the index tracks
