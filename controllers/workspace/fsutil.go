@@ -90,8 +90,10 @@ func copyEntry(src, dst *os.Root, rel string) (bool, error) {
 
 func copyRegular(src, dst *os.Root, rel string, perm fs.FileMode) (err error) {
 	// O_NOFOLLOW: if the entry became a symlink since lstat, fail rather than read
-	// whatever it points at.
-	in, err := src.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// whatever it points at. O_NONBLOCK: if it became a FIFO, the open returns
+	// (and the check below refuses it) instead of waiting for a writer for ever;
+	// it changes nothing for a regular file.
+	in, err := src.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
