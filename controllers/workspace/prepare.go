@@ -470,7 +470,7 @@ func handOver(ws *Workspace, spec PrepareSpec) (bool, error) {
 // copyExcludes carries the source's info/exclude over, so files the user ignores
 // that way are ignored by captures too.
 func copyExcludes(src repoInfo, gitDir string) error {
-	f, err := os.OpenFile(filepath.Join(src.commonDir, "info", "exclude"), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(filepath.Join(src.commonDir, "info", "exclude"), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0) // a FIFO: skipped below, not waited on
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
 		return nil // none, or a symlink we do not follow
 	}
