@@ -1,6 +1,8 @@
 package workspace
 
 import (
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,5 +41,51 @@ func TestCopyRegular_RefusesAFIFOWithoutWaiting(t *testing.T) {
 			f.Close()
 		}
 		t.Fatal("copying a FIFO waited for a writer")
+	}
+}
+
+// readDir lists what os.ReadDir lists, with the same types, through a root.
+func TestReadDir_MatchesOSReadDir(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "sub", "file"), "x", 0o644)
+	writeFile(t, filepath.Join(dir, "sub", "exec"), "x", 0o755)
+	if err := os.Symlink("file", filepath.Join(dir, "sub", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "sub", "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub", "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "sub", "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	got, err := readDir(root, "sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadDir(filepath.Join(dir, "sub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := func(es []fs.DirEntry) map[string]fs.FileMode {
+		m := map[string]fs.FileMode{}
+		for _, e := range es {
+			m[e.Name()] = e.Type()
+		}
+		return m
+	}
+	if g, w := types(got), types(want); !maps.Equal(g, w) || len(g) != 6 {
+		t.Fatalf("readDir = %v, want %v", g, w)
+	}
+	// A symlink out of the root is not followed.
+	if _, err := readDir(root, "sub/out"); err == nil {
+		t.Fatal("readDir followed a symlink out of its root")
 	}
 }

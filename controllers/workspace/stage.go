@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // stageWorkTree makes the index named by g's GIT_INDEX_FILE describe work exactly as
@@ -110,14 +111,9 @@ func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, gitlinks map[st
 	for len(level) > 0 {
 		var cands []candidate
 		for _, dir := range level {
-			f, err := root.Open(dir)
+			entries, err := readDir(root, dir)
 			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", dir, err)
-			}
-			entries, err := f.ReadDir(-1)
-			f.Close()
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", dir, err)
+				return nil, err
 			}
 			for _, e := range entries {
 				if isGitName(e.Name()) {
@@ -171,18 +167,34 @@ func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, gitlinks map[st
 // (a tracked file in an ignored directory is hashed too): one walk of
 // directory entries, small beside the git processes of a capture.
 func checkRuleFiles(root *os.Root) error {
-	return fs.WalkDir(root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+	// Directory entries carry their type, so nothing is stat'ed; the order of
+	// the walk does not matter, so nothing is sorted either.
+	dirs := []string{"."}
+	for len(dirs) > 0 {
+		dir := dirs[len(dirs)-1]
+		dirs = dirs[:len(dirs)-1]
+		entries, err := readDir(root, dir)
 		if err != nil {
 			return fmt.Errorf("look for git rule files: %w", err)
 		}
-		if p != "." && isGitName(e.Name()) {
-			if e.IsDir() {
-				return fs.SkipDir
+		for _, e := range entries {
+			if isGitName(e.Name()) {
+				continue // git looks neither at nor into anything named like its directory
 			}
-			return nil
+			p := e.Name()
+			if dir != "." {
+				p = dir + "/" + p
+			}
+			if e.IsDir() {
+				dirs = append(dirs, p)
+				continue
+			}
+			if err := checkRuleFile(p, e.Type()); err != nil {
+				return err
+			}
 		}
-		return checkRuleFile(p, e.Type())
-	})
+	}
+	return nil
 }
 
 // checkRuleFile refuses p when it is a git rule file that is not a file, a
@@ -206,6 +218,32 @@ func checkRuleFile(p string, t fs.FileMode) error {
 	}
 	return fmt.Errorf("%w: %s is a %s, which git would wait on for ever; remove it (a revision can ask the agent to)",
 		ErrUncapturable, p, kind)
+}
+
+// readDir lists dir, opened through root (so no symlink on the way is
+// followed), with each entry's type as the directory reports it. Listing the
+// *os.File that root.Open returns costs a stat per entry (Go 1.26): 380 ms
+// instead of 50 ms for 100,000 files, more than the git processes of a
+// capture. So the listing reads a plain File on a duplicate of the same
+// descriptor, named by the directory's path so that an entry whose type the
+// file system does not report is stat'ed in the right place.
+func readDir(root *os.Root, dir string) ([]fs.DirEntry, error) {
+	f, err := root.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	fd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	plain := os.NewFile(uintptr(fd), filepath.Join(root.Name(), filepath.FromSlash(dir)))
+	defer plain.Close()
+	entries, err := plain.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	return entries, nil
 }
 
 // checkIgnore returns the subset of paths that git ignores. Paths the index tracks
