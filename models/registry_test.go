@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gorm.io/gorm"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,34 @@ func TestEvents_RecordListPrune(t *testing.T) {
 	n, err = s.DeleteEventsBefore(ctx, cutoff, 0)
 	if err != nil || n != 1 {
 		t.Fatalf("pruned %d (err %v), want the 1 left before the cutoff", n, err)
+	}
+}
+
+// A writer whose context ends during its own write (a log follower stopped
+// with its container) is still this store's writer: its rollback is not taken
+// for someone else's write.
+func TestDataVersion_OwnWriteWithItsContextEndingIsNotNews(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	task := mustCreateTask(t, s, newTask("p"))
+	v0, err := s.DataVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	err = s.write(wctx, func(tx *gorm.DB) error {
+		defer cancel()
+		return recordEventTx(tx, s.now(), EventKindTask, task.ID, "Note", "context ends in the transaction")
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("write whose context ended in its transaction: %v, want context.Canceled", err)
+	}
+	v, err := s.DataVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != v0 {
+		t.Fatalf("the store took its own write for another's (%d -> %d)", v0, v)
 	}
 }
 

@@ -331,11 +331,16 @@ func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
 	if s.versionConn == nil {
 		return tx()
 	}
-	before := s.lookAtVersion(ctx, false)
+	// The looks ignore the caller's cancellation: a look that fails leaves
+	// the version unknown, which the next look counts as someone else's
+	// write, so a writer whose context ended just after its commit (a log
+	// follower stopping with its container) would set off a full resync.
+	look := context.WithoutCancel(ctx)
+	before := s.lookAtVersion(look, false)
 	err := tx()
 	if before == nil {
 		// A failed look leaves the version unknown: the next one counts.
-		_ = s.lookAtVersion(ctx, true)
+		_ = s.lookAtVersion(look, true)
 	}
 	return err
 }
