@@ -151,7 +151,7 @@ func TestTaskReconcile_BlockedSnapshotIsRetriedAndSaysWhy(t *testing.T) {
 		t.Fatalf("after the first pass: %+v, want Preparing", got.Status)
 	}
 	var st models.TaskStatus
-	for range 3 {
+	for range 4 {
 		pass()
 		st = h.task(task.ID).Status
 		if strings.Contains(st.Message, "git ls-files: no answer after") {

@@ -156,9 +156,23 @@ func (b *Building) Wait(ctx context.Context) (*Workspace, error) {
 	case <-b.done:
 		return b.ws, b.err
 	case <-ctx.Done():
+	}
+	// The build often runs on a context that ends with this one (Prepare):
+	// give it a moment to stop and say why, which names the git command
+	// that hung, rather than only that the wait ended.
+	t := time.NewTimer(waitGrace)
+	defer t.Stop()
+	select {
+	case <-b.done:
+		return b.ws, b.err
+	case <-t.C:
 		return nil, fmt.Errorf("wait for workspace %s: %w", b.layout.TaskID, context.Cause(ctx))
 	}
 }
+
+// waitGrace is how long Wait waits, once its context ended, for the build
+// to report its own end: a killed git process is reaped within milliseconds.
+const waitGrace = 3 * time.Second
 
 // Begin starts preparing the workspace of a task and returns once everything that
 // depends on the caller's input is checked — the task id, the work folder is a git

@@ -3,6 +3,7 @@ package workspace
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -423,30 +424,43 @@ func TestPrepare_IgnoresTheSourcesExcludesFile(t *testing.T) {
 
 // A FIFO where git reads an ignore file blocks git for good. The build ends at
 // its context's deadline with an error that names the git command and how long
-// it ran, and a waiter is released at its own deadline, before the build's.
+// it ran; a waiter whose own deadline comes first is released (after a grace
+// for the build to report) while the build goes on; and Prepare, whose build
+// and wait share one deadline, reports the git command rather than the wait.
 func TestBegin_BlockedGitEndsAtDeadlines(t *testing.T) {
 	src := newSourceRepo(t)
 	if err := syscall.Mkfifo(filepath.Join(src, "dir", ".gitignore"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	buildCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	const buildTimeout = 6 * time.Second
+	buildCtx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	spec := PrepareSpec{TaskID: nextTaskID(), WorkFolder: src, IncludeUncommitted: true,
 		Root: filepath.Join(t.TempDir(), "workspaces"), UID: -1, GID: -1}
+	began := time.Now()
 	b, err := Begin(buildCtx, spec)
 	if err != nil {
 		t.Fatalf("Begin reads no ignore file, yet: %v", err)
 	}
 	waitCtx, cancelWait := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancelWait()
-	if _, err := b.Wait(waitCtx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait past its own deadline = %v, want DeadlineExceeded", err)
+	_, err = b.Wait(waitCtx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "wait for workspace") ||
+		time.Since(began) >= buildTimeout {
+		t.Fatalf("Wait past its own deadline = %v after %v, want released before the build's deadline", err, time.Since(began))
 	}
 	_, err = b.Wait(testCtx(t))
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "git ls-files: no answer after 3s") {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "git ls-files: no answer after 6s") {
 		t.Fatalf("build blocked on a FIFO = %v, want git ls-files stopped at its deadline", err)
 	}
 	if _, err := os.Stat(filepath.Join(spec.Root, spec.TaskID)); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a failed build left its workspace: %v", err)
+	}
+
+	ctx, cancelPrepare := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelPrepare()
+	spec.TaskID = nextTaskID()
+	if _, err := Prepare(ctx, spec); !strings.Contains(fmt.Sprint(err), "git ls-files: no answer after 2s") {
+		t.Fatalf("Prepare blocked on a FIFO = %v, want the git command named", err)
 	}
 }
