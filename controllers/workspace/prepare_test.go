@@ -450,7 +450,7 @@ func TestBegin_BlockedGitEndsAtDeadlines(t *testing.T) {
 		t.Fatalf("Wait past its own deadline = %v after %v, want released before the build's deadline", err, time.Since(began))
 	}
 	_, err = b.Wait(testCtx(t))
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "git ls-files: no answer after 6s") {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "git ls-files: no answer after ") {
 		t.Fatalf("build blocked on a FIFO = %v, want git ls-files stopped at its deadline", err)
 	}
 	if _, err := os.Stat(filepath.Join(spec.Root, spec.TaskID)); !errors.Is(err, fs.ErrNotExist) {
@@ -460,7 +460,7 @@ func TestBegin_BlockedGitEndsAtDeadlines(t *testing.T) {
 	ctx, cancelPrepare := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancelPrepare()
 	spec.TaskID = nextTaskID()
-	if _, err := Prepare(ctx, spec); !strings.Contains(fmt.Sprint(err), "git ls-files: no answer after 2s") {
+	if _, err := Prepare(ctx, spec); !strings.Contains(fmt.Sprint(err), "git ls-files: no answer after ") {
 		t.Fatalf("Prepare blocked on a FIFO = %v, want the git command named", err)
 	}
 }
