@@ -177,21 +177,10 @@ func TestUpdateDiffStatus_TimelineCommitsWithTheStatus(t *testing.T) {
 	if err := s.UpdateDiffStatus(ctx, &stale, TimelineEntry{Reason: "Rejected", Message: "from a stale read"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale write: %v, want ErrConflict", err)
 	}
-	reasons := func(kind, id string) []string {
-		events, err := s.ListEvents(ctx, kind, id, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, e := range events {
-			out = append(out, e.Reason)
-		}
-		return out
-	}
-	if got := reasons(EventKindDiff, d.ID); !slices.Equal(got, []string{"Applied"}) {
+	if got := eventReasons(t, s, EventKindDiff, d.ID); !slices.Equal(got, []string{"Applied"}) {
 		t.Fatalf("diff events %v, want [Applied]", got)
 	}
-	if got := reasons(EventKindTask, task.ID); !slices.Contains(got, "DiffApplied") || slices.Contains(got, "Rejected") {
+	if got := eventReasons(t, s, EventKindTask, task.ID); !slices.Contains(got, "DiffApplied") || slices.Contains(got, "Rejected") {
 		t.Fatalf("task events %v, want DiffApplied on the task's timeline", got)
 	}
 }

@@ -60,15 +60,7 @@ func TestLease_AcquireRenewExpireRelease(t *testing.T) {
 	holderIs("", false)
 	try("a", true)
 
-	events, err := s.ListEvents(ctx, EventKindLease, "leader", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, e := range events {
-		reasons = append(reasons, e.Reason)
-	}
-	if got, want := strings.Join(reasons, ","), "LeaseAcquired,LeaseTakenOver,LeaseReleased,LeaseAcquired"; got != want {
+	if got, want := strings.Join(eventReasons(t, s, EventKindLease, "leader"), ","), "LeaseAcquired,LeaseTakenOver,LeaseReleased,LeaseAcquired"; got != want {
 		t.Fatalf("lease events = %s, want %s", got, want)
 	}
 

@@ -97,3 +97,17 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) Now() time.Time          { return c.t }
 func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// eventReasons returns the reasons of an object's events, oldest first.
+func eventReasons(t testing.TB, s *Store, kind, id string) []string {
+	t.Helper()
+	events, err := s.ListEvents(context.Background(), kind, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range events {
+		reasons = append(reasons, e.Reason)
+	}
+	return reasons
+}

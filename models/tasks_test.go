@@ -502,14 +502,7 @@ func TestUpdateTaskStatus_TimelineCommitsWithTheStatus(t *testing.T) {
 	if err := s.UpdateTaskStatus(ctx, &stale, TimelineEntry{Reason: "Failed", Message: "from a stale read"}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale write: %v, want ErrConflict", err)
 	}
-	events, err := s.ListEvents(ctx, EventKindTask, task.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, e := range events {
-		reasons = append(reasons, e.Reason)
-	}
+	reasons := eventReasons(t, s, EventKindTask, task.ID)
 	if !slices.Equal(reasons, []string{"Preparing", "Note"}) {
 		t.Fatalf("events %v, want the two written with the status and none from the refused write", reasons)
 	}
