@@ -456,22 +456,21 @@ func awaitingDecision(ctx context.Context, store *models.Store) ([]awaitingDiff,
 	}
 	out := make([]awaitingDiff, len(diffs))
 	for i := range diffs {
-		target := diffs[i].Spec.TargetWorkspace
-		if t := tasks[diffs[i].TaskID]; target == "" && t != nil {
-			target = t.Spec.WorkFolder
-		}
-		out[i] = awaitingDiff{diff: &diffs[i], target: target}
+		out[i] = awaitingDiff{diff: &diffs[i], target: diffTarget(&diffs[i], tasks[diffs[i].TaskID])}
 	}
 	return out, nil
 }
 
-// targetOf is where the diff goes: its spec's target, else the task's own
-// work folder.
-func (r *diffReconciler) targetOf(sc *diffScope) string {
-	if t := sc.diff.Spec.TargetWorkspace; t != "" {
+// targetOf is where the diff goes (see diffTarget).
+func (r *diffReconciler) targetOf(sc *diffScope) string { return diffTarget(sc.diff, sc.task) }
+
+// diffTarget is where d goes: its spec's target, else its task's own work
+// folder ("" when the task is gone).
+func diffTarget(d *models.Diff, task *models.Task) string {
+	if t := d.Spec.TargetWorkspace; t != "" || task == nil {
 		return t
 	}
-	return sc.task.Spec.WorkFolder
+	return task.Spec.WorkFolder
 }
 
 // targetKey names the repository an apply in mode writes, for targetLocks
