@@ -153,8 +153,8 @@ func (r *retention) deleteTask(ctx context.Context, listed *models.Task, cutoff 
 	if err != nil {
 		return false, err
 	}
-	if busy, err := r.taskBusy(ctx, t, cutoff); busy || err != nil {
-		return false, err
+	if taskBusy(t, cutoff) {
+		return false, nil
 	}
 	// Rows first, and only if nothing was accepted for the task since it was
 	// read: a revision, an answer or an apply that a front end accepted a
@@ -216,23 +216,11 @@ func (r *retention) sweepOrphanFiles(ctx context.Context, _ time.Time, n *retent
 }
 
 // taskBusy reports whether a task listed for deletion must be kept: it is no
-// longer finished and old, a spec change awaits the task controller, or one
-// of its diffs has an apply in flight or an intent not yet observed.
-func (r *retention) taskBusy(ctx context.Context, t *models.Task, cutoff time.Time) (bool, error) {
-	if !t.Status.Finished || t.Status.EndTime == nil || !t.Status.EndTime.Before(cutoff) ||
-		t.Generation != t.Status.ObservedGeneration {
-		return true, nil
-	}
-	diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
-	if err != nil {
-		return false, fmt.Errorf("list diffs of task %s: %w", t.ID, err)
-	}
-	for _, d := range diffs {
-		if d.Status.Phase == models.DiffPhaseApplying || d.Generation != d.Status.ObservedGeneration {
-			return true, nil
-		}
-	}
-	return false, nil
+// longer finished and old, or a spec change awaits the task controller. (Its
+// diffs are checked by DeleteSettledTask, in the deleting transaction.)
+func taskBusy(t *models.Task, cutoff time.Time) bool {
+	return !t.Status.Finished || t.Status.EndTime == nil || !t.Status.EndTime.Before(cutoff) ||
+		t.Generation != t.Status.ObservedGeneration
 }
 
 // removeTaskFiles removes a task's log folder and workspace. Paths are built

@@ -141,6 +141,9 @@ func TestRetention_RemovesExactlyWhatIsOlderThanTheAge(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Kept: finished long ago, but its diff is being applied.
+	applying := e.seedTask(now.Add(-20*dtDay), now.Add(-10*dtDay))
+	applyingDiff := e.seedDiff(applying, 1, now.Add(-10*dtDay), models.DiffPhaseApplying)
 	// A recent event about an old task goes with the task; an old event about
 	// a kept task goes by age; a recent one about a kept task stays.
 	if err := e.store.RecordEvent(e.ctx, models.EventKindTask, old[0].id, "Recent", "recent"); err != nil {
@@ -177,7 +180,7 @@ func TestRetention_RemovesExactlyWhatIsOlderThanTheAge(t *testing.T) {
 		}
 	}
 
-	for _, st := range []*dtSeededTask{recent, running, revised} {
+	for _, st := range []*dtSeededTask{recent, running, revised, applying} {
 		if _, err := e.store.GetTask(e.ctx, st.id); err != nil {
 			t.Errorf("kept task %s: %v", st.id, err)
 		}
@@ -188,7 +191,7 @@ func TestRetention_RemovesExactlyWhatIsOlderThanTheAge(t *testing.T) {
 			t.Errorf("execution logs of kept task %s: %v %v, want one", st.id, logs, err)
 		}
 	}
-	for _, id := range []string{recentDiff, pendingOld} {
+	for _, id := range []string{recentDiff, pendingOld, applyingDiff} {
 		if _, err := e.store.GetDiff(e.ctx, id); err != nil {
 			t.Errorf("kept diff %s: %v", id, err)
 		}
