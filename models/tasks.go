@@ -304,7 +304,7 @@ func (s *Store) CountLiveTasksByPhase(ctx context.Context) (map[TaskPhase]int64,
 
 // ListFinishedTasksBefore returns up to limit finished tasks whose EndTime is
 // before t, oldest first, leaving out those with a spec change still to be
-// acted on. Retention deletes them (DeleteTask) with their workspaces.
+// acted on. Retention deletes them (DeleteSettledTask) with their workspaces.
 func (s *Store) ListFinishedTasksBefore(ctx context.Context, t time.Time, limit int) ([]Task, error) {
 	out, err := readAll[Task](ctx, s, func(db *gorm.DB) *gorm.DB { return finishedBeforeQuery(db, t, limit) })
 	if err != nil {
@@ -326,23 +326,14 @@ func finishedBeforeQuery(db *gorm.DB, t time.Time, limit int) *gorm.DB {
 	return q
 }
 
-// DeleteTask deletes a task with everything recorded about it: its diffs,
-// execution log rows, container rows and events (its own, its diffs' and its
-// containers'). Files on disk are the caller's business. ErrNotFound if absent.
-func (s *Store) DeleteTask(ctx context.Context, id string) error {
-	err := s.write(ctx, func(tx *gorm.DB) error { return deleteTaskTx(tx, id) })
-	if err != nil {
-		return fmt.Errorf("delete task %s: %w", id, err)
-	}
-	return nil
-}
-
-// DeleteSettledTask is DeleteTask for retention: in the same transaction it
-// checks that the task is as t was read (same resource version: no revision,
-// answer or cancel arrived since) and that none of its diffs has a decision
-// not yet carried out or an apply in flight, and returns ErrConflict
-// otherwise, deleting nothing. What a front end accepted is never deleted
-// under it.
+// DeleteSettledTask deletes a task with everything recorded about it: its
+// diffs, execution log rows, container rows and events (its own, its diffs'
+// and its containers'). Files on disk are the caller's business. ErrNotFound
+// if absent. It is retention's delete: in the same transaction it checks that
+// the task is as t was read (same resource version: no revision, answer or
+// cancel arrived since) and that none of its diffs has a decision not yet
+// carried out or an apply in flight, and returns ErrConflict otherwise,
+// deleting nothing. What a front end accepted is never deleted under it.
 func (s *Store) DeleteSettledTask(ctx context.Context, t *Task) error {
 	err := s.write(ctx, func(tx *gorm.DB) error {
 		var cur Task

@@ -382,7 +382,7 @@ func TestListFinishedTasksBefore_OnlyOldSettledTasks(t *testing.T) {
 	}
 }
 
-func TestDeleteTask_RemovesEverythingAboutIt(t *testing.T) {
+func TestDeleteSettledTask_RemovesEverythingAboutIt(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 	task := mustCreateTask(t, s, newTask("p"))
@@ -405,7 +405,9 @@ func TestDeleteTask_RemovesEverythingAboutIt(t *testing.T) {
 	must(s.RecordEvent(ctx, EventKindContainer, name, "Started", "started"))
 	must(s.RecordEvent(ctx, EventKindTask, other.ID, "Created", "created"))
 
-	must(s.DeleteTask(ctx, task.ID))
+	diff.Status.ObservedGeneration = diff.Generation // settled: no decision in flight
+	must(s.UpdateDiffStatus(ctx, diff))
+	must(s.DeleteSettledTask(ctx, task))
 	if _, err := s.GetTask(ctx, task.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("task still there: %v", err)
 	}
@@ -422,7 +424,7 @@ func TestDeleteTask_RemovesEverythingAboutIt(t *testing.T) {
 	if len(events) != 1 || events[0].ObjectID != other.ID {
 		t.Fatalf("events left: %+v, want only the other task's", events)
 	}
-	if err := s.DeleteTask(ctx, task.ID); !errors.Is(err, ErrNotFound) {
+	if err := s.DeleteSettledTask(ctx, task); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: err = %v, want ErrNotFound", err)
 	}
 }
