@@ -381,7 +381,7 @@ func (r *diffReconciler) removeRunContainer(ctx context.Context, sc *diffScope) 
 // apply (branch mode and three-way merges read the workspace).
 func (r *diffReconciler) workspaceDisposable(ctx context.Context, sc *diffScope) (bool, error) {
 	t, d := sc.task, sc.diff
-	if !t.Status.Finished || t.Spec.DesiredRuns > t.Status.RunNumber || d.RunNumber < t.Status.RunNumber {
+	if !t.Finished() || d.RunNumber < t.Status.RunNumber {
 		return false, nil
 	}
 	others, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})

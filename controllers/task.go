@@ -17,10 +17,11 @@ import (
 //
 //	Pending → Preparing → Running → Collecting → Succeeded | Failed | TimedOut | Cancelled
 //
-// and, when a revision or an answer asks for another run of a succeeded task,
-// back to Pending for that run. Each pass reads the task and the world, runs
-// the steps of the task's phase (task_steps.go), and writes the status once,
-// in a deferred block, only if it changed. Every step is idempotent and its
+// and, when a revision or an answer asks for another run of a task whose run
+// ended (models.Task.WantsFollowUp), back to Pending for that run. Each pass
+// reads the task and the world, runs the steps of the task's phase
+// (task_steps.go), and writes the status once, in a deferred block, only if
+// it changed. Every step is idempotent and its
 // side effects live where a restarted controller finds them again — the
 // workspace marker on disk, the container's deterministic name and labels in
 // Docker, the diff row keyed by task and run — so a crash between any two
@@ -132,7 +133,7 @@ func (r *taskReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 	if err != nil {
 		return res, fmt.Errorf("reconcile task %s: %w", req.Key, err)
 	}
-	if taskSettled(task) {
+	if task.Settled() {
 		return res, nil
 	}
 
@@ -226,7 +227,7 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 			zap.String("reason", t.Status.Reason), zap.String("message", t.Status.Message))
 		// Carry on with the next phase at once instead of waiting for a
 		// resync; the queue runs it after this pass returns.
-		if !taskSettled(t) {
+		if !t.Settled() {
 			s.taskCtl.Enqueue(t.ID)
 		}
 		if holdsSlot(from) && !holdsSlot(to) || to.Terminal() {
@@ -271,20 +272,6 @@ func holdsSlot(p models.TaskPhase) bool {
 	return p == models.TaskPhasePreparing || p == models.TaskPhaseRunning
 }
 
-// wantsFollowUp reports whether a finished task must start another run: a
-// revision or an answer asked for one after a run that succeeded.
-func wantsFollowUp(t *models.Task) bool {
-	return t.Status.Phase == models.TaskPhaseSucceeded &&
-		t.Spec.DesiredRuns > t.Status.RunNumber &&
-		t.Spec.DesiredState != models.TaskDesiredCancel
-}
-
-// taskSettled reports whether a task needs no pass at all: finished, its
-// current spec observed, and no further run asked for.
-func taskSettled(t *models.Task) bool {
-	return t.Status.Finished && t.Generation == t.Status.ObservedGeneration && !wantsFollowUp(t)
-}
-
 // observesGeneration reports whether a successful pass may record the task's
 // generation as observed. While a requested run has not been started it may
 // not: the unobserved generation is what keeps a finished task in the live
@@ -294,9 +281,9 @@ func observesGeneration(t *models.Task) bool {
 	if t.Spec.DesiredRuns <= t.Status.RunNumber || t.Spec.DesiredState == models.TaskDesiredCancel {
 		return true
 	}
-	// A finished run that cannot be followed up (it did not succeed) voids
+	// A run that ended and cannot be followed up (none ever started) voids
 	// the request; record it as seen.
-	return t.Status.Finished && t.Status.Phase != models.TaskPhaseSucceeded
+	return t.Status.Finished && !t.WantsFollowUp()
 }
 
 // nextRunNumber is the number of the run a pending task starts when admitted:

@@ -30,12 +30,13 @@ func (sc *taskScope) fail(reason, message string) {
 }
 
 // reconcileFollowUp starts the run a revision or an answer asked for after a
-// successful run. It owns the move from Succeeded back to Pending and clears
+// run that ended, succeeded or not (models.Task.WantsFollowUp). It owns the
+// move from the finished phase back to Pending and clears
 // the finished run's per-run fields; the session id, the workspace and the
 // diff id stay, since the next run continues them.
 func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) error {
 	t := sc.task
-	if !wantsFollowUp(t) {
+	if !t.WantsFollowUp() {
 		return nil
 	}
 	kind := string(t.Spec.FollowUpKind)

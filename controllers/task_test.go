@@ -705,6 +705,68 @@ func TestTaskReconcile_RevisionRunsOnSameWorkspaceAndSupersedesDiff(t *testing.T
 	}
 }
 
+// A run that fails after changing files keeps its diff; a revision asked on
+// that diff must run (issue: the controller used to follow up succeeded runs
+// only, so the revision was void and the task stayed Failed on run 1).
+func TestTaskReconcile_RevisionOfFailedRunRuns(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		end   func(h *harness, id, name string)
+		phase models.TaskPhase
+	}{
+		{"exit code", func(h *harness, _, name string) { h.fe.Exit(name, 2) }, models.TaskPhaseFailed},
+		{"timed out", func(h *harness, id, _ string) {
+			// The run started long ago: the next pass stops it at its deadline.
+			cur := h.task(id)
+			past := time.Now().Add(-2 * time.Minute).UTC()
+			cur.Status.RunStartedAt = &past
+			if err := h.store.UpdateTaskStatus(h.ctx, cur); err != nil {
+				h.t.Fatal(err)
+			}
+		}, models.TaskPhaseTimedOut},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			task, name := h.running("first", func(t *models.Task) { t.Spec.TimeoutSeconds = 60 })
+			work := workDirOf(h.fe.Spec(name))
+			if err := os.WriteFile(filepath.Join(work, "partial.txt"), []byte("half done\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c.end(h, task.ID, name)
+			first := h.runUntil(task.ID, 10*time.Second, finished)
+			if first.Status.Phase != c.phase || first.Status.DiffID == "" {
+				t.Fatalf("first run: %+v, want %s with a diff", first.Status, c.phase)
+			}
+			if _, err := h.store.UpdateTaskSpec(h.ctx, task.ID, func(t *models.Task) error {
+				t.Spec.DesiredRuns, t.Spec.FollowUp, t.Spec.FollowUpKind = 2, "echo fixed", models.FollowUpRevision
+				t.Spec.RevisionOfDiff = first.Status.DiffID
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			got := h.stepTwice(task.ID)
+			if got.Status.Phase != models.TaskPhasePending || got.Status.Reason != ReasonFollowUp || got.Status.ExitCode != nil {
+				t.Fatalf("after the revision request: %+v, want Pending (%s)", got.Status, ReasonFollowUp)
+			}
+			h.stepTwice(task.ID)
+			got = h.stepTwice(task.ID)
+			name2 := engine.ContainerName(task.ID, 2)
+			if got.Status.Phase != models.TaskPhaseRunning || got.Status.RunNumber != 2 ||
+				!reflect.DeepEqual(h.fe.Spec(name2).Cmd, []string{"sh", "-c", "echo fixed"}) {
+				t.Fatalf("run 2: %+v", got.Status)
+			}
+			h.fe.Exit(name2, 0)
+			second := h.runUntil(task.ID, 10*time.Second, finished)
+			if second.Status.Phase != models.TaskPhaseSucceeded || second.Status.RunNumber != 2 {
+				t.Fatalf("run 2 ended: %+v", second.Status)
+			}
+			if old, _ := h.store.GetDiff(h.ctx, first.Status.DiffID); old.Status.Phase != models.DiffPhaseSuperseded {
+				t.Errorf("the failed run's diff is %s, want Superseded by run 2's", old.Status.Phase)
+			}
+		})
+	}
+}
+
 func TestTaskReconcile_RevisionRequestedDuringRunIsNotLost(t *testing.T) {
 	h := newHarness(t)
 	task, name := h.running("first")
@@ -838,15 +900,17 @@ func TestGenerationBookkeeping(t *testing.T) {
 		{"succeeded, revision asked", mk(models.TaskPhaseSucceeded, 1, 2, false), true, false, false, 2},
 		{"succeeded, two revisions asked", mk(models.TaskPhaseSucceeded, 1, 3, false), true, false, false, 3},
 		{"succeeded, done", mk(models.TaskPhaseSucceeded, 2, 2, false), false, true, true, 3},
-		{"failed, revision void", mk(models.TaskPhaseFailed, 1, 2, false), false, true, true, 2},
+		{"failed, revision asked", mk(models.TaskPhaseFailed, 1, 2, false), true, false, false, 2},
+		{"timed out, revision asked", mk(models.TaskPhaseTimedOut, 1, 2, false), true, false, false, 2},
+		{"dependency failed before the first run", mk(models.TaskPhaseFailed, 0, 1, false), false, true, true, 1},
 		{"cancelled", mk(models.TaskPhaseSucceeded, 1, 2, true), false, true, true, 2},
 	}
 	for _, c := range cases {
-		if got := wantsFollowUp(c.t); got != c.follow {
-			t.Errorf("%s: wantsFollowUp = %v", c.name, got)
+		if got := c.t.WantsFollowUp(); got != c.follow {
+			t.Errorf("%s: WantsFollowUp = %v", c.name, got)
 		}
-		if got := taskSettled(c.t); got != c.settled {
-			t.Errorf("%s: taskSettled = %v", c.name, got)
+		if got := c.t.Settled(); got != c.settled {
+			t.Errorf("%s: Settled = %v", c.name, got)
 		}
 		if got := observesGeneration(c.t); got != c.observe {
 			t.Errorf("%s: observesGeneration = %v", c.name, got)

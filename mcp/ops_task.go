@@ -165,7 +165,7 @@ func (f *Frontend) CancelTask(ctx context.Context, req *CancelRequest) (*CancelR
 	}
 	res := &CancelResult{TaskID: t.ID}
 	switch {
-	case taskFinished(t) && t.Spec.DesiredState != models.TaskDesiredCancel:
+	case t.Finished() && t.Spec.DesiredState != models.TaskDesiredCancel:
 		res.Message = fmt.Sprintf("task already finished with status %s; nothing to cancel", t.Status.State)
 	case t.Spec.DesiredState == models.TaskDesiredCancel:
 		res.CancelRequested = true
@@ -222,15 +222,19 @@ func (f *Frontend) requestRun(ctx context.Context, taskID string, fu followUp) (
 }
 
 // readyForFollowUp explains why a task cannot take another run now, or
-// returns nil. arg names the argument the caller identified it by.
+// returns nil. The rule is models.Task.FollowUpBlock, the one the task
+// controller follows; arg names the argument the caller identified it by.
 func readyForFollowUp(t *models.Task, arg string) *InputError {
-	switch {
-	case t.Spec.DesiredState == models.TaskDesiredCancel:
+	switch t.FollowUpBlock() {
+	case models.FollowUpCancelled:
 		return &InputError{Arg: arg, Problem: fmt.Sprintf("task %s was cancelled", t.ID), Accepted: "a task that was not cancelled; start a new one with task_worker"}
-	case !t.Status.Phase.Terminal():
+	case models.FollowUpRunning:
 		return &InputError{Arg: arg, Problem: fmt.Sprintf("task %s is still %s", t.ID, t.Status.State),
 			Accepted: "a task whose run has finished; wait for it with wait_for_tasks"}
-	case t.Spec.DesiredRuns > t.Status.RunNumber:
+	case models.FollowUpNeverRan:
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("task %s ended before any run started (%s)", t.ID, firstNonEmpty(t.Status.Message, t.Status.Reason, string(t.Status.State))),
+			Accepted: "a task that ran; start a new one with task_worker"}
+	case models.FollowUpRequested:
 		return &InputError{Arg: arg, Problem: fmt.Sprintf("task %s already has run %d requested and not finished", t.ID, t.Spec.DesiredRuns),
 			Accepted: "a task whose last run has finished; wait for it with wait_for_tasks"}
 	}

@@ -635,3 +635,60 @@ func (e *testEnv) setDiff(id string, desired models.DiffDesired, phase models.Di
 		e.t.Fatal(err)
 	}
 }
+
+// A task that failed before its first run (its dependency failed) can never
+// run: it is finished, and a wait for it returns at once (it used to show
+// finished false, and `task start --depends-on <failed> --wait` hung).
+func TestWaitForTasks_TaskThatCannotRunIsFinished(t *testing.T) {
+	e := newTestEnv(t)
+	dep := e.startTask(nil)
+	e.finishRun(dep.TaskID, 1, models.TaskPhaseFailed)
+	a := e.startTask(map[string]any{"dependsOn": []string{dep.TaskID}})
+	task, _ := e.store.GetTask(context.Background(), a.TaskID)
+	task.Status.Phase, task.Status.Reason = models.TaskPhaseFailed, "DependencyFailed"
+	task.Status.Message = "dependency " + dep.TaskID + " failed"
+	task.Status.ObservedGeneration = task.Generation
+	if err := e.store.UpdateTaskStatus(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+
+	st := ok[WorkStatusResult](e, "work_status", map[string]any{"taskId": a.TaskID})
+	if !st.Task.Finished || st.Task.Status != "failed" || st.Task.RunNumber != 0 {
+		t.Errorf("work_status: %+v, want finished", st.Task)
+	}
+	res, err := e.fe.WaitForTasks(context.Background(), &WaitRequest{TaskIDs: []string{a.TaskID}, Timeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.AllFinished || res.TimedOut || !res.Tasks[0].Finished || res.Tasks[0].Reason != "DependencyFailed" {
+		t.Fatalf("wait: %+v, want it to return at once with the task finished", res)
+	}
+	// It has nothing to revise or answer.
+	msg := e.fails("answer_worker_question", map[string]any{"taskId": a.TaskID, "answer": "x"})
+	if !strings.Contains(msg, "ended before any run started") {
+		t.Errorf("answer on a task that never ran: %s", msg)
+	}
+}
+
+// A failed run that changed files keeps its diff; a revision of it is
+// accepted, and the task counts as unfinished until the new run ends — the
+// rule the task controller follows to start that run.
+func TestRequestRevision_OfAFailedRun(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.startTask(nil)
+	d := e.finishRun(a.TaskID, 1, models.TaskPhaseFailed, "partial.txt")
+	res := ok[FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "finish it"})
+	task, _ := e.store.GetTask(context.Background(), a.TaskID)
+	if res.Run != 2 || task.Spec.DesiredRuns != 2 || !task.WantsFollowUp() {
+		t.Fatalf("res %+v spec %+v: the controller would not start the run", res, task.Spec)
+	}
+	w := ok[WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
+	if w.AllFinished || w.Tasks[0].Finished {
+		t.Errorf("a failed task with a revision asked shows finished: %+v", w.Tasks[0])
+	}
+	e.finishRun(a.TaskID, 2, models.TaskPhaseSucceeded, "done.txt")
+	w = ok[WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
+	if !w.AllFinished {
+		t.Errorf("after run 2: %+v", w.Tasks[0])
+	}
+}

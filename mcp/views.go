@@ -320,13 +320,6 @@ func cut(s string, max int) string {
 	return string(r[:max]) + "…"
 }
 
-// taskFinished reports whether a task has stopped with nothing more to do:
-// its phase is terminal and no requested run (revision, answer) is pending.
-func taskFinished(t *models.Task) bool {
-	return t.Status.Phase.Terminal() && t.Spec.DesiredRuns <= t.Status.RunNumber ||
-		t.Status.Phase.Terminal() && t.Spec.DesiredState == models.TaskDesiredCancel
-}
-
 // containerName is the run's container name as the controllers give it, ""
 // before the first run.
 func containerName(taskID string, run int) string {
@@ -341,7 +334,7 @@ func newTaskView(t *models.Task) *TaskView {
 		TaskID:          t.ID,
 		Status:          string(t.Status.State),
 		Phase:           string(t.Status.Phase),
-		Finished:        taskFinished(t),
+		Finished:        t.Finished(),
 		Reason:          t.Status.Reason,
 		Message:         t.Status.Message,
 		Description:     t.Spec.Description,
@@ -388,7 +381,7 @@ func newTaskSummary(t *models.Task) TaskSummary {
 }
 
 // newTaskWaitView is one task of a wait. A needs_input task counts as
-// finished through taskFinished (its run succeeded, no other is asked for);
+// finished (models.Task.Finished: its run ended, no other is asked for);
 // once answered it does not, although its status reads needs_input until the
 // controller starts the next run.
 func newTaskWaitView(t *models.Task) TaskWaitView {
@@ -396,7 +389,7 @@ func newTaskWaitView(t *models.Task) TaskWaitView {
 		TaskID:   t.ID,
 		Status:   string(t.Status.State),
 		Phase:    string(t.Status.Phase),
-		Finished: taskFinished(t),
+		Finished: t.Finished(),
 		DiffID:   t.Status.DiffID,
 		ExitCode: t.Status.ExitCode,
 		Reason:   t.Status.Reason,

@@ -381,7 +381,7 @@ func (c *cli) followLogs(ctx context.Context, identifier, filter string) error {
 		if err != nil {
 			return fmt.Errorf("read task %s: %w", taskID, err)
 		}
-		done := t.Status.Phase.Terminal() && t.Spec.DesiredRuns <= t.Status.RunNumber && c.logComplete(ctx, taskID, run)
+		done := t.Finished() && c.logComplete(ctx, taskID, run)
 		if t.Status.RunNumber > run || done {
 			// The file just read to its end belongs to a finished run.
 			if partial != "" {
