@@ -24,6 +24,11 @@ import (
 //	desired applied:  → Applying → Applied | Conflict | Failed
 //	desired rejected: → Rejected, then the run's container and the task's workspace go
 //
+// A Conflict met by an apply ends that apply request (models.Diff.Decision):
+// the diff is waiting for a decision again, its passes only re-check it
+// (Pending ⇄ Conflict), and only a new request — a new generation — applies
+// it. Nothing applies a change the user was told was not applied.
+//
 // Superseded (written by the task controller when a newer run of the task
 // produced a diff), Rejected and Applied are final whatever is desired later:
 // nothing un-applies a change or revives a rejected one.
@@ -219,7 +224,9 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 			return err
 		}
 	}
-	switch d.Spec.Desired {
+	// Decision, not Spec.Desired: an apply that met a conflict ended its
+	// request, so such a diff is only re-checked until a new request comes.
+	switch d.Decision() {
 	case models.DiffDesiredApplied:
 		return r.startApply(ctx, sc)
 	case models.DiffDesiredRejected:

@@ -19,25 +19,14 @@ import (
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
 
-// startApply turns an apply intent into phase Applying, the durable mark of
-// an apply in flight, and asks for the pass that carries it out. It owns the
-// move to Applying and clears the outcome of an earlier attempt. A diff whose
-// apply already met a conflict for this generation is tried again only when
-// a dry run says it would now go through (a hint after its target changed),
-// so hints do not flap it between Conflict and Applying.
-func (r *diffReconciler) startApply(ctx context.Context, sc *diffScope) error {
+// startApply turns an apply request into phase Applying, the durable mark
+// of an apply in flight, and asks for the pass that carries it out. It owns
+// the move to Applying and clears the outcome of an earlier attempt. It runs
+// only for a request not yet answered (models.Diff.Decision): a conflict
+// ends the request, so a later pass never applies by itself.
+func (r *diffReconciler) startApply(_ context.Context, sc *diffScope) error {
 	d, st := sc.diff, &sc.diff.Status
 	target := r.targetOf(sc)
-	if st.Phase == models.DiffPhaseConflict && d.Generation == st.ObservedGeneration {
-		res, top, err := r.dryRun(ctx, sc)
-		if err != nil {
-			return r.recheckFailed(ctx, sc, target, err)
-		}
-		if res.Outcome == workspace.Conflict {
-			markConflict(st, top, res)
-			return nil
-		}
-	}
 	st.Phase = models.DiffPhaseApplying
 	st.Reason = diffReasonApplying
 	st.Message = fmt.Sprintf("applying to %s (%s mode)", target, d.Spec.ApplyMode)
@@ -79,7 +68,10 @@ func (r *diffReconciler) applyDiff(ctx context.Context, sc *diffScope) error {
 			sc.touchedTop = key
 		}
 	case workspace.Conflict:
+		// The request ends here (models.Diff.Decision): nothing applies the
+		// diff later by itself, even once the target would take it.
 		markConflict(&d.Status, key, res)
+		d.Status.Message += applyEndedNote
 	default:
 		return fmt.Errorf("apply to %s: unknown outcome %q", target, res.Outcome)
 	}
@@ -162,6 +154,9 @@ func markConflict(st *models.DiffStatus, top string, res workspace.ApplyResult) 
 	st.Message = conflictMessage(top, res.Files, res.Message)
 }
 
+// applyEndedNote ends the message of a conflict met by an apply request.
+const applyEndedNote = "; not applied: the apply request ended; resolve the conflict and ask again to apply, or revise or reject the diff"
+
 // maxNamedConflicts bounds the files a conflict message lists; ConflictFiles
 // holds them all.
 const maxNamedConflicts = 10
@@ -206,6 +201,9 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 	case workspace.Applied:
 		st.Phase, st.Reason = models.DiffPhasePending, diffReasonApplies
 		st.Message = "applies to " + top
+		if sc.diff.ApplyAnswered() {
+			st.Message += "; the apply asked earlier met a conflict and was not carried out: ask again to apply it"
+		}
 		st.ConflictFiles = nil
 	case workspace.AlreadyApplied:
 		st.Phase, st.Reason = models.DiffPhasePending, diffReasonAlreadyInTarget
@@ -213,6 +211,9 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		st.ConflictFiles = nil
 	case workspace.Conflict:
 		markConflict(st, top, res)
+		if sc.diff.ApplyAnswered() {
+			st.Message += applyEndedNote
+		}
 	default:
 		return fmt.Errorf("check against %s: unknown outcome %q", target, res.Outcome)
 	}

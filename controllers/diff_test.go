@@ -503,12 +503,37 @@ func TestDiffReconcile_ConflictLeavesTargetUntouched(t *testing.T) {
 	}
 	e.assertStable(d.ID, repo)
 
-	// The apply is still what is wanted: once the user's edit is gone, the
-	// next pass (any hint) carries it out.
+	if got.Decision() != models.DiffDesiredPending || !strings.Contains(st.Message, "not applied") {
+		t.Errorf("after the conflict: decision %s, message %q: want the diff waiting for a decision, saying it was not applied",
+			got.Decision(), st.Message)
+	}
+
+	// The conflict ended the apply request: once the user's edit is gone,
+	// the target watch and any other hint only refresh the verdict; nothing
+	// applies the diff by itself (it used to, seconds after the user was told
+	// it was not applied).
 	testutil.Git(t, repo, "checkout", "--", "a.txt")
+	undone := dtSnapshot(t, repo)
+	w := newTargetWatchForTest(e)
+	e.look(w)
+	e.settle(d.ID)
+	e.look(w)
+	e.settle(d.ID)
+	now := e.diff(d.ID)
+	if now.Status.Phase != models.DiffPhasePending || now.Status.Reason != diffReasonApplies || now.Decision() != models.DiffDesiredPending {
+		t.Fatalf("after the overlapping edit was undone: phase %s reason %s decision %s (%s), want Pending, %s, still undecided",
+			now.Status.Phase, now.Status.Reason, now.Decision(), now.Status.Message, diffReasonApplies)
+	}
+	if after := dtSnapshot(t, repo); after != undone {
+		t.Fatalf("the diff was applied with no new request:\nbefore:\n%s\nafter:\n%s", undone, after)
+	}
+
+	// A new request (the front end writes it as a new generation) applies it.
+	e.decide(d.ID, func(s *models.DiffSpec) { s.Desired = models.DiffDesiredPending })
+	e.decide(d.ID, dtApplyIn(models.ApplyModeWorktree))
 	e.settle(d.ID)
 	if st := e.diff(d.ID).Status; st.Phase != models.DiffPhaseApplied {
-		t.Fatalf("after the overlapping edit was undone: phase %s (%s), want Applied", st.Phase, st.Message)
+		t.Fatalf("after a new apply request: phase %s (%s), want Applied", st.Phase, st.Message)
 	}
 	dtAssertAppliedOnce(t, repo, got)
 }

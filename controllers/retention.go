@@ -302,9 +302,10 @@ func (r *retention) deleteOldEvents(ctx context.Context, cutoff time.Time, n *re
 // (the diff controller leaves a Rejected diff alone) and leaves the spec,
 // which only front ends write.
 func (r *retention) rejectOrphanedDiffs(ctx context.Context, _ time.Time, n *retentionCounts) error {
+	// Not filtered by Spec.Desired: a diff whose apply met a conflict waits
+	// for a decision too (models.Diff.Decision); rejectIfOrphaned decides.
 	diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{
-		States:  []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
-		Desired: []models.DiffDesired{models.DiffDesiredPending},
+		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
 	})
 	if err != nil {
 		return err
@@ -338,7 +339,7 @@ func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, erro
 		if err != nil {
 			return false, err
 		}
-		if d.Spec.Desired != models.DiffDesiredPending ||
+		if d.Decision() != models.DiffDesiredPending ||
 			(d.Status.Phase != models.DiffPhasePending && d.Status.Phase != models.DiffPhaseConflict) {
 			return false, nil
 		}

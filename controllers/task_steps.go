@@ -636,7 +636,7 @@ func (r *taskReconciler) supersedeDiffs(ctx context.Context, diffs []models.Diff
 	for i := range diffs {
 		d := &diffs[i]
 		awaiting := d.Status.State == models.DiffStatePending || d.Status.State == models.DiffStateConflict
-		if !awaiting || d.RunNumber >= run || d.Spec.Desired != models.DiffDesiredPending {
+		if !awaiting || d.RunNumber >= run || d.Decision() != models.DiffDesiredPending {
 			continue
 		}
 		d.Status.Phase = models.DiffPhaseSuperseded

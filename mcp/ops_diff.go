@@ -85,11 +85,11 @@ func reasonSuffix(reason string) string {
 var awaitingDecision = []models.DiffState{models.DiffStatePending, models.DiffStateConflict}
 
 // decided tells a diff whose apply or rejection is on its way. A conflict
-// met by an apply is not decided: the apply is tried again only when the
-// target changes, and meanwhile the diff can be revised or rejected.
+// met by an apply is not decided: it ended that apply request
+// (models.Diff.Decision), and the diff waits for a new one, a revision or a
+// rejection.
 func decided(d *models.Diff) bool {
-	return d.Spec.Desired == models.DiffDesiredRejected ||
-		d.Status.State == models.DiffStatePending && d.Spec.Desired == models.DiffDesiredApplied
+	return d.Decision() != models.DiffDesiredPending
 }
 
 // pendingDiffs lists the diffs waiting for a decision, oldest first.
@@ -178,6 +178,9 @@ func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait tim
 			d.FilesChanged, res.Target, req.Mode)
 		return res, nil
 	}
+	if err := f.endAnsweredApply(ctx, d); err != nil {
+		return nil, err
+	}
 	written, err := f.d.Store.UpdateDiffSpec(ctx, d.ID, func(cur *models.Diff) error {
 		if ierr := applicable(cur, t, target, req.Mode); ierr != nil {
 			return ierr
@@ -195,6 +198,30 @@ func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait tim
 	}
 	f.notify("diff", d.ID)
 	return f.awaitApply(ctx, res, written, wait, progress)
+}
+
+// endAnsweredApply records, before a new apply request, that the one the
+// spec still holds ended in a conflict: it writes desired pending, what
+// models.Diff.Decision already reads, so the new request is a spec change of
+// its own — a new generation the diff controller carries out — even with the
+// same target and mode.
+func (f *Frontend) endAnsweredApply(ctx context.Context, d *models.Diff) error {
+	ended := func(d *models.Diff) bool {
+		return d.Spec.Desired == models.DiffDesiredApplied && d.Decision() == models.DiffDesiredPending
+	}
+	if !ended(d) {
+		return nil
+	}
+	_, err := f.d.Store.UpdateDiffSpec(ctx, d.ID, func(cur *models.Diff) error {
+		if ended(cur) {
+			cur.Spec.Desired = models.DiffDesiredPending
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("end the answered apply request of diff %s: %w", d.ID, err)
+	}
+	return nil
 }
 
 // applicable explains why diff d cannot be applied to target in mode, or
@@ -282,7 +309,8 @@ func fillOutcome(res *ApplyResult, d *models.Diff) *ApplyResult {
 		res.Outcome = OutcomeConflict
 		res.ConflictFiles = d.Status.ConflictFiles
 		res.Message = firstNonEmpty(d.Status.Message, "the diff no longer applies to the target") +
-			"; ask for a revision with request_revision, or reject it"
+			"; NOT applied, and it will not be applied later by itself: resolve the conflict and call apply_changes again, " +
+			"ask for a revision with request_revision, or reject it"
 	default:
 		res.Outcome = OutcomeFailed
 		res.Message = firstNonEmpty(d.Status.Message, d.Status.Reason, "the apply failed")

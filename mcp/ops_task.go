@@ -282,7 +282,7 @@ func revisableDiff(d *models.Diff, t *models.Task) *InputError {
 			"the newest diff of the task")
 	case d.Spec.Desired == models.DiffDesiredRejected || d.Status.State == models.DiffStateRejected:
 		return bad(fmt.Sprintf("diff %s was rejected", d.ID), "a pending diff; start a new task with task_worker instead")
-	case d.Spec.Desired == models.DiffDesiredApplied:
+	case d.Decision() == models.DiffDesiredApplied:
 		return bad(fmt.Sprintf("diff %s was applied (or is being applied)", d.ID), "a pending diff; start a new task for further changes")
 	}
 	return nil

@@ -216,6 +216,13 @@ func TestReviewChanges(t *testing.T) {
 // the diff controller would, until the test ends (it is stopped and waited
 // for before the store closes).
 func playDiffController(t *testing.T, s *models.Store, outcome models.DiffPhase) {
+	playDiffControllerSeq(t, s, outcome)
+}
+
+// playDiffControllerSeq answers the n-th apply request with outcomes[n], the
+// last one for every request after.
+func playDiffControllerSeq(t *testing.T, s *models.Store, outcomes ...models.DiffPhase) {
+	answered := 0
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
@@ -230,6 +237,8 @@ func playDiffController(t *testing.T, s *models.Store, outcome models.DiffPhase)
 				if d.Status.ObservedGeneration == d.Generation {
 					continue
 				}
+				outcome := outcomes[min(answered, len(outcomes)-1)]
+				answered++
 				d.Status.Phase = outcome
 				d.Status.ObservedGeneration = d.Generation
 				switch outcome {
@@ -619,7 +628,7 @@ func TestGuard_LogsArgumentNamesNeverValues(t *testing.T) {
 }
 
 // setDiff writes a diff's desired outcome and phase as a front end and the
-// diff controller would.
+// diff controller would: the controller's pass observed the spec.
 func (e *testEnv) setDiff(id string, desired models.DiffDesired, phase models.DiffPhase) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -631,6 +640,7 @@ func (e *testEnv) setDiff(id string, desired models.DiffDesired, phase models.Di
 		e.t.Fatal(err)
 	}
 	d.Status.Phase = phase
+	d.Status.ObservedGeneration = d.Generation
 	if err := e.store.UpdateDiffStatus(ctx, d); err != nil {
 		e.t.Fatal(err)
 	}
@@ -690,5 +700,30 @@ func TestRequestRevision_OfAFailedRun(t *testing.T) {
 	w = ok[WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
 	if !w.AllFinished {
 		t.Errorf("after run 2: %+v", w.Tasks[0])
+	}
+}
+
+// An apply that met a conflict ends that request: the diff waits for a
+// decision again, and only a new apply_changes (same arguments included)
+// applies it — as a new generation the diff controller carries out.
+func TestApplyChanges_ConflictEndsTheRequest(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.startTask(nil)
+	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
+	playDiffControllerSeq(t, e.store, models.DiffPhaseConflict, models.DiffPhaseApplied)
+
+	res := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
+	if res.Outcome != OutcomeConflict || !strings.Contains(res.Message, "NOT applied") || !strings.Contains(res.Message, "apply_changes again") {
+		t.Fatalf("first apply: %+v", res)
+	}
+	list := ok[ReviewResult](e, "review_changes", nil)
+	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Desired != "pending" {
+		t.Fatalf("after the conflict the diff is not waiting for a decision: %+v", list)
+	}
+	before, _ := e.store.GetDiff(context.Background(), d.ID)
+	again := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
+	after, _ := e.store.GetDiff(context.Background(), d.ID)
+	if again.Outcome != OutcomeApplied || after.Generation <= before.Generation || after.Spec.Desired != models.DiffDesiredApplied {
+		t.Fatalf("second apply: %+v, generation %d→%d: want a new request carried out", again, before.Generation, after.Generation)
 	}
 }

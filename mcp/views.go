@@ -111,7 +111,7 @@ type DiffView struct {
 	RunNumber       int            `json:"runNumber"`
 	Status          string         `json:"status" jsonschema:"pending, applying, applied, rejected, conflict, failed or superseded"`
 	Phase           string         `json:"phase"`
-	Desired         string         `json:"desired" jsonschema:"decision asked for: pending, applied or rejected"`
+	Desired         string         `json:"desired" jsonschema:"decision in force: pending (also after an apply met a conflict), applied or rejected"`
 	WorkFolder      string         `json:"workFolder,omitempty" jsonschema:"the task's work folder"`
 	TaskDescription string         `json:"taskDescription,omitempty"`
 	FilesChanged    int            `json:"filesChanged"`
@@ -410,7 +410,7 @@ func newDiffView(d *models.Diff, t *models.Task) DiffView {
 		RunNumber:       d.RunNumber,
 		Status:          string(d.Status.State),
 		Phase:           string(d.Status.Phase),
-		Desired:         string(d.Spec.Desired),
+		Desired:         string(d.Decision()),
 		FilesChanged:    d.FilesChanged,
 		Additions:       d.Additions,
 		Deletions:       d.Deletions,
