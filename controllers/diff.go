@@ -72,6 +72,7 @@ const (
 	diffReasonApplied           = "Applied"
 	diffReasonAlreadyApplied    = "AlreadyApplied"
 	diffReasonConflict          = "Conflict"
+	diffReasonBranchExists      = "BranchExists"
 	diffReasonApplies           = "Applies"
 	diffReasonAlreadyInTarget   = "AlreadyInTarget"
 	diffReasonUnsafePatch       = "UnsafePatch"

@@ -55,6 +55,11 @@ func (r *diffReconciler) applyDiff(ctx context.Context, sc *diffScope) error {
 		return r.applyFailed(ctx, sc, target, err)
 	}
 	res, err := r.runApply(ctx, sc, key, r.sourceGitDir(sc.task), false)
+	if be := branchExists(err); be != nil {
+		markBranchExists(&d.Status, key, be)
+		d.Status.Message += applyEndedNote
+		return nil
+	}
 	if err != nil {
 		return r.applyFailed(ctx, sc, target, err)
 	}
@@ -118,6 +123,8 @@ func classifyApplyError(err error) (reason string, terminal bool) {
 		return diffReasonInvalidDiff, true
 	case errors.Is(err, errWorkspaceGone):
 		return diffReasonWorkspaceGone, true
+	case errors.Is(err, workspace.ErrBranchExists):
+		return diffReasonBranchExists, true
 	default:
 		return diffReasonApplyError, false
 	}
@@ -152,6 +159,39 @@ func markConflict(st *models.DiffStatus, top string, res workspace.ApplyResult) 
 	st.Phase, st.Reason = models.DiffPhaseConflict, diffReasonConflict
 	st.ConflictFiles = models.JSONList[string](res.Files)
 	st.Message = conflictMessage(top, res.Files, res.Message)
+}
+
+// branchExists returns the branch clash err carries, or nil.
+func branchExists(err error) *workspace.BranchExistsError {
+	var be *workspace.BranchExistsError
+	if errors.As(err, &be) {
+		return be
+	}
+	return nil
+}
+
+// markBranchExists records that branch mode cannot create the diff's branch
+// in the repository at top because the name is taken. It is a conflict with
+// the target like any other — it ends an apply request and a re-check clears
+// it once the branch is gone — but it names the branch, not the diff's files,
+// which are not what clashes.
+func markBranchExists(st *models.DiffStatus, top string, be *workspace.BranchExistsError) {
+	st.Phase, st.Reason = models.DiffPhaseConflict, diffReasonBranchExists
+	st.ConflictFiles = nil
+	if be.CheckedOut {
+		st.Message = fmt.Sprintf("branch %s is checked out in %s; switch to another branch there, "+
+			"or apply in worktree mode", be.Branch, top)
+		return
+	}
+	st.Message = fmt.Sprintf("branch %s already exists in %s at %s; delete or rename it there "+
+		"(git branch -m %s <new name>), or apply in worktree mode", be.Branch, top, shortCommit(be.At), be.Branch)
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
 }
 
 // applyEndedNote ends the message of a conflict met by an apply request.
@@ -194,6 +234,13 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 	}
 	target := r.targetOf(sc)
 	res, top, err := r.dryRun(ctx, sc)
+	if be := branchExists(err); be != nil {
+		markBranchExists(st, top, be)
+		if sc.diff.ApplyAnswered() {
+			st.Message += applyEndedNote
+		}
+		return nil
+	}
 	if err != nil {
 		return r.recheckFailed(ctx, sc, target, err)
 	}

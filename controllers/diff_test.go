@@ -443,6 +443,51 @@ func TestDiffReconcile_AppliesAsBranch(t *testing.T) {
 	e.assertStable(d.ID, repo)
 }
 
+// A branch-mode apply whose branch name is already taken in the target is a
+// clash of branch names, not of files: it is reported as BranchExists naming
+// the branch (it used to read "conflicting files: b.txt"), ends the apply
+// request, and a new request after the branch is gone creates it.
+func TestDiffReconcile_BranchNameTakenReportsBranchExists(t *testing.T) {
+	e := newDiffTestEnv(t)
+	repo := e.newRepo(dtBaseFiles())
+	d := e.newDiff(repo, dtEditLine(t, "b.txt", 4, "the agent's b four"))
+	branch := workspace.BranchName(d.TaskID)
+	testutil.Git(t, repo, "branch", branch) // someone's branch of that name, at HEAD
+	before := dtSnapshot(t, repo)
+
+	e.decide(d.ID, dtApplyIn(models.ApplyModeBranch))
+	e.settle(d.ID)
+	got := e.diff(d.ID)
+	st := got.Status
+	if st.Phase != models.DiffPhaseConflict || st.Reason != diffReasonBranchExists || len(st.ConflictFiles) != 0 ||
+		!strings.Contains(st.Message, "branch "+branch+" already exists") || strings.Contains(st.Message, "conflicting files") {
+		t.Fatalf("status %+v, want Conflict with reason %s naming branch %s and no conflicting files", st, diffReasonBranchExists, branch)
+	}
+	if got.Decision() != models.DiffDesiredPending {
+		t.Errorf("decision %s after the clash, want pending (the apply request ended)", got.Decision())
+	}
+	if after := dtSnapshot(t, repo); after != before {
+		t.Errorf("the clash changed the target:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	e.assertStable(d.ID, repo)
+
+	// The branch is renamed away: a re-check says it applies, applies nothing.
+	testutil.Git(t, repo, "branch", "-m", branch, "mine")
+	e.settle(d.ID)
+	if st := e.diff(d.ID).Status; st.Phase != models.DiffPhasePending || st.Reason != diffReasonApplies {
+		t.Fatalf("after the branch was renamed: %+v, want Pending (%s)", st, diffReasonApplies)
+	}
+	if _, err := testutil.GitErr(repo, nil, "rev-parse", "--verify", "--quiet", "refs/heads/"+branch); err == nil {
+		t.Fatal("the branch was created with no new apply request")
+	}
+	e.decide(d.ID, func(s *models.DiffSpec) { s.Desired = models.DiffDesiredPending })
+	e.decide(d.ID, dtApplyIn(models.ApplyModeBranch))
+	e.settle(d.ID)
+	if st := e.diff(d.ID).Status; st.Phase != models.DiffPhaseApplied || st.Branch != branch {
+		t.Fatalf("after a new request: %+v, want Applied as branch %s", st, branch)
+	}
+}
+
 // Branch mode needs the run's commit from the task's workspace: once that is
 // gone, a dry run says so in the diff's reason, and an apply fails for good
 // with the same reason, leaving the target as it was.

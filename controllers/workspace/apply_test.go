@@ -233,8 +233,10 @@ func TestApply_BranchModeConflictsWithAnExistingBranch(t *testing.T) {
 	spec := ApplySpec{Target: target, Patch: d.Patch, Mode: Branch, Branch: branch,
 		BaseCommit: d.BaseCommit, ResultCommit: d.ResultCommit, SourceGitDir: ws.GitDir}
 	res, err := Apply(ctx, spec)
-	if err != nil || res.Outcome != Conflict || !strings.Contains(res.Message, "already exists") {
-		t.Fatalf("apply = %+v, %v", res, err)
+	var exists *BranchExistsError
+	if !errors.As(err, &exists) || !errors.Is(err, ErrBranchExists) || exists.Branch != branch || exists.CheckedOut ||
+		exists.At != testGit(t, target, "rev-parse", "HEAD") || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("apply = %+v, %v; want a BranchExistsError naming %s", res, err, branch)
 	}
 	if got := testGit(t, target, "rev-parse", branch); got != testGit(t, target, "rev-parse", "HEAD") {
 		t.Fatal("existing branch moved")
@@ -243,7 +245,7 @@ func TestApply_BranchModeConflictsWithAnExistingBranch(t *testing.T) {
 	// Checked out (even unborn) branch: refuse rather than move HEAD's branch.
 	testGit(t, target, "branch", "-D", branch)
 	testGit(t, target, "checkout", "--quiet", "--orphan", branch)
-	if res, err := Apply(ctx, spec); err != nil || res.Outcome != Conflict {
+	if res, err := Apply(ctx, spec); !errors.As(err, &exists) || !exists.CheckedOut || exists.Branch != branch {
 		t.Fatalf("checked-out branch: %+v, %v", res, err)
 	}
 

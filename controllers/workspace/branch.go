@@ -2,10 +2,35 @@ package workspace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 )
+
+// ErrBranchExists matches a branch-mode apply whose branch name is taken in
+// the target (errors.Is); errors.As gives the *BranchExistsError.
+var ErrBranchExists = errors.New("branch exists")
+
+// BranchExistsError is a branch-mode apply refused because the target's
+// branch Branch already exists at another commit (At), or is checked out.
+// The target is left as it was.
+type BranchExistsError struct {
+	Branch     string
+	At         string // the commit the branch points at; "" when only checked out (unborn)
+	Result     string // the commit the apply would have created it at
+	CheckedOut bool
+}
+
+func (e *BranchExistsError) Error() string {
+	if e.CheckedOut {
+		return fmt.Sprintf("branch %s is checked out in the target", e.Branch)
+	}
+	return fmt.Sprintf("branch %s already exists at %s, not at the result %s", e.Branch, e.At, e.Result)
+}
+
+// Is makes errors.Is(err, ErrBranchExists) match.
+func (e *BranchExistsError) Is(target error) bool { return target == ErrBranchExists }
 
 // applyBranch makes refs/heads/<Branch> of the target point at the result commit,
 // copying the objects the target lacks. It never touches the target's working tree,
@@ -47,8 +72,7 @@ func applyBranch(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	}
 	headOf := gitCmd{gitDir: repo.gitDir}
 	if head, err := headOf.runText(ctx, nil, "symbolic-ref", "--quiet", "HEAD"); err == nil && head == ref {
-		res.Outcome, res.Message = Conflict, "branch "+spec.Branch+" is checked out in the target"
-		return res, nil
+		return res, &BranchExistsError{Branch: spec.Branch, Result: spec.ResultCommit, CheckedOut: true}
 	}
 	have, err := hasCommit(ctx, tg, spec.ResultCommit)
 	if err != nil {
@@ -87,7 +111,8 @@ func applyBranch(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	return res, nil
 }
 
-// branchState settles the outcome when the branch already exists.
+// branchState settles the outcome when the branch already exists: already
+// applied at the result, else a *BranchExistsError.
 func branchState(ctx context.Context, tg gitCmd, ref, result string, res *ApplyResult) (bool, error) {
 	cur, err := tg.runText(ctx, nil, "rev-parse", "--verify", "--quiet", "--end-of-options", ref)
 	switch {
@@ -98,8 +123,7 @@ func branchState(ctx context.Context, tg gitCmd, ref, result string, res *ApplyR
 	case cur == result:
 		res.Outcome = AlreadyApplied
 	default:
-		res.Outcome = Conflict
-		res.Message = fmt.Sprintf("branch %s already exists at %s, not at the result %s", res.Branch, cur, result)
+		return true, &BranchExistsError{Branch: res.Branch, At: cur, Result: result}
 	}
 	return true, nil
 }
