@@ -436,3 +436,16 @@ func stripStamps(content string) []string {
 	}
 	return out
 }
+
+// SetState sets a container's Docker state as `docker pause` / `docker
+// unpause` would (StatePaused, StateRunning), with the event Docker sends.
+func (f *fakeEngine) SetState(ref, state, action string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(ref)
+	if c == nil {
+		panic("fake set state: no container " + ref)
+	}
+	c.info.State = state
+	f.notify(c, action)
+}

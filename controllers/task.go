@@ -49,6 +49,7 @@ const (
 	ReasonNameTaken        = "ContainerNameTaken"
 	ReasonStartFailed      = "StartFailed"
 	ReasonVanished         = "ContainerVanished"
+	ReasonPaused           = "ContainerPaused"
 	ReasonTimedOut         = "TimedOut"
 	ReasonOOMKilled        = "OOMKilled"
 	ReasonDaemonRestart    = "DockerDaemonRestart"

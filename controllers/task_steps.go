@@ -453,6 +453,7 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	follower := s.followers.ensure(s.taskFollowTarget(t, info))
 
 	if !info.Finished() {
+		sc.notePaused(info, deadline)
 		now := s.now()
 		if now.Before(deadline) {
 			sc.requeueAfter(min(deadline.Sub(now), s.config().Intervals.Resync.Duration))
@@ -498,6 +499,27 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	sc.steps = append(sc.steps, StepCollectingRecorded)
 	s.recordContainer(ctx, info, t.ID, st.RunNumber, false)
 	return nil
+}
+
+// notePaused shows a run whose container was paused (docker pause) in its
+// reason, which nothing else would tell: the task stays running and makes no
+// progress. The deadline still applies and a cancel still stops it (Docker
+// stops a paused container). It owns Reason and Message while Running, and
+// clears its own line once the container runs again.
+func (sc *taskScope) notePaused(info engine.ContainerInfo, deadline time.Time) {
+	st := &sc.task.Status
+	switch {
+	case info.State == engine.StatePaused:
+		msg := fmt.Sprintf("container %s is paused: the run makes no progress until `docker unpause %s`; "+
+			"its deadline (%s) still applies, and cancel_task ends it", info.Name, info.Name, deadline.UTC().Format(time.RFC3339))
+		if st.Reason != ReasonPaused {
+			sc.event(ReasonPaused, msg)
+		}
+		st.Reason, st.Message = ReasonPaused, msg
+	case st.Reason == ReasonPaused:
+		sc.event("ContainerUnpaused", fmt.Sprintf("container %s runs again", info.Name))
+		st.Reason, st.Message = "", ""
+	}
 }
 
 // exitReason tells a run stopped at its deadline, killed for memory or

@@ -422,6 +422,67 @@ func TestTaskReconcile_DeadlineStopsContainer(t *testing.T) {
 	}
 }
 
+// A paused container leaves its task running: the task says so (reason
+// ContainerPaused) on the next pass, which comes within one resync, and the
+// line goes when it runs again. Cancel and the deadline still end the run.
+func TestTaskReconcile_PausedContainerIsShown(t *testing.T) {
+	h := newHarness(t)
+	task, name := h.running("sleep 100", func(t *models.Task) { t.Spec.TimeoutSeconds = 60 })
+	h.fe.SetState(name, engine.StatePaused, "pause")
+	res := h.reconcile(task.ID)
+	got := h.task(task.ID)
+	if got.Status.Phase != models.TaskPhaseRunning || got.Status.State != models.TaskStateRunning ||
+		got.Status.Reason != ReasonPaused || !strings.Contains(got.Status.Message, "docker unpause "+name) {
+		t.Fatalf("paused: %+v, want Running with reason %s", got.Status, ReasonPaused)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > h.cfg.Intervals.Resync.Duration {
+		t.Errorf("a paused run should be looked at again within a resync, got %v", res.RequeueAfter)
+	}
+	h.reconcile(task.ID)
+	if again := h.task(task.ID); again.ResourceVersion != got.ResourceVersion {
+		t.Fatalf("a second pass on the paused run wrote again: %+v", again.Status)
+	}
+	h.fe.SetState(name, engine.StateRunning, "unpause")
+	if got := h.stepTwice(task.ID); got.Status.Reason != "" || got.Status.Message != "" || got.Status.Phase != models.TaskPhaseRunning {
+		t.Fatalf("unpaused: %+v, want the pause line gone", got.Status)
+	}
+	if reasons := dtEventReasons(t, h.store, models.EventKindTask, task.ID); !slices.Contains(reasons, ReasonPaused) ||
+		!slices.Contains(reasons, "ContainerUnpaused") {
+		t.Errorf("timeline %v, want %s and ContainerUnpaused", reasons, ReasonPaused)
+	}
+
+	t.Run("cancel", func(t *testing.T) {
+		h := newHarness(t)
+		task, name := h.running("sleep 100")
+		h.fe.SetState(name, engine.StatePaused, "pause")
+		h.reconcile(task.ID)
+		if _, err := h.store.UpdateTaskSpec(h.ctx, task.ID, func(t *models.Task) error {
+			t.Spec.DesiredState = models.TaskDesiredCancel
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.runUntil(task.ID, 10*time.Second, finished); got.Status.Phase != models.TaskPhaseCancelled {
+			t.Fatalf("cancel of a paused run: %+v", got.Status)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		h := newHarness(t)
+		task, name := h.running("sleep 100", func(t *models.Task) { t.Spec.TimeoutSeconds = 60 })
+		h.fe.SetState(name, engine.StatePaused, "pause")
+		h.reconcile(task.ID)
+		cur := h.task(task.ID)
+		past := time.Now().Add(-2 * time.Minute).UTC()
+		cur.Status.RunStartedAt = &past
+		if err := h.store.UpdateTaskStatus(h.ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.runUntil(task.ID, 10*time.Second, finished); got.Status.Phase != models.TaskPhaseTimedOut {
+			t.Fatalf("paused past its deadline: %+v", got.Status)
+		}
+	})
+}
+
 func TestTaskReconcile_Cancel(t *testing.T) {
 	cancel := func(h *harness, id string) {
 		h.t.Helper()
