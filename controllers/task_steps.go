@@ -625,7 +625,7 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 		in.Capture = captureNone
 		st.DiffID = ""
 	case errors.Is(err, workspace.ErrPatchTooLarge):
-		in.Capture, in.CaptureText = captureTooLarge, err.Error()
+		in.Capture, in.CaptureText = captureTooLarge, tooLargeMessage(t, ws, run, err)
 		st.DiffID = ""
 	case errors.Is(err, workspace.ErrUncapturable):
 		// Retrying cannot help: the run fails, saying what to remove; a
@@ -648,6 +648,17 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 		}
 	}
 	return r.supersedeDiffs(ctx, diffs, run)
+}
+
+// tooLargeMessage tells the user of a run whose change was too large to keep
+// as a diff that no diff exists, and how to reach the result anyway: the
+// workspace's files, and the result commit (kept under the run's hidden ref
+// in the workspace's git dir), which one git command brings into their
+// repository as a branch.
+func tooLargeMessage(t *models.Task, ws *workspace.Workspace, run int, err error) string {
+	return fmt.Sprintf("no diff was kept: %v. The result is in the task's workspace until retention removes it: "+
+		"its files under %s; its commit as a branch with `git -C %s fetch %s %s:%s`",
+		err, ws.WorkDir, t.Spec.WorkFolder, ws.GitDir, workspace.RunRef(run), workspace.BranchName(t.ID))
 }
 
 // supersedeDiffs marks the task's diffs (as listed) of earlier runs that

@@ -21,6 +21,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // workDir is where the fake container's /workspace lives on the host.
@@ -353,6 +354,19 @@ func TestTaskReconcile_PatchTooLargeSucceedsWithReason(t *testing.T) {
 	if got.Status.Phase != models.TaskPhaseSucceeded || got.Status.Reason != ReasonPatchTooLarge ||
 		!strings.Contains(got.Status.Message, "limit 64") || got.Status.DiffID != "" {
 		t.Fatalf("status %+v", got.Status)
+	}
+	// The message says no diff was kept and how to reach the result; the
+	// command it gives works on the user's repository.
+	work := workDirOf(h.fe.Spec(name))
+	gitDir := filepath.Join(got.Status.WorkspacePath, "git")
+	branch := workspace.BranchName(task.ID)
+	fetch := fmt.Sprintf("git -C %s fetch %s %s:%s", h.repo, gitDir, workspace.RunRef(1), branch)
+	if msg := got.Status.Message; !strings.HasPrefix(msg, "no diff was kept") || !strings.Contains(msg, work) || !strings.Contains(msg, "`"+fetch+"`") {
+		t.Fatalf("message %q: want it to say no diff was kept, name %s and give `%s`", msg, work, fetch)
+	}
+	testutil.Git(t, h.repo, "fetch", "--quiet", gitDir, workspace.RunRef(1)+":"+branch)
+	if got := testutil.Git(t, h.repo, "show", branch+":big.txt"); got != strings.TrimSuffix(big, "\n") {
+		t.Errorf("big.txt on the fetched branch: %d bytes, want the run's %d", len(got), len(big))
 	}
 }
 

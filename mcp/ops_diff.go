@@ -33,7 +33,8 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 		switch {
 		case diffID == "" && t.Status.DiffID == "":
 			return nil, &InputError{Arg: "taskId",
-				Problem:  fmt.Sprintf("task %s has no diff (status %s%s)", t.ID, t.Status.State, reasonSuffix(t.Status.Reason)),
+				Problem: fmt.Sprintf("task %s has no diff (status %s%s)%s", t.ID, t.Status.State, reasonSuffix(t.Status.Reason),
+					messageSuffix(t.Status.Message)),
 				Accepted: "a task that finished with changes; wait for it with wait_for_tasks"}
 		case diffID == "":
 			diffID = t.Status.DiffID
@@ -70,6 +71,15 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 		}
 	}
 	return &ReviewResult{Diff: &v, Count: 1}, nil
+}
+
+// messageSuffix carries the task's own sentence into a "no diff" answer: for
+// a change too large to keep it says where the result is.
+func messageSuffix(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
 }
 
 func reasonSuffix(reason string) string {

@@ -727,3 +727,21 @@ func TestApplyChanges_ConflictEndsTheRequest(t *testing.T) {
 		t.Fatalf("second apply: %+v, generation %d→%d: want a new request carried out", again, before.Generation, after.Generation)
 	}
 }
+
+// A run whose change was too large to keep has no diff; asking for it says
+// so and passes on where the result is (the task's message).
+func TestReviewChanges_PatchTooLargeSaysWhereTheResultIs(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.startTask(nil)
+	e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded)
+	task, _ := e.store.GetTask(context.Background(), a.TaskID)
+	task.Status.Reason = "PatchTooLarge"
+	task.Status.Message = "no diff was kept: patch too large; its files under /ws/work"
+	if err := e.store.UpdateTaskStatus(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	msg := e.fails("review_changes", map[string]any{"taskId": a.TaskID})
+	if !strings.Contains(msg, "has no diff (status completed, reason PatchTooLarge): no diff was kept") || !strings.Contains(msg, "/ws/work") {
+		t.Errorf("no-diff message: %s", msg)
+	}
+}
