@@ -745,3 +745,28 @@ func TestReviewChanges_PatchTooLargeSaysWhereTheResultIs(t *testing.T) {
 		t.Errorf("no-diff message: %s", msg)
 	}
 }
+
+// wait_for_tasks takes at most MaxWaitTasks ids: its description says so (a
+// model reads it before calling), and a longer list is refused naming it.
+func TestWaitForTasks_LimitIsDocumented(t *testing.T) {
+	e := newTestEnv(t)
+	tool, _ := WaitForTasksTool(e.fe)
+	limit := fmt.Sprintf("at most %d task ids", MaxWaitTasks)
+	if !strings.Contains(tool.Description, limit) {
+		t.Errorf("wait_for_tasks description does not state its limit (%q):\n%s", limit, tool.Description)
+	}
+	ids := make([]any, MaxWaitTasks+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("task-%012x", i)
+	}
+	if msg := e.fails("wait_for_tasks", map[string]any{"taskIds": ids}); !strings.Contains(msg, limit) {
+		t.Errorf("refusal of %d ids: %s", len(ids), msg)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), fmt.Sprintf("at most %d task ids per call", MaxWaitTasks)) {
+		t.Errorf("README does not state wait_for_tasks's limit of %d ids", MaxWaitTasks)
+	}
+}
