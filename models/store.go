@@ -238,7 +238,7 @@ func checkHeader(path string) error {
 // SQLite's "not a database"/"malformed" answers with ErrCorrupt.
 func openError(path, step string, err error) error {
 	if isCorrupt(err) {
-		return fmt.Errorf("open store %s: %s: %w: %w", path, step, ErrCorrupt, err)
+		return fmt.Errorf("open store %s: %s: %w: %w; %s", path, step, ErrCorrupt, err, CorruptAdvice(path))
 	}
 	return fmt.Errorf("open store %s: %s: %w", path, step, err)
 }
