@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/claude-parallel/claude-parallel/internal/procid"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 	"io"
 	"os"
 	"strings"
@@ -246,4 +248,78 @@ func TestLease_TwoProcessesAgreeAndHandOver(t *testing.T) {
 		t.Fatalf("parent took over %v after the child's last renewal, before the ttl", gap)
 	}
 	t.Logf("parent took over %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+}
+
+// leaseHoldChild takes "leader" for an hour under its real process identity
+// (procid), prints "acquired", and then does nothing until stdin closes.
+func leaseHoldChild(ctx context.Context, s *Store) int {
+	ok, err := s.TryAcquireLease(ctx, "leader", procid.New(), time.Hour)
+	if err != nil || !ok {
+		fmt.Println("error", ok, err)
+		return 1
+	}
+	fmt.Println("acquired")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// A holder on this machine killed with SIGKILL holds a lease that would last
+// an hour; the next process takes it over at once, because the holder's
+// process is gone. While it lives, it keeps the lease.
+func TestLease_HolderKilledOnThisMachineIsReplacedAtOnce(t *testing.T) {
+	if !strings.Contains(procid.New(), " start=") {
+		testutil.SkipOrFailInCI(t, "no /proc here: a dead holder cannot be told from a live one")
+	}
+	ctx := context.Background()
+	s := newTestStore(t)
+	cmd := childCommand("lease-hold", s.Path())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "acquired" {
+		t.Fatalf("child: %q", line)
+	}
+	held, err := s.GetLease(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.TryAcquireLease(ctx, "leader", procid.New(), time.Hour); err != nil || ok {
+		t.Fatalf("took the lease of a live holder %q: ok=%v err=%v", held.Holder, ok, err)
+	}
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	me := procid.New()
+	if ok, err := s.TryAcquireLease(ctx, "leader", me, time.Hour); err != nil || !ok {
+		t.Fatalf("the lease of a killed holder (renewed %s, lasting %dms) was not taken over at once: ok=%v err=%v",
+			held.RenewedAt, held.DurationMS, ok, err)
+	}
+	now, err := s.GetLease(ctx, "leader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// By the store's own clock: long before the old holding could expire.
+	if left := held.RenewedAt.Add(time.Duration(held.DurationMS) * time.Millisecond).Sub(now.AcquiredAt); now.Holder != me || left < time.Hour/2 {
+		t.Fatalf("lease now %+v: taken over with %v of the old holding left, want most of the hour", now, left)
+	}
+	events, err := s.ListEvents(ctx, EventKindLease, "leader", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; last.Reason != "LeaseTakenOver" || !strings.Contains(last.Message, "has no process any more") {
+		t.Fatalf("last lease event = %s %q", last.Reason, last.Message)
+	}
 }
