@@ -24,6 +24,10 @@ var (
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary supports")
 	// ErrCorrupt: the file is not a SQLite database or is damaged.
 	ErrCorrupt = errors.New("database file is not a valid SQLite database or is corrupt")
+	// ErrLeaseLost: a write made under FenceContext was refused because the
+	// writer no longer holds the lease (another process took it, or it
+	// expired). The writer must stop acting.
+	ErrLeaseLost = errors.New("lease lost: this process no longer holds the lease")
 )
 
 // isBusy reports whether err is SQLite saying another connection holds a lock.

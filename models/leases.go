@@ -116,6 +116,47 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (holder string, re
 	return l.Holder, l.RenewedAt, !l.expired(s.now()), nil
 }
 
+// leaseFence is carried by a context whose writes are only valid while
+// holder holds lease name (see FenceContext).
+type leaseFence struct{ name, holder string }
+
+type leaseFenceKey struct{}
+
+// FenceContext returns a context whose store writes commit only while holder
+// holds the lease name, unexpired by the store's clock: each such write
+// transaction checks the lease row first, under the same write lock a
+// successor's TryAcquireLease needs. So a process that lost the lease, or
+// let it expire, cannot write any more, however late its goroutines run —
+// its last write lands strictly before a successor's takeover. The leader's
+// controllers write under such a context. A refused write fails with
+// ErrLeaseLost.
+func (s *Store) FenceContext(ctx context.Context, name, holder string) context.Context {
+	return context.WithValue(ctx, leaseFenceKey{}, leaseFence{name: name, holder: holder})
+}
+
+// checkFence refuses a write made under a FenceContext whose lease is no
+// longer the caller's. It runs inside the write transaction.
+func (s *Store) checkFence(ctx context.Context, tx *gorm.DB) error {
+	f, ok := ctx.Value(leaseFenceKey{}).(leaseFence)
+	if !ok {
+		return nil
+	}
+	var cur Lease
+	err := tx.Where("name = ?", f.name).Take(&cur).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%w: lease %s is held by nobody, not %s", ErrLeaseLost, f.name, f.holder)
+	case err != nil:
+		return fmt.Errorf("check lease %s: %w", f.name, err)
+	case cur.Holder != f.holder:
+		return fmt.Errorf("%w: lease %s is held by %s, not %s", ErrLeaseLost, f.name, cur.Holder, f.holder)
+	case cur.expired(s.now()):
+		return fmt.Errorf("%w: lease %s of %s expired at %s", ErrLeaseLost, f.name, f.holder,
+			cur.RenewedAt.Add(time.Duration(cur.DurationMS)*time.Millisecond).Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 func (l Lease) expired(now time.Time) bool {
 	return now.After(l.RenewedAt.Add(time.Duration(l.DurationMS) * time.Millisecond))
 }

@@ -364,7 +364,12 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	defer unlock()
 	return s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
-			return s.db.WithContext(ctx).Transaction(fn)
+			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				if err := s.checkFence(ctx, tx); err != nil {
+					return err
+				}
+				return fn(tx)
+			})
 		})
 	})
 }

@@ -22,6 +22,15 @@ type LeaseStore interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
+// leaseFencer is implemented by a LeaseStore that can refuse the writes of a
+// process that no longer holds the lease (models.Store does): the leader's
+// controllers act under FenceContext, so a goroutine still running after the
+// term ended — however late the scheduler runs it — cannot write once another
+// process may have taken over.
+type leaseFencer interface {
+	FenceContext(ctx context.Context, name, holder string) context.Context
+}
+
 // releaseTimeout bounds the best-effort release on the way out.
 const releaseTimeout = 5 * time.Second
 
