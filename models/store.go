@@ -362,7 +362,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		return err
 	}
 	defer unlock()
-	return s.ownWrite(ctx, func() error {
+	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
 			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 				if err := s.checkFence(ctx, tx); err != nil {
@@ -372,6 +372,12 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 			})
 		})
 	})
+	if err != nil && isDiskFull(err) {
+		// Named here once, so every front end can say what is wrong
+		// instead of passing on SQLite's bare "database or disk is full".
+		return fmt.Errorf("write to store %s: %w (free space on its volume; nothing was written): %w", s.path, ErrDiskFull, err)
+	}
+	return err
 }
 
 // read runs a query with the same busy retry as writes (a reader can meet a

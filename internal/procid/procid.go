@@ -168,3 +168,19 @@ func readStat(pid int) (stat, error) {
 	}
 	return stat{state: f[0], start: f[19]}, nil
 }
+
+// Alive reports whether the process named by id certainly still runs: it is
+// of this boot and pid namespace, and its pid names a live (not zombie)
+// process with the same start time. Anything it cannot be sure of is false.
+func Alive(id string) bool {
+	p, ok := parse(id)
+	if !ok {
+		return false
+	}
+	s := this()
+	if s.boot == "" || s.pidns == "" || p.boot != s.boot || p.pidns != s.pidns {
+		return false
+	}
+	st, err := readStat(p.pid)
+	return err == nil && st.start == p.start && st.state != "Z" && st.state != "X"
+}

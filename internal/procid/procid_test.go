@@ -35,8 +35,8 @@ func TestGone_LiveProcessIsNotGone(t *testing.T) {
 	if !strings.Contains(id, ":"+strconv.Itoa(os.Getpid())+":") || !strings.Contains(id, " start=") {
 		t.Fatalf("New() = %q", id)
 	}
-	if Gone(id) {
-		t.Fatalf("Gone(%q) for this very process", id)
+	if Gone(id) || !Alive(id) {
+		t.Fatalf("Gone(%q) = %v, Alive = %v for this very process", id, Gone(id), Alive(id))
 	}
 }
 
@@ -63,7 +63,7 @@ func TestGone_KilledProcessIsGoneEvenAsAZombie(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	_ = cmd.Wait()
-	if !Gone(id) {
+	if !Gone(id) || Alive(id) {
 		t.Fatal("a killed and reaped child is not judged gone")
 	}
 }
@@ -90,8 +90,8 @@ func TestGone_NeverMisjudgesReusedPidsOrOtherMachines(t *testing.T) {
 		"old format":        "host:" + strconv.Itoa(deadPid) + ":abcd",
 		"garbage":           "parent",
 	} {
-		if Gone(id) {
-			t.Errorf("%s: Gone(%q) = true, want false (cannot be known)", name, id)
+		if Gone(id) || Alive(id) {
+			t.Errorf("%s: Gone(%q) = %v, Alive = %v, want both false (cannot be known)", name, id, Gone(id), Alive(id))
 		}
 	}
 }
