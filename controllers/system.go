@@ -375,6 +375,9 @@ func (s *System) startTerm() {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Log followers write to the store like the controllers: only while
+	// this term's lease holds (see models.Store.FenceContext).
+	ctx = s.store.FenceContext(ctx, LeaseName, s.mgr.Holder())
 	s.builds.start(ctx)
 	s.followers.start(ctx)
 }

@@ -3,7 +3,12 @@ package mcp
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/claude-parallel/claude-parallel/internal/diskusage"
+	"github.com/claude-parallel/claude-parallel/internal/procid"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -32,6 +37,9 @@ func (f *Frontend) SystemStatus(ctx context.Context) (*SystemStatusResult, error
 	res.Leader = LeaderStatus{Holder: holder, Active: active}
 	if !renewed.IsZero() {
 		res.Leader.RenewedAt = &renewed
+	}
+	if !active && holder != "" {
+		res.Leader.Stalled = stalledLease(holder, renewed, f.d.Store.Path())
 	}
 	if res.Tasks, _, err = f.taskCounts(ctx); err != nil {
 		return nil, err
@@ -96,4 +104,26 @@ func (f *Frontend) containerCounts(ctx context.Context) (ContainerCounts, error)
 		}
 	}
 	return out, nil
+}
+
+// lowDiskSpace is the free space below which a lapsed lease is blamed on the
+// disk: SQLite needs a few pages of room for any write, a WAL frame included.
+const lowDiskSpace = 1 << 20
+
+// stalledLease says, from what can still be read, why a recorded holder no
+// longer renews: a holder that stopped cleanly releases the lease (no row),
+// so a row left behind means it died or cannot write. A full disk stops every
+// write while reads go on, which is the usual cause.
+func stalledLease(holder string, renewed time.Time, dbPath string) string {
+	var why []string
+	if procid.Alive(holder) {
+		why = append(why, "its process still runs but has not renewed the lease since "+renewed.Format(time.RFC3339)+
+			", so it cannot write the store and its controllers are stopped")
+	} else {
+		why = append(why, "it has not renewed the lease since "+renewed.Format(time.RFC3339))
+	}
+	if free, err := diskusage.Free(filepath.Dir(dbPath)); err == nil && free < lowDiskSpace {
+		why = append(why, fmt.Sprintf("the disk holding the database (%s) is full: %d bytes free", dbPath, free))
+	}
+	return strings.Join(why, "; ")
 }

@@ -2,12 +2,14 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/models"
 )
 
 // One constructor per tool: each returns the tool's definition (names,
@@ -20,11 +22,13 @@ import (
 type markdowner interface{ Markdown() string }
 
 // reply turns an operation's outcome into a tool result: structured content
-// plus markdown on success, an error result for bad input, and a Go error
-// (a protocol error) for an infrastructure failure.
+// plus markdown on success, an error result for bad input or a store that
+// cannot take the write (a full disk: the caller, or its user, can act on
+// that and should read why), and a Go error (a protocol error) for any other
+// infrastructure failure.
 func reply(out markdowner, err error) (*mcp.CallToolResult, error) {
 	if err != nil {
-		if IsInputError(err) {
+		if IsInputError(err) || errors.Is(err, models.ErrDiskFull) {
 			return mcp.NewToolResultError(err.Error()), nil
 		}
 		return nil, err

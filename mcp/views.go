@@ -248,6 +248,9 @@ type LeaderStatus struct {
 	Holder    string     `json:"holder,omitempty" jsonschema:"the process running the controllers"`
 	Active    bool       `json:"active" jsonschema:"false when nobody holds the lease: no controller is running"`
 	RenewedAt *time.Time `json:"renewedAt,omitempty"`
+	// Stalled is set when the lease has lapsed but its last holder is known
+	// or likely to run still (a store it cannot write, such as a full disk).
+	Stalled string `json:"stalled,omitempty" jsonschema:"why the last holder no longer renews the lease although it may still run"`
 }
 
 // ContainerCounts counts the containers the controllers registered.

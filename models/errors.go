@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"syscall"
 
 	"github.com/mattn/go-sqlite3"
 	"gorm.io/gorm"
@@ -24,6 +25,14 @@ var (
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary supports")
 	// ErrCorrupt: the file is not a SQLite database or is damaged.
 	ErrCorrupt = errors.New("database file is not a valid SQLite database or is corrupt")
+	// ErrDiskFull: a write failed because the volume holding the database
+	// (or its WAL) has no space left. Nothing was written; free space and
+	// retry. Reads keep working.
+	ErrDiskFull = errors.New("the disk holding the database is full")
+	// ErrLeaseLost: a write made under FenceContext was refused because the
+	// writer no longer holds the lease (another process took it, or it
+	// expired). The writer must stop acting.
+	ErrLeaseLost = errors.New("lease lost: this process no longer holds the lease")
 )
 
 // isBusy reports whether err is SQLite saying another connection holds a lock.
@@ -35,6 +44,16 @@ func isBusy(err error) bool {
 		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
 	}
 	return false
+}
+
+// isDiskFull reports whether err is SQLite (or the file system under it)
+// saying there is no space left.
+func isDiskFull(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrFull || (se.Code == sqlite3.ErrIoErr && errors.Is(se.SystemErrno, syscall.ENOSPC))) {
+		return true
+	}
+	return errors.Is(err, syscall.ENOSPC)
 }
 
 // isCorrupt reports whether err says the file is not a database or is damaged.

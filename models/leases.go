@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/claude-parallel/claude-parallel/internal/procid"
 )
 
 // LeaderLease is the lease every process on one database competes for; its
@@ -16,9 +18,11 @@ const LeaderLease = "leader"
 // TryAcquireLease acquires or renews the lease name for holder, for ttl, in
 // one immediate transaction, so processes sharing the database agree on one
 // holder. It succeeds (true) if nobody holds the lease, if holder already
-// holds it (a renewal), or if the current holder let it expire (its last
-// renewal plus its own duration is in the past). Otherwise it returns false:
-// someone else holds it. A holder must renew well within ttl.
+// holds it (a renewal), if the current holder let it expire (its last
+// renewal plus its own duration is in the past), or if the current holder's
+// identity (procid) names a process of this machine that is certainly gone.
+// Otherwise it returns false: someone else holds it. A holder must renew well
+// within ttl.
 func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
 	if name == "" || holder == "" || ttl <= 0 {
 		return false, fmt.Errorf("acquire lease: %w: need a name, a holder and a positive ttl", ErrInvalid)
@@ -43,15 +47,22 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl ti
 			acquired = true
 			return tx.Model(&Lease{}).Where("name = ?", name).
 				Updates(map[string]any{"renewed_at": now, "duration_ms": ttl.Milliseconds()}).Error
-		case cur.expired(now):
+		case cur.expired(now) || procid.Gone(cur.Holder):
+			// A holder whose process is gone (same machine, its pid now free
+			// or another process's) can act no more: waiting for its lease to
+			// run out would only delay the restarted server by a whole lease.
 			acquired = true
 			if err := tx.Model(&Lease{}).Where("name = ?", name).Updates(map[string]any{
 				"holder": holder, "acquired_at": now, "renewed_at": now, "duration_ms": ttl.Milliseconds(),
 			}).Error; err != nil {
 				return err
 			}
+			why := "let it expire"
+			if !cur.expired(now) {
+				why = "has no process any more"
+			}
 			return recordEventTx(tx, now, EventKindLease, name, "LeaseTakenOver",
-				fmt.Sprintf("%s took over the lease: %s last renewed it at %s", holder, cur.Holder, cur.RenewedAt.Format(time.RFC3339Nano)))
+				fmt.Sprintf("%s took over the lease: %s %s (last renewed at %s)", holder, cur.Holder, why, cur.RenewedAt.Format(time.RFC3339Nano)))
 		default:
 			return nil
 		}
@@ -79,6 +90,18 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	return nil
 }
 
+// GetLease returns the lease row name as stored (ErrNotFound if nobody has
+// held it or it was released): its holder, when it was acquired and last
+// renewed, by the store's clock, and for how long.
+func (s *Store) GetLease(ctx context.Context, name string) (Lease, error) {
+	var l Lease
+	err := s.read(ctx, func(db *gorm.DB) error { return db.Where("name = ?", name).Take(&l).Error })
+	if err != nil {
+		return Lease{}, fmt.Errorf("read lease %s: %w", name, notFound(err))
+	}
+	return l, nil
+}
+
 // LeaseHolder reports who holds the lease name: holder and its last renewal
 // whenever a row exists, and ok = true only if that holding has not expired.
 func (s *Store) LeaseHolder(ctx context.Context, name string) (holder string, renewedAt time.Time, ok bool, err error) {
@@ -91,6 +114,47 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (holder string, re
 		return "", time.Time{}, false, fmt.Errorf("read lease %s: %w", name, err)
 	}
 	return l.Holder, l.RenewedAt, !l.expired(s.now()), nil
+}
+
+// leaseFence is carried by a context whose writes are only valid while
+// holder holds lease name (see FenceContext).
+type leaseFence struct{ name, holder string }
+
+type leaseFenceKey struct{}
+
+// FenceContext returns a context whose store writes commit only while holder
+// holds the lease name, unexpired by the store's clock: each such write
+// transaction checks the lease row first, under the same write lock a
+// successor's TryAcquireLease needs. So a process that lost the lease, or
+// let it expire, cannot write any more, however late its goroutines run —
+// its last write lands strictly before a successor's takeover. The leader's
+// controllers write under such a context. A refused write fails with
+// ErrLeaseLost.
+func (s *Store) FenceContext(ctx context.Context, name, holder string) context.Context {
+	return context.WithValue(ctx, leaseFenceKey{}, leaseFence{name: name, holder: holder})
+}
+
+// checkFence refuses a write made under a FenceContext whose lease is no
+// longer the caller's. It runs inside the write transaction.
+func (s *Store) checkFence(ctx context.Context, tx *gorm.DB) error {
+	f, ok := ctx.Value(leaseFenceKey{}).(leaseFence)
+	if !ok {
+		return nil
+	}
+	var cur Lease
+	err := tx.Where("name = ?", f.name).Take(&cur).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fmt.Errorf("%w: lease %s is held by nobody, not %s", ErrLeaseLost, f.name, f.holder)
+	case err != nil:
+		return fmt.Errorf("check lease %s: %w", f.name, err)
+	case cur.Holder != f.holder:
+		return fmt.Errorf("%w: lease %s is held by %s, not %s", ErrLeaseLost, f.name, cur.Holder, f.holder)
+	case cur.expired(s.now()):
+		return fmt.Errorf("%w: lease %s of %s expired at %s", ErrLeaseLost, f.name, f.holder,
+			cur.RenewedAt.Add(time.Duration(cur.DurationMS)*time.Millisecond).Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 func (l Lease) expired(now time.Time) bool {

@@ -36,6 +36,8 @@ func runChild(role, path string) int {
 	switch role {
 	case "lease":
 		return leaseChild(ctx, s)
+	case "lease-hold":
+		return leaseHoldChild(ctx, s)
 	case "write":
 		t := &Task{Spec: TaskSpec{Prompt: "from child", WorkFolder: "/child"}}
 		if _, _, err := s.CreateTask(ctx, t); err != nil {

@@ -238,7 +238,7 @@ func checkHeader(path string) error {
 // SQLite's "not a database"/"malformed" answers with ErrCorrupt.
 func openError(path, step string, err error) error {
 	if isCorrupt(err) {
-		return fmt.Errorf("open store %s: %s: %w: %w", path, step, ErrCorrupt, err)
+		return fmt.Errorf("open store %s: %s: %w: %w; %s", path, step, ErrCorrupt, err, CorruptAdvice(path))
 	}
 	return fmt.Errorf("open store %s: %s: %w", path, step, err)
 }
@@ -362,11 +362,22 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
 		return err
 	}
 	defer unlock()
-	return s.ownWrite(ctx, func() error {
+	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
-			return s.db.WithContext(ctx).Transaction(fn)
+			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				if err := s.checkFence(ctx, tx); err != nil {
+					return err
+				}
+				return fn(tx)
+			})
 		})
 	})
+	if err != nil && isDiskFull(err) {
+		// Named here once, so every front end can say what is wrong
+		// instead of passing on SQLite's bare "database or disk is full".
+		return fmt.Errorf("write to store %s: %w (free space on its volume; nothing was written): %w", s.path, ErrDiskFull, err)
+	}
+	return err
 }
 
 // read runs a query with the same busy retry as writes (a reader can meet a

@@ -2,13 +2,12 @@ package reconciler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/internal/procid"
 )
 
 // LeaseStore keeps the leader lease. models.Store implements it over the leases
@@ -23,20 +22,23 @@ type LeaseStore interface {
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
+// leaseFencer is implemented by a LeaseStore that can refuse the writes of a
+// process that no longer holds the lease (models.Store does): the leader's
+// controllers act under FenceContext, so a goroutine still running after the
+// term ended — however late the scheduler runs it — cannot write once another
+// process may have taken over.
+type leaseFencer interface {
+	FenceContext(ctx context.Context, name, holder string) context.Context
+}
+
 // releaseTimeout bounds the best-effort release on the way out.
 const releaseTimeout = 5 * time.Second
 
-// NewHolderIdentity returns "hostname:pid:random", unique per process even when a
-// pid is reused after a crash, and readable in the leases table.
-func NewHolderIdentity() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown-host"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
-}
+// NewHolderIdentity returns "hostname:pid:random" followed by the boot,
+// pid-namespace and start-time fields of procid: unique per process even when
+// a pid is reused after a crash, readable in the leases table, and enough for
+// a successor on the same machine to see that the holder died (procid.Gone).
+func NewHolderIdentity() string { return procid.New() }
 
 // stopReason says why a leadership term ended, for the log.
 type stopReason string

@@ -293,6 +293,12 @@ func (m *Manager) Run(ctx context.Context) error {
 func (m *Manager) lead(ctx context.Context, term *leaseTerm) {
 	leadCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// What the term's controllers and jobs act under. The renewer keeps
+	// leadCtx: its own writes are the renewals that keep the fence open.
+	actCtx := leadCtx
+	if f, ok := m.opts.Lease.(leaseFencer); ok && term != nil {
+		actCtx = f.FenceContext(leadCtx, m.opts.LeaseName, m.opts.Holder)
+	}
 
 	m.mu.Lock()
 	m.leaderSince = time.Now()
@@ -306,18 +312,18 @@ func (m *Manager) lead(ctx context.Context, term *leaseTerm) {
 	if m.opts.Changes != nil {
 		// Read the baseline before any controller lists its keys, so that a
 		// commit landing between the two is seen as a change, not folded into it.
-		w := m.newChangeWatcher(leadCtx)
-		GoSafe(&wg, m.log, "wake-up watcher", func() { w.run(leadCtx) })
+		w := m.newChangeWatcher(actCtx)
+		GoSafe(&wg, m.log, "wake-up watcher", func() { w.run(actCtx) })
 	}
 	for _, c := range cs {
 		GoSafe(&wg, m.log, "controller "+c.Name(), func() {
-			if err := c.Run(leadCtx); err != nil {
+			if err := c.Run(actCtx); err != nil {
 				m.log.Error("controller failed", zap.String("controller", c.Name()), zap.Error(err))
 			}
 		})
 	}
 	for _, r := range rs {
-		GoSafe(&wg, m.log, "runnable "+r.name, func() { r.run(leadCtx) })
+		GoSafe(&wg, m.log, "runnable "+r.name, func() { r.run(actCtx) })
 	}
 
 	reason := stopShutdown

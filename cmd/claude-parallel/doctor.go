@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/models"
 )
 
 // checkTimeout bounds each external check so doctor never hangs on a dead
@@ -76,6 +77,7 @@ func doctor(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	if dbDir := filepath.Dir(p.DBPath); !strings.HasPrefix(dbDir+string(filepath.Separator), p.Home+string(filepath.Separator)) {
 		checkWritable(r, "database directory", dbDir)
 	}
+	checkStore(ctx, r, p.DBPath)
 	checkGit(ctx, r)
 	checkDocker(ctx, r, cfg)
 
@@ -102,6 +104,20 @@ func checkWritable(r *doctorReport, what, dir string) {
 		return
 	}
 	r.ok("%s is writable: %s", what, dir)
+}
+
+// checkStore reads every page of the database (read-only) with SQLite's
+// quick_check, so damage is named with what to do before a call meets it.
+func checkStore(ctx context.Context, r *doctorReport, path string) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		r.ok("database %s does not exist yet (created on first use)", path)
+		return
+	}
+	if err := models.CheckFile(ctx, path); err != nil {
+		r.fail("database", "database: %v", err)
+		return
+	}
+	r.ok("database passes quick_check: %s", path)
 }
 
 func checkGit(ctx context.Context, r *doctorReport) {

@@ -77,6 +77,12 @@ func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.
 		return err
 	}
 	defer func() { _ = a.close() }()
+	// Every page is read once here: a file damaged in the middle would
+	// otherwise open fine and fail every call that touches the damage.
+	if err := a.store.QuickCheck(ctx); err != nil {
+		a.log.Error("store is damaged; not serving", zap.Error(err))
+		return err
+	}
 	if err := a.wireControllers(); err != nil {
 		a.log.Error("controllers not started; the server answers from the store only", zap.Error(err))
 	}
