@@ -58,7 +58,7 @@ func Placeholder(name string) string { return "[REDACTED:" + name + "]" }
 
 // nameRE is what a secret's name may be: it goes into every placeholder, so
 // it must not itself be able to break JSON or a log line.
-var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // Builtins are the shapes of well-known keys, redacted wherever they appear
 // whether or not any configuration names them. Each is specific enough not
@@ -80,7 +80,7 @@ func Builtins() []Pattern {
 // CheckName reports whether name may name a secret.
 func CheckName(name string) error {
 	if !nameRE.MatchString(name) {
-		return fmt.Errorf("must be letters, digits and '_' (at most 64, not starting with a digit), got %q", name)
+		return fmt.Errorf("must be letters, digits and '_' (at most 128, not starting with a digit), got %q", name)
 	}
 	return nil
 }
