@@ -10,10 +10,13 @@
 package config
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/claude-parallel/claude-parallel/config/redact"
 )
 
 // Config is the whole configuration of one claude-parallel installation.
@@ -50,6 +53,10 @@ type Config struct {
 	Profiles map[string]Profile `yaml:"profiles"`
 	// DefaultAgent is the profile used when a task names none.
 	DefaultAgent string `yaml:"default_agent"`
+
+	// Redact names further secrets to hide from logs, the store and
+	// responses (see Redactor).
+	Redact RedactConfig `yaml:"redact"`
 
 	// File is the configuration file Load read ("" = built-in defaults
 	// only). It is not a configuration key.
@@ -107,6 +114,16 @@ type HTTPConfig struct {
 	Token Secret `yaml:"token"`
 	// AllowedOrigins are the Origin header values accepted besides none.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// RedactConfig adds to the secrets Redactor always hides.
+type RedactConfig struct {
+	// Env lists NAMES of further server environment variables whose values
+	// are hidden, beyond those the profiles pass into containers.
+	Env []string `yaml:"env"`
+	// Patterns are further secret shapes: a name (shown in the placeholder)
+	// and an RE2 regular expression that matches within one line.
+	Patterns map[string]string `yaml:"patterns"`
 }
 
 // Profile is an agent a task can run: which image, which command, and the
@@ -207,6 +224,7 @@ func defaultsFor(userHome string) *Config {
 		},
 		Profiles:     shippedProfiles(),
 		DefaultAgent: "claude",
+		Redact:       RedactConfig{Env: []string{}, Patterns: map[string]string{}},
 	}
 	if userHome != "" {
 		c.Home = filepath.Join(userHome, DefaultHomeDirName)
@@ -313,6 +331,8 @@ func (c *Config) Clone() *Config {
 	out := *c
 	out.AllowedRoots = slices.Clone(c.AllowedRoots)
 	out.HTTP.AllowedOrigins = slices.Clone(c.HTTP.AllowedOrigins)
+	out.Redact.Env = slices.Clone(c.Redact.Env)
+	out.Redact.Patterns = maps.Clone(c.Redact.Patterns)
 	if c.Profiles != nil {
 		out.Profiles = make(map[string]Profile, len(c.Profiles))
 		for name, p := range c.Profiles {
@@ -333,6 +353,55 @@ func (c *Config) Redacted() *Config {
 		out.HTTP.Token = RedactedText
 	}
 	return out
+}
+
+// RedactTokenName names the HTTP token in placeholders.
+const RedactTokenName = EnvToken
+
+// Redactor returns what hides the secrets this configuration knows, read
+// afresh from the server's environment: the value of every variable a
+// profile passes into containers (a container created before a reload got
+// what the profiles said then; a name dropped since is no longer hidden),
+// of every variable in redact.env, and http.token; plus the shapes of
+// well-known keys (redact.Builtins) and redact.patterns. A value shorter
+// than redact.MinLength is not hidden. The result is cached, so calling it
+// per request costs a few environment lookups.
+func (c *Config) Redactor() *redact.Redactor { return c.redactorWith(os.LookupEnv) }
+
+func (c *Config) redactorWith(lookup func(string) (string, bool)) *redact.Redactor {
+	var names []string
+	for _, p := range c.ProfileNames() {
+		names = append(names, c.Profiles[p].Env...)
+	}
+	names = append(names, c.Redact.Env...)
+	var values []redact.Value
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] || redact.CheckName(n) != nil {
+			continue
+		}
+		seen[n] = true
+		if v, ok := lookup(n); ok {
+			values = append(values, redact.Value{Name: n, Value: v})
+		}
+	}
+	if c.HTTP.Token != "" {
+		values = append(values, redact.Value{Name: RedactTokenName, Value: c.HTTP.Token.Value()})
+	}
+	var patterns []redact.Pattern
+	for _, n := range slices.Sorted(maps.Keys(c.Redact.Patterns)) {
+		// Validate refuses bad ones; a config that skipped it loses only them.
+		if redact.CheckName(n) == nil && redact.CheckPattern(c.Redact.Patterns[n]) == nil {
+			patterns = append(patterns, redact.Pattern{Name: n, Regexp: c.Redact.Patterns[n]})
+		}
+	}
+	patterns = append(patterns, redact.Builtins()...)
+	r, err := redact.Cached(values, patterns)
+	if err != nil {
+		// Not reached: every name and pattern was checked above.
+		r, _ = redact.New(nil, redact.Builtins())
+	}
+	return r
 }
 
 func userHomeDir() string {

@@ -234,3 +234,32 @@ func TestIsLoopbackHost(t *testing.T) {
 		}
 	}
 }
+
+// The redactor hides the values of every profile's pass-through variables,
+// of redact.env and the HTTP token, the key shapes and redact.patterns —
+// and nothing of a variable no profile passes.
+func TestRedactor_SecretsOfTheConfiguration(t *testing.T) {
+	c := Default()
+	shell := c.Profiles["shell"]
+	shell.Env = []string{"SHELL_SECRET", "SHORT"}
+	c.Profiles["shell"] = shell
+	c.Redact.Env = []string{"EXTRA_SECRET"}
+	c.Redact.Patterns = map[string]string{"INTERNAL": `itk_[a-z]{10}`}
+	c.HTTP.Token = Secret("bearer-token-value-1")
+	env := map[string]string{
+		"ANTHROPIC_API_KEY": "anthropic-value-123",
+		"SHELL_SECRET":      "shell-value-4567",
+		"SHORT":             "1234567", // below redact.MinLength
+		"EXTRA_SECRET":      "extra-value-89ab",
+		"UNRELATED":         "unrelated-value-1",
+	}
+	r := c.redactorWith(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	in := "anthropic-value-123 shell-value-4567 1234567 extra-value-89ab unrelated-value-1 bearer-token-value-1 itk_abcdefghij sk-ant-api03-abcdefghijklmnopqrstuv"
+	want := "[REDACTED:ANTHROPIC_API_KEY] [REDACTED:SHELL_SECRET] 1234567 [REDACTED:EXTRA_SECRET] unrelated-value-1 [REDACTED:CLAUDE_PARALLEL_TOKEN] [REDACTED:INTERNAL] [REDACTED:ANTHROPIC_KEY]"
+	if got := r.String(in); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("a valid redact section was refused: %v", err)
+	}
+}

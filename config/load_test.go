@@ -71,6 +71,12 @@ func TestLoad_RefusesBadFiles(t *testing.T) {
 		{"duplicate key", "max_parallel: 2\nmax_parallel: 3\n", "max_parallel", "twice"},
 		{"null scalar", "max_parallel:\n", "max_parallel", "whole number"},
 		{"string given a mapping", "default_agent: {name: shell}\n", "default_agent", "single value"},
+		{"redact env with a value", "redact:\n  env: [TOKEN=abc]\n", "redact.env[0]", "variable name"},
+		{"redact pattern does not compile", "redact:\n  patterns:\n    MINE: 'tok_[0-9'\n", "redact.patterns.MINE", "regular expression"},
+		{"redact pattern matches nothing at all", "redact:\n  patterns:\n    MINE: 'x*'\n", "redact.patterns.MINE", "empty string"},
+		{"redact pattern crosses lines", "redact:\n  patterns:\n    MINE: 'key\\s+\\w+'\n", "redact.patterns.MINE", "line break"},
+		{"redact pattern bad name", "redact:\n  patterns:\n    my-token: 'tok_[0-9]{8}'\n", "redact.patterns.my-token", "placeholder"},
+		{"redact patterns given a list", "redact:\n  patterns: [abc]\n", "redact.patterns", "mapping"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

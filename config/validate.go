@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/claude-parallel/claude-parallel/config/redact"
 )
 
 // LogLevels are the accepted values of log.level.
@@ -96,6 +99,21 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := c.Profiles[c.DefaultAgent]; !ok {
 		k.add("default_agent", "must name a profile (%s), got %q", strings.Join(c.ProfileNames(), ", "), c.DefaultAgent)
+	}
+
+	for i, e := range c.Redact.Env {
+		if !envNameRE.MatchString(e) || redact.CheckName(e) != nil {
+			k.add(indexKey("redact.env", i), "must be an environment variable name (at most 128 characters), got %q", e)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Redact.Patterns)) {
+		key := "redact.patterns." + name
+		if err := redact.CheckName(name); err != nil {
+			k.add(key, "the name goes into the placeholder [REDACTED:NAME], so it %v", err)
+		}
+		if err := redact.CheckPattern(c.Redact.Patterns[name]); err != nil {
+			k.add(key, "%v", err)
+		}
 	}
 
 	if len(k.probs) > 0 {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -34,6 +35,11 @@ type claudeProgress struct {
 	ResultText  string // the final result, once the result line arrived
 	IsError     bool   // the result line reported an error
 	HasResult   bool
+
+	// secrets redacts the texts taken from a line. The line was redacted as
+	// a whole before; decoding may still unveil a secret JSON wrote with
+	// escapes ("\u0041", "\/") the redactor does not look for.
+	secrets *redact.Redactor
 }
 
 // streamLine is the subset of a stream-json line the parser reads.
@@ -68,19 +74,19 @@ func (p *claudeProgress) Feed(line string) bool {
 	}
 	before := *p
 	if l.SessionID != "" {
-		p.SessionID = l.SessionID
+		p.SessionID = p.secrets.String(l.SessionID)
 	}
 	switch l.Type {
 	case "assistant":
 		p.NumTurns++
 		if text := assistantText(l.Message); text != "" {
-			p.LastMessage = clip(text)
+			p.LastMessage = clip(p.secrets.String(text))
 		}
 	case "result":
 		p.HasResult = true
 		p.IsError = l.IsError
 		if l.Result != nil {
-			p.ResultText = clip(*l.Result)
+			p.ResultText = clip(p.secrets.String(*l.Result))
 		}
 		if l.NumTurns != nil {
 			p.NumTurns = *l.NumTurns

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
 )
@@ -218,6 +219,10 @@ type logFollower struct {
 	lastProgress time.Time
 	progress     claudeProgress
 	progressNew  bool // progress changed since the last status write
+	// secrets hides what the agent printed of its secrets before a line
+	// reaches the file (and so the store, the responses); set per pass from
+	// the configuration in force.
+	secrets *redact.Redactor
 }
 
 // finished reports whether the follower has returned.
@@ -285,6 +290,8 @@ func (f *logFollower) run(ctx context.Context) {
 // pass reads the stream once, from where the file ends. complete means the
 // container's output has ended for good; progressed that lines were stored.
 func (f *logFollower) pass(ctx context.Context) (complete, progressed bool, err error) {
+	f.secrets = f.s.config().Redactor()
+	f.progress.secrets = f.secrets
 	if err := f.openFile(); err != nil {
 		return false, false, err
 	}
@@ -386,7 +393,11 @@ func (f *logFollower) copy(ctx context.Context, rc io.ReadCloser, resume *engine
 	}
 }
 
-// store appends one stream line to the file if resume keeps it.
+// store appends one stream line to the file if resume keeps it. The line is
+// redacted first: the file holds no secret, and resume compares it with
+// lines stored redacted. A whole line is redacted at once (ParseLogLine
+// joins what Docker cut), and a secret never spans two lines, so no secret
+// escapes across a boundary of the stream.
 func (f *logFollower) store(line string, resume *engine.LogResume) bool {
 	raw := strings.TrimSuffix(line, "\n")
 	ts, text, ok := engine.ParseLogLine(raw)
@@ -394,6 +405,7 @@ func (f *logFollower) store(line string, resume *engine.LogResume) bool {
 		f.log.Debug("log line without a timestamp skipped")
 		return false
 	}
+	text = f.secrets.String(text)
 	if !resume.Keep(ts, text) {
 		return false
 	}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/models"
 )
 
 func TestDropPartialLine(t *testing.T) {
@@ -57,5 +59,68 @@ func TestReadTailLines_CoversTheResumeOverlap(t *testing.T) {
 	}
 	if !strings.HasPrefix(lines[len(lines)-1].Text, fmt.Sprintf("line %04d", n-1)) {
 		t.Fatalf("last line %q", lines[len(lines)-1].Text)
+	}
+}
+
+// What the agent prints of a secret — the value of a variable passed into
+// its container, or a key of a well-known shape — is redacted before it
+// reaches the run's log file and the store: whole, inside stream-json
+// fields, JSON-escaped, and cut across Docker's 16 KiB entries. The
+// follower restarted on the same file neither duplicates nor loses a line.
+func TestLogFollower_RedactsSecretsBeforeFileAndStore(t *testing.T) {
+	canary := "sk-ant-api03-canary" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	shape := "sk-ant-admin01-" + strings.Repeat("Qx7", 8) // a key shape no variable holds
+	t.Setenv("ANTHROPIC_API_KEY", canary)
+	h := newHarness(t)
+	task, name := h.running("leak it", func(t *models.Task) { t.Spec.Agent = "claude" })
+	split := strings.Repeat("p", engine.PartialLogSize-5) + canary[:5] + dockerStamp(time.Now()) + " " + canary[5:] + " after"
+	h.fe.Emit(name,
+		"plain "+canary,
+		`{"type":"system","subtype":"init","session_id":"sess-1"}`,
+		`{"type":"assistant","message":{"content":[{"type":"text","text":"the key is `+canary+` and `+shape+`"}]},"session_id":"sess-1"}`,
+		`{"type":"assistant","message":{"content":[{"type":"text","text":"escaped \u0073k-ant-api03-`+canary[len("sk-ant-api03-"):]+`"}]},"session_id":"sess-1"}`,
+		split,
+	)
+	h.runUntil(task.ID, 5*time.Second, func(t *models.Task) bool { return t.Status.NumTurns == 2 })
+	h.fe.Emit(name, `{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"done: `+canary+`","session_id":"sess-1"}`)
+	h.fe.Exit(name, 0)
+	got := h.runUntil(task.ID, 10*time.Second, finished)
+
+	st := got.Status
+	if st.ResultText != "done: [REDACTED:ANTHROPIC_API_KEY]" || st.LastMessage != "escaped [REDACTED:ANTHROPIC_API_KEY]" {
+		t.Errorf("status texts: result %q, last message %q", st.ResultText, st.LastMessage)
+	}
+	log := h.logFile(task.ID, 1)
+	for _, want := range []string{
+		" plain [REDACTED:ANTHROPIC_API_KEY]\n",
+		`"text":"the key is [REDACTED:ANTHROPIC_API_KEY] and [REDACTED:ANTHROPIC_KEY]"`,
+		strings.Repeat("p", 20) + "[REDACTED:ANTHROPIC_API_KEY] after\n",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if n := strings.Count(log, "\n"); n != 6 {
+		t.Errorf("log has %d lines, want 6", n)
+	}
+	// (The line that spelled the key with a JSON escape is stored as
+	// printed; only the text decoded from it is redacted.)
+	for _, secret := range []string{canary, shape} {
+		assertNoFileHolds(t, h.cfg.Home, secret)
+		if strings.Contains(fmt.Sprintf("%+v", st), secret) {
+			t.Errorf("task status holds %q", secret)
+		}
+	}
+
+	// A follower started again on the same file (a restart) stores nothing
+	// twice: resume compares the redacted lines.
+	h.s.followers.forget(followerKey{task.ID, 1})
+	info, _ := h.fe.Inspect(h.ctx, name)
+	f := h.s.followers.ensure(h.s.taskFollowTarget(got, info))
+	if !f.wait(h.ctx, 5*time.Second) {
+		t.Fatal("restarted follower did not finish")
+	}
+	if again := h.logFile(task.ID, 1); again != log {
+		t.Errorf("a restarted follower changed the log:\n%s", again)
 	}
 }

@@ -132,7 +132,11 @@ func (f *Frontend) readRunLog(ctx context.Context, target logTarget, tail int, f
 	if fi, err := file.Stat(); err == nil {
 		res.Size = fi.Size()
 	}
-	sel, err := selectLines(file, tail, filter, maxBytes)
+	// Redacted before the filter and the cut of long lines, so neither a
+	// filter nor a cut can reveal part of a secret.
+	src, stop := redactedReader(file, f.secrets())
+	defer stop()
+	sel, err := selectLines(src, tail, filter, maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read log %s: %w", path, err)
 	}

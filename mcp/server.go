@@ -34,6 +34,9 @@ func NewServer(deps Deps) *server.MCPServer {
 		// leaves, so a client never receives a reply its schema rejects.
 		server.WithOutputSchemaValidation(),
 		server.WithToolHandlerMiddleware(guardTool(fe.d.Logger)),
+		// Whatever a tool or a resource answers is redacted on its way out.
+		server.WithToolHandlerMiddleware(redactTool(fe)),
+		server.WithResourceHandlerMiddleware(redactResource(fe)),
 	)
 	for _, newTool := range toolConstructors {
 		tool, handler := newTool(fe)
@@ -74,6 +77,39 @@ func guardTool(logger *zap.Logger) server.ToolHandlerMiddleware {
 				logging.LogToolCall(l, req.Params.Name, time.Since(start), argNames(req), err)
 			}()
 			return next(ctx, req)
+		}
+	}
+}
+
+// redactTool redacts every tool result (see redactToolResult).
+func redactTool(fe *Frontend) server.ToolHandlerMiddleware {
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			res, err := next(ctx, req)
+			redactToolResult(res, fe.secrets())
+			return res, err
+		}
+	}
+}
+
+// redactResource redacts every text resource: a task's log, and a patch
+// (a key the agent wrote into a file shows as its placeholder; applying the
+// diff uses the stored patch). A binary resource is sent as it is.
+func redactResource(fe *Frontend) server.ResourceHandlerMiddleware {
+	return func(next server.ResourceHandlerFunc) server.ResourceHandlerFunc {
+		return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			contents, err := next(ctx, req)
+			r := fe.secrets()
+			for i, c := range contents {
+				switch t := c.(type) {
+				case mcp.TextResourceContents:
+					t.Text = r.String(t.Text)
+					contents[i] = t
+				case *mcp.TextResourceContents:
+					t.Text = r.String(t.Text)
+				}
+			}
+			return contents, err
 		}
 	}
 }

@@ -25,6 +25,7 @@ type cli struct {
 	out    io.Writer
 	errOut io.Writer
 	json   bool
+	flush  func() // sends what the redacting writers hold back
 }
 
 // openCLI loads the configuration and opens the store. Logs go to the log
@@ -38,10 +39,19 @@ func openCLI(cmd *cobra.Command, opts *globalOptions, jsonOut bool) (*cli, error
 	if err != nil {
 		return nil, err
 	}
-	return &cli{app: a, fe: mcp.NewFrontend(a.frontendDeps()), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: jsonOut}, nil
+	// Every byte printed goes through the redactor, whatever produced it
+	// (a view, a followed log file, an error): defence in depth behind the
+	// controllers, which store agent output already redacted.
+	red := a.redactor()
+	out, errOut := red.NewWriter(cmd.OutOrStdout()), red.NewWriter(cmd.ErrOrStderr())
+	return &cli{app: a, fe: mcp.NewFrontend(a.frontendDeps()), out: out, errOut: errOut, json: jsonOut,
+		flush: func() { _ = out.Flush(); _ = errOut.Flush() }}, nil
 }
 
-func (c *cli) close() { _ = c.app.close() }
+func (c *cli) close() {
+	c.flush()
+	_ = c.app.close()
+}
 
 type markdowner interface{ Markdown() string }
 

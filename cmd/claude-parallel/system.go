@@ -13,6 +13,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/config/logging"
+	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/mcp"
@@ -40,7 +41,7 @@ func openApp(ctx context.Context, cfg *config.Config, console io.Writer) (*app, 
 	a := &app{}
 	a.cfg.Store(cfg)
 	var err error
-	if a.log, a.level, a.closeLog, err = newLogger(cfg.Log, console); err != nil {
+	if a.log, a.level, a.closeLog, err = newLogger(cfg.Log, console, a.redactor); err != nil {
 		return nil, err
 	}
 	if a.store, err = models.Open(ctx, cfg.DBPath, models.Options{Logger: a.log}); err != nil {
@@ -59,14 +60,14 @@ func openApp(ctx context.Context, cfg *config.Config, console io.Writer) (*app, 
 // newLogger builds the configured logger behind an atomic level, so SIGHUP
 // can change the level of a running server. The files and console are set
 // up at debug and the atomic level filters in front of them.
-func newLogger(lc config.LogConfig, console io.Writer) (*zap.Logger, zap.AtomicLevel, func() error, error) {
+func newLogger(lc config.LogConfig, console io.Writer, secrets func() *redact.Redactor) (*zap.Logger, zap.AtomicLevel, func() error, error) {
 	level, err := zap.ParseAtomicLevel(lc.Level)
 	if err != nil {
 		return nil, level, nil, fmt.Errorf("log level %q: %w", lc.Level, err)
 	}
 	open := lc
 	open.Level = "debug"
-	base, closeFn, err := logging.New(open, console)
+	base, closeFn, err := logging.NewRedacting(open, console, secrets)
 	if err != nil {
 		return nil, level, nil, fmt.Errorf("set up logging: %w", err)
 	}
@@ -82,6 +83,9 @@ func newLogger(lc config.LogConfig, console io.Writer) (*zap.Logger, zap.AtomicL
 
 // config returns the configuration in force.
 func (a *app) config() *config.Config { return a.cfg.Load() }
+
+// redactor hides the secrets of the configuration in force.
+func (a *app) redactor() *redact.Redactor { return a.config().Redactor() }
 
 // wireControllers builds the controllers (they run only in runControllers).
 // Without a Docker client there is nothing to control.

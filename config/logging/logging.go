@@ -19,6 +19,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/config/redact"
 )
 
 // File names inside the log directory; the same as the TypeScript original's
@@ -32,6 +33,13 @@ const (
 // (pass os.Stderr; tests pass a buffer). The returned close function flushes
 // and closes the log files; call it once when the program ends.
 func New(cfg config.LogConfig, stderr io.Writer) (*zap.Logger, func() error, error) {
+	return NewRedacting(cfg, stderr, nil)
+}
+
+// NewRedacting is New with every line redacted on its way out, whatever
+// logged it and in whichever field: secrets returns the redactor in force
+// (the configuration may be reloaded); nil redacts nothing.
+func NewRedacting(cfg config.LogConfig, stderr io.Writer, secrets func() *redact.Redactor) (*zap.Logger, func() error, error) {
 	level, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log level %q: %w", cfg.Level, err)
@@ -68,13 +76,13 @@ func New(cfg config.LogConfig, stderr io.Writer) (*zap.Logger, func() error, err
 	consoleEnc := zapcore.NewConsoleEncoder(consoleCfg)
 	// Hide the writer's Sync: fsync on a terminal or pipe fails with EINVAL,
 	// which would make every close report an error that means nothing.
-	console := zapcore.Lock(zapcore.AddSync(struct{ io.Writer }{stderr}))
+	console := zapcore.Lock(redacting(zapcore.AddSync(struct{ io.Writer }{stderr}), secrets))
 
 	atOrAbove := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= level })
 	errorsOnly := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= max(level, zapcore.ErrorLevel) })
 	core := zapcore.NewTee(
-		zapcore.NewCore(jsonEnc, zapcore.AddSync(combined), atOrAbove),
-		zapcore.NewCore(jsonEnc, zapcore.AddSync(errorLog), errorsOnly),
+		zapcore.NewCore(jsonEnc, redacting(zapcore.AddSync(combined), secrets), atOrAbove),
+		zapcore.NewCore(jsonEnc, redacting(zapcore.AddSync(errorLog), secrets), errorsOnly),
 		zapcore.NewCore(consoleEnc, console, atOrAbove),
 	)
 	logger := zap.New(core,
@@ -88,6 +96,30 @@ func New(cfg config.LogConfig, stderr io.Writer) (*zap.Logger, func() error, err
 		return errors.Join(logger.Sync(), combined.Close(), errorLog.Close())
 	}
 	return logger, closeFn, nil
+}
+
+// redactingSyncer redacts each encoded entry before it is written. zap
+// writes an entry (message, fields, stack) in one Write call, so no secret
+// is cut across two; the JSON encoder leaves a secret of the usual
+// characters as it is, and one with quotes or backslashes is known to the
+// redactor in its JSON-escaped form too.
+type redactingSyncer struct {
+	zapcore.WriteSyncer
+	secrets func() *redact.Redactor
+}
+
+func redacting(ws zapcore.WriteSyncer, secrets func() *redact.Redactor) zapcore.WriteSyncer {
+	if secrets == nil {
+		return ws
+	}
+	return redactingSyncer{ws, secrets}
+}
+
+func (r redactingSyncer) Write(p []byte) (int, error) {
+	if _, err := r.WriteSyncer.Write(r.secrets().Bytes(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func encoderConfig() zapcore.EncoderConfig {

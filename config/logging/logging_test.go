@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/config/redact"
 )
 
 // childEnv makes the test binary act as a program that only logs, so the
@@ -308,4 +309,48 @@ func TestNew_LevelFiltersFiles(t *testing.T) {
 	if got := strings.Join(messages(readLines(t, filepath.Join(dir, CombinedFile))), "|"); got != "kept" {
 		t.Errorf("combined log at warn = %q", got)
 	}
+}
+
+// Whatever logs a secret — in the message, a string field, an error, a
+// structured value, a logger's With fields — the files and the console get
+// the placeholder.
+func TestNewRedacting_HidesSecretsInEveryOutput(t *testing.T) {
+	dir := t.TempDir()
+	canary := "canary-" + time.Now().Format("150405.000000000")
+	r, err := redact.New([]redact.Value{{Name: "ANTHROPIC_API_KEY", Value: canary}}, redact.Builtins())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var console bytes.Buffer
+	logger, closeLogs, err := NewRedacting(config.LogConfig{Level: "debug", MaxSizeMB: 1, MaxFiles: 2, Dir: dir}, &console,
+		func() *redact.Redactor { return r })
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := "sk-ant-api03-" + strings.Repeat("Zq9", 10)
+	logger.With(zap.String("ctx", "with "+canary)).Info("printed "+canary, zap.String("field", canary+"!"))
+	logger.Error("failed", zap.Error(errors.New("exit: "+shape)), zap.Any("obj", map[string]string{"k": canary}))
+	if err := closeLogs(); err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]string{"console": console.String()}
+	for _, name := range []string{CombinedFile, ErrorFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs[name] = string(b)
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, canary) || strings.Contains(out, shape) {
+			t.Errorf("%s shows a secret:\n%s", name, out)
+		}
+		if !strings.Contains(out, "[REDACTED:ANTHROPIC_KEY]") {
+			t.Errorf("%s lacks the key shape's placeholder:\n%s", name, out)
+		}
+	}
+	if n := strings.Count(outputs[CombinedFile], "[REDACTED:ANTHROPIC_API_KEY]"); n != 4 {
+		t.Errorf("%s has %d placeholders of the value, want 4:\n%s", CombinedFile, n, outputs[CombinedFile])
+	}
+	readLines(t, filepath.Join(dir, CombinedFile)) // still one JSON object per line
 }

@@ -126,6 +126,23 @@ func TestParseLogLine(t *testing.T) {
 	}
 }
 
+// A line Docker cut into 16 KiB entries, each stamped, reads whole again; a
+// stamp-like text anywhere else stays.
+func TestParseLogLine_JoinsDockerPartialEntries(t *testing.T) {
+	const stamp1, stamp2, stamp3 = "2026-11-27T08:15:04.000000001Z", "2026-11-27T08:15:04.000000002Z", "2026-11-27T08:15:04.000000003Z"
+	first := strings.Repeat("a", engine.PartialLogSize-4) + "SECR"
+	second := "ET" + strings.Repeat("b", engine.PartialLogSize-2)
+	third := "tail " + stamp1 + " stays"
+	_, text, ok := engine.ParseLogLine(stamp1 + " " + first + stamp2 + " " + second + stamp3 + " " + third + "\n")
+	if want := first + second + third; !ok || text != want {
+		t.Errorf("joined line: ok %v, %d bytes, want %d; holds SECRET: %v", ok, len(text), len(want), strings.Contains(text, "SECRET"))
+	}
+	short := "x " + stamp2 + " y"
+	if _, text, _ := engine.ParseLogLine(stamp1 + " " + short); text != short {
+		t.Errorf("short line changed: %q", text)
+	}
+}
+
 // TestCreate_RefusesUnsafeSpecs checks the policy is enforced before Docker is asked,
 // and that a refusal never echoes an environment value.
 func TestCreate_RefusesUnsafeSpecs(t *testing.T) {
