@@ -267,7 +267,7 @@ func pinRepo(info *repoInfo, folder *pinnedDir, dir string, roots Roots) error {
 			return err
 		}
 	}
-	info.gitDir, info.realGitDir, info.commonDir = gd.path, gd.real, cd.path
+	info.gitDir, info.realGitDir, info.commonDir, info.realCommon = gd.path, gd.real, cd.path, cd.real
 	pinned.Lock()
 	pinned.common[gd.path] = cd.path
 	pinned.Unlock()
@@ -296,6 +296,14 @@ func inspectChecked(ctx context.Context, dir string, needWorkTree bool, roots Ro
 		return repoInfo{}, err
 	}
 	return info, nil
+}
+
+// realCommonDir is where the common dir was when opened.
+func (r *repoInfo) realCommonDir() string {
+	if r.realCommon != "" {
+		return r.realCommon
+	}
+	return r.commonDir
 }
 
 // close releases the handles of a checked repository.

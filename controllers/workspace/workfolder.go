@@ -28,6 +28,7 @@ type repoInfo struct {
 	// folder relative to the top ("." for the top).
 	pins                []*pinnedDir
 	realTop, realGitDir string
+	realCommon          string
 	folderRel           string
 }
 
