@@ -77,6 +77,7 @@ const (
 	diffReasonWorkspaceGone     = "WorkspaceGone"
 	diffReasonApplyError        = "ApplyError"
 	diffReasonRejected          = "Rejected"
+	diffReasonOutsideRoots      = ReasonOutsideAllowedRoots
 )
 
 func init() {
@@ -112,6 +113,9 @@ type diffReconciler struct {
 	// step reports a durable step to the fault-injection hook.
 	step  func(step Step, taskID string, run int)
 	locks *targetLocks
+	// roots returns the allowed roots in force; nil (tests of the diff
+	// controller alone) checks none.
+	roots func() []string
 }
 
 func newDiffReconciler(s *System) *diffReconciler {
@@ -125,6 +129,7 @@ func newDiffReconciler(s *System) *diffReconciler {
 		notify:  s.Notify,
 		step:    s.step,
 		locks:   newTargetLocks(),
+		roots:   func() []string { return allowedRoots(s.config()) },
 	}
 }
 
