@@ -178,6 +178,15 @@ func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait tim
 			d.FilesChanged, res.Target, req.Mode)
 		return res, nil
 	}
+	if target == "" {
+		// The default target, the task's folder, is checked like an explicit
+		// one: it may have been swapped for a symlink since the task was
+		// accepted. (The controller checks again when it applies.)
+		if _, ierr := resolveRepoDir(ctx, "targetWorkspace", t.Spec.WorkFolder, f.cfg().AllowedRoots); ierr != nil {
+			ierr.Problem = "the default target, the task's folder, fails the check: " + ierr.Problem
+			return nil, ierr
+		}
+	}
 	written, err := f.d.Store.UpdateDiffSpec(ctx, d.ID, func(cur *models.Diff) error {
 		if ierr := applicable(cur, t, target, req.Mode); ierr != nil {
 			return ierr
