@@ -83,6 +83,7 @@ const (
 	diffReasonWorkspaceGone     = "WorkspaceGone"
 	diffReasonApplyError        = "ApplyError"
 	diffReasonRejected          = "Rejected"
+	diffReasonOutsideRoots      = ReasonOutsideAllowedRoots
 )
 
 func init() {
@@ -118,6 +119,9 @@ type diffReconciler struct {
 	// step reports a durable step to the fault-injection hook.
 	step  func(step Step, taskID string, run int)
 	locks *targetLocks
+	// roots returns the allowed roots in force; nil (tests of the diff
+	// controller alone) checks none.
+	roots func() []string
 }
 
 func newDiffReconciler(s *System) *diffReconciler {
@@ -131,6 +135,7 @@ func newDiffReconciler(s *System) *diffReconciler {
 		notify:  s.Notify,
 		step:    s.step,
 		locks:   newTargetLocks(),
+		roots:   func() []string { return allowedRoots(s.config()) },
 	}
 }
 

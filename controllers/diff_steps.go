@@ -113,6 +113,8 @@ var errWorkspaceGone = errors.New("the task's workspace is gone; branch mode nee
 // retried until the spec changes — from one of the moment, and names it.
 func classifyApplyError(err error) (reason string, terminal bool) {
 	switch {
+	case errors.Is(err, workspace.ErrOutsideAllowedRoots):
+		return diffReasonOutsideRoots, true
 	case errors.Is(err, workspace.ErrUnsafePatch):
 		return diffReasonUnsafePatch, true
 	case errors.Is(err, workspace.ErrNotGitWorkTree):
@@ -289,6 +291,9 @@ func (r *diffReconciler) recheckFailed(ctx context.Context, sc *diffScope, targe
 		return nil
 	case terminal:
 		st.Reason = diffReasonTargetUnavailable
+		if reason == diffReasonOutsideRoots {
+			st.Reason = reason
+		}
 		st.Message = fmt.Sprintf("cannot check whether the diff applies to %s: %v", target, err)
 		return nil
 	default:
@@ -329,6 +334,7 @@ func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src s
 		ResultCommit: d.ResultCommit,
 		SourceGitDir: src,
 		DryRun:       dryRun,
+		AllowedRoots: r.allowedRoots(),
 	})
 }
 
@@ -529,11 +535,19 @@ func (r *diffReconciler) targetKey(ctx context.Context, target string, mode work
 	if mode == workspace.Branch {
 		return canonicalPath(target), nil
 	}
-	top, _, err := workspace.WorkFolderInfo(ctx, target)
+	top, _, err := workspace.WorkFolderInfoIn(ctx, target, r.allowedRoots())
 	if err != nil {
 		return "", fmt.Errorf("inspect target %s: %w", target, err)
 	}
 	return top, nil
+}
+
+// allowedRoots is the roots in force (nil: no check, see diffReconciler.roots).
+func (r *diffReconciler) allowedRoots() workspace.Roots {
+	if r.roots == nil {
+		return nil
+	}
+	return append(workspace.Roots{}, r.roots()...)
 }
 
 // sourceGitDir is the git dir of the task's workspace, or "" when the

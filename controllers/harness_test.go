@@ -43,6 +43,7 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	cfg.Log.Dir = filepath.Join(home, "logs")
 	cfg.MaxParallel = 2
 	cfg.DefaultAgent = "shell"
+	cfg.AllowedRoots = []string{os.TempDir()} // the test repositories are made under t.TempDir()
 	for _, f := range tune {
 		f(cfg)
 	}

@@ -64,6 +64,7 @@ func newDockerEnv(t *testing.T, tune ...func(*config.Config)) *dockerEnv {
 	cfg.DBPath = filepath.Join(home, "data", "claude-parallel.db")
 	cfg.Log.Dir = filepath.Join(home, "logs")
 	cfg.MaxParallel = 4
+	cfg.AllowedRoots = []string{os.TempDir()} // the test repositories are made under t.TempDir()
 	testIntervals(cfg)
 	for _, f := range tune {
 		f(cfg)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,6 +52,9 @@ type targetWatch struct {
 	store  *models.Store
 	log    *zap.Logger
 	notify func(kind, id string)
+	// roots returns the allowed roots in force (nil: no check); a target
+	// outside them is fingerprinted as such, never looked into.
+	roots func() []string
 	// seen is each watched diff's fingerprint at the last look.
 	seen map[string]string
 }
@@ -62,6 +64,7 @@ func newTargetWatch(s *System) *targetWatch {
 		store:  s.store,
 		log:    s.log.With(zap.String("runnable", targetWatchName)),
 		notify: s.Notify,
+		roots:  func() []string { return allowedRoots(s.config()) },
 		seen:   map[string]string{},
 	}
 }
@@ -93,6 +96,15 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	heads := map[string]targetHead{} // by target folder, one git process each
+	defer func() {
+		for _, h := range heads {
+			h.close()
+		}
+	}()
+	var roots workspace.Roots
+	if w.roots != nil {
+		roots = append(workspace.Roots{}, w.roots()...)
+	}
 	current := make(map[string]string, len(diffs))
 	notified := 0
 	for _, a := range diffs {
@@ -101,7 +113,7 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 		}
 		h, ok := heads[a.target]
 		if !ok {
-			h = readTargetHead(ctx, a.target)
+			h = readTargetHead(ctx, a.target, roots)
 			heads[a.target] = h
 		}
 		if ctx.Err() != nil {
@@ -118,26 +130,37 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 	return notified, nil
 }
 
-// targetHead is what one git process says of a target folder.
+// targetHead is what one git process says of a target folder, and the
+// folder opened once and checked against the allowed roots, through which
+// its files are looked at.
 type targetHead struct {
 	top, head string
 	err       string // why the folder is not a usable work tree, "" if it is
+	folder    *workspace.WorkFolder
 }
 
-func readTargetHead(ctx context.Context, folder string) targetHead {
-	top, head, err := workspace.WorkFolderInfo(ctx, folder)
+func readTargetHead(ctx context.Context, folder string, roots workspace.Roots) targetHead {
+	wf, err := workspace.OpenWorkFolder(ctx, folder, roots)
 	if err != nil {
 		// The dry run reports the same failure in its own words; what
 		// matters here is that the fingerprint moves when it comes or goes.
 		return targetHead{err: errorKind(err)}
 	}
-	return targetHead{top: top, head: head}
+	return targetHead{top: wf.Top(), head: wf.Head(), folder: wf}
+}
+
+func (h targetHead) close() {
+	if h.folder != nil {
+		h.folder.Close()
+	}
 }
 
 // errorKind names an error by the sentinel it wraps, so the fingerprint of a
 // broken target does not change with every wording of the failure.
 func errorKind(err error) string {
 	switch {
+	case errors.Is(err, workspace.ErrOutsideAllowedRoots):
+		return "outside the allowed roots"
 	case errors.Is(err, workspace.ErrNotGitWorkTree):
 		return "not a work tree"
 	case errors.Is(err, fs.ErrNotExist):
@@ -164,20 +187,21 @@ func diffFingerprint(h targetHead, d *models.Diff) string {
 		}
 		slices.Sort(paths)
 		for _, p := range slices.Compact(paths) {
-			fmt.Fprintf(sum, "%q %s\n", p, fileState(h.top, p))
+			fmt.Fprintf(sum, "%q %s\n", p, fileState(h.folder, p))
 		}
 	}
 	return hex.EncodeToString(sum.Sum(nil))
 }
 
-// fileState describes rel below top as lstat sees it: enough to notice a
-// write, a replacement or a removal without reading the file. A path that
-// leaves top (a name with ..) is not looked at.
-func fileState(top, rel string) string {
+// fileState describes rel below the folder's top as lstat sees it, through
+// the folder's checked handle: enough to notice a write, a replacement or a
+// removal without reading the file. A path that leaves the top (a name with
+// ..) is not looked at.
+func fileState(folder *workspace.WorkFolder, rel string) string {
 	if !filepath.IsLocal(filepath.FromSlash(rel)) || strings.ContainsRune(rel, 0) {
 		return "outside"
 	}
-	fi, err := os.Lstat(filepath.Join(top, filepath.FromSlash(rel)))
+	fi, err := folder.Lstat(rel)
 	if err != nil {
 		return "absent: " + errorKind(err)
 	}

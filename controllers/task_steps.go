@@ -297,6 +297,7 @@ func (r *taskReconciler) prepareSpec(t *models.Task, user runAs) workspace.Prepa
 		BaseRef:            t.Spec.BaseRef,
 		IncludeUncommitted: t.Spec.IncludeUncommitted,
 		Root:               r.s.paths.WorkspaceDir,
+		AllowedRoots:       allowedRoots(r.s.config()),
 		UID:                user.uid,
 		GID:                user.gid,
 	}
@@ -329,6 +330,9 @@ func (r *taskReconciler) recordPrepared(ctx context.Context, sc *taskScope, b bu
 // be used, and otherwise returns err to retry.
 func (r *taskReconciler) prepareFailed(sc *taskScope, err error) error {
 	switch {
+	case errors.Is(err, workspace.ErrOutsideAllowedRoots):
+		sc.fail(ReasonOutsideAllowedRoots, "prepare workspace: "+err.Error())
+		return nil
 	case errors.Is(err, workspace.ErrNotGitWorkTree), errors.Is(err, workspace.ErrInvalidRef),
 		errors.Is(err, workspace.ErrInvalidSpec), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		sc.fail(ReasonPrepareFailed, "prepare workspace: "+err.Error())

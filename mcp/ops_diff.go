@@ -188,6 +188,15 @@ func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait tim
 			d.FilesChanged, res.Target, req.Mode)
 		return res, nil
 	}
+	if target == "" {
+		// The default target, the task's folder, is checked like an explicit
+		// one: it may have been swapped for a symlink since the task was
+		// accepted. (The controller checks again when it applies.)
+		if _, ierr := resolveRepoDir(ctx, "targetWorkspace", t.Spec.WorkFolder, f.cfg().AllowedRoots); ierr != nil {
+			ierr.Problem = "the default target, the task's folder, fails the check: " + ierr.Problem
+			return nil, ierr
+		}
+	}
 	if err := f.endAnsweredApply(ctx, d); err != nil {
 		return nil, err
 	}

@@ -156,7 +156,39 @@ func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string,
 	if !withinAny(top, resolvedRoots) {
 		return "", bad("%s belongs to the git repository at %s, which is outside the allowed roots", quote(p), quote(top))
 	}
+	// A .git file (or core.worktree games) may put the repository itself
+	// anywhere: its git directories must be inside an allowed root too.
+	dirs, err := gitDirs(ctx, real)
+	if err != nil {
+		return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
+	}
+	for _, d := range dirs {
+		if !withinAny(d, resolvedRoots) {
+			return "", bad("the git directory of %s is %s, which is outside the allowed roots", quote(p), quote(d))
+		}
+	}
 	return real, nil
+}
+
+// gitDirs returns the resolved git dir and common dir of the repository
+// containing dir.
+func gitDirs(ctx context.Context, dir string) ([]string, error) {
+	out, err := runGit(ctx, dir, "rev-parse", "--path-format=absolute", "--git-dir", "--git-common-dir")
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) != 2 {
+		return nil, fmt.Errorf("unexpected rev-parse output %q", out)
+	}
+	for i, l := range lines {
+		real, err := filepath.EvalSymlinks(l)
+		if err != nil {
+			return nil, fmt.Errorf("resolve git directory: %w", err)
+		}
+		lines[i] = real
+	}
+	return lines, nil
 }
 
 func unwrapPathError(err error) error {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,11 @@ type ApplySpec struct {
 	SourceGitDir string
 	// DryRun decides the outcome without writing anything to the target.
 	DryRun bool
+	// AllowedRoots, when not nil, must contain the target's work tree and git
+	// directories when the apply runs; the target is then read and written
+	// only through the directories opened for that check (roots.go). A
+	// refusal matches ErrOutsideAllowedRoots.
+	AllowedRoots Roots
 }
 
 // ApplyResult says what happened. Files lists the patch's files, or for a Conflict
@@ -89,16 +95,24 @@ func CheckApplies(ctx context.Context, target string, patch []byte) (ApplyResult
 	return Apply(ctx, ApplySpec{Target: target, Patch: patch, Mode: Worktree, DryRun: true})
 }
 
-// applyWorktree runs every git process touching the target in a scratch repository
-// with the target as its work tree, so the target's own configuration — filters,
-// diff drivers, fsmonitor, hooks, core.worktree — is never read, and git apply's own
-// guards (no paths outside the work tree, none beyond a symlink) still hold. When
-// the server is root, the processes that read or write the target run as its owner.
+// applyWorktree never lets git near the target's working tree: git resolves a
+// work tree to a path string and changes into it by name, so a folder swapped
+// for a symlink at that moment would receive the writes. Instead the files the
+// patch touches are copied, through the checked handle of the target (os.Root
+// on /proc/self/fd/N, see roots.go), into a scratch work tree; every git
+// process — checks, the three-way merge, the apply itself — runs there, in a
+// scratch repository whose configuration is ours (the target's filters, diff
+// drivers, hooks and core.worktree are never read); and the results are
+// written back through the same handle, each file to a temporary name and
+// renamed over, after checking that the target's copy has not changed since
+// it was read. When the server is root, what it writes is handed to the
+// target's owner.
 func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
-	repo, err := inspectRepo(ctx, spec.Target, true)
+	repo, err := inspectChecked(ctx, spec.Target, true, spec.AllowedRoots)
 	if err != nil {
 		return ApplyResult{}, err
 	}
+	defer repo.close()
 	root, err := os.OpenRoot(repo.top)
 	if err != nil {
 		return ApplyResult{}, err
@@ -115,13 +129,7 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	defer lockTarget(repo.top, spec.DryRun)()
-	sc, err := newScratch(ctx, owner)
-	if err != nil {
-		return ApplyResult{}, err
-	}
-	defer sc.remove()
-	target := gitCmd{gitDir: sc.gitDir, workTree: repo.top, dir: repo.top, config: workspaceConfig, cred: owner}
+	defer lockTarget(repo.realTop, spec.DryRun)()
 
 	res := ApplyResult{Files: patchFiles(files)}
 	// Files already in their post-patch state are left out: after a crash part-way
@@ -140,12 +148,23 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if len(pending) < len(files) {
 		patch = joinSegments(spec.Patch, pending)
 	}
+	sc, err := newScratch(ctx, nil)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	defer sc.remove()
+	m, err := mirrorTarget(root, sc, pending)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("read target %s: %w", repo.realTop, err)
+	}
+	defer m.root.Close()
+	target := gitCmd{gitDir: sc.gitDir, workTree: m.dir, dir: m.dir, config: workspaceConfig}
 
 	fwdErr := applyCheck(ctx, target, patch, false)
 	revErr := applyCheck(ctx, target, patch, true)
 	for _, err := range []error{fwdErr, revErr} {
 		if err != nil && exitCode(err) != 1 { // 1: does not apply; anything else is a fault
-			return ApplyResult{}, fmt.Errorf("check patch against %s: %w", repo.top, err)
+			return ApplyResult{}, fmt.Errorf("check patch against %s: %w", repo.realTop, err)
 		}
 	}
 	switch {
@@ -155,10 +174,10 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 		res.Outcome = AlreadyApplied
 		return res, nil
 	case fwdErr == nil:
-		return finishWorktree(ctx, target, patch, spec.DryRun, res)
+		return finishWorktree(ctx, target, m, root, owner, patch, pending, spec.DryRun, res)
 	}
 
-	merged, conflicts, err := threeWay(ctx, sc, root, repo, spec.SourceGitDir, patch, pending)
+	merged, conflicts, err := threeWay(ctx, sc, m, repo, spec.SourceGitDir, patch, pending)
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -185,20 +204,247 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 			Message: "the target changed during the apply"}, nil
 	}
 	res.Message = "applied with a three-way merge"
-	return finishWorktree(ctx, target, merged, spec.DryRun, res)
+	return finishWorktree(ctx, target, m, root, owner, merged, mergedFiles, spec.DryRun, res)
 }
 
-func finishWorktree(ctx context.Context, target gitCmd, patch []byte, dry bool, res ApplyResult) (ApplyResult, error) {
+// finishWorktree applies patch to the scratch copy m and writes the files it
+// changed back into the target dst.
+func finishWorktree(ctx context.Context, target gitCmd, m *mirror, dst *os.Root, owner *syscall.Credential,
+	patch []byte, files []*filePatch, dry bool, res ApplyResult) (ApplyResult, error) {
 	res.Outcome = Applied
 	if dry {
 		return res, nil
 	}
 	// git apply checks every hunk of every file before it writes the first one,
-	// so a failure here leaves the target as it was.
+	// so a failure here leaves the copy, and the target, as they were.
 	if _, err := target.run(ctx, patch, "apply", "--whitespace=nowarn"); err != nil {
 		return ApplyResult{}, fmt.Errorf("apply patch: %w", err)
 	}
+	var paths []string
+	for _, f := range files {
+		for _, p := range []string{f.oldPath, f.newPath} {
+			if p != "" && !slices.Contains(paths, p) {
+				paths = append(paths, p)
+			}
+		}
+	}
+	// Someone editing the target meanwhile wins: nothing is written over a
+	// file that changed since it was copied.
+	for _, p := range paths {
+		if entryState(dst, p) != m.states[p] {
+			return ApplyResult{Outcome: Conflict, Files: []string{p},
+				Message: "the target changed during the apply"}, nil
+		}
+	}
+	if err := writeBack(m.root, dst, paths, owner); err != nil {
+		return ApplyResult{}, fmt.Errorf("write the patched files into the target: %w", err)
+	}
 	return res, nil
+}
+
+// mirror is a scratch copy of the target files a patch touches.
+type mirror struct {
+	dir    string
+	root   *os.Root
+	copied []string          // the files and symlinks copied
+	states map[string]string // entryState of each path in the target when copied
+}
+
+// mirrorTarget copies from the target, for every path the patch names, the
+// entry there (a file, a symlink, or a directory, standing in as an empty
+// one), or the first of its parents that is not a directory, so git sees in
+// the copy every obstacle the target holds.
+func mirrorTarget(target *os.Root, sc *scratch, files []*filePatch) (*mirror, error) {
+	dir := filepath.Join(sc.dir, "wt")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := &mirror{dir: dir, root: r, states: map[string]string{}}
+	add := func(p string) error {
+		if _, seen := m.states[p]; seen {
+			return nil
+		}
+		m.states[p] = entryState(target, p)
+		if fi, err := lstatInTree(target, p); err == nil && fi.IsDir() {
+			// A directory where the patch puts a file: git must see it.
+			return r.MkdirAll(p+"/.claude-parallel-directory", 0o755)
+		}
+		ok, err := copyEntry(target, r, p)
+		if ok {
+			m.copied = append(m.copied, p)
+		}
+		return err
+	}
+	for _, f := range files {
+		for _, p := range []string{f.oldPath, f.newPath} {
+			if p == "" {
+				continue
+			}
+			blocked := false
+			for _, a := range ancestors(p) {
+				if fi, err := target.Lstat(a); err == nil && !fi.IsDir() {
+					if err := add(a); err != nil {
+						r.Close()
+						return nil, err
+					}
+					blocked = true
+					break
+				}
+			}
+			if blocked {
+				m.states[p] = entryState(target, p)
+				continue
+			}
+			if err := add(p); err != nil {
+				r.Close()
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// ancestors lists the parent directories of a slash-separated path, outermost
+// first.
+func ancestors(p string) []string {
+	var out []string
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		out = append([]string{d}, out...)
+	}
+	return out
+}
+
+// entryState describes rel in root as lstat sees it, enough to tell that it
+// was written, replaced or removed.
+func entryState(root *os.Root, rel string) string {
+	fi, err := lstatInTree(root, rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errBeyondSymlink):
+		return "absent"
+	case err != nil:
+		return "error: " + err.Error()
+	}
+	state := fmt.Sprintf("%o %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		state += fmt.Sprintf(" %d %d %d.%d", st.Dev, st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return state
+}
+
+// writeBack makes each of paths in dst what it is in src: removed when src
+// has nothing there (first, since a file may give way to a directory), else
+// the file or symlink of src, written under a temporary name and renamed over.
+func writeBack(src, dst *os.Root, paths []string, owner *syscall.Credential) error {
+	for _, p := range paths {
+		if _, err := lstatInTree(src, p); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if _, err := lstatInTree(dst, p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := dst.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		// As git apply does, folders the removal left empty go too.
+		for _, d := range slices.Backward(ancestors(p)) {
+			if dst.Remove(d) != nil {
+				break
+			}
+		}
+	}
+	for _, p := range paths {
+		fi, err := lstatInTree(src, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := writeEntry(src, dst, p, fi, owner); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// writeEntry writes the file or symlink p of src into dst.
+func writeEntry(src, dst *os.Root, p string, fi fs.FileInfo, owner *syscall.Credential) (err error) {
+	for _, d := range ancestors(p) {
+		err := dst.Mkdir(d, 0o755)
+		switch {
+		case err == nil:
+			if owner != nil {
+				if err := dst.Lchown(d, int(owner.Uid), int(owner.Gid)); err != nil {
+					return err
+				}
+			}
+		case !errors.Is(err, fs.ErrExist):
+			return err
+		}
+	}
+	tmp := path.Join(path.Dir(p), ".claude-parallel-"+randomSuffix())
+	defer func() {
+		if err != nil {
+			_ = dst.Remove(tmp)
+		}
+	}()
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		t, err := src.Readlink(p)
+		if err != nil {
+			return err
+		}
+		if err := dst.Symlink(t, tmp); err != nil {
+			return err
+		}
+	} else {
+		perm := fs.FileMode(0o644)
+		if fi.Mode()&0o111 != 0 {
+			perm = 0o755
+		}
+		// A file the patch modifies keeps its permission bits unless the
+		// patch changes whether it is executable.
+		if old, err := lstatInTree(dst, p); err == nil && old.Mode().IsRegular() && (old.Mode()&0o111 != 0) == (perm&0o111 != 0) {
+			perm = old.Mode().Perm()
+		}
+		if err := copyTo(src, dst, p, tmp, perm); err != nil {
+			return err
+		}
+	}
+	if owner != nil {
+		if err := dst.Lchown(tmp, int(owner.Uid), int(owner.Gid)); err != nil {
+			return err
+		}
+	}
+	return dst.Rename(tmp, p)
+}
+
+// copyTo copies the regular file from of src to the new file to of dst.
+func copyTo(src, dst *os.Root, from, to string, perm fs.FileMode) (err error) {
+	in, err := src.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", from)
+	}
+	out, err := dst.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	return out.Chmod(perm)
 }
 
 func applyCheck(ctx context.Context, target gitCmd, patch []byte, reverse bool) error {

@@ -60,11 +60,15 @@ func applyBranch(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if parent := firstParent(ctx, src, spec.ResultCommit); parent != spec.BaseCommit {
 		return ApplyResult{}, fmt.Errorf("%w: result %s is not a child of base %s", ErrInvalidSpec, spec.ResultCommit, spec.BaseCommit)
 	}
-	repo, err := inspectRepo(ctx, spec.Target, false)
+	// The target's git directories are opened once and checked; every git
+	// process below reaches them through those handles (roots.go), so a
+	// target swapped for a symlink after the check cannot receive the branch.
+	repo, err := inspectChecked(ctx, spec.Target, false, spec.AllowedRoots)
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	defer lockTarget(repo.commonDir, spec.DryRun)()
+	defer repo.close()
+	defer lockTarget(repo.realCommonDir(), spec.DryRun)()
 	ref := "refs/heads/" + spec.Branch
 	tg := gitCmd{gitDir: repo.commonDir}
 	if done, err := branchState(ctx, tg, ref, spec.ResultCommit, &res); done || err != nil {

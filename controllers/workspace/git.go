@@ -136,6 +136,17 @@ func (g gitCmd) command(ctx context.Context, args []string) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Dir = g.dir
 	cmd.Env = append(gitEnv(), g.env...)
+	// Directories checked against the allowed roots are named
+	// /proc/self/fd/N; the child gets each at the same number, and a pinned
+	// git dir its pinned common dir, so a commondir file written into the
+	// repository after the check cannot send git elsewhere (roots.go). The
+	// child changes into cmd.Dir before exec, while it still holds the
+	// parent's descriptors.
+	extra, common := pinnedFiles(g.gitDir, append(append([]string{g.gitDir, g.dir, g.workTree}, g.env...), g.config...)...)
+	cmd.ExtraFiles = extra
+	if common != "" {
+		cmd.Env = append(cmd.Env, "GIT_COMMON_DIR="+common)
+	}
 	cmd.WaitDelay = 5 * time.Second
 	if g.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}

@@ -43,6 +43,11 @@ type PrepareSpec struct {
 	// unchanged work folder. When false, BaseRef is checked out.
 	IncludeUncommitted bool
 	Root               string // <data>/workspaces
+	// AllowedRoots, when not nil, must contain the work folder, its work
+	// tree and its git directories at the moment the snapshot is taken; the
+	// source is then read only through the directories opened for that check
+	// (roots.go). A refusal matches ErrOutsideAllowedRoots.
+	AllowedRoots Roots
 	// UID and GID receive work/ and home/ when >= 0 (-1 leaves them): a server
 	// running as root hands the tree to the container's user this way. The git
 	// dir stays the server's; the container never sees it.
@@ -200,10 +205,20 @@ func Begin(ctx context.Context, spec PrepareSpec) (*Building, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	src, err := inspectRepo(ctx, spec.WorkFolder, true)
+	// The source is opened once here and checked against the allowed roots;
+	// src names its directories by those handles, so the snapshot taken in
+	// the background reads the folder that was checked even if its path is
+	// swapped for a symlink meanwhile. The handles live until build ends.
+	src, err := inspectChecked(ctx, spec.WorkFolder, true, spec.AllowedRoots)
 	if err != nil {
 		return nil, err
 	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			src.close()
+		}
+	}()
 	commit, err := importTarget(ctx, src, spec)
 	if err != nil {
 		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
@@ -232,16 +247,16 @@ func Begin(ctx context.Context, spec PrepareSpec) (*Building, error) {
 		_ = removeTree(dir)
 		return nil, fmt.Errorf("prepare %s: %w", spec.TaskID, err)
 	}
-	ws.SourceTop, ws.SourceHead = src.top, src.head
-	if real, err := filepath.EvalSymlinks(spec.WorkFolder); err == nil {
-		if rel, err := filepath.Rel(src.top, real); err == nil && rel != "." {
-			ws.Subdir = filepath.ToSlash(rel)
-		}
+	ws.SourceTop, ws.SourceHead = src.realTop, src.head
+	if src.folderRel != "." {
+		ws.Subdir = src.folderRel
 	}
 	layout := *ws
 	b := &Building{layout: &layout, done: make(chan struct{})}
+	handedOff = true
 	go func() {
 		defer close(b.done)
+		defer src.close()
 		if err := build(ctx, ws, src, spec, commit); err != nil {
 			_ = removeTree(dir)
 			b.err = fmt.Errorf("prepare %s: %w", spec.TaskID, err)

@@ -3,7 +3,6 @@ package workspace
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -13,34 +12,10 @@ import (
 // alternates. It returns the patch that takes the target's current files to the
 // merged ones, nil if the target already holds the result, or the conflicting
 // files (possibly empty if git named none) when the merge does not resolve. The
-// target is only read, through os.Root, never by git.
-func threeWay(ctx context.Context, sc *scratch, root *os.Root, repo repoInfo, sourceGitDir string, patch []byte, files []*filePatch) ([]byte, []string, error) {
-	wt := filepath.Join(sc.dir, "wt")
-	if err := os.Mkdir(wt, 0o700); err != nil {
-		return nil, nil, err
-	}
-	wroot, err := os.OpenRoot(wt)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer wroot.Close()
-	var copied []string
-	seen := map[string]bool{}
-	for _, f := range files {
-		for _, p := range []string{f.oldPath, f.newPath} {
-			if p == "" || seen[p] {
-				continue
-			}
-			seen[p] = true
-			ok, err := copyEntry(root, wroot, p)
-			if err != nil {
-				return nil, nil, fmt.Errorf("read target file %s: %w", p, err)
-			}
-			if ok {
-				copied = append(copied, p)
-			}
-		}
-	}
+// target's files are the scratch copies m made through the target's checked
+// handle; git reads only objects of the target, through its pinned git dir.
+func threeWay(ctx context.Context, sc *scratch, m *mirror, repo repoInfo, sourceGitDir string, patch []byte, files []*filePatch) ([]byte, []string, error) {
+	wt, copied := m.dir, m.copied
 	alternates := []string{filepath.Join(repo.commonDir, "objects")}
 	if sourceGitDir != "" {
 		alternates = append([]string{filepath.Join(sourceGitDir, "objects")}, alternates...)

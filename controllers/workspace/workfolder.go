@@ -20,17 +20,24 @@ type repoInfo struct {
 	// headCommit is HEAD's tree and parents when inspectRepo learnt them on
 	// the way (commit "" otherwise).
 	headCommit commitInfo
+
+	// After inspectChecked, top, gitDir and commonDir name directories opened
+	// once and checked against the allowed roots (/proc/self/fd/N, see
+	// roots.go); pins holds them until close. The real* fields say where they
+	// were when opened, for messages and records; folderRel is the inspected
+	// folder relative to the top ("." for the top).
+	pins                []*pinnedDir
+	realTop, realGitDir string
+	realCommon          string
+	folderRel           string
 }
 
 // WorkFolderInfo checks that dir is inside a git work tree and returns the tree's
 // top-level directory and its HEAD commit ("" when no commit exists yet). It only
 // reads.
+// It checks no allowed roots; WorkFolderInfoIn does.
 func WorkFolderInfo(ctx context.Context, dir string) (top string, head string, err error) {
-	info, err := inspectRepo(ctx, dir, true)
-	if err != nil {
-		return "", "", err
-	}
-	return info.top, info.head, nil
+	return WorkFolderInfoIn(ctx, dir, nil)
 }
 
 // inspectRepo finds the repository containing dir. Discovery is the one place git
@@ -50,13 +57,21 @@ func inspectRepo(ctx context.Context, dir string, needWorkTree bool) (repoInfo, 
 	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
 		return repoInfo{}, fmt.Errorf("%w: %s is not a directory", ErrNotGitWorkTree, dir)
 	}
-	g := gitCmd{dir: real, config: []string{"safe.directory=*"}}
+	return inspectIn(ctx, real, real, dir, needWorkTree)
+}
+
+// inspectIn is inspectRepo with git running in cwd, which is the directory
+// real (inspectChecked passes the handle of the checked folder as cwd, so
+// discovery starts from that very directory).
+func inspectIn(ctx context.Context, cwd, real, dir string, needWorkTree bool) (repoInfo, error) {
+	g := gitCmd{dir: cwd, config: []string{"safe.directory=*"}}
 	info, ok := inspectWorkTree(ctx, g)
 	if !ok {
 		// Not the common case of a work tree (a bare repository, a git
 		// directory, no repository at all, or a failure): ask step by step, so
 		// the error says which.
-		if info, err = inspectStepwise(ctx, g, dir, needWorkTree); err != nil {
+		var err error
+		if info, err = inspectStepwise(ctx, g, real, dir, needWorkTree); err != nil {
 			return repoInfo{}, err
 		}
 	}
@@ -104,8 +119,7 @@ func inspectWorkTree(ctx context.Context, g gitCmd) (repoInfo, bool) {
 }
 
 // inspectStepwise is inspectRepo's slow path, one question per git process.
-func inspectStepwise(ctx context.Context, g gitCmd, dir string, needWorkTree bool) (repoInfo, error) {
-	real := g.dir
+func inspectStepwise(ctx context.Context, g gitCmd, real, dir string, needWorkTree bool) (repoInfo, error) {
 	out, err := g.runText(ctx, nil, "rev-parse", "--path-format=absolute",
 		"--absolute-git-dir", "--git-common-dir", "--is-inside-work-tree")
 	if err != nil {

@@ -42,6 +42,7 @@ func run() error {
 	gc := flag.Duration("container-gc", 2*time.Second, "intervals.container_gc")
 	lease := flag.Duration("lease", 2*time.Second, "intervals.lease_duration")
 	renew := flag.Duration("renew", 500*time.Millisecond, "intervals.lease_renew")
+	roots := flag.String("allowed-roots", "", "allowed_roots, separated by ':' (default: the temporary directory)")
 	flag.Parse()
 	if *home == "" {
 		return fmt.Errorf("-home is required")
@@ -53,6 +54,11 @@ func run() error {
 	cfg.Log.Dir = filepath.Join(*home, "logs")
 	cfg.MaxParallel = *maxParallel
 	cfg.DefaultAgent = "shell"
+	// The tests' repositories are made under t.TempDir().
+	cfg.AllowedRoots = []string{os.TempDir()}
+	if *roots != "" {
+		cfg.AllowedRoots = filepath.SplitList(*roots)
+	}
 	cfg.Intervals.Resync = config.D(*resync)
 	cfg.Intervals.ContainerGC = config.D(*gc)
 	cfg.Intervals.LeaseDuration = config.D(*lease)
