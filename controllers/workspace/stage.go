@@ -62,10 +62,17 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 	// gitlinks is only needed, and only read, when something holds a .git.
 	var gitlinks map[string]bool
 	if len(sv.gitHolders) > 0 {
-		var hidden []string
-		gitlinks, hidden, gone, err = indexAtGitHolders(ctx, g, sv.gitHolders)
+		var hidden, replaced []string
+		gitlinks, hidden, replaced, err = indexAtGitHolders(ctx, g, sv.gitHolders)
 		if err != nil {
 			return err
+		}
+		// A tracked file that became a directory holding a .git is gone; it
+		// leaves the index before diff-files, which would read that .git.
+		if len(replaced) > 0 {
+			if _, err := g.run(ctx, joinNUL(replaced), "update-index", "--force-remove", "-z", "--stdin"); err != nil {
+				return fmt.Errorf("stage removals: %w", err)
+			}
 		}
 		// A submodule entry whose directory holds a .git: diff-files would read
 		// that repository's HEAD (a FIFO there blocks it); skip-worktree makes
@@ -103,6 +110,11 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 		// Too many nested repositories to name on a command line: walk the
 		// whole tree the slow way, which is still linear.
 		excludes, walkFrom = nil, []string{"."}
+		if gitlinks == nil {
+			if gitlinks, _, _, err = indexAtGitHolders(ctx, g, nil); err != nil {
+				return err
+			}
+		}
 	}
 	if len(walkFrom) == 0 || walkFrom[0] != "." {
 		untracked, more, err := untrackedFiles(ctx, g, excludes)
@@ -139,8 +151,8 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 }
 
 // maxExcludeArgBytes bounds the --exclude arguments of one ls-files, well
-// below what Linux lets a process receive.
-const maxExcludeArgBytes = 256 << 10
+// below what Linux lets a process receive. (A variable for tests.)
+var maxExcludeArgBytes = 256 << 10
 
 func argBytes(args []string) int {
 	n := 0
