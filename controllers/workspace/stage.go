@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 )
@@ -21,16 +22,28 @@ import (
 //     agent created is neither staged nor honoured (the git dir is explicit);
 //   - submodule entries of base are kept as they are.
 //
-// It does its own walk instead of `git add -A` because add turns a directory holding
-// a .git into an embedded repository (or fails on one without commits) and would
-// drop the files the agent wrote there.
+// Git's own machinery does the walk, so a capture costs about what git status
+// does, whatever the size of the tree: the index starts from base with the stat
+// data the previous capture (or the checkout) recorded, `diff-files` finds the
+// tracked files that changed or went (by stat data, so an unchanged file is not
+// read), `ls-files --others --exclude-standard` the untracked files git does not
+// ignore, and only those paths are staged.
+//
+// Git would treat a directory holding a .git as an embedded repository: list it
+// as "dir/" without entering it, and read its .git (where a FIFO would block it
+// for good). So a walk of directory entries first (surveyWorkTree) finds every
+// directory holding something named like a git directory; git is told to leave
+// those alone, and they are walked here instead, with check-ignore --no-index
+// deciding what is ignored. That walk is linear too, and is only taken for what
+// the agent nested.
 func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 	root, err := os.OpenRoot(work)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if err := checkRuleFiles(root); err != nil {
+	sv, err := surveyWorkTree(root)
+	if err != nil {
 		return err
 	}
 	// read-tree -m keeps the stat data of entries that still match base, so an
@@ -44,45 +57,84 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 			return fmt.Errorf("read base tree: %w", err)
 		}
 	}
-	out, err := g.run(ctx, nil, "ls-files", "--stage", "-z")
-	if err != nil {
-		return fmt.Errorf("list index: %w", err)
-	}
-	var tracked []string
-	gitlinks := map[string]bool{}
-	for _, rec := range splitNUL(out) {
-		meta, p, ok := strings.Cut(rec, "\t")
-		if !ok {
-			return fmt.Errorf("list index: unexpected record %q", rec)
+
+	var gone, present []string
+	// gitlinks is only needed, and only read, when something holds a .git.
+	var gitlinks map[string]bool
+	if len(sv.gitHolders) > 0 {
+		var hidden, replaced []string
+		gitlinks, hidden, replaced, err = indexAtGitHolders(ctx, g, sv.gitHolders)
+		if err != nil {
+			return err
 		}
-		if strings.HasPrefix(meta, "160000 ") {
-			gitlinks[p] = true
-			continue
+		// A tracked file that became a directory holding a .git is gone; it
+		// leaves the index before diff-files, which would read that .git.
+		if len(replaced) > 0 {
+			if _, err := g.run(ctx, joinNUL(replaced), "update-index", "--force-remove", "-z", "--stdin"); err != nil {
+				return fmt.Errorf("stage removals: %w", err)
+			}
 		}
-		tracked = append(tracked, p)
+		// A submodule entry whose directory holds a .git: diff-files would read
+		// that repository's HEAD (a FIFO there blocks it); skip-worktree makes
+		// it pass the entry by, which is what a capture wants of it anyway.
+		if len(hidden) > 0 {
+			if _, err := g.run(ctx, joinNUL(hidden), "update-index", "--skip-worktree", "-z", "--stdin"); err != nil {
+				return fmt.Errorf("set submodules aside: %w", err)
+			}
+		}
 	}
 
-	present, err := walkUnignored(ctx, g, root, gitlinks)
+	changed, err := changedTracked(ctx, g)
 	if err != nil {
 		return err
 	}
-	have := make(map[string]bool, len(present))
-	for _, p := range present {
-		have[p] = true
-	}
-	var gone []string
-	for _, p := range tracked {
-		if have[p] {
-			continue
-		}
-		// A tracked file inside an ignored directory is still tracked.
+	for _, p := range changed {
+		// A tracked file inside an ignored directory is still tracked: whatever
+		// is there now is staged, ignored or not.
 		if fi, err := lstatInTree(root, p); err == nil && (fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
 			present = append(present, p)
-			have[p] = true
+		} else {
+			gone = append(gone, p)
+		}
+	}
+
+	excludes := make([]string, 0, len(sv.nested)+len(sv.topGitNames))
+	for _, d := range sv.nested {
+		excludes = append(excludes, "--exclude=/"+escapeGlob(d)+"/")
+	}
+	for _, n := range sv.topGitNames {
+		excludes = append(excludes, "--exclude=/"+escapeGlob(n))
+	}
+	walkFrom := sv.nested
+	if argBytes(excludes) > maxExcludeArgBytes {
+		// Too many nested repositories to name on a command line: walk the
+		// whole tree the slow way, which is still linear.
+		excludes, walkFrom = nil, []string{"."}
+		if gitlinks == nil {
+			if gitlinks, _, _, err = indexAtGitHolders(ctx, g, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if len(walkFrom) == 0 || walkFrom[0] != "." {
+		untracked, more, err := untrackedFiles(ctx, g, excludes)
+		if err != nil {
+			return err
+		}
+		present = append(present, untracked...)
+		walkFrom = append(walkFrom, more...)
+	}
+	for _, d := range walkFrom {
+		if d != "." && underGitlink(d, gitlinks) {
 			continue
 		}
-		gone = append(gone, p)
+		files, err := walkUnignored(ctx, g, root, d, gitlinks)
+		if err != nil {
+			return err
+		}
+		present = append(present, files...)
 	}
+
 	// Removals first, so a file replaced by a directory (or the reverse) does not
 	// collide with its old entry.
 	if len(gone) > 0 {
@@ -98,16 +150,140 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 	return nil
 }
 
-// walkUnignored lists the files and symlinks below root that git would consider,
-// one directory level at a time so that an ignored directory (node_modules) is
-// pruned without being read. Symlinks to directories are entries, never descended.
-func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, gitlinks map[string]bool) ([]string, error) {
+// maxExcludeArgBytes bounds the --exclude arguments of one ls-files, well
+// below what Linux lets a process receive. (A variable for tests.)
+var maxExcludeArgBytes = 256 << 10
+
+func argBytes(args []string) int {
+	n := 0
+	for _, a := range args {
+		n += len(a) + 1
+	}
+	return n
+}
+
+// escapeGlob makes a path match only itself as a gitignore pattern.
+func escapeGlob(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		switch r {
+		case '\\', '*', '?', '[', ']', ' ', '!', '#':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// underGitlink reports whether p is a submodule entry or inside one.
+func underGitlink(p string, gitlinks map[string]bool) bool {
+	for q := p; q != "."; q = path.Dir(q) {
+		if gitlinks[q] {
+			return true
+		}
+	}
+	return false
+}
+
+// indexAtGitHolders lists the index (which only a tree holding a .git needs)
+// and returns its submodule entries, those of them at a directory in holders
+// (to be set aside), and the files it tracks at such a directory, which is a
+// directory now and so the file is gone.
+func indexAtGitHolders(ctx context.Context, g gitCmd, holders map[string]bool) (gitlinks map[string]bool, hidden, gone []string, err error) {
+	out, err := g.run(ctx, nil, "ls-files", "--stage", "-z")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list index: %w", err)
+	}
+	gitlinks = map[string]bool{}
+	for _, rec := range splitNUL(out) {
+		meta, p, ok := strings.Cut(rec, "\t")
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("list index: unexpected record %q", rec)
+		}
+		link := strings.HasPrefix(meta, "160000 ")
+		if link {
+			gitlinks[p] = true
+		}
+		switch {
+		case !holders[p]:
+		case link:
+			hidden = append(hidden, p)
+		default:
+			gone = append(gone, p)
+		}
+	}
+	return gitlinks, hidden, gone, nil
+}
+
+// changedTracked lists the index entries, submodules aside, whose file in the
+// work tree is modified, of another type or mode, or gone, as diff-files sees
+// them: by stat data, reading a file only when its stat data cannot tell.
+// --ignore-submodules=all keeps it out of submodules (which it would ask with
+// a git status of their own).
+func changedTracked(ctx context.Context, g gitCmd) ([]string, error) {
+	out, err := g.run(ctx, nil, "diff-files", "-z", "--raw", "--no-renames", "--ignore-submodules=all")
+	if err != nil {
+		return nil, fmt.Errorf("list changed files: %w", err)
+	}
+	tok := splitNUL(out)
+	var paths []string
+	for i := 0; i < len(tok); i += 2 {
+		meta := strings.Fields(strings.TrimPrefix(tok[i], ":"))
+		if !strings.HasPrefix(tok[i], ":") || len(meta) != 5 || i+1 >= len(tok) {
+			return nil, fmt.Errorf("list changed files: unexpected record %q", tok[i])
+		}
+		if meta[0] == "160000" {
+			continue // a submodule entry is kept as base has it
+		}
+		paths = append(paths, tok[i+1])
+	}
+	return paths, nil
+}
+
+// untrackedFiles lists the untracked files git does not ignore, leaving out what
+// the exclude arguments name. A directory git still reports as an embedded
+// repository ("dir/") is returned apart, to be walked.
+func untrackedFiles(ctx context.Context, g gitCmd, excludes []string) (files, nested []string, err error) {
+	args := append([]string{"ls-files", "-z", "--others", "--exclude-standard"}, excludes...)
+	out, err := g.run(ctx, nil, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list untracked files: %w", err)
+	}
+	for _, p := range splitNUL(out) {
+		switch {
+		case strings.HasSuffix(p, "/"):
+			nested = append(nested, strings.TrimSuffix(p, "/"))
+		case hasGitComponent(p):
+			// Never staged; the survey's excludes should have kept git away.
+		default:
+			files = append(files, p)
+		}
+	}
+	return files, nested, nil
+}
+
+// walkUnignored lists the files and symlinks at or below start (a directory,
+// "." for the top) that git would consider, one directory level at a time so
+// that an ignored directory (node_modules) is pruned without being read.
+// Symlinks to directories are entries, never descended; entries named like a
+// git directory and submodule entries are passed by. check-ignore runs with
+// --no-index: what the index tracks is staged by changedTracked whatever the
+// rules say, and without the index its work per path does not grow with the
+// index's size.
+func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, start string, gitlinks map[string]bool) ([]string, error) {
 	type candidate struct {
 		path string
 		dir  bool
 	}
 	var files []string
-	level := []string{"."}
+	var level []string
+	if start == "." {
+		level = []string{"."}
+	} else if ignored, err := checkIgnore(ctx, g, []string{start}); err != nil {
+		return nil, err
+	} else if !ignored[start] {
+		level = []string{start}
+	}
 	for len(level) > 0 {
 		var cands []candidate
 		for _, dir := range level {
@@ -159,14 +335,36 @@ func walkUnignored(ctx context.Context, g gitCmd, root *os.Root, gitlinks map[st
 	return files, nil
 }
 
+// treeSurvey is what one walk of a work tree's directory entries learnt.
+type treeSurvey struct {
+	// gitHolders are the directories (other than the top) holding an entry
+	// named like a git directory, which git would take for repositories.
+	gitHolders map[string]bool
+	// nested are the outermost of gitHolders: git is kept out of them.
+	nested []string
+	// topGitNames are the entries at the top named like a git directory
+	// (git itself passes by only ".git").
+	topGitNames []string
+}
+
 // checkRuleFiles refuses a work tree with a .gitignore or .gitattributes that
-// git would open and never finish reading. Git reads them wherever it walks,
-// hashes or compares files (even read-tree -m reads the top .gitattributes),
-// and a FIFO there, which an agent can make without any privilege, blocks it
-// for good. It looks everywhere but in git directories, ignored ones included
-// (a tracked file in an ignored directory is hashed too): one walk of
-// directory entries, small beside the git processes of a capture.
+// git would open and never finish reading (see surveyWorkTree).
 func checkRuleFiles(root *os.Root) error {
+	_, err := surveyWorkTree(root)
+	return err
+}
+
+// surveyWorkTree walks the directory entries of the work tree once. It refuses
+// a work tree with a .gitignore or .gitattributes that git would open and never
+// finish reading. Git reads them wherever it walks, hashes or compares files
+// (even read-tree -m reads the top .gitattributes), and a FIFO there, which an
+// agent can make without any privilege, blocks it for good. It looks everywhere
+// but in git directories, ignored ones included (a tracked file in an ignored
+// directory is hashed too): one walk of directory entries, small beside the git
+// processes of a capture. On the way it notes where something is named like a
+// git directory (see treeSurvey).
+func surveyWorkTree(root *os.Root) (treeSurvey, error) {
+	sv := treeSurvey{gitHolders: map[string]bool{}}
 	// Directory entries carry their type, so nothing is stat'ed; the order of
 	// the walk does not matter, so nothing is sorted either.
 	dirs := []string{"."}
@@ -175,11 +373,17 @@ func checkRuleFiles(root *os.Root) error {
 		dirs = dirs[:len(dirs)-1]
 		entries, err := readDir(root, dir)
 		if err != nil {
-			return fmt.Errorf("look for git rule files: %w", err)
+			return sv, fmt.Errorf("look for git rule files: %w", err)
 		}
 		for _, e := range entries {
 			if isGitName(e.Name()) {
-				continue // git looks neither at nor into anything named like its directory
+				// git looks neither at nor into anything named like its directory
+				if dir == "." {
+					sv.topGitNames = append(sv.topGitNames, e.Name())
+				} else {
+					sv.gitHolders[dir] = true
+				}
+				continue
 			}
 			p := e.Name()
 			if dir != "." {
@@ -190,11 +394,24 @@ func checkRuleFiles(root *os.Root) error {
 				continue
 			}
 			if err := checkRuleFile(p, e.Type()); err != nil {
-				return err
+				return sv, err
 			}
 		}
 	}
-	return nil
+	for d := range sv.gitHolders {
+		outermost := true
+		for q := path.Dir(d); q != "."; q = path.Dir(q) {
+			if sv.gitHolders[q] {
+				outermost = false
+				break
+			}
+		}
+		if outermost {
+			sv.nested = append(sv.nested, d)
+		}
+	}
+	sort.Strings(sv.nested)
+	return sv, nil
 }
 
 // checkRuleFile refuses p when it is a git rule file that is not a file, a
@@ -253,16 +470,17 @@ func readDir(root *os.Root, dir string) ([]fs.DirEntry, error) {
 	return entries, nil
 }
 
-// checkIgnore returns the subset of paths that git ignores. Paths the index tracks
-// are never reported, which is what keeps tracked-but-ignored files staged. Each
-// path is passed as "./path": check-ignore reads its arguments as pathspecs, and a
-// file named ":(top)x" must not be taken for pathspec magic.
+// checkIgnore returns the subset of paths that git's rules ignore, without
+// looking at the index: check-ignore checks each path against every submodule
+// entry of the index otherwise, which made a capture quadratic in the size of
+// the tree. Each path is passed as "./path": check-ignore reads its arguments
+// as pathspecs, and a file named ":(top)x" must not be taken for pathspec magic.
 func checkIgnore(ctx context.Context, g gitCmd, paths []string) (map[string]bool, error) {
 	in := make([]string, len(paths))
 	for i, p := range paths {
 		in[i] = "./" + p
 	}
-	out, err := g.run(ctx, joinNUL(in), "check-ignore", "--stdin", "-z")
+	out, err := g.run(ctx, joinNUL(in), "check-ignore", "--no-index", "--stdin", "-z")
 	if err != nil && exitCode(err) != 1 { // 1: nothing ignored
 		return nil, fmt.Errorf("check ignored files: %w", err)
 	}
