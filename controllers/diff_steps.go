@@ -493,7 +493,7 @@ type awaitingDiff struct {
 // left out) with their targets, in two queries whatever their number.
 func awaitingDecision(ctx context.Context, store *models.Store) ([]awaitingDiff, error) {
 	diffs, err := store.ListDiffs(ctx, models.DiffFilter{
-		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
+		States: models.DiffAwaitingStates(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list diffs awaiting a decision: %w", err)

@@ -305,7 +305,7 @@ func (r *retention) rejectOrphanedDiffs(ctx context.Context, _ time.Time, n *ret
 	// Not filtered by Spec.Desired: a diff whose apply met a conflict waits
 	// for a decision too (models.Diff.Decision); rejectIfOrphaned decides.
 	diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{
-		States: []models.DiffState{models.DiffStatePending, models.DiffStateConflict},
+		States: models.DiffAwaitingStates(),
 	})
 	if err != nil {
 		return err
@@ -339,8 +339,7 @@ func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, erro
 		if err != nil {
 			return false, err
 		}
-		if d.Decision() != models.DiffDesiredPending ||
-			(d.Status.Phase != models.DiffPhasePending && d.Status.Phase != models.DiffPhaseConflict) {
+		if !d.AwaitingDecision() {
 			return false, nil
 		}
 		t, err := r.store.GetTask(ctx, d.TaskID)

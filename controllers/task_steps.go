@@ -672,8 +672,7 @@ func (r *taskReconciler) supersedeDiffs(ctx context.Context, diffs []models.Diff
 	s := r.s
 	for i := range diffs {
 		d := &diffs[i]
-		awaiting := d.Status.State == models.DiffStatePending || d.Status.State == models.DiffStateConflict
-		if !awaiting || d.RunNumber >= run || d.Decision() != models.DiffDesiredPending {
+		if !d.AwaitingDecision() || d.RunNumber >= run {
 			continue
 		}
 		d.Status.Phase = models.DiffPhaseSuperseded

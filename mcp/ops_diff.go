@@ -89,23 +89,10 @@ func reasonSuffix(reason string) string {
 	return ", reason " + reason
 }
 
-// awaitingDecision are the states of a diff nobody has decided on: pending,
-// and conflict (it can still be revised, rejected, or applied once the target
-// changes).
-var awaitingDecision = []models.DiffState{models.DiffStatePending, models.DiffStateConflict}
-
-// decided tells a diff whose apply or rejection is on its way. A conflict
-// met by an apply is not decided: it ended that apply request
-// (models.Diff.Decision), and the diff waits for a new one, a revision or a
-// rejection.
-func decided(d *models.Diff) bool {
-	return d.Decision() != models.DiffDesiredPending
-}
-
 // pendingDiffs lists the diffs waiting for a decision, oldest first.
 func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*ReviewResult, error) {
 	ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{
-		States:    awaitingDecision,
+		States:    models.DiffAwaitingStates(),
 		Order:     models.DiffsOldestFirst,
 		Limit:     maxPendingDiffsShow,
 		WithPatch: req.ShowContent && req.Detailed,
@@ -120,7 +107,9 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds))}
 	budget := maxPatchesInList
 	for i := range ds {
-		if decided(&ds[i]) {
+		// A diff whose apply or rejection is on its way is decided; one whose
+		// apply met a conflict is not (models.Diff.Decision).
+		if !ds[i].AwaitingDecision() {
 			continue
 		}
 		v := newDiffView(&ds[i], tasks[ds[i].TaskID]) // nil for a task deleted meanwhile

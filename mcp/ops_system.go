@@ -47,7 +47,7 @@ func (f *Frontend) SystemStatus(ctx context.Context) (*SystemStatusResult, error
 	if res.Diffs, err = f.diffCounts(ctx); err != nil {
 		return nil, err
 	}
-	for _, st := range awaitingDecision {
+	for _, st := range models.DiffAwaitingStates() {
 		res.PendingDiffs += res.Diffs[string(st)]
 	}
 	if res.Containers, err = f.containerCounts(ctx); err != nil {

@@ -88,3 +88,19 @@ func (d *Diff) Decision() DiffDesired {
 	}
 	return d.Spec.Desired
 }
+
+// DiffAwaitingStates are the external states of a diff that may be waiting
+// for a decision (pending, conflict), for queries; AwaitingDecision tells
+// each diff apart.
+func DiffAwaitingStates() []DiffState {
+	return []DiffState{DiffStatePending, DiffStateConflict}
+}
+
+// AwaitingDecision reports whether nobody has decided on the diff yet, or the
+// apply asked for met a conflict (which ended that request): it can be
+// applied, revised or rejected, and its verdict against its target is kept
+// fresh.
+func (d *Diff) AwaitingDecision() bool {
+	return (d.Status.State == DiffStatePending || d.Status.State == DiffStateConflict) &&
+		d.Decision() == DiffDesiredPending
+}

@@ -62,7 +62,8 @@ func TestTaskLifecyclePredicates(t *testing.T) {
 
 func TestDiffDecision(t *testing.T) {
 	mk := func(desired DiffDesired, phase DiffPhase, observed bool) *Diff {
-		d := &Diff{Generation: 2, Spec: DiffSpec{Desired: desired}, Status: DiffStatus{Phase: phase, ObservedGeneration: 1}}
+		d := &Diff{Generation: 2, Spec: DiffSpec{Desired: desired},
+			Status: DiffStatus{Phase: phase, State: DiffStateFor(phase), ObservedGeneration: 1}}
 		if observed {
 			d.Status.ObservedGeneration = 2
 		}
@@ -73,18 +74,19 @@ func TestDiffDecision(t *testing.T) {
 		d        *Diff
 		answered bool
 		decision DiffDesired
+		awaiting bool
 	}{
-		{"pending", mk(DiffDesiredPending, DiffPhasePending, true), false, DiffDesiredPending},
-		{"apply asked, not yet seen", mk(DiffDesiredApplied, DiffPhasePending, false), false, DiffDesiredApplied},
-		{"apply asked while in conflict, not yet seen", mk(DiffDesiredApplied, DiffPhaseConflict, false), false, DiffDesiredApplied},
-		{"applying", mk(DiffDesiredApplied, DiffPhaseApplying, true), false, DiffDesiredApplied},
-		{"applied", mk(DiffDesiredApplied, DiffPhaseApplied, true), false, DiffDesiredApplied},
+		{"pending", mk(DiffDesiredPending, DiffPhasePending, true), false, DiffDesiredPending, true},
+		{"apply asked, not yet seen", mk(DiffDesiredApplied, DiffPhasePending, false), false, DiffDesiredApplied, false},
+		{"apply asked while in conflict, not yet seen", mk(DiffDesiredApplied, DiffPhaseConflict, false), false, DiffDesiredApplied, false},
+		{"applying", mk(DiffDesiredApplied, DiffPhaseApplying, true), false, DiffDesiredApplied, false},
+		{"applied", mk(DiffDesiredApplied, DiffPhaseApplied, true), false, DiffDesiredApplied, false},
 		// The apply met a conflict: the request is over, the diff waits again.
-		{"apply met a conflict", mk(DiffDesiredApplied, DiffPhaseConflict, true), true, DiffDesiredPending},
-		{"apply met a conflict, target since fixed", mk(DiffDesiredApplied, DiffPhasePending, true), true, DiffDesiredPending},
-		{"apply failed for good", mk(DiffDesiredApplied, DiffPhaseFailed, true), true, DiffDesiredApplied},
-		{"apply failed, retrying", mk(DiffDesiredApplied, DiffPhaseFailed, false), false, DiffDesiredApplied},
-		{"rejected", mk(DiffDesiredRejected, DiffPhaseRejected, true), false, DiffDesiredRejected},
+		{"apply met a conflict", mk(DiffDesiredApplied, DiffPhaseConflict, true), true, DiffDesiredPending, true},
+		{"apply met a conflict, target since fixed", mk(DiffDesiredApplied, DiffPhasePending, true), true, DiffDesiredPending, true},
+		{"apply failed for good", mk(DiffDesiredApplied, DiffPhaseFailed, true), true, DiffDesiredApplied, false},
+		{"apply failed, retrying", mk(DiffDesiredApplied, DiffPhaseFailed, false), false, DiffDesiredApplied, false},
+		{"rejected", mk(DiffDesiredRejected, DiffPhaseRejected, true), false, DiffDesiredRejected, false},
 	}
 	for _, c := range cases {
 		if got := c.d.ApplyAnswered(); got != c.answered {
@@ -92,6 +94,9 @@ func TestDiffDecision(t *testing.T) {
 		}
 		if got := c.d.Decision(); got != c.decision {
 			t.Errorf("%s: Decision = %v, want %v", c.name, got, c.decision)
+		}
+		if got := c.d.AwaitingDecision(); got != c.awaiting {
+			t.Errorf("%s: AwaitingDecision = %v, want %v", c.name, got, c.awaiting)
 		}
 	}
 }
