@@ -168,7 +168,7 @@ type System struct {
 	containerCtl *reconciler.Controller
 
 	admission admission
-	disk      diskGuard // verdicts of the workspace size walk (diskguard.go)
+	disk      diskGuard       // verdicts of the workspace size walk (diskguard.go)
 	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
 	followers *followerSet
 	seen      containerCounts
