@@ -46,6 +46,7 @@ type Config struct {
 
 	Intervals Intervals  `yaml:"intervals"`
 	Retention Retention  `yaml:"retention"`
+	Limits    Limits     `yaml:"limits"`
 	Log       LogConfig  `yaml:"log"`
 	HTTP      HTTPConfig `yaml:"http"`
 
@@ -81,6 +82,21 @@ type Intervals struct {
 	WakePoll Duration `yaml:"wake_poll"`
 	// ReconcileTimeout bounds one reconcile pass.
 	ReconcileTimeout Duration `yaml:"reconcile_timeout"`
+	// WorkspaceCheck is how often the work trees of running tasks are
+	// measured against limits.workspace_max_bytes.
+	WorkspaceCheck Duration `yaml:"workspace_check"`
+}
+
+// Limits bound what tasks may take of the disk: workspaces live on the same
+// volume as the store, so one task filling it would stall everything.
+type Limits struct {
+	// WorkspaceMaxBytes is the most disk one task's workspace (work tree,
+	// agent home, git data) may use while it runs; a run that grows past it
+	// is stopped and fails as WorkspaceTooLarge. 0: no cap.
+	WorkspaceMaxBytes int64 `yaml:"workspace_max_bytes" cfg:"bytes"`
+	// DiskReserveBytes is the free space kept on the workspaces' volume: while
+	// less is free, no task starts a run (reason DiskLow). 0: no reserve.
+	DiskReserveBytes int64 `yaml:"disk_reserve_bytes" cfg:"bytes"`
 }
 
 // Retention says how long finished things are kept.
@@ -212,6 +228,11 @@ func defaultsFor(userHome string) *Config {
 			LeaseRenew:       D(5 * time.Second),
 			WakePoll:         D(200 * time.Millisecond),
 			ReconcileTimeout: D(2 * time.Minute),
+			WorkspaceCheck:   D(10 * time.Second),
+		},
+		Limits: Limits{
+			WorkspaceMaxBytes: 10 * gib,
+			DiskReserveBytes:  gib,
 		},
 		Retention: Retention{
 			DataMaxAge:             D(7 * 24 * time.Hour),

@@ -67,6 +67,10 @@ func TestLoad_RefusesBadFiles(t *testing.T) {
 		{"bad origin", "http:\n  allowed_origins: [example.com]\n", "http.allowed_origins[0]", "origin"},
 		{"bad docker host", "docker_host: /var/run/docker.sock\n", "docker_host", "unix://"},
 		{"patch size zero", "max_patch_bytes: 0\n", "max_patch_bytes", "at least 1"},
+		{"workspace cap garbage", "limits:\n  workspace_max_bytes: huge\n", "limits.workspace_max_bytes", "invalid size"},
+		{"disk reserve negative", "limits:\n  disk_reserve_bytes: -1g\n", "limits.disk_reserve_bytes", "invalid size"},
+		{"unknown key in limits", "limits:\n  workspace_max: 1g\n", "limits.workspace_max", "unknown key"},
+		{"zero workspace check", "intervals:\n  workspace_check: 0s\n", "intervals.workspace_check", "must be > 0"},
 		{"section given a list", "intervals: [30s]\n", "intervals", "mapping"},
 		{"duplicate key", "max_parallel: 2\nmax_parallel: 3\n", "max_parallel", "twice"},
 		{"null scalar", "max_parallel:\n", "max_parallel", "whole number"},
@@ -346,5 +350,22 @@ func TestValidate_ProgrammaticConfig(t *testing.T) {
 	var probs Problems
 	if !errors.As(err, &probs) || len(probs) != 2 {
 		t.Fatalf("want 2 problems, got %v", err)
+	}
+}
+
+func TestLoad_DiskLimits(t *testing.T) {
+	c, err := load(t, LoadOptions{ConfigPath: writeFile(t, "limits:\n  workspace_max_bytes: 5g\n  disk_reserve_bytes: 0\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.WorkspaceMaxBytes != 5<<30 || c.Limits.DiskReserveBytes != 0 {
+		t.Fatalf("limits = %+v, want a 5 GiB cap and no reserve", c.Limits)
+	}
+	d, err := load(t, LoadOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Limits.WorkspaceMaxBytes != 10<<30 || d.Limits.DiskReserveBytes != 1<<30 || d.Intervals.WorkspaceCheck.Duration != 10*time.Second {
+		t.Fatalf("default limits = %+v, workspace_check %s", d.Limits, d.Intervals.WorkspaceCheck)
 	}
 }

@@ -168,6 +168,7 @@ type System struct {
 	containerCtl *reconciler.Controller
 
 	admission admission
+	disk      diskGuard       // verdicts of the workspace size walk (diskguard.go)
 	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
 	followers *followerSet
 	seen      containerCounts
@@ -327,6 +328,7 @@ func (s *System) Run(ctx context.Context) error {
 // running controllers and needs a restart.
 var LiveConfigKeys = []string{
 	"max_parallel", "default_task_timeout", "max_task_timeout", "max_patch_bytes",
+	"limits.workspace_max_bytes", "limits.disk_reserve_bytes",
 	"retention.data_max_age", "retention.stopped_container_max_age",
 	"profiles", "default_agent",
 }

@@ -181,6 +181,9 @@ func (r *taskReconciler) reconcilePhase(ctx context.Context, sc *taskScope) erro
 			return err
 		}
 	}
+	if done, err := r.guardDisk(ctx, sc); done || err != nil {
+		return err
+	}
 	switch t.Status.Phase {
 	case models.TaskPhasePending:
 		return r.reconcilePending(ctx, sc)

@@ -319,7 +319,7 @@ func (r *SystemStatusResult) Markdown() string {
 	case r.Leader.Active:
 		m.line("- controllers: running in %s (lease renewed %s)", r.Leader.Holder, fmtTimePtr(r.Leader.RenewedAt))
 	case r.Leader.Stalled != "":
-		m.line("- controllers: **stalled**: the lease's last holder %s: %s", r.Leader.Holder, r.Leader.Stalled)
+		m.line("- controllers: **not running**: the lease's last holder %s: %s", r.Leader.Holder, r.Leader.Stalled)
 	default:
 		m.line("- controllers: **no process holds the lease**; start `claude-parallel serve`")
 	}

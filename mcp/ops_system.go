@@ -116,11 +116,15 @@ const lowDiskSpace = 1 << 20
 // write while reads go on, which is the usual cause.
 func stalledLease(holder string, renewed time.Time, dbPath string) string {
 	var why []string
-	if procid.Alive(holder) {
-		why = append(why, "its process still runs but has not renewed the lease since "+renewed.Format(time.RFC3339)+
+	switch since := renewed.Format(time.RFC3339); {
+	case procid.Alive(holder):
+		why = append(why, "its process still runs but has not renewed the lease since "+since+
 			", so it cannot write the store and its controllers are stopped")
-	} else {
-		why = append(why, "it has not renewed the lease since "+renewed.Format(time.RFC3339))
+	case procid.Gone(holder):
+		why = append(why, "its process is gone (killed or crashed) since its last renewal at "+since+
+			"; the next `claude-parallel serve` takes over at once")
+	default:
+		why = append(why, "it has not renewed the lease since "+since)
 	}
 	if free, err := diskusage.Free(filepath.Dir(dbPath)); err == nil && free < lowDiskSpace {
 		why = append(why, fmt.Sprintf("the disk holding the database (%s) is full: %d bytes free", dbPath, free))

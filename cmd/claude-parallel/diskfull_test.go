@@ -135,7 +135,7 @@ func TestServe_FullDiskIsNamedToCallersAndInStatus(t *testing.T) {
 	if err := text.Run(); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(md.String(), "no process holds the lease") || !strings.Contains(md.String(), "stalled") {
+	if strings.Contains(md.String(), "no process holds the lease") || !strings.Contains(md.String(), "still runs") || !strings.Contains(md.String(), serverPid) {
 		t.Fatalf("status text on a full disk:\n%s", md.String())
 	}
 

@@ -23,6 +23,8 @@ func TestReload_LiveKeysAreAppliedAndNothingElse(t *testing.T) {
 	next.MaxPatchBytes = cur.MaxPatchBytes + 1
 	next.Retention.DataMaxAge = config.Duration{Duration: 99 * time.Hour}
 	next.Retention.StoppedContainerMaxAge = config.Duration{Duration: 98 * time.Hour}
+	next.Limits.WorkspaceMaxBytes = cur.Limits.WorkspaceMaxBytes + 1
+	next.Limits.DiskReserveBytes = cur.Limits.DiskReserveBytes + 1
 	shell, _ := next.Profile("shell")
 	shell.Image = "example/shell:2"
 	next.Profiles["shell"] = shell
