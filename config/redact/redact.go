@@ -196,7 +196,10 @@ func literalForms(value string) []string {
 		if len(line) < MinLength {
 			continue
 		}
-		for _, form := range []string{line, jsonInner(line, false), jsonInner(line, true)} {
+		// JSON may also escape '/' (a base64 key has them) as "\/".
+		forms := []string{line, jsonInner(line, false), jsonInner(line, true),
+			strings.ReplaceAll(jsonInner(line, false), "/", `\/`)}
+		for _, form := range forms {
 			if !slices.Contains(out, form) {
 				out = append(out, form)
 			}
