@@ -662,3 +662,16 @@ func shortContainerID(id string) string {
 	}
 	return id
 }
+
+// redactTaskWrite hides secrets in the texts of a task status and its
+// timeline before they are written: the output fields are redacted as the
+// follower stores them already, and this catches an error text (Docker's,
+// git's) that quotes one, and a row written by an older version.
+func redactTaskWrite(r *redact.Redactor, st *models.TaskStatus, events []taskEvent) {
+	for _, p := range []*string{&st.Message, &st.LastMessage, &st.ResultText, &st.PendingQuestion, &st.SessionID} {
+		*p = r.String(*p)
+	}
+	for i := range events {
+		events[i].message = r.String(events[i].message)
+	}
+}

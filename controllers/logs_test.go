@@ -124,3 +124,19 @@ func TestLogFollower_RedactsSecretsBeforeFileAndStore(t *testing.T) {
 		t.Errorf("a restarted follower changed the log:\n%s", again)
 	}
 }
+
+// An error text that quotes a secret (here Docker refusing a start) reaches
+// the status and the timeline redacted.
+func TestTaskStatus_ErrorQuotingASecretIsRedacted(t *testing.T) {
+	canary := "canary-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	t.Setenv("ANTHROPIC_API_KEY", canary)
+	h := newHarness(t)
+	task := h.createTask("true", func(t *models.Task) { t.Spec.Agent = "claude" })
+	h.stepTwice(task.ID)
+	h.fe.StartRefusal = "exec: ANTHROPIC_API_KEY=" + canary + ": no such file"
+	got := h.stepTwice(task.ID)
+	if got.Status.Phase != models.TaskPhaseFailed || !strings.Contains(got.Status.Message, "ANTHROPIC_API_KEY=[REDACTED:ANTHROPIC_API_KEY]: no such file") {
+		t.Fatalf("status %+v", got.Status)
+	}
+	assertNoFileHolds(t, h.cfg.Home, canary)
+}

@@ -331,6 +331,8 @@ var LiveConfigKeys = []string{
 	"limits.workspace_max_bytes", "limits.disk_reserve_bytes",
 	"retention.data_max_age", "retention.stopped_container_max_age",
 	"profiles", "default_agent",
+	// Read afresh for every line of output, response and log entry.
+	"redact.env", "redact.patterns",
 }
 
 // SetConfig swaps in a reloaded configuration. The caller is expected to

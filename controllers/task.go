@@ -208,6 +208,7 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 	if passOK && observesGeneration(t) {
 		t.Status.ObservedGeneration = t.Generation
 	}
+	redactTaskWrite(s.config().Redactor(), &t.Status, sc.events)
 	if reflect.DeepEqual(sc.before, t.Status) {
 		return nil
 	}

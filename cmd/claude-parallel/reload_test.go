@@ -29,6 +29,8 @@ func TestReload_LiveKeysAreAppliedAndNothingElse(t *testing.T) {
 	shell.Image = "example/shell:2"
 	next.Profiles["shell"] = shell
 	next.DefaultAgent = "shell"
+	next.Redact.Env = []string{"MY_TOKEN"}
+	next.Redact.Patterns = map[string]string{"MINE": `tok_[0-9]{8}`}
 	next.Workers = cur.Workers + 1 // needs a restart
 	next.Intervals.Resync = config.Duration{Duration: 3 * time.Minute}
 

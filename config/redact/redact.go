@@ -7,8 +7,9 @@
 // passed into containers, and the server's own secrets) and patterns (the
 // shapes of well-known keys such as sk-ant-…, and any configured). Matching
 // is leftmost first, then longest: where two secrets start at the same
-// place the longer one is replaced whole, and a literal value names the
-// match before a pattern of the same extent does.
+// place the longer one is replaced whole (a literal value names the match
+// before a pattern of the same extent does), and secrets that overlap are
+// hidden together under the first one's name, so no part of either shows.
 //
 // No secret spans a line break: a multi-line value is redacted line by line
 // (a PEM key's every line), and a pattern that could match a line break is
@@ -195,7 +196,10 @@ func literalForms(value string) []string {
 		if len(line) < MinLength {
 			continue
 		}
-		for _, form := range []string{line, jsonInner(line, false), jsonInner(line, true)} {
+		// JSON may also escape '/' (a base64 key has them) as "\/".
+		forms := []string{line, jsonInner(line, false), jsonInner(line, true),
+			strings.ReplaceAll(jsonInner(line, false), "/", `\/`)}
+		for _, form := range forms {
 			if !slices.Contains(out, form) {
 				out = append(out, form)
 			}

@@ -74,6 +74,10 @@ func TestString_ValueAsItReadsInJSON(t *testing.T) {
 			t.Errorf("redacted JSON no longer parses: %v: %s", err, got)
 		}
 	}
+	slashed := mustNew(t, []Value{{Name: "B64", Value: "ab/cd+ef/gh=="}}, nil)
+	if got := slashed.String(`{"k":"ab\/cd+ef\/gh=="}`); got != `{"k":"[REDACTED:B64]"}` {
+		t.Errorf("a value with '/' escaped as a backslash and a slash: %s", got)
+	}
 }
 
 func TestNew_ShortValuesAndMultiLineValues(t *testing.T) {
