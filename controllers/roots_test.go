@@ -22,7 +22,12 @@ import (
 // The tests below play issue 9's attacks on allowed_roots: a folder accepted
 // inside a root is swapped, before the controllers use it, for a symlink to
 // a repository outside every root. Each must end in the reason
-// "OutsideAllowedRoots" with nothing outside read or written.
+// wantOutsideReason with nothing outside read or written.
+
+// wantOutsideReason is the reason a refused use ends in (spelt out rather
+// than ReasonOutsideAllowedRoots so the tests also build on the code before
+// the fix, where they must fail).
+const wantOutsideReason = "OutsideAllowedRoots"
 
 // rootsLayout is an allowed root and, beside it (outside it), a tree the
 // tests must never read or write.
@@ -213,7 +218,7 @@ func TestDiffApply_DefaultTargetSwappedOutsideIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := h.settleDiff(d.ID)
-			if got.Status.Phase != models.DiffPhaseFailed || got.Status.Reason != "OutsideAllowedRoots" ||
+			if got.Status.Phase != models.DiffPhaseFailed || got.Status.Reason != wantOutsideReason ||
 				!strings.Contains(got.Status.Message, repo) {
 				t.Errorf("diff after the swap: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming %s",
 					got.Status.Phase, got.Status.Reason, got.Status.Message, repo)
@@ -259,7 +264,7 @@ func TestTaskSnapshot_DependentFolderSwappedOutsideIsRefused(t *testing.T) {
 				return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 			})
 			h.s.builds.stop() // a background snapshot, if any, has ended
-			if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != "OutsideAllowedRoots" ||
+			if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason ||
 				!strings.Contains(got.Status.Message, repo) {
 				t.Errorf("b: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming %s",
 					got.Status.Phase, got.Status.Reason, got.Status.Message, repo)
@@ -289,7 +294,7 @@ func TestTaskSnapshot_GitFileOutsideRootsIsRefused(t *testing.T) {
 		return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 	})
 	h.s.builds.stop()
-	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != "OutsideAllowedRoots" ||
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason ||
 		!strings.Contains(got.Status.Message, filepath.Join(outside, ".git")) {
 		t.Errorf("task: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming the git directory",
 			got.Status.Phase, got.Status.Reason, got.Status.Message)
