@@ -236,26 +236,22 @@ func pinRepo(info *repoInfo, folder *pinnedDir, dir string, roots Roots) error {
 	}
 	info.realTop, info.realGitDir = info.top, info.gitDir
 	if info.top != "" {
-		top, err := open(info.top, "")
+		top, err := open(info.top, "work tree of "+dir+":")
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(top.real, folder.real)
-		if err != nil || !isWithin(folder.real, top.real) {
+		// By identity, not by path strings: the folder may have been renamed
+		// since it was opened (git then reports the top by its new name).
+		if !containsDir(top, folder) {
 			return fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, top.real)
 		}
-		r, err := os.OpenRoot(top.path)
-		if err != nil {
-			return err
-		}
-		fi, err := r.Stat(rel)
-		r.Close()
-		want, serr := folder.f.Stat()
-		if err != nil || serr != nil || !os.SameFile(fi, want) {
-			return fmt.Errorf("%s changed while it was being inspected; try again", dir)
-		}
 		info.top, info.realTop = top.path, top.real
-		info.folderRel = filepath.ToSlash(rel)
+		info.folderRel = "."
+		if t, f := currentPath(top), currentPath(folder); t != "" && f != "" {
+			if rel, err := filepath.Rel(t, f); err == nil && filepath.IsLocal(rel) {
+				info.folderRel = filepath.ToSlash(rel)
+			}
+		}
 	}
 	gd, err := open(info.gitDir, "git directory of "+dir+":")
 	if err != nil {
@@ -274,6 +270,38 @@ func pinRepo(info *repoInfo, folder *pinnedDir, dir string, roots Roots) error {
 	return nil
 }
 
+// containsDir reports whether the directory of folder is the directory of
+// top or lies below it, walking up from folder's handle through ".." (which
+// follows the directories themselves, not names that may have changed).
+func containsDir(top, folder *pinnedDir) bool {
+	want, err := top.f.Stat()
+	if err != nil {
+		return false
+	}
+	p := folder.path
+	var prev fs.FileInfo
+	for range 4096 {
+		fi, err := os.Stat(p)
+		if err != nil || (prev != nil && os.SameFile(fi, prev)) {
+			return false // unreadable, or "/" reached
+		}
+		if os.SameFile(fi, want) {
+			return true
+		}
+		prev, p = fi, p+"/.."
+	}
+	return false
+}
+
+// currentPath is where the pinned directory is now, "" if unknown.
+func currentPath(d *pinnedDir) string {
+	p, err := os.Readlink(d.path)
+	if err != nil || !filepath.IsAbs(p) {
+		return ""
+	}
+	return p
+}
+
 // inspectChecked is inspectRepo on a folder opened beneath an allowed root:
 // discovery runs in that directory, and every directory found (top, git dir,
 // common dir — a .git file may point anywhere) must lie in an allowed root
@@ -287,7 +315,7 @@ func inspectChecked(ctx context.Context, dir string, needWorkTree bool, roots Ro
 		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
 	}
 	defer folder.close()
-	info, err := inspectIn(ctx, folder.path, folder.real, dir, needWorkTree)
+	info, err := inspectIn(ctx, folder.path, "", dir, needWorkTree)
 	if err != nil {
 		return repoInfo{}, err
 	}

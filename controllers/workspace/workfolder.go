@@ -75,7 +75,8 @@ func inspectIn(ctx context.Context, cwd, real, dir string, needWorkTree bool) (r
 			return repoInfo{}, err
 		}
 	}
-	if info.top != "" && !isWithin(real, info.top) {
+	// (inspectChecked passes no real path: it checks the same by identity.)
+	if info.top != "" && real != "" && !isWithin(real, info.top) {
 		return repoInfo{}, fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, info.top)
 	}
 	if err := checkSameOwner(info); err != nil {
