@@ -303,3 +303,23 @@ func TestTaskSnapshot_GitFileOutsideRootsIsRefused(t *testing.T) {
 		t.Errorf("the outside canary reached %v", found)
 	}
 }
+
+// allowed_roots reloaded (SIGHUP swaps the configuration) applies to the
+// next use: a folder accepted under the old roots is refused when it is
+// snapshotted after they no longer contain it.
+func TestTaskSnapshot_ReloadedRootsApplyAtOnce(t *testing.T) {
+	l := newRootsLayout(t)
+	h := newHarness(t, func(c *config.Config) { c.AllowedRoots = []string{l.root} })
+	repo := testutil.NewRepo(t, filepath.Join(l.root, "repo"), map[string]string{"README.md": "hello\n"})
+	task := h.createTask("x", func(t *models.Task) { t.Spec.WorkFolder = repo })
+	next := h.cfg.Clone()
+	next.AllowedRoots = []string{l.outside}
+	h.s.SetConfig(next)
+	got := h.runUntil(task.ID, 30*time.Second, func(t *models.Task) bool {
+		return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
+	})
+	h.s.builds.stop()
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason {
+		t.Errorf("task after the roots were narrowed: phase %s reason %s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+}

@@ -329,6 +329,8 @@ var LiveConfigKeys = []string{
 	"max_parallel", "default_task_timeout", "max_task_timeout", "max_patch_bytes",
 	"retention.data_max_age", "retention.stopped_container_max_age",
 	"profiles", "default_agent",
+	// Read at every use of a user's folder (roots.go), by the front end as well.
+	"allowed_roots",
 }
 
 // SetConfig swaps in a reloaded configuration. The caller is expected to
