@@ -323,3 +323,37 @@ func TestTaskSnapshot_ReloadedRootsApplyAtOnce(t *testing.T) {
 		t.Errorf("task after the roots were narrowed: phase %s reason %s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
 	}
 }
+
+// The target watch looks at a target through a handle checked against the
+// roots: a default target swapped for a symlink outside is fingerprinted as
+// refused, and what happens to the outside files it leads to is not looked
+// at (an edit there moves nothing).
+func TestTargetWatch_SwappedTargetIsNotLookedInto(t *testing.T) {
+	l := newRootsLayout(t)
+	h := newHarness(t, func(c *config.Config) { c.AllowedRoots = []string{l.root} })
+	repo := testutil.NewRepo(t, filepath.Join(l.root, "repo"), map[string]string{"README.md": "hello\n"})
+	outside := l.outsideClone(t, repo, "repo")
+	_, d := h.finishedTaskWithDiff(repo)
+	w := newTargetWatch(h.s)
+	var notified []string
+	w.notify = func(_, id string) { notified = append(notified, id) }
+
+	swapToSymlink(t, repo, outside)
+	if _, err := w.look(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(notified) != 1 || notified[0] != d.ID {
+		t.Fatalf("first look notified %v, want %s", notified, d.ID)
+	}
+	later := time.Now().Add(time.Hour)
+	testutil.WriteFile(t, filepath.Join(outside, "README.md"), "edited outside\n")
+	if err := os.Chtimes(filepath.Join(outside, "README.md"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.look(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(notified) != 1 {
+		t.Errorf("an edit outside the roots moved the fingerprint: notified %v", notified)
+	}
+}
