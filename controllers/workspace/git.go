@@ -99,7 +99,7 @@ func gitEnv() []string {
 }
 
 // gitCmd describes where and how a git process runs. The zero value runs in the
-// current directory with repository discovery, which only inspectRepo uses.
+// current directory with repository discovery, which only inspectIn uses.
 type gitCmd struct {
 	gitDir   string   // --git-dir; explicit so no .git found on disk is ever honoured
 	workTree string   // --work-tree

@@ -302,7 +302,7 @@ func currentPath(d *pinnedDir) string {
 	return p
 }
 
-// inspectChecked is inspectRepo on a folder opened beneath an allowed root:
+// inspectChecked is inspectIn on a folder opened beneath an allowed root:
 // discovery runs in that directory, and every directory found (top, git dir,
 // common dir — a .git file may point anywhere) must lie in an allowed root
 // too. The returned info names them by their handles; close releases them.
@@ -315,7 +315,7 @@ func inspectChecked(ctx context.Context, dir string, needWorkTree bool, roots Ro
 		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
 	}
 	defer folder.close()
-	info, err := inspectIn(ctx, folder.path, "", dir, needWorkTree)
+	info, err := inspectIn(ctx, folder.path, folder.real, dir, needWorkTree)
 	if err != nil {
 		return repoInfo{}, err
 	}
