@@ -33,10 +33,15 @@ import (
 //     name, so each lookup starts at the checked directory and cannot climb out.
 //
 // Git is never given a user's work tree to write: it resolves a work tree to a
-// path string and changes into it by name, which a swap at that moment would
-// redirect. A worktree apply therefore runs git on a scratch copy of the
+// path string and may change into it by name, which a swap at that moment
+// would redirect. A worktree apply therefore runs git on a scratch copy of the
 // files the patch touches and writes the results back through os.Root (see
-// applyWorktree).
+// applyWorktree). The one git process that reads a user's work tree, the
+// snapshot's listing of its files, starts in the checked directory (the
+// child enters it through the handle) with the work tree named "." (see
+// gitCmd.command), so git takes the directory it is in as the work tree; and
+// whatever it lists, every byte copied is read through os.Root on the handle,
+// so no content from elsewhere can reach a workspace.
 
 // ErrOutsideAllowedRoots means a path, when it was about to be used, lay (or
 // led through a symlink or a .git file) outside every allowed root. The error
