@@ -22,7 +22,12 @@ import (
 // The tests below play issue 9's attacks on allowed_roots: a folder accepted
 // inside a root is swapped, before the controllers use it, for a symlink to
 // a repository outside every root. Each must end in the reason
-// "OutsideAllowedRoots" with nothing outside read or written.
+// wantOutsideReason with nothing outside read or written.
+
+// wantOutsideReason is the reason a refused use ends in (spelt out rather
+// than ReasonOutsideAllowedRoots so the tests also build on the code before
+// the fix, where they must fail).
+const wantOutsideReason = "OutsideAllowedRoots"
 
 // rootsLayout is an allowed root and, beside it (outside it), a tree the
 // tests must never read or write.
@@ -213,7 +218,7 @@ func TestDiffApply_DefaultTargetSwappedOutsideIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := h.settleDiff(d.ID)
-			if got.Status.Phase != models.DiffPhaseFailed || got.Status.Reason != "OutsideAllowedRoots" ||
+			if got.Status.Phase != models.DiffPhaseFailed || got.Status.Reason != wantOutsideReason ||
 				!strings.Contains(got.Status.Message, repo) {
 				t.Errorf("diff after the swap: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming %s",
 					got.Status.Phase, got.Status.Reason, got.Status.Message, repo)
@@ -259,7 +264,7 @@ func TestTaskSnapshot_DependentFolderSwappedOutsideIsRefused(t *testing.T) {
 				return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 			})
 			h.s.builds.stop() // a background snapshot, if any, has ended
-			if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != "OutsideAllowedRoots" ||
+			if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason ||
 				!strings.Contains(got.Status.Message, repo) {
 				t.Errorf("b: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming %s",
 					got.Status.Phase, got.Status.Reason, got.Status.Message, repo)
@@ -289,12 +294,66 @@ func TestTaskSnapshot_GitFileOutsideRootsIsRefused(t *testing.T) {
 		return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 	})
 	h.s.builds.stop()
-	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != "OutsideAllowedRoots" ||
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason ||
 		!strings.Contains(got.Status.Message, filepath.Join(outside, ".git")) {
 		t.Errorf("task: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming the git directory",
 			got.Status.Phase, got.Status.Reason, got.Status.Message)
 	}
 	if found := filesContaining(t, h.s.paths.WorkspaceDir, l.canary); len(found) > 0 {
 		t.Errorf("the outside canary reached %v", found)
+	}
+}
+
+// allowed_roots reloaded (SIGHUP swaps the configuration) applies to the
+// next use: a folder accepted under the old roots is refused when it is
+// snapshotted after they no longer contain it.
+func TestTaskSnapshot_ReloadedRootsApplyAtOnce(t *testing.T) {
+	l := newRootsLayout(t)
+	h := newHarness(t, func(c *config.Config) { c.AllowedRoots = []string{l.root} })
+	repo := testutil.NewRepo(t, filepath.Join(l.root, "repo"), map[string]string{"README.md": "hello\n"})
+	task := h.createTask("x", func(t *models.Task) { t.Spec.WorkFolder = repo })
+	next := h.cfg.Clone()
+	next.AllowedRoots = []string{l.outside}
+	h.s.SetConfig(next)
+	got := h.runUntil(task.ID, 30*time.Second, func(t *models.Task) bool {
+		return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
+	})
+	h.s.builds.stop()
+	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason {
+		t.Errorf("task after the roots were narrowed: phase %s reason %s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+}
+
+// The target watch looks at a target through a handle checked against the
+// roots: a default target swapped for a symlink outside is fingerprinted as
+// refused, and what happens to the outside files it leads to is not looked
+// at (an edit there moves nothing).
+func TestTargetWatch_SwappedTargetIsNotLookedInto(t *testing.T) {
+	l := newRootsLayout(t)
+	h := newHarness(t, func(c *config.Config) { c.AllowedRoots = []string{l.root} })
+	repo := testutil.NewRepo(t, filepath.Join(l.root, "repo"), map[string]string{"README.md": "hello\n"})
+	outside := l.outsideClone(t, repo, "repo")
+	_, d := h.finishedTaskWithDiff(repo)
+	w := newTargetWatch(h.s)
+	var notified []string
+	w.notify = func(_, id string) { notified = append(notified, id) }
+
+	swapToSymlink(t, repo, outside)
+	if _, err := w.look(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(notified) != 1 || notified[0] != d.ID {
+		t.Fatalf("first look notified %v, want %s", notified, d.ID)
+	}
+	later := time.Now().Add(time.Hour)
+	testutil.WriteFile(t, filepath.Join(outside, "README.md"), "edited outside\n")
+	if err := os.Chtimes(filepath.Join(outside, "README.md"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.look(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(notified) != 1 {
+		t.Errorf("an edit outside the roots moved the fingerprint: notified %v", notified)
 	}
 }

@@ -333,6 +333,8 @@ var LiveConfigKeys = []string{
 	"profiles", "default_agent",
 	// Read afresh for every line of output, response and log entry.
 	"redact.env", "redact.patterns",
+	// Read at every use of a user's folder (roots.go), by the front end as well.
+	"allowed_roots",
 }
 
 // SetConfig swaps in a reloaded configuration. The caller is expected to

@@ -120,7 +120,7 @@ func (f *Frontend) readRunLog(ctx context.Context, target logTarget, tail int, f
 	if row != nil {
 		res.Complete = row.Complete
 	}
-	file, err := os.Open(path)
+	file, err := openBelow(f.cfg().Paths().TaskLogDir, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return res, nil
 	}

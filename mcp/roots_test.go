@@ -64,3 +64,26 @@ func TestApplyChanges_DefaultTargetSwappedOutsideIsRefused(t *testing.T) {
 		t.Fatalf("an apply intent was written: %+v", got.Spec)
 	}
 }
+
+// A run's log file replaced by a symlink to a file outside the log
+// directory is not followed: view_container_logs shows nothing of it.
+func TestViewContainerLogs_DoesNotFollowAPlantedSymlink(t *testing.T) {
+	e := newTestEnv(t)
+	task := e.startTask(nil)
+	e.finishRun(task.TaskID, 1, models.TaskPhaseSucceeded)
+	secret := filepath.Join(e.dir, "secret.txt")
+	if err := os.WriteFile(secret, []byte("2026-01-01T00:00:00.000000000Z CANARY-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(e.cfg.Paths().TaskLogDir, task.TaskID, "run-1.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, logPath); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.fe.readRunLog(context.Background(), logTarget{taskID: task.TaskID, run: 1}, 0, "", 1<<20)
+	if err == nil && strings.Contains(strings.Join(res.Lines, "\n"), "CANARY") {
+		t.Fatalf("the log read followed the symlink: %q", res.Lines)
+	}
+}

@@ -163,7 +163,7 @@ func (a *app) reloadOnSIGHUP(opts *globalOptions, httpAddr string) (stop func())
 // intervals, workers, the lease...) is built into the running controllers,
 // so the front end keeps the old values too until a restart, rather than
 // accept tasks the controllers would run differently.
-var frontEndKeys = []string{"log.level", "allowed_roots", "http.token", "http.allowed_origins"}
+var frontEndKeys = []string{"log.level", "http.token", "http.allowed_origins"}
 
 // liveKeys are all the settings a reload applies at once.
 var liveKeys = append(slices.Clone(frontEndKeys), controllers.LiveConfigKeys...)

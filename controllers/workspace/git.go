@@ -99,7 +99,7 @@ func gitEnv() []string {
 }
 
 // gitCmd describes where and how a git process runs. The zero value runs in the
-// current directory with repository discovery, which only inspectRepo uses.
+// current directory with repository discovery, which only inspectIn uses.
 type gitCmd struct {
 	gitDir   string   // --git-dir; explicit so no .git found on disk is ever honoured
 	workTree string   // --work-tree
@@ -130,7 +130,17 @@ func (g gitCmd) command(ctx context.Context, args []string) (*exec.Cmd, error) {
 		full = append(full, "--git-dir="+g.gitDir)
 	}
 	if g.workTree != "" {
-		full = append(full, "--work-tree="+g.workTree)
+		wt := g.workTree
+		if wt == g.dir && pinnedFD.MatchString(wt) {
+			// A checked work tree (roots.go) that is also the process's
+			// directory is named ".": git then takes the directory it was
+			// started in, which the child entered through the handle, as
+			// its work tree. Given /proc/self/fd/N instead, git would
+			// resolve it to a path string and change into that by name,
+			// which a swap at that moment would redirect.
+			wt = "."
+		}
+		full = append(full, "--work-tree="+wt)
 	}
 	full = append(full, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)

@@ -409,7 +409,7 @@ func importTarget(ctx context.Context, src repoInfo, spec PrepareSpec) (string, 
 }
 
 // resolveSourceRev is resolveCommit in the source, without asking git again for
-// HEAD: inspectRepo has already resolved it.
+// HEAD: inspectIn has already resolved it.
 func resolveSourceRev(ctx context.Context, src repoInfo, rev string) (string, error) {
 	if rev != "HEAD" {
 		return resolveCommit(ctx, gitCmd{gitDir: src.gitDir}, rev)
@@ -546,7 +546,7 @@ func readCommitInfo(ctx context.Context, src repoInfo, commit string) (commitInf
 	return commitInfo{commit: commit, tree: lines[0], parents: lines[1 : len(lines)-1]}, nil
 }
 
-// sourceCommitInfo is readCommitInfo without a git process when inspectRepo
+// sourceCommitInfo is readCommitInfo without a git process when inspectIn
 // already learnt it.
 func sourceCommitInfo(ctx context.Context, src repoInfo, commit string) (commitInfo, error) {
 	if src.headCommit.commit != "" && src.headCommit.commit == commit {

@@ -33,10 +33,15 @@ import (
 //     name, so each lookup starts at the checked directory and cannot climb out.
 //
 // Git is never given a user's work tree to write: it resolves a work tree to a
-// path string and changes into it by name, which a swap at that moment would
-// redirect. A worktree apply therefore runs git on a scratch copy of the
+// path string and may change into it by name, which a swap at that moment
+// would redirect. A worktree apply therefore runs git on a scratch copy of the
 // files the patch touches and writes the results back through os.Root (see
-// applyWorktree).
+// applyWorktree). The one git process that reads a user's work tree, the
+// snapshot's listing of its files, starts in the checked directory (the
+// child enters it through the handle) with the work tree named "." (see
+// gitCmd.command), so git takes the directory it is in as the work tree; and
+// whatever it lists, every byte copied is read through os.Root on the handle,
+// so no content from elsewhere can reach a workspace.
 
 // ErrOutsideAllowedRoots means a path, when it was about to be used, lay (or
 // led through a symlink or a .git file) outside every allowed root. The error
@@ -236,26 +241,22 @@ func pinRepo(info *repoInfo, folder *pinnedDir, dir string, roots Roots) error {
 	}
 	info.realTop, info.realGitDir = info.top, info.gitDir
 	if info.top != "" {
-		top, err := open(info.top, "")
+		top, err := open(info.top, "work tree of "+dir+":")
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(top.real, folder.real)
-		if err != nil || !isWithin(folder.real, top.real) {
+		// By identity, not by path strings: the folder may have been renamed
+		// since it was opened (git then reports the top by its new name).
+		if !containsDir(top, folder) {
 			return fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, top.real)
 		}
-		r, err := os.OpenRoot(top.path)
-		if err != nil {
-			return err
-		}
-		fi, err := r.Stat(rel)
-		r.Close()
-		want, serr := folder.f.Stat()
-		if err != nil || serr != nil || !os.SameFile(fi, want) {
-			return fmt.Errorf("%s changed while it was being inspected; try again", dir)
-		}
 		info.top, info.realTop = top.path, top.real
-		info.folderRel = filepath.ToSlash(rel)
+		info.folderRel = "."
+		if t, f := currentPath(top), currentPath(folder); t != "" && f != "" {
+			if rel, err := filepath.Rel(t, f); err == nil && filepath.IsLocal(rel) {
+				info.folderRel = filepath.ToSlash(rel)
+			}
+		}
 	}
 	gd, err := open(info.gitDir, "git directory of "+dir+":")
 	if err != nil {
@@ -274,7 +275,39 @@ func pinRepo(info *repoInfo, folder *pinnedDir, dir string, roots Roots) error {
 	return nil
 }
 
-// inspectChecked is inspectRepo on a folder opened beneath an allowed root:
+// containsDir reports whether the directory of folder is the directory of
+// top or lies below it, walking up from folder's handle through ".." (which
+// follows the directories themselves, not names that may have changed).
+func containsDir(top, folder *pinnedDir) bool {
+	want, err := top.f.Stat()
+	if err != nil {
+		return false
+	}
+	p := folder.path
+	var prev fs.FileInfo
+	for range 4096 {
+		fi, err := os.Stat(p)
+		if err != nil || (prev != nil && os.SameFile(fi, prev)) {
+			return false // unreadable, or "/" reached
+		}
+		if os.SameFile(fi, want) {
+			return true
+		}
+		prev, p = fi, p+"/.."
+	}
+	return false
+}
+
+// currentPath is where the pinned directory is now, "" if unknown.
+func currentPath(d *pinnedDir) string {
+	p, err := os.Readlink(d.path)
+	if err != nil || !filepath.IsAbs(p) {
+		return ""
+	}
+	return p
+}
+
+// inspectChecked is inspectIn on a folder opened beneath an allowed root:
 // discovery runs in that directory, and every directory found (top, git dir,
 // common dir — a .git file may point anywhere) must lie in an allowed root
 // too. The returned info names them by their handles; close releases them.

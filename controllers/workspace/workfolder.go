@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -17,7 +16,7 @@ type repoInfo struct {
 	gitDir    string // this work tree's git dir (index, HEAD)
 	commonDir string // shared git dir (objects, refs, info/exclude)
 	head      string // HEAD commit; "" when the branch is unborn
-	// headCommit is HEAD's tree and parents when inspectRepo learnt them on
+	// headCommit is HEAD's tree and parents when inspectIn learnt them on
 	// the way (commit "" otherwise).
 	headCommit commitInfo
 
@@ -34,35 +33,21 @@ type repoInfo struct {
 
 // WorkFolderInfo checks that dir is inside a git work tree and returns the tree's
 // top-level directory and its HEAD commit ("" when no commit exists yet). It only
-// reads.
-// It checks no allowed roots; WorkFolderInfoIn does.
+// reads, and checks no allowed roots (WorkFolderInfoIn does).
 func WorkFolderInfo(ctx context.Context, dir string) (top string, head string, err error) {
 	return WorkFolderInfoIn(ctx, dir, nil)
 }
 
-// inspectRepo finds the repository containing dir. Discovery is the one place git
-// looks for a .git on its own; it runs with safe.directory=* because a server running
-// as root must read its users' repositories, which is safe here since rev-parse runs
-// nothing from their configuration. A core.worktree in that configuration could
-// point the "work tree" anywhere, so the top found must contain dir.
-func inspectRepo(ctx context.Context, dir string, needWorkTree bool) (repoInfo, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
-	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
-	}
-	if fi, err := os.Stat(real); err != nil || !fi.IsDir() {
-		return repoInfo{}, fmt.Errorf("%w: %s is not a directory", ErrNotGitWorkTree, dir)
-	}
-	return inspectIn(ctx, real, real, dir, needWorkTree)
-}
-
-// inspectIn is inspectRepo with git running in cwd, which is the directory
-// real (inspectChecked passes the handle of the checked folder as cwd, so
-// discovery starts from that very directory).
+// inspectIn finds the repository containing the folder dir, with git running
+// in cwd: the handle of that folder, opened and checked by inspectChecked, so
+// discovery starts from that very directory; real is where the folder was
+// when opened. Discovery is the one place git looks for a .git on its own; it
+// runs with safe.directory=* because a server running as root must read its
+// users' repositories, which is safe here since rev-parse runs nothing from
+// their configuration. A core.worktree in that configuration could point the
+// "work tree" anywhere, so inspectChecked then checks, by identity, that the
+// top found contains the folder, and that every directory found lies in an
+// allowed root.
 func inspectIn(ctx context.Context, cwd, real, dir string, needWorkTree bool) (repoInfo, error) {
 	g := gitCmd{dir: cwd, config: []string{"safe.directory=*"}}
 	info, ok := inspectWorkTree(ctx, g)
@@ -75,16 +60,13 @@ func inspectIn(ctx context.Context, cwd, real, dir string, needWorkTree bool) (r
 			return repoInfo{}, err
 		}
 	}
-	if info.top != "" && !isWithin(real, info.top) {
-		return repoInfo{}, fmt.Errorf("%w: %s: work tree %s does not contain it", ErrNotGitWorkTree, dir, info.top)
-	}
 	if err := checkSameOwner(info); err != nil {
 		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
 	}
 	return info, nil
 }
 
-// inspectWorkTree asks one git process everything inspectRepo needs when g's
+// inspectWorkTree asks one git process everything inspectIn needs when g's
 // directory is inside a work tree — git dir, common dir, top, HEAD — and, on the
 // way, what importing HEAD into a workspace needs: its tree and parents. Preparing
 // a workspace runs a chain of git processes before the task's container can start,
@@ -118,7 +100,7 @@ func inspectWorkTree(ctx context.Context, g gitCmd) (repoInfo, bool) {
 	return repoInfo{gitDir: lines[0], commonDir: lines[1], top: lines[3]}, true
 }
 
-// inspectStepwise is inspectRepo's slow path, one question per git process.
+// inspectStepwise is inspectIn's slow path, one question per git process.
 func inspectStepwise(ctx context.Context, g gitCmd, real, dir string, needWorkTree bool) (repoInfo, error) {
 	out, err := g.runText(ctx, nil, "rev-parse", "--path-format=absolute",
 		"--absolute-git-dir", "--git-common-dir", "--is-inside-work-tree")
