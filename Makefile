@@ -66,10 +66,13 @@ demo: image build
 ## bench: the performance figures, all measured in this one run (a few minutes):
 ## the store with 1,000 vs 100,000 finished tasks, the idle reconcile pass with
 ## 0 / 1,000 / 100,000, and task start (intent written -> container running)
-## against creating and starting the same container directly (the floor).
-BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart)$$'
+## against creating and starting the same container directly (the floor), and
+## a workspace's snapshot and capture on 10k / 100k / 300k files against cp -a
+## and git status + git diff on the same tree (CP_BENCH_LARGE_FILES=n,... to
+## pick sizes; 300k files take several minutes to generate on a loaded machine).
+BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkLargeRepository)$$'
 bench: image build
-	$(GO) test -p 1 -count=1 -timeout 15m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./controllers/ ./test/e2e/
+	$(GO) test -p 1 -count=1 -timeout 60m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 
 soak: image build
 	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...
