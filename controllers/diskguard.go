@@ -13,7 +13,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
-	"github.com/claude-parallel/claude-parallel/internal/diskusage"
+	"github.com/claude-parallel/claude-parallel/models/diskusage"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/internal/diskusage"
+	"github.com/claude-parallel/claude-parallel/models/diskusage"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/claude-parallel/claude-parallel/internal/diskusage"
-	"github.com/claude-parallel/claude-parallel/internal/procid"
+	"github.com/claude-parallel/claude-parallel/models/diskusage"
+	"github.com/claude-parallel/claude-parallel/models/procid"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/claude-parallel/claude-parallel/internal/procid"
+	"github.com/claude-parallel/claude-parallel/models/procid"
 )
 
 // LeaderLease is the lease every process on one database competes for; its

@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/claude-parallel/claude-parallel/internal/procid"
+	"github.com/claude-parallel/claude-parallel/models/procid"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 	"io"
 	"os"

@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/claude-parallel/claude-parallel/internal/procid"
+	"github.com/claude-parallel/claude-parallel/models/procid"
 )
 
 // LeaseStore keeps the leader lease. models.Store implements it over the leases
