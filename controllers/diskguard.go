@@ -13,8 +13,8 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
-	"github.com/claude-parallel/claude-parallel/models/diskusage"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/models/diskusage"
 )
 
 // Workspaces live on the store's volume, so one task filling it would stall

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/models/diskusage"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/models/diskusage"
 )
 
 // While the workspaces' volume has less free than the reserve, a pending task

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/models/diskusage"
 	"github.com/claude-parallel/claude-parallel/models/procid"
-	"github.com/claude-parallel/claude-parallel/models"
 )
 
 // SystemStatus reports the engine, the controllers' lease, counts from the
