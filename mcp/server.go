@@ -37,7 +37,7 @@ func NewServer(deps Deps) *server.MCPServer {
 	)
 	for _, newTool := range toolConstructors {
 		tool, handler := newTool(fe)
-		s.AddTool(tool, handler)
+		s.AddTool(portableTool(tool), handler)
 	}
 	addResourceTemplates(s, fe)
 	return s
@@ -49,7 +49,7 @@ func Tools(deps Deps) []mcp.Tool {
 	out := make([]mcp.Tool, 0, len(toolConstructors))
 	for _, newTool := range toolConstructors {
 		tool, _ := newTool(fe)
-		out = append(out, tool)
+		out = append(out, portableTool(tool))
 	}
 	return out
 }
@@ -66,6 +66,9 @@ func guardTool(logger *zap.Logger) server.ToolHandlerMiddleware {
 					logger.Error("tool handler panicked", zap.String("tool", req.Params.Name),
 						zap.Any("panic", r), zap.StackSkip("stack", 1))
 					res, err = mcp.NewToolResultError(fmt.Sprintf("internal error in %s; the call was not carried out and the server keeps running", req.Params.Name)), nil
+				}
+				if res != nil && res.StructuredContent != nil {
+					res.StructuredContent = dropNulls(res.StructuredContent)
 				}
 				l := logger
 				if res != nil && res.IsError {
