@@ -132,20 +132,41 @@ func toolArguments(req mcp.CallToolRequest) any {
 	}
 }
 
+// notifier writes a notification to the client of the call in ctx, in
+// order with the responses: it is on the wire when notify returns, so
+// before the response of the call that sent it. Each transport puts its own
+// in the context; the library's SendNotificationToClient queues to another
+// goroutine instead, which wrote a call's last progress after its response
+// (Claude Code then drops the connection).
+type notifier interface {
+	notify(ctx context.Context, method string, params map[string]any) error
+}
+
+type notifierKey struct{}
+
+func withNotifier(ctx context.Context, n notifier) context.Context {
+	return context.WithValue(ctx, notifierKey{}, n)
+}
+
 // progressTo returns a ProgressFunc sending MCP progress notifications for
-// the call, or a no-op when the client gave no progress token. Values are
-// forced to increase, as the protocol requires.
+// the call, or a no-op when the client gave no progress token or the
+// transport cannot order them before the response. Values are forced to
+// increase, as the protocol requires.
 func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
 		return noProgress
 	}
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
+	n, ok := ctx.Value(notifierKey{}).(notifier)
+	if !ok {
 		return noProgress
 	}
 	token := req.Params.Meta.ProgressToken
 	last := -1.0
 	return func(progress, total float64, message string) {
+		if ctx.Err() != nil {
+			// A cancelled call sends nothing more.
+			return
+		}
 		if progress <= last {
 			progress = last + 0.001
 		}
@@ -155,6 +176,6 @@ func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
 			params["total"] = max(total, progress)
 		}
 		// A client gone away makes this fail; the wait then ends with ctx.
-		_ = srv.SendNotificationToClient(ctx, "notifications/progress", params)
+		_ = n.notify(ctx, string(mcp.MethodNotificationProgress), params)
 	}
 }
