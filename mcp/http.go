@@ -76,7 +76,7 @@ func ListenHTTP(addr string, mcpSrv *server.MCPServer, opts HTTPOptions) (*HTTPS
 	endpoint, streamable := newEndpoint(mcpSrv, opts)
 	mux := http.NewServeMux()
 	mux.Handle(EndpointPath, endpoint)
-	mux.Handle("/.well-known/", noOAuthMetadata())
+	mux.Handle("/", noOAuth())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
@@ -206,10 +206,12 @@ func newEndpoint(mcpSrv *server.MCPServer, opts HTTPOptions) (http.Handler, *ser
 	return Protect(sessionGate(orderedStreams(streamable), sessions), opts), streamable
 }
 
-// noOAuthMetadata answers the OAuth discovery paths (RFC 9728, RFC 8414)
-// at once with 404, without asking for the token: there is no OAuth here,
-// and a client probing them must learn that quickly.
-func noOAuthMetadata() http.Handler {
+// noOAuth answers every path but the endpoint (the OAuth discovery paths
+// of RFC 9728 and RFC 8414, /register, /authorize, /token, ...) at once with
+// 404, without asking for the token, and says how to authenticate: a client
+// such as Claude Code tries OAuth on a 401 and shows the body of the 404 its
+// client registration gets.
+func noOAuth() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "Not Found: no OAuth here; "+tokenHelp+".", http.StatusNotFound)
 	})

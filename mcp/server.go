@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -76,8 +77,55 @@ func guardTool(logger *zap.Logger) server.ToolHandlerMiddleware {
 				}
 				logging.LogToolCall(l, req.Params.Name, time.Since(start), argNames(req), err)
 			}()
-			return next(ctx, req)
+			clock := &progressClock{}
+			res, err = next(context.WithValue(ctx, progressClockKey{}, clock), req)
+			clock.keepDistance(ctx)
+			return res, err
 		}
+	}
+}
+
+// progressGap is the least time between a call's last progress notification
+// and its response. Claude Code (the TypeScript MCP SDK) handles a
+// notification on a later tick but a response at once, and forgets the
+// call's progress token with its response: a progress notification that
+// arrives in the same read as the response then names an unknown token, and
+// Claude Code drops the connection. Ordering alone is not enough; time
+// between the two lets the client read them apart.
+const progressGap = 250 * time.Millisecond
+
+type progressClockKey struct{}
+
+// progressClock remembers when a call last sent progress.
+type progressClock struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (c *progressClock) sent() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = time.Now()
+}
+
+// keepDistance waits until progressGap has passed since the last progress,
+// unless the call was cancelled (it then gets no response anyway).
+func (c *progressClock) keepDistance(ctx context.Context) {
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if last.IsZero() {
+		return
+	}
+	wait := progressGap - time.Since(last)
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -161,6 +209,7 @@ func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
 		return noProgress
 	}
 	token := req.Params.Meta.ProgressToken
+	clock, _ := ctx.Value(progressClockKey{}).(*progressClock)
 	last := -1.0
 	return func(progress, total float64, message string) {
 		if ctx.Err() != nil {
@@ -176,6 +225,8 @@ func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
 			params["total"] = max(total, progress)
 		}
 		// A client gone away makes this fail; the wait then ends with ctx.
-		_ = n.notify(ctx, string(mcp.MethodNotificationProgress), params)
+		if n.notify(ctx, string(mcp.MethodNotificationProgress), params) == nil && clock != nil {
+			clock.sent()
+		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -213,7 +215,7 @@ func TestStdio_ProgressNeverFollowsResponse(t *testing.T) {
 	playDiffController(t, e.store, models.DiffPhaseApplied)
 
 	calls := map[string]string{}
-	for i := range 40 {
+	for i := range 24 {
 		id, token := fmt.Sprint(100+i), fmt.Sprintf("wait-%d", i)
 		calls[id] = token
 		c.send(toolCall(100+i, token, "wait_for_tasks", map[string]any{"taskIds": []string{done.TaskID}, "timeoutSeconds": 10}))
@@ -400,7 +402,7 @@ func TestHTTP_ProgressNeverFollowsResponse(t *testing.T) {
 	getMsgs := make(chan []wireMessage, 1)
 	go func() { defer getResp.Body.Close(); getMsgs <- readSSE(t, getResp.Body, nil) }()
 
-	for i := range 30 {
+	for i := range 16 {
 		id, token := fmt.Sprint(100+i), fmt.Sprintf("wait-%d", i)
 		stream := h.call(toolCall(100+i, token, "wait_for_tasks", map[string]any{"taskIds": []string{done.TaskID}, "timeoutSeconds": 10}))
 		checkStream(t, stream, id, token)
@@ -550,7 +552,7 @@ func TestHTTP_UnauthorizedSaysHowToPassTheToken(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp",
-		"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/register", "/authorize", "/token"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -558,9 +560,77 @@ func TestHTTP_UnauthorizedSaysHowToPassTheToken(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: status %d, want 404", path, resp.StatusCode)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "Authorization: Bearer <token>") {
+			t.Errorf("%s: status %d, want 404 saying how to pass the token: %s", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// notifyRecorder is a transport that notes when each notification went out.
+type notifyRecorder struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (r *notifyRecorder) notify(context.Context, string, map[string]any) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.times = append(r.times, time.Now())
+	return nil
+}
+
+// TestProgress_ResponseKeepsItsDistance: a call answers no sooner than
+// progressGap after its last progress notification. Claude Code forgets a
+// call's progress token with its response and handles notifications a tick
+// later, so a progress read together with the response made it drop the
+// connection even when the bytes were in order.
+func TestProgress_ResponseKeepsItsDistance(t *testing.T) {
+	e := newTestEnv(t)
+	done := e.startTask(nil)
+	d := e.finishRun(done.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
+	playDiffController(t, e.store, models.DiffPhaseApplied)
+	for _, tc := range []struct {
+		tool string
+		args string
+	}{
+		{"wait_for_tasks", `{"taskIds":["` + done.TaskID + `"],"timeoutSeconds":10}`},
+		{"apply_changes", `{"diffId":"` + d.ID + `"}`},
+	} {
+		t.Run(tc.tool, func(t *testing.T) {
+			rec := &notifyRecorder{}
+			req := mcpCallRequest(tc.tool, tc.args, "tok")
+			res, err := e.handler(tc.tool)(withNotifier(context.Background(), rec), req)
+			returned := time.Now()
+			if err != nil || res.IsError {
+				t.Fatalf("%v %s", err, resultText(res))
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.times) == 0 {
+				t.Fatal("no progress sent")
+			}
+			if gap := returned.Sub(rec.times[len(rec.times)-1]); gap < progressGap {
+				t.Fatalf("answered %s after the last progress, want at least %s", gap, progressGap)
+			}
+		})
+	}
+	// Without a progress token nothing is sent and nothing waits.
+	rec := &notifyRecorder{}
+	if _, err := e.handler("wait_for_tasks")(withNotifier(context.Background(), rec),
+		mcpCallRequest("wait_for_tasks", `{"taskIds":["`+done.TaskID+`"]}`, "")); err != nil || len(rec.times) != 0 {
+		t.Fatalf("%v, %d notifications", err, len(rec.times))
+	}
+}
+
+func mcpCallRequest(name, args, token string) mcpgo.CallToolRequest {
+	req := mcpgo.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.RawArguments = json.RawMessage(args)
+	_ = json.Unmarshal([]byte(args), &req.Params.Arguments)
+	if token != "" {
+		req.Params.Meta = &mcpgo.Meta{ProgressToken: token}
+	}
+	return req
 }
