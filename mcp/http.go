@@ -203,7 +203,7 @@ func newEndpoint(mcpSrv *server.MCPServer, opts HTTPOptions) (http.Handler, *ser
 		server.WithHeartbeatInterval(15*time.Second),
 		server.WithSessionIdManager(sessions),
 	)
-	return Protect(sessionGate(orderedStreams(streamable), sessions), opts), streamable
+	return Protect(sessionGate(orderedStreams(streamable, &cancelledSet{}), sessions), opts), streamable
 }
 
 // noOAuth answers every path but the endpoint (the OAuth discovery paths
@@ -311,17 +311,45 @@ func sessionGate(next http.Handler, sessions *sessionRegistry) http.Handler {
 
 // orderedStreams gives every request a response writer the tool handlers
 // can write progress notifications to directly (orderedResponse), so they
-// are on the wire before the call's response.
-func orderedStreams(next http.Handler) http.Handler {
+// are on the wire before the call's response. It also notes the requests a
+// client cancels (notifications/cancelled), whose response is then not sent:
+// their stream ends without one.
+func orderedStreams(next http.Handler, cancelled *cancelledSet) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		flusher, ok := w.(http.Flusher)
 		if !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ow := &orderedResponse{w: w, flusher: flusher, header: http.Header{}}
+		ow := &orderedResponse{w: w, flusher: flusher, header: http.Header{}, cancelled: cancelled}
+		if r.Method == http.MethodPost {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "Bad Request: cannot read the body: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			session := r.Header.Get(server.HeaderKeySessionID)
+			if id, ok := cancelledID(body); ok {
+				cancelled.add(session + " " + id)
+			} else if id, ok := requestID(body); ok {
+				ow.key = session + " " + id
+			}
+		}
 		next.ServeHTTP(ow, r.WithContext(withNotifier(r.Context(), ow)))
 	})
+}
+
+// requestID returns the id of a JSON-RPC request.
+func requestID(body []byte) (string, bool) {
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	if json.Unmarshal(body, &msg) != nil || msg.Method == "" {
+		return "", false
+	}
+	return canonicalID(msg.ID)
 }
 
 // orderedResponse is the response writer of one request. The library sets
@@ -332,11 +360,19 @@ type orderedResponse struct {
 	w       http.ResponseWriter
 	flusher http.Flusher
 
+	// key names the request (session and id) among the cancelled ones.
+	key       string
+	cancelled *cancelledSet
+
 	mu          sync.Mutex
 	header      http.Header // the library's view, copied on WriteHeader
 	wroteHeader bool
 	sse         bool
+	dropped     bool // the response of a cancelled request is not sent
 }
+
+// isCancelled reports whether the client cancelled this request.
+func (o *orderedResponse) isCancelled() bool { return o.key != "" && o.cancelled.has(o.key) }
 
 func (o *orderedResponse) Header() http.Header { return o.header }
 
@@ -351,10 +387,18 @@ func (o *orderedResponse) writeHeaderLocked(code int) {
 		return
 	}
 	o.wroteHeader = true
+	sse := strings.HasPrefix(o.header.Get("Content-Type"), "text/event-stream")
+	if !sse && code == http.StatusOK && o.isCancelled() {
+		// A plain JSON answer would be the cancelled call's response:
+		// accepted, with nothing to say.
+		o.dropped = true
+		o.w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	for k, v := range o.header {
 		o.w.Header()[k] = v
 	}
-	o.sse = strings.HasPrefix(o.w.Header().Get("Content-Type"), "text/event-stream")
+	o.sse = sse
 	o.w.WriteHeader(code)
 }
 
@@ -362,6 +406,16 @@ func (o *orderedResponse) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.writeHeaderLocked(http.StatusOK)
+	if o.dropped {
+		return len(p), nil
+	}
+	if o.sse && o.isCancelled() {
+		// The library writes each SSE event with one Write.
+		data, ok := strings.CutPrefix(string(p), "event: message\ndata: ")
+		if id, isResponse := responseID([]byte(strings.TrimSpace(data))); ok && isResponse && o.key[strings.IndexByte(o.key, ' ')+1:] == id {
+			return len(p), nil
+		}
+	}
 	return o.w.Write(p)
 }
 

@@ -42,7 +42,7 @@ func NewStdioServer(srv *server.MCPServer, logger *zap.Logger) *StdioServer {
 
 // Listen serves until stdin ends or ctx is cancelled.
 func (s *StdioServer) Listen(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
-	out := &stdioOutput{w: stdout, cancelled: map[string]struct{}{}}
+	out := &stdioOutput{w: stdout}
 	in := &cancelWatcher{r: bufio.NewReaderSize(stdin, 64<<10), out: out}
 	s.inner.SetContextFunc(func(ctx context.Context) context.Context { return withNotifier(ctx, out) })
 	return s.inner.Listen(ctx, in, out)
@@ -52,44 +52,70 @@ func (s *StdioServer) Listen(ctx context.Context, stdin io.Reader, stdout io.Wri
 // after its response was written leaves its id behind.
 const maxCancelled = 1024
 
+// cancelledSet holds the keys of requests the client cancelled, whose
+// response must not be sent; the oldest are forgotten beyond maxCancelled.
+type cancelledSet struct {
+	mu    sync.Mutex
+	keys  map[string]struct{}
+	order []string
+}
+
+func (c *cancelledSet) add(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil {
+		c.keys = map[string]struct{}{}
+	}
+	if _, ok := c.keys[key]; ok {
+		return
+	}
+	c.keys[key] = struct{}{}
+	c.order = append(c.order, key)
+	if len(c.order) > maxCancelled {
+		delete(c.keys, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+// has reports whether key was cancelled.
+func (c *cancelledSet) has(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.keys[key]
+	return ok
+}
+
+// any reports whether anything was cancelled, so the common case skips
+// decoding what it writes.
+func (c *cancelledSet) any() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.keys) > 0
+}
+
 // stdioOutput is the server's stdout. Every message the library writes is
 // one Write of one line; the mutex keeps those whole and orders them with
 // the notifications written here directly.
 type stdioOutput struct {
 	mu        sync.Mutex
 	w         io.Writer
-	cancelled map[string]struct{} // request ids whose response must not be sent
-	order     []string            // cancelled ids, oldest first, for the bound
+	cancelled cancelledSet // request ids whose response must not be sent
 }
 
 func (o *stdioOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.cancelled) > 0 {
-		if id, ok := responseID(p); ok {
-			if _, drop := o.cancelled[id]; drop {
-				delete(o.cancelled, id)
-				return len(p), nil
-			}
-		}
+	if !o.cancelled.any() {
+		return o.w.Write(p)
+	}
+	if id, ok := responseID(p); ok && o.cancelled.has(id) {
+		return len(p), nil
 	}
 	return o.w.Write(p)
 }
 
 // cancel records that the client cancelled request id.
-func (o *stdioOutput) cancel(id string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if _, ok := o.cancelled[id]; ok {
-		return
-	}
-	o.cancelled[id] = struct{}{}
-	o.order = append(o.order, id)
-	if len(o.order) > maxCancelled {
-		delete(o.cancelled, o.order[0])
-		o.order = o.order[1:]
-	}
-}
+func (o *stdioOutput) cancel(id string) { o.cancelled.add(id) }
 
 // notify writes a notification at once, so it is on the wire before the
 // response of the call that sent it.

@@ -634,3 +634,91 @@ func mcpCallRequest(name, args, token string) mcpgo.CallToolRequest {
 	}
 	return req
 }
+
+// TestHTTP_CancelledCallGetsNoResponse: over streamable HTTP, a call the
+// client cancels ends without a response: its SSE stream (opened by its
+// progress) closes with none, and a plain JSON answer becomes 202 with no
+// body. The library sent -32603 "context canceled".
+func TestHTTP_CancelledCallGetsNoResponse(t *testing.T) {
+	e := newTestEnv(t)
+	h, _ := e.rawHTTPSession(t)
+	running := e.startTask(nil) // never finishes
+	cancelLater := func(id int, after func()) {
+		after()
+		resp, err := h.post(map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled",
+			"params": map[string]any{"requestId": id, "reason": "user pressed Esc"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("cancel notification: %d", resp.StatusCode)
+		}
+	}
+
+	// With a progress token: the answer is an SSE stream.
+	resp, err := h.post(toolCall(21, "long", "wait_for_tasks", map[string]any{"taskIds": []string{running.TaskID}, "timeoutSeconds": 60}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("wait answered %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	first := make(chan struct{})
+	go cancelLater(21, func() { <-first })
+	var stream []wireMessage
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			stream = append(stream, parseWire(t, []byte(data)))
+			if len(stream) == 1 {
+				close(first)
+			}
+		}
+	}
+	resp.Body.Close()
+	if len(stream) == 0 || stream[0].progressToken() != "long" {
+		t.Fatalf("no progress first: %v", stream)
+	}
+	for _, m := range stream {
+		if m.isResponse() {
+			t.Errorf("the cancelled call got a response: %s", m.raw)
+		}
+	}
+
+	// Without one, in a new session (the first one answers on SSE now): a
+	// plain JSON answer, cancelled while the handler waits.
+	h, _ = e.rawHTTPSession(t)
+	// Nothing tells when that handler runs, so the cancel is repeated
+	// until the call ends (a cancel of a request not yet running is void).
+	logged := e.loggedCalls("wait_for_tasks")
+	answered := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-answered:
+				return
+			case <-time.After(50 * time.Millisecond):
+				cancelLater(22, func() {})
+			}
+		}
+	}()
+	resp, err = h.post(toolCall(22, "", "wait_for_tasks", map[string]any{"taskIds": []string{running.TaskID}, "timeoutSeconds": 60}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	close(answered)
+	if resp.StatusCode != http.StatusAccepted || len(bytes.TrimSpace(body)) != 0 {
+		t.Fatalf("cancelled plain call answered %d %q", resp.StatusCode, body)
+	}
+	if e.loggedCalls("wait_for_tasks") != logged+1 {
+		t.Errorf("the second wait did not run")
+	}
+	// The session still serves.
+	if got := h.call(toolCall(23, "", "system_status", nil)); len(got) != 1 || got[0].Error != nil || !got[0].isResponse() {
+		t.Fatalf("after cancels: %v", got)
+	}
+}
