@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for the whole suite; the suite is kept well under 15 minutes.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
+.PHONY: claude-code fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -21,6 +21,10 @@ build:
 ## docker: make a Docker engine answer (installs docker.io with apt on Debian if needed).
 docker:
 	bash hack/ensure-docker.sh
+
+## claude-code: install the pinned Claude Code CLI once (the client e2e test runs it too).
+claude-code:
+	bash hack/ensure-claude-code.sh
 
 ## image: build the local busybox test/demo image (FROM scratch, no registry).
 image: docker

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/server"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-parallel/claude-parallel/config"
@@ -42,9 +41,9 @@ func (e *testEnv) deps() Deps {
 // Origin and token checks) and connects the go-sdk client to it.
 func (e *testEnv) httpClientSession(t *testing.T, progress *atomic.Int32) *sdk.ClientSession {
 	t.Helper()
-	streamable := server.NewStreamableHTTPServer(NewServer(e.deps()), server.WithEndpointPath(EndpointPath))
-	ts := httptest.NewServer(Protect(streamable, HTTPOptions{Config: StaticConfig(e.cfg)}))
-	t.Cleanup(ts.Close)
+	handler, streamable := NewHTTPHandler(NewServer(e.deps()), HTTPOptions{Config: StaticConfig(e.cfg)})
+	ts := httptest.NewServer(handler)
+	t.Cleanup(func() { streamable.CloseSessions(context.Background()); ts.Close() })
 	cs, err := newSDKClient(progress).Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: ts.URL + EndpointPath}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -40,7 +41,7 @@ func NewServer(deps Deps) *server.MCPServer {
 	)
 	for _, newTool := range toolConstructors {
 		tool, handler := newTool(fe)
-		s.AddTool(tool, handler)
+		s.AddTool(portableTool(tool), handler)
 	}
 	addResourceTemplates(s, fe)
 	return s
@@ -52,7 +53,7 @@ func Tools(deps Deps) []mcp.Tool {
 	out := make([]mcp.Tool, 0, len(toolConstructors))
 	for _, newTool := range toolConstructors {
 		tool, _ := newTool(fe)
-		out = append(out, tool)
+		out = append(out, portableTool(tool))
 	}
 	return out
 }
@@ -70,13 +71,19 @@ func guardTool(logger *zap.Logger) server.ToolHandlerMiddleware {
 						zap.Any("panic", r), zap.StackSkip("stack", 1))
 					res, err = mcp.NewToolResultError(fmt.Sprintf("internal error in %s; the call was not carried out and the server keeps running", req.Params.Name)), nil
 				}
+				if res != nil && res.StructuredContent != nil {
+					res.StructuredContent = dropNulls(res.StructuredContent)
+				}
 				l := logger
 				if res != nil && res.IsError {
 					l = logger.With(zap.String("result", "error_result"))
 				}
 				logging.LogToolCall(l, req.Params.Name, time.Since(start), argNames(req), err)
 			}()
-			return next(ctx, req)
+			clock := &progressClock{}
+			res, err = next(context.WithValue(ctx, progressClockKey{}, clock), req)
+			clock.keepDistance(ctx)
+			return res, err
 		}
 	}
 }
@@ -111,6 +118,50 @@ func redactResource(fe *Frontend) server.ResourceHandlerMiddleware {
 			}
 			return contents, err
 		}
+	}
+}
+
+// progressGap is the least time between a call's last progress notification
+// and its response. Claude Code (the TypeScript MCP SDK) handles a
+// notification on a later tick but a response at once, and forgets the
+// call's progress token with its response: a progress notification that
+// arrives in the same read as the response then names an unknown token, and
+// Claude Code drops the connection. Ordering alone is not enough; time
+// between the two lets the client read them apart.
+const progressGap = 250 * time.Millisecond
+
+type progressClockKey struct{}
+
+// progressClock remembers when a call last sent progress.
+type progressClock struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (c *progressClock) sent() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = time.Now()
+}
+
+// keepDistance waits until progressGap has passed since the last progress,
+// unless the call was cancelled (it then gets no response anyway).
+func (c *progressClock) keepDistance(ctx context.Context) {
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if last.IsZero() {
+		return
+	}
+	wait := progressGap - time.Since(last)
+	if wait <= 0 {
+		return
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -165,20 +216,42 @@ func toolArguments(req mcp.CallToolRequest) any {
 	}
 }
 
+// notifier writes a notification to the client of the call in ctx, in
+// order with the responses: it is on the wire when notify returns, so
+// before the response of the call that sent it. Each transport puts its own
+// in the context; the library's SendNotificationToClient queues to another
+// goroutine instead, which wrote a call's last progress after its response
+// (Claude Code then drops the connection).
+type notifier interface {
+	notify(ctx context.Context, method string, params map[string]any) error
+}
+
+type notifierKey struct{}
+
+func withNotifier(ctx context.Context, n notifier) context.Context {
+	return context.WithValue(ctx, notifierKey{}, n)
+}
+
 // progressTo returns a ProgressFunc sending MCP progress notifications for
-// the call, or a no-op when the client gave no progress token. Values are
-// forced to increase, as the protocol requires.
+// the call, or a no-op when the client gave no progress token or the
+// transport cannot order them before the response. Values are forced to
+// increase, as the protocol requires.
 func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
 		return noProgress
 	}
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
+	n, ok := ctx.Value(notifierKey{}).(notifier)
+	if !ok {
 		return noProgress
 	}
 	token := req.Params.Meta.ProgressToken
+	clock, _ := ctx.Value(progressClockKey{}).(*progressClock)
 	last := -1.0
 	return func(progress, total float64, message string) {
+		if ctx.Err() != nil {
+			// A cancelled call sends nothing more.
+			return
+		}
 		if progress <= last {
 			progress = last + 0.001
 		}
@@ -188,6 +261,8 @@ func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
 			params["total"] = max(total, progress)
 		}
 		// A client gone away makes this fail; the wait then ends with ctx.
-		_ = srv.SendNotificationToClient(ctx, "notifications/progress", params)
+		if n.notify(ctx, string(mcp.MethodNotificationProgress), params) == nil && clock != nil {
+			clock.sent()
+		}
 	}
 }

@@ -103,9 +103,11 @@ Give a parentTaskId to make the call idempotent: the same id again returns the s
 			mcp.Description("How much the results should say (default full).")),
 		mcp.WithObject("containerConfig", mcp.Description("Resource limits for the task's container, within the agent profile's ceilings."),
 			mcp.Properties(map[string]any{
-				"memory":  map[string]any{"type": []string{"string", "integer"}, "description": `Memory limit: a size such as "2g" or "512m", or a number of bytes.`},
-				"cpus":    map[string]any{"type": []string{"number", "string"}, "description": `CPU limit, e.g. 1.5 or "2".`},
-				"timeout": map[string]any{"type": []string{"number", "string"}, "description": `Run time limit: a number of milliseconds (as in claude-parallel-work) or a duration such as "30m".`},
+				// One plain type each (portable across clients); the decoder
+				// still takes the other forms claude-parallel-work callers send.
+				"memory":  map[string]any{"type": "string", "description": `Memory limit: a size such as "2g" or "512m" (a number of bytes is accepted too).`},
+				"cpus":    map[string]any{"type": "number", "description": `CPU limit, e.g. 1.5 (a string such as "2" is accepted too).`},
+				"timeout": map[string]any{"type": "string", "description": `Run time limit: a duration such as "30m" or "1h30m" (a number of milliseconds, as in claude-parallel-work, is accepted too).`},
 			}),
 			mcp.AdditionalProperties(false)),
 		mcp.WithString("agent", mcp.MaxLength(MaxAgentChars),
