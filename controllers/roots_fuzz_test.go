@@ -177,7 +177,9 @@ func TestDocker_SwapFuzzNeverLeavesAllowedRoots(t *testing.T) {
 		e.wait(task.ID, 3*time.Minute, finished)
 	}
 	applyFinished()
-	time.Sleep(time.Second)
+	// The last applies (most of them: runs end after the submissions) and
+	// the dry runs they cause meet the swapping too.
+	time.Sleep(3 * time.Second)
 	sw.halt()
 
 	var succeeded, refusedTasks, appliedDiffs, refusedDiffs int

@@ -339,6 +339,15 @@ func entryState(root *os.Root, rel string) string {
 // has nothing there (first, since a file may give way to a directory), else
 // the file or symlink of src, written under a temporary name and renamed over.
 func writeBack(src, dst *os.Root, paths []string, owner *syscall.Credential) error {
+	if owner != nil {
+		// A server running as root writes what the owner could write, as git
+		// running as the owner used to: into folders the owner owns.
+		for _, p := range paths {
+			if err := checkOwnedFolder(dst, p, owner.Uid); err != nil {
+				return err
+			}
+		}
+	}
 	for _, p := range paths {
 		if _, err := lstatInTree(src, p); !errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -367,6 +376,26 @@ func writeBack(src, dst *os.Root, paths []string, owner *syscall.Credential) err
 		if err := writeEntry(src, dst, p, fi, owner); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+	}
+	return nil
+}
+
+// checkOwnedFolder checks that the nearest existing folder holding p is
+// owned by uid.
+func checkOwnedFolder(dst *os.Root, p string, uid uint32) error {
+	dirs := append([]string{"."}, ancestors(p)...)
+	for _, d := range slices.Backward(dirs) {
+		fi, err := dst.Lstat(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
+			return fmt.Errorf("%s: folder %s is not owned by the repository's owner (uid %d)", p, d, uid)
+		}
+		return nil
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -89,15 +88,6 @@ func (r Roots) resolved() []string {
 	return out
 }
 
-// contains reports whether the resolved path p is inside a root (nil roots
-// contain everything).
-func (r Roots) contains(p string) bool {
-	if r == nil {
-		return true
-	}
-	return slices.ContainsFunc(r.resolved(), func(root string) bool { return isWithin(p, root) })
-}
-
 // pinnedDir is a directory opened once and checked; path names it for this
 // process and for git children.
 type pinnedDir struct {
@@ -171,7 +161,7 @@ func openBeneath(real string, roots []string) (*os.File, error) {
 		}
 		f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 		r.Close()
-		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.ENOTDIR) {
 			// os.Root refused a lookup that leaves the root: something
 			// on the way was swapped for a symlink after it was resolved.
 			return nil, fmt.Errorf("%w: %v", ErrOutsideAllowedRoots, err)

@@ -14,8 +14,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // rootsFixture is an allowed root holding a work folder, and outside it a
@@ -237,5 +240,53 @@ func TestRoots_SwapRaceNeverLeaves(t *testing.T) {
 	}
 	if found := holdsCanary(t, wsRoot, f.canary); len(found) > 0 {
 		t.Errorf("the canary reached %v", found)
+	}
+}
+
+// A server running as root writes a worktree apply as the target's owner
+// would: what it creates belongs to the owner, and a folder the owner does
+// not own is not written into.
+func TestApply_AsRootWritesAsTheTargetsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.SkipOrFailInCI(t, "needs root to chown (CI runs as root)")
+	}
+	const uid = 12345
+	f := newRootsFixture(t)
+	_, d := agentDiff(t, f.src, func(w string) {
+		writeFile(t, filepath.Join(w, "a.txt"), "a\nchanged\n", 0o644)
+		writeFile(t, filepath.Join(w, "newdir", "n.txt"), "n\n", 0o644)
+	})
+	if err := filepath.WalkDir(f.src, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Apply(testCtx(t), ApplySpec{Target: f.src, Patch: d.Patch, AllowedRoots: f.roots()})
+	if err != nil || res.Outcome != Applied {
+		t.Fatalf("Apply: %+v, %v", res, err)
+	}
+	for _, p := range []string{"a.txt", "newdir", "newdir/n.txt"} {
+		fi, err := os.Lstat(filepath.Join(f.src, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != uid {
+			t.Errorf("%s is owned by %d:%d, want the target's owner %d", p, st.Uid, st.Gid, uid)
+		}
+	}
+	// A folder of the target owned by someone else is not written into.
+	_, d2 := agentDiff(t, f.src, func(w string) { writeFile(t, filepath.Join(w, "dir", "b.txt"), "b\nchanged\n", 0o644) })
+	if err := os.Lchown(filepath.Join(f.src, "dir"), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(testCtx(t), ApplySpec{Target: f.src, Patch: d2.Patch, AllowedRoots: f.roots()}); err == nil ||
+		!strings.Contains(err.Error(), "not owned by the repository's owner") {
+		t.Fatalf("apply into a folder owned by root: %v", err)
+	}
+	if got := testutil.ReadFile(t, filepath.Join(f.src, "dir", "b.txt")); got != "b\n" {
+		t.Errorf("dir/b.txt = %q, want it untouched", got)
 	}
 }
