@@ -644,6 +644,7 @@ func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitli
 	}
 	defer to.Close()
 	seen := map[string]bool{}
+	todo := paths[:0:0]
 	for _, p := range paths {
 		// "dir/" is a nested repository ls-files did not enter; conflicted files
 		// are listed once per stage.
@@ -651,11 +652,14 @@ func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitli
 			continue
 		}
 		seen[p] = true
-		ok, err := copyEntry(from, to, p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("copy %s: %w", p, err)
-		}
-		if ok {
+		todo = append(todo, p)
+	}
+	done, err := newTreeCopier(from, to).copyAll(todo)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, p := range todo {
+		if done[i] {
 			copied = append(copied, p)
 		}
 	}

@@ -1,0 +1,55 @@
+package workspace
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A snapshot of a work folder of several hundred files in nested folders,
+// copied by several workers, is the work folder exactly (modes and symlinks
+// included), and a tracked folder the user replaced by a symlink leading out
+// of the tree is copied as that symlink, never read through.
+func TestPrepare_SnapshotCopiesManyFilesExactlyAndNotThroughSymlinks(t *testing.T) {
+	src := newSourceRepo(t)
+	for i := range 600 {
+		p := filepath.Join(src, fmt.Sprintf("p%02d", i%30), fmt.Sprintf("q%d", i%7), fmt.Sprintf("f%04d", i))
+		mode := os.FileMode(0o644)
+		if i%11 == 0 {
+			mode = 0o755
+		}
+		writeFile(t, p, fmt.Sprintf("file %d\n", i), mode)
+	}
+	if err := os.Symlink("../a.txt", filepath.Join(src, "p01", "link")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "linked", "x.txt"), "tracked\n", 0o644)
+	testGit(t, src, "add", "-A")
+	testGit(t, src, "commit", "--quiet", "-m", "many files")
+	// Uncommitted: the folder becomes a symlink to a folder outside holding
+	// a file of the same name; and an untracked file.
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, "x.txt"), "secret\n", 0o644)
+	if err := os.RemoveAll(filepath.Join(src, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(src, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "p05", "untracked.txt"), "untracked\n", 0o644)
+
+	ws := prepareWS(t, src, true)
+	want := snapshotTree(t, src)
+	if diff := diffTrees(want, snapshotTree(t, ws.WorkDir)); diff != "" {
+		t.Fatalf("snapshot differs from the work folder:\n%s", diff)
+	}
+	if fi, err := os.Lstat(filepath.Join(ws.WorkDir, "linked")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("linked: %v, %v; want the symlink", fi, err)
+	}
+	// The base records the same: the symlink, not the file behind it.
+	got := testGit(t, ws.GitDir, "--git-dir="+ws.GitDir, "ls-tree", ws.BaseCommit, "linked")
+	if want := "120000 blob"; len(got) < len(want) || got[:len(want)] != want {
+		t.Fatalf("base has %q at linked, want a symlink", got)
+	}
+}
