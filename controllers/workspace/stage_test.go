@@ -48,6 +48,9 @@ func TestCaptureDiff_NestedRepositoriesAreWalkedNotAskedAbout(t *testing.T) {
 	writeFile(t, filepath.Join(w, "sub", "x.o"), "ignored by sub/.gitignore\n", 0o644)
 	writeFile(t, filepath.Join(w, "sub", "debug.log"), "ignored by the top .gitignore\n", 0o644)
 	writeFile(t, filepath.Join(w, "sub", "deeper", "y.txt"), "deeper\n", 0o644)
+	// Its name needs escaping in a gitignore pattern.
+	blockingRepository(t, filepath.Join(w, "odd [1]*?! #\\"))
+	writeFile(t, filepath.Join(w, "odd [1]*?! #\\", "f.txt"), "oddly placed\n", 0o644)
 	// A tracked file becomes such a directory.
 	if err := os.Remove(filepath.Join(w, "dir", "c.txt")); err != nil {
 		t.Fatal(err)
@@ -73,7 +76,8 @@ func TestCaptureDiff_NestedRepositoriesAreWalkedNotAskedAbout(t *testing.T) {
 			t.Fatalf("run %d: CaptureDiff: %v", run, err)
 		}
 		want := []string{"added dir/c.txt/inner.txt", "added sub/.gitignore", "added sub/deeper/y.txt",
-			"added sub/file.txt", "deleted dir/c.txt"}
+			"added sub/file.txt", "deleted dir/c.txt", `added odd [1]*?! #\/f.txt`}
+		sort.Strings(want)
 		if got := capturedPaths(d); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("run %d: captured %v, want %v", run, got, want)
 		}
