@@ -1,7 +1,6 @@
 package workspace
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -426,11 +425,12 @@ func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec Prepare
 		if err != nil {
 			return err
 		}
-		copied, gitlinks, err := copySnapshot(src, ws.WorkDir, listing)
+		copied, err := copySnapshot(src, ws.WorkDir, listing)
 		if err != nil {
 			return err
 		}
-		if _, err := handOver(ws, spec); err != nil {
+		chowned, err := handOver(ws, spec)
+		if err != nil {
 			return err
 		}
 		select {
@@ -438,7 +438,7 @@ func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec Prepare
 		case <-ctx.Done(): // the import failed, or the build was cancelled
 			return context.Cause(ctx)
 		}
-		tree, err = ws.stageCopy(ctx, copied, gitlinks)
+		tree, err = ws.stageCopiedTree(ctx, copied, chowned)
 		return err
 	}}
 	if src.head != "" {
@@ -616,19 +616,19 @@ func listWorkFolder(ctx context.Context, src repoInfo) ([]byte, error) {
 
 // copySnapshot copies the source's tracked files (with uncommitted edits) and its
 // untracked, not ignored files, as listWorkFolder listed them, into work/. It
-// returns the paths it copied and the submodule entries of the source's index in
-// the form update-index --index-info -z reads (a snapshot keeps them as they are;
-// their contents are another repository's). Contents are read by os.Root without
+// returns what it copied, each file with its blob id and the stat data of its
+// copy, and the submodule entries of the source's index (a snapshot keeps them
+// as they are; their contents are another repository's). Contents are read by os.Root without
 // following symlinks, so a symlink in the source — or one raced in — is copied as
 // a symlink and never read through.
-func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitlinks []byte, err error) {
+func copySnapshot(src repoInfo, work string, out []byte) (*copiedTree, error) {
 	type gitlink struct{ oid, stage string }
 	links := map[string]gitlink{}
 	var paths []string
 	for _, rec := range splitNUL(out) {
 		tag, rest, ok := strings.Cut(rec, " ")
 		if !ok {
-			return nil, nil, fmt.Errorf("list work folder files: unexpected record %q", rec)
+			return nil, fmt.Errorf("list work folder files: unexpected record %q", rec)
 		}
 		if tag == "?" {
 			paths = append(paths, rest)
@@ -637,7 +637,7 @@ func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitli
 		meta, p, ok := strings.Cut(rest, "\t")
 		f := strings.Fields(meta)
 		if !ok || len(f) != 3 {
-			return nil, nil, fmt.Errorf("list work folder files: unexpected record %q", rec)
+			return nil, fmt.Errorf("list work folder files: unexpected record %q", rec)
 		}
 		if f[0] == "160000" {
 			// Stage 0, or for a conflicted submodule our side (stage 2).
@@ -650,12 +650,12 @@ func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitli
 	}
 	from, err := os.OpenRoot(src.top)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer from.Close()
 	to, err := os.OpenRoot(work)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer to.Close()
 	seen := map[string]bool{}
@@ -671,20 +671,21 @@ func copySnapshot(src repoInfo, work string, out []byte) (copied []string, gitli
 	}
 	done, err := newTreeCopier(from, to).copyAll(todo)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	ct := &copiedTree{}
 	for i, p := range todo {
-		if done[i] {
-			copied = append(copied, p)
+		if done[i].ok {
+			ct.paths = append(ct.paths, p)
+			ct.entries = append(ct.entries, done[i])
 		}
 	}
-	var b bytes.Buffer
 	for p, l := range links {
 		if !hasGitComponent(p) {
-			fmt.Fprintf(&b, "160000 %s\t%s\x00", l.oid, p)
+			ct.gitlinks = append(ct.gitlinks, gitlinkEntry{p, l.oid})
 		}
 	}
-	return copied, b.Bytes(), nil
+	return ct, nil
 }
 
 func randomSuffix() string {

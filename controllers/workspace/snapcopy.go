@@ -1,13 +1,16 @@
 package workspace
 
 import (
+	"crypto/sha1"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // copyWorkers is how many files a snapshot copies at once. Copying small
@@ -38,8 +41,8 @@ func newTreeCopier(from, to *os.Root) *treeCopier {
 // copyAll copies paths and reports, for each, whether something was copied
 // (an entry gone from the source, beyond a symlink, or neither a file nor a
 // symlink is not).
-func (c *treeCopier) copyAll(paths []string) ([]bool, error) {
-	copied := make([]bool, len(paths))
+func (c *treeCopier) copyAll(paths []string) ([]copiedEntry, error) {
+	copied := make([]copiedEntry, len(paths))
 	var (
 		next   atomic.Int64
 		failed atomic.Bool
@@ -57,7 +60,7 @@ func (c *treeCopier) copyAll(paths []string) ([]bool, error) {
 					return
 				}
 				for i := lo; i < min(lo+copyChunk, len(paths)); i++ {
-					ok, err := c.copyOne(paths[i])
+					e, err := c.copyOne(paths[i])
 					if err != nil {
 						errMu.Lock()
 						if first == nil {
@@ -67,7 +70,7 @@ func (c *treeCopier) copyAll(paths []string) ([]bool, error) {
 						failed.Store(true)
 						return
 					}
-					copied[i] = ok
+					copied[i] = e
 				}
 			}
 		}()
@@ -76,41 +79,118 @@ func (c *treeCopier) copyAll(paths []string) ([]bool, error) {
 	return copied, first
 }
 
-// copyOne is copyEntry with the folders' checks and creations shared.
-func (c *treeCopier) copyOne(rel string) (bool, error) {
+// copiedEntry is what copyOne made of one path: nothing (ok false), or a
+// file or symlink whose blob id and stat data (as copied) are known, enough
+// for an index entry that git will find up to date.
+type copiedEntry struct {
+	ok   bool
+	mode uint32 // git's: 0100644, 0100755, 0120000
+	oid  [sha1.Size]byte
+	st   syscall.Stat_t
+}
+
+// copyOne is copyEntry with the folders' checks and creations shared; it also
+// hashes what it copies as git would a blob (no attributes applied).
+func (c *treeCopier) copyOne(rel string) (copiedEntry, error) {
+	var e copiedEntry
 	if !fs.ValidPath(rel) || rel == "." {
-		return false, fmt.Errorf("%q: %w", rel, fs.ErrInvalid)
+		return e, fmt.Errorf("%q: %w", rel, fs.ErrInvalid)
 	}
 	dir := path.Dir(rel)
 	if ok, err := c.sourceDir(dir); err != nil || !ok {
-		return false, err // not really inside the work folder, or gone
+		return e, err // not really inside the work folder, or gone
 	}
 	fi, err := c.from.Lstat(rel)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil // deleted in the work folder
+		return e, nil // deleted in the work folder
 	}
 	if err != nil {
-		return false, err
+		return e, err
 	}
 	isLink := fi.Mode()&fs.ModeSymlink != 0
 	if !isLink && !fi.Mode().IsRegular() {
-		return false, nil
+		return e, nil
 	}
 	if err := c.copyDir(dir); err != nil {
-		return false, err
+		return e, err
 	}
 	if isLink {
 		target, err := c.from.Readlink(rel)
 		if err != nil {
-			return false, err
+			return e, err
 		}
-		return true, c.to.Symlink(target, rel)
+		if err := c.to.Symlink(target, rel); err != nil {
+			return e, err
+		}
+		lfi, err := c.to.Lstat(rel)
+		if err != nil {
+			return e, err
+		}
+		st, ok := lfi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return e, fmt.Errorf("%s: no stat data", rel)
+		}
+		e = copiedEntry{ok: true, mode: 0o120000, oid: gitBlobID([]byte(target)), st: *st}
+		return e, nil
 	}
 	perm := fs.FileMode(0o644)
+	e.mode = 0o100644
 	if fi.Mode()&0o111 != 0 {
-		perm = 0o755
+		perm, e.mode = 0o755, 0o100755
 	}
-	return true, copyRegular(c.from, c.to, rel, perm)
+	e.oid, e.st, err = copyRegularHashed(c.from, c.to, rel, perm)
+	e.ok = err == nil
+	return e, err
+}
+
+// gitBlobID is the id git gives a blob of these contents.
+func gitBlobID(b []byte) [sha1.Size]byte {
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", len(b))
+	h.Write(b)
+	var id [sha1.Size]byte
+	h.Sum(id[:0])
+	return id
+}
+
+// copyRegularHashed is copyRegular that also returns the blob id of what it
+// copied (zero if the file changed size while copied: git then hashes it) and
+// the stat data of the copy once written.
+func copyRegularHashed(src, dst *os.Root, rel string, perm fs.FileMode) (id [sha1.Size]byte, st syscall.Stat_t, err error) {
+	in, err := src.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return id, st, err
+	}
+	defer in.Close()
+	sfi, err := in.Stat()
+	if err != nil || !sfi.Mode().IsRegular() {
+		return id, st, fmt.Errorf("%s: no longer a regular file", rel)
+	}
+	out, err := dst.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
+	if err != nil {
+		return id, st, err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", sfi.Size())
+	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if err != nil {
+		return id, st, err
+	}
+	if err := out.Chmod(perm); err != nil { // the umask must not decide the mode git records
+		return id, st, err
+	}
+	if err := syscall.Fstat(int(out.Fd()), &st); err != nil {
+		return id, st, err
+	}
+	if n == sfi.Size() {
+		h.Sum(id[:0])
+	}
+	return id, st, nil
 }
 
 // sourceDir reports whether dir is a real directory of the source, with no

@@ -47,6 +47,15 @@ func TestPrepare_SnapshotCopiesManyFilesExactlyAndNotThroughSymlinks(t *testing.
 	if fi, err := os.Lstat(filepath.Join(ws.WorkDir, "linked")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("linked: %v, %v; want the symlink", fi, err)
 	}
+	// The capture index describes the copy with valid stat data: git finds
+	// every file up to date without hashing it again.
+	g := ws.git().with("GIT_INDEX_FILE=" + filepath.Join(ws.GitDir, captureIndex))
+	if out, err := g.runText(testCtx(t), nil, "diff-files", "--name-only"); err != nil || out != "" {
+		t.Fatalf("diff-files on the capture index: %q, %v; want nothing changed", out, err)
+	}
+	if out, err := g.runText(testCtx(t), nil, "diff-index", "--cached", "--name-only", ws.BaseCommit); err != nil || out != "" {
+		t.Fatalf("capture index differs from the base: %q, %v", out, err)
+	}
 	// The base records the same: the symlink, not the file behind it.
 	got := testGit(t, ws.GitDir, "--git-dir="+ws.GitDir, "ls-tree", ws.BaseCommit, "linked")
 	if want := "120000 blob"; len(got) < len(want) || got[:len(want)] != want {
