@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // A snapshot of a work folder of several hundred files in nested folders,
@@ -60,5 +62,23 @@ func TestPrepare_SnapshotCopiesManyFilesExactlyAndNotThroughSymlinks(t *testing.
 	got := testGit(t, ws.GitDir, "--git-dir="+ws.GitDir, "ls-tree", ws.BaseCommit, "linked")
 	if want := "120000 blob"; len(got) < len(want) || got[:len(want)] != want {
 		t.Fatalf("base has %q at linked, want a symlink", got)
+	}
+}
+
+// A snapshot handed over to the container's user (a server running as root)
+// changed every copy's owner and ctime after it was copied: the capture index
+// still holds their current stat data, so the first capture hashes nothing.
+func TestPrepare_SnapshotHandedOverKeepsValidStatData(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.SkipOrFailInCI(t, "needs root to chown (CI runs as root)")
+	}
+	ws, err := Prepare(testCtx(t), PrepareSpec{TaskID: nextTaskID(), WorkFolder: newSourceRepo(t), IncludeUncommitted: true,
+		Root: t.TempDir(), UID: 10001, GID: 10001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ws.git().with("GIT_INDEX_FILE=" + filepath.Join(ws.GitDir, captureIndex))
+	if out, err := g.runText(testCtx(t), nil, "diff-files", "--name-only"); err != nil || out != "" {
+		t.Fatalf("diff-files on the capture index: %q, %v; want nothing changed", out, err)
 	}
 }

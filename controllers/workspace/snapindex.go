@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // copiedTree is a snapshot's copy: the paths copied, what each became, and
@@ -133,12 +135,19 @@ func (ct *copiedTree) writeIndexFile(file string) error {
 // returns its tree. When the copy's own hashes can make the index, it is
 // written directly, and git stores only the blobs the workspace repository
 // lacks (what differs from HEAD, whose objects are imported by then): git
-// neither reads nor hashes the other files again. Otherwise (a hand-over
-// changed every file's stat data, a .gitattributes could change how git
-// stores a file) stageCopy has git hash every file.
+// neither reads nor hashes the other files again. Otherwise (a .gitattributes
+// could change how git stores a file, a file changed while copied) stageCopy
+// has git hash every file.
 func (w *Workspace) stageCopiedTree(ctx context.Context, ct *copiedTree, chowned bool) (string, error) {
-	if chowned || len(ct.paths) == 0 || !ct.indexable() {
+	if len(ct.paths) == 0 || !ct.indexable() {
 		return w.stageCopy(ctx, ct.paths, ct.indexInfo())
+	}
+	if chowned {
+		// The hand-over changed every copy's owner and ctime since it was
+		// copied: their stat data is read again (no content is).
+		if err := ct.restat(w.WorkDir); err != nil {
+			return "", err
+		}
 	}
 	return w.writeCaptureIndex(ctx, false, func(g gitCmd) error {
 		file := indexFileOf(g)
@@ -164,6 +173,17 @@ func (w *Workspace) stageCopiedTree(ctx context.Context, ct *copiedTree, chowned
 		}
 		return nil
 	})
+}
+
+// restat reads the stat data of every copied path below work again. Nothing
+// but the server writes there before the container starts.
+func (ct *copiedTree) restat(work string) error {
+	for i, p := range ct.paths {
+		if err := syscall.Lstat(filepath.Join(work, filepath.FromSlash(p)), &ct.entries[i].st); err != nil {
+			return fmt.Errorf("stat copy of %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // indexFileOf is the GIT_INDEX_FILE g runs with.
