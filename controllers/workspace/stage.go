@@ -46,16 +46,8 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 	if err != nil {
 		return err
 	}
-	// read-tree -m keeps the stat data of entries that still match base, so an
-	// unchanged file is not hashed again; without a usable index it is a plain read.
-	if base == "" {
-		if _, err := g.run(ctx, nil, "read-tree", "--empty"); err != nil {
-			return fmt.Errorf("reset index: %w", err)
-		}
-	} else if _, err := g.run(ctx, nil, "read-tree", "-m", "--end-of-options", base); err != nil {
-		if _, err := g.run(ctx, nil, "read-tree", "--end-of-options", base); err != nil {
-			return fmt.Errorf("read base tree: %w", err)
-		}
+	if _, err := resetIndexToBase(ctx, g, base); err != nil {
+		return err
 	}
 
 	var gone, present []string
@@ -84,7 +76,27 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 		}
 	}
 
-	changed, err := changedTracked(ctx, g)
+	// The untracked files are listed at the same time (below): both only read
+	// the index, and each mostly waits on the file system.
+	var (
+		changed []string
+		listed  = make(chan error, 1)
+	)
+	go func() {
+		var err error
+		changed, err = changedTracked(ctx, g)
+		listed <- err
+	}()
+	var untracked, moreNested []string
+	err = func() error {
+		defer func() {
+			if lerr := <-listed; err == nil {
+				err = lerr
+			}
+		}()
+		untracked, moreNested, err = untrackedOrWalk(ctx, g, sv, &gitlinks)
+		return err
+	}()
 	if err != nil {
 		return err
 	}
@@ -98,33 +110,8 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 		}
 	}
 
-	excludes := make([]string, 0, len(sv.nested)+len(sv.topGitNames))
-	for _, d := range sv.nested {
-		excludes = append(excludes, "--exclude=/"+escapeGlob(d)+"/")
-	}
-	for _, n := range sv.topGitNames {
-		excludes = append(excludes, "--exclude=/"+escapeGlob(n))
-	}
-	walkFrom := sv.nested
-	if argBytes(excludes) > maxExcludeArgBytes {
-		// Too many nested repositories to name on a command line: walk the
-		// whole tree the slow way, which is still linear.
-		excludes, walkFrom = nil, []string{"."}
-		if gitlinks == nil {
-			if gitlinks, _, _, err = indexAtGitHolders(ctx, g, nil); err != nil {
-				return err
-			}
-		}
-	}
-	if len(walkFrom) == 0 || walkFrom[0] != "." {
-		untracked, more, err := untrackedFiles(ctx, g, excludes)
-		if err != nil {
-			return err
-		}
-		present = append(present, untracked...)
-		walkFrom = append(walkFrom, more...)
-	}
-	for _, d := range walkFrom {
+	present = append(present, untracked...)
+	for _, d := range moreNested {
 		if d != "." && underGitlink(d, gitlinks) {
 			continue
 		}
@@ -148,6 +135,59 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 		}
 	}
 	return nil
+}
+
+// untrackedOrWalk lists the untracked files git does not ignore outside the
+// nested repositories sv found, and returns the folders still to be walked
+// here: those repositories, and any git reported as one anyway; or, when there
+// are too many to name to git, no list and the whole tree to walk (*gitlinks
+// is then read if it was not).
+func untrackedOrWalk(ctx context.Context, g gitCmd, sv treeSurvey, gitlinks *map[string]bool) (files, walk []string, err error) {
+	excludes := make([]string, 0, len(sv.nested)+len(sv.topGitNames))
+	for _, d := range sv.nested {
+		excludes = append(excludes, "--exclude=/"+escapeGlob(d)+"/")
+	}
+	for _, n := range sv.topGitNames {
+		excludes = append(excludes, "--exclude=/"+escapeGlob(n))
+	}
+	if argBytes(excludes) > maxExcludeArgBytes {
+		// Too many nested repositories to name on a command line: walk the
+		// whole tree the slow way, which is still linear.
+		if *gitlinks == nil {
+			if *gitlinks, _, _, err = indexAtGitHolders(ctx, g, nil); err != nil {
+				return nil, nil, err
+			}
+		}
+		return nil, []string{"."}, nil
+	}
+	files, more, err := untrackedFiles(ctx, g, excludes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return files, append(append([]string(nil), sv.nested...), more...), nil
+}
+
+// resetIndexToBase makes the index base's tree ("" = empty). read-tree -m keeps
+// the stat data of entries that still match base, so an unchanged file is not
+// hashed again; it reports whether it could (without a usable index it is a
+// plain read). -i: the work tree is not compared with the index, which it no
+// longer matches when a previous capture staged what a later run changed
+// again (without it read-tree refused, and the plain read made a revision's
+// capture hash every file).
+func resetIndexToBase(ctx context.Context, g gitCmd, base string) (kept bool, err error) {
+	if base == "" {
+		if _, err := g.run(ctx, nil, "read-tree", "--empty"); err != nil {
+			return false, fmt.Errorf("reset index: %w", err)
+		}
+		return false, nil
+	}
+	if _, err := g.run(ctx, nil, "read-tree", "-m", "-i", "--end-of-options", base); err == nil {
+		return true, nil
+	}
+	if _, err := g.run(ctx, nil, "read-tree", "--end-of-options", base); err != nil {
+		return false, fmt.Errorf("read base tree: %w", err)
+	}
+	return false, nil
 }
 
 // maxExcludeArgBytes bounds the --exclude arguments of one ls-files, well

@@ -48,6 +48,9 @@ func TestCaptureDiff_NestedRepositoriesAreWalkedNotAskedAbout(t *testing.T) {
 	writeFile(t, filepath.Join(w, "sub", "x.o"), "ignored by sub/.gitignore\n", 0o644)
 	writeFile(t, filepath.Join(w, "sub", "debug.log"), "ignored by the top .gitignore\n", 0o644)
 	writeFile(t, filepath.Join(w, "sub", "deeper", "y.txt"), "deeper\n", 0o644)
+	// Its name needs escaping in a gitignore pattern.
+	blockingRepository(t, filepath.Join(w, "odd [1]*?! #\\"))
+	writeFile(t, filepath.Join(w, "odd [1]*?! #\\", "f.txt"), "oddly placed\n", 0o644)
 	// A tracked file becomes such a directory.
 	if err := os.Remove(filepath.Join(w, "dir", "c.txt")); err != nil {
 		t.Fatal(err)
@@ -73,7 +76,8 @@ func TestCaptureDiff_NestedRepositoriesAreWalkedNotAskedAbout(t *testing.T) {
 			t.Fatalf("run %d: CaptureDiff: %v", run, err)
 		}
 		want := []string{"added dir/c.txt/inner.txt", "added sub/.gitignore", "added sub/deeper/y.txt",
-			"added sub/file.txt", "deleted dir/c.txt"}
+			"added sub/file.txt", "deleted dir/c.txt", `added odd [1]*?! #\/f.txt`}
+		sort.Strings(want)
 		if got := capturedPaths(d); strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("run %d: captured %v, want %v", run, got, want)
 		}
@@ -140,5 +144,34 @@ func TestCaptureDiff_TrackedIgnoredFilesAndRevisions(t *testing.T) {
 	want = "modified .gitignore,modified build/keep.txt"
 	if got := capturedPaths(capture(t, ws, 2)); strings.Join(got, ",") != want {
 		t.Fatalf("run 2 captured %v, want %s", got, want)
+	}
+}
+
+// A revision's capture starts from the index the previous capture kept, whose
+// entries for what that run changed no longer match the work tree when the
+// agent changed them again: the index is still reset to base with its stat
+// data kept (read-tree -m refused such an index without -i, and the plain read
+// that followed made every file be hashed again).
+func TestCaptureDiff_RevisionKeepsTheIndexStatData(t *testing.T) {
+	ctx := testCtx(t)
+	ws := prepareWS(t, newSourceRepo(t), false)
+	writeFile(t, filepath.Join(ws.WorkDir, "a.txt"), "run 1\n", 0o644)
+	capture(t, ws, 1)
+	writeFile(t, filepath.Join(ws.WorkDir, "a.txt"), "run 2\n", 0o644)
+
+	tmp := filepath.Join(t.TempDir(), "index")
+	b, err := os.ReadFile(filepath.Join(ws.GitDir, captureIndex))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := resetIndexToBase(ctx, ws.git().with("GIT_INDEX_FILE="+tmp), ws.BaseCommit)
+	if err != nil || !kept {
+		t.Fatalf("resetIndexToBase = %v, %v; want the stat data kept", kept, err)
+	}
+	if d := capture(t, ws, 2); len(d.Files) != 1 || d.Files[0].Path != "a.txt" {
+		t.Fatalf("run 2 captured %+v, want a.txt", d.Files)
 	}
 }
