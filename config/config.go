@@ -45,6 +45,7 @@ type Config struct {
 	Retention Retention  `yaml:"retention"`
 	Log       LogConfig  `yaml:"log"`
 	HTTP      HTTPConfig `yaml:"http"`
+	Ops       OpsConfig  `yaml:"ops"`
 
 	// Profiles are the agent profiles a task may choose by name.
 	Profiles map[string]Profile `yaml:"profiles"`
@@ -107,6 +108,15 @@ type HTTPConfig struct {
 	Token Secret `yaml:"token"`
 	// AllowedOrigins are the Origin header values accepted besides none.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// OpsConfig is the operations listener: /healthz, /readyz and /metrics on
+// an address of their own, so a stdio server (which has no HTTP listener)
+// can be probed and scraped too.
+type OpsConfig struct {
+	// Listen is host:port; "" (the default) serves no ops listener. A
+	// non-loopback address needs http.token, which /metrics then requires.
+	Listen string `yaml:"listen"`
 }
 
 // Profile is an agent a task can run: which image, which command, and the

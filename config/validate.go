@@ -87,6 +87,7 @@ func (c *Config) Validate() error {
 	k.absPath("log.dir", c.Log.Dir, "")
 
 	c.validateHTTP(&k)
+	c.validateOps(&k)
 
 	if len(c.Profiles) == 0 {
 		k.add("profiles", "must define at least one agent profile")
@@ -102,6 +103,20 @@ func (c *Config) Validate() error {
 		return k.probs
 	}
 	return nil
+}
+
+func (c *Config) validateOps(k *checker) {
+	if c.Ops.Listen == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(c.Ops.Listen)
+	if err != nil {
+		k.add("ops.listen", "must be host:port like 127.0.0.1:47822, or empty for none, got %q", c.Ops.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		k.add("ops.listen", "port must be a number from 0 to 65535, got %q", port)
+	} else if !IsLoopbackHost(host) && c.HTTP.Token == "" {
+		k.add("http.token", "is required when ops.listen (%q) is not a loopback address (it protects /metrics); set %s", c.Ops.Listen, EnvToken)
+	}
 }
 
 func (c *Config) validateHTTP(k *checker) {

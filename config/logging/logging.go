@@ -98,6 +98,11 @@ func encoderConfig() zapcore.EncoderConfig {
 	return c
 }
 
+// ToolCallMessage is the message of every tool call's log line. It keeps the
+// original server's wording, so `grep "Tool invoked" logs/server-combined.log`
+// finds every call, as its monitoring instructions say.
+const ToolCallMessage = "Tool invoked"
+
 // LogToolCall logs one MCP tool invocation: tool, duration, outcome and the
 // NAMES of the arguments given, never their values (a prompt or a path may be
 // private). A non-nil err is the handler's failure and is logged at error
@@ -113,10 +118,10 @@ func LogToolCall(logger *zap.Logger, tool string, dur time.Duration, argNames []
 	// Report the handler that called us, not this helper, as the caller.
 	logger = logger.WithOptions(zap.AddCallerSkip(1))
 	if err != nil {
-		logger.Error("tool call", append(fields, zap.String("outcome", "error"), zap.Error(err))...)
+		logger.Error(ToolCallMessage, append(fields, zap.String("outcome", "error"), zap.Error(err))...)
 		return
 	}
-	logger.Info("tool call", append(fields, zap.String("outcome", "ok"))...)
+	logger.Info(ToolCallMessage, append(fields, zap.String("outcome", "ok"))...)
 }
 
 // ArgNames returns the sorted keys of a tool's arguments, for LogToolCall.
