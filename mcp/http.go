@@ -32,6 +32,9 @@ type HTTPOptions struct {
 	// a reload applies at once.
 	Config func() *config.Config
 	Logger *zap.Logger
+	// Routes, when not nil, adds more endpoints beside /mcp (cmd mounts the
+	// ops endpoints, /healthz, /readyz and /metrics, with it).
+	Routes func(mux *http.ServeMux)
 }
 
 // CheckListen refuses to serve beyond loopback without a bearer token: an
@@ -73,6 +76,9 @@ func ListenHTTP(addr string, mcpSrv *server.MCPServer, opts HTTPOptions) (*HTTPS
 	)
 	mux := http.NewServeMux()
 	mux.Handle(EndpointPath, Protect(streamable, opts))
+	if opts.Routes != nil {
+		opts.Routes(mux)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)

@@ -112,3 +112,15 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	}
 	return nil
 }
+
+// CountContainersByState counts the registry of containers by Docker state
+// ("running", "exited", ...), as the container controller last saw them.
+func (s *Store) CountContainersByState(ctx context.Context) (map[string]int64, error) {
+	out, err := countByKey[string](ctx, s, func(db *gorm.DB) *gorm.DB {
+		return db.Model(&Container{}).Select("state, count(*) AS n").Group("state")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count containers by state: %w", err)
+	}
+	return out, nil
+}
