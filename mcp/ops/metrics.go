@@ -118,7 +118,7 @@ type stateCollector struct {
 	store *models.Store
 	log   *zap.Logger
 
-	tasks, diffs, containers, running    *prometheus.Desc
+	tasks, diffs, containers, running     *prometheus.Desc
 	admission, admissionWait, leaseHolder *prometheus.Desc
 	scrapeErrors                          *prometheus.Desc
 }
