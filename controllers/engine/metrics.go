@@ -63,7 +63,7 @@ var streamSuffixes = []string{"/logs", "/attach", "/wait", "/stats"}
 // container would grow without end.
 func APIOperation(spanName string) (string, bool) {
 	method, path, ok := strings.Cut(spanName, " ")
-	if !ok {
+	if !ok || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " ") {
 		return "", false
 	}
 	path = apiVersionPrefix.ReplaceAllString(path, "")
