@@ -472,4 +472,3 @@ func (p *prometheus) await(t *testing.T, query string) {
 	_, targets, _ := httpGet(p.base+"/api/v1/targets", "")
 	t.Errorf("prometheus query %s returned nothing within 60s: %s\ntargets: %s", query, last, targets)
 }
-
