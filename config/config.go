@@ -97,6 +97,11 @@ type LogConfig struct {
 	// Dir holds server-combined.log, server-error.log and tasks/.
 	// Default <Home>/logs.
 	Dir string `yaml:"dir"`
+	// Syslog, when set, also sends every log line (the JSON of the log
+	// file) to a syslog collector: "local" (/dev/log, which journald reads
+	// under systemd), udp://host:port, tcp://host:port, unix:///path or
+	// unixgram:///path. "" (the default) sends none.
+	Syslog string `yaml:"syslog"`
 }
 
 // HTTPConfig is the streamable-HTTP MCP front end (used with serve --http).

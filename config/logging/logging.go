@@ -72,11 +72,21 @@ func New(cfg config.LogConfig, stderr io.Writer) (*zap.Logger, func() error, err
 
 	atOrAbove := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= level })
 	errorsOnly := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= max(level, zapcore.ErrorLevel) })
-	core := zapcore.NewTee(
+	cores := []zapcore.Core{
 		zapcore.NewCore(jsonEnc, zapcore.AddSync(combined), atOrAbove),
 		zapcore.NewCore(jsonEnc, zapcore.AddSync(errorLog), errorsOnly),
 		zapcore.NewCore(consoleEnc, console, atOrAbove),
-	)
+	}
+	closeSyslog := func() error { return nil }
+	if cfg.Syslog != "" {
+		w, err := dialSyslog(cfg.Syslog)
+		if err != nil {
+			return nil, nil, err
+		}
+		closeSyslog = w.Close
+		cores = append(cores, &syslogCore{LevelEnabler: atOrAbove, enc: jsonEnc.Clone(), w: w})
+	}
+	core := zapcore.NewTee(cores...)
 	logger := zap.New(core,
 		zap.AddCaller(),
 		zap.AddStacktrace(zapcore.DPanicLevel),
@@ -85,7 +95,7 @@ func New(cfg config.LogConfig, stderr io.Writer) (*zap.Logger, func() error, err
 
 	closeFn := func() error {
 		// Sync only flushes encoder buffers here; lumberjack writes through.
-		return errors.Join(logger.Sync(), combined.Close(), errorLog.Close())
+		return errors.Join(logger.Sync(), combined.Close(), errorLog.Close(), closeSyslog())
 	}
 	return logger, closeFn, nil
 }
