@@ -363,3 +363,37 @@ func systemStatusFor(leader, running bool, depth int, reconciles uint64, overdue
 		Name: "task", Running: running, QueueDepth: depth, Reconciles: reconciles, Overdue: overdue,
 	}}}
 }
+
+// The shipped systemd unit passes systemd-analyze verify (with this test's
+// binary in ExecStart) and asks for what serve implements: Type=notify with
+// a watchdog.
+func TestServiceUnit_Verifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		testutil.SkipOrFailInCI(t, "systemd-analyze is needed to check the unit: apt-get install systemd")
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "hack", "claude-parallel.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(raw)
+	for _, want := range []string{"\nType=notify\n", "\nWatchdogSec=", "\nNotifyAccess=main\n", "serve --http 127.0.0.1:47821\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q", strings.TrimSpace(want))
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "claude-parallel.service")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(unit, "/usr/local/bin/claude-parallel", binary)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// verify exits 0 on a key it ignores; every complaint about the file
+	// names it.
+	if strings.Contains(string(out), path) {
+		t.Fatalf("systemd-analyze verify complains:\n%s", out)
+	}
+}
