@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/controllers"
+	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/dashboard"
 	"github.com/claude-parallel/claude-parallel/mcp/ops"
 	"github.com/claude-parallel/claude-parallel/models"
 )
@@ -267,4 +269,18 @@ func (p *progressWatch) check(now time.Time, st controllers.SystemStatus, lease 
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// httpRoutes mounts, beside /mcp, the ops endpoints and the dashboard.
+func (a *app) httpRoutes(mux *http.ServeMux) {
+	a.opsRoutes(mux)
+	err := dashboard.Routes(mux, dashboard.Options{
+		Frontend: mcp.NewFrontend(a.frontendDeps()),
+		Store:    a.store,
+		Config:   a.config,
+		Logger:   a.log.Named("dashboard"),
+	})
+	if err != nil {
+		a.log.Error("dashboard not served", zap.Error(err))
+	}
 }
