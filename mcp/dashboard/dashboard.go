@@ -100,8 +100,8 @@ func Routes(mux *http.ServeMux, opts Options) error {
 // taskRow is one line of the task list.
 type taskRow struct {
 	ID, Title, Phase, Reason, LastMessage, DiffID, Duration string
-	Turns                                                  int
-	Cost                                                   float64
+	Turns                                                   int
+	Cost                                                    float64
 }
 
 // listLimit bounds the task list: the newest tasks, live or not.
