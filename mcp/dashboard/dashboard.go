@@ -89,6 +89,7 @@ func Routes(mux *http.ServeMux, opts Options) error {
 	mux.HandleFunc("GET /ui/tasks", d.taskRows)
 	mux.HandleFunc("GET /ui/diffs", d.diffList)
 	mux.HandleFunc("GET /tasks/{id}", d.task)
+	mux.HandleFunc("GET /ui/tasks/{id}", d.taskDetails)
 	mux.HandleFunc("GET /tasks/{id}/log/events", d.logEvents)
 	mux.HandleFunc("GET /diffs/{id}", d.diff)
 	mux.Handle("POST /tasks/{id}/cancel", protect(d.cancel))
@@ -163,14 +164,21 @@ func (d *dashboard) diffList(w http.ResponseWriter, r *http.Request) {
 	d.render(w, "index", "diff-list", data)
 }
 
-func (d *dashboard) task(w http.ResponseWriter, r *http.Request) {
+func (d *dashboard) task(w http.ResponseWriter, r *http.Request) { d.taskPage(w, r, "layout") }
+func (d *dashboard) taskDetails(w http.ResponseWriter, r *http.Request) {
+	d.taskPage(w, r, "task-details")
+}
+
+// taskPage renders a task's page, or only its details (phase, progress,
+// timeline), which the page reloads every few seconds.
+func (d *dashboard) taskPage(w http.ResponseWriter, r *http.Request, name string) {
 	res, err := d.opts.Frontend.WorkStatus(r.Context(), &mcp.WorkStatusRequest{TaskID: r.PathValue("id")})
 	if err != nil {
 		d.fail(w, err)
 		return
 	}
 	t := res.Task
-	d.render(w, "task", "layout", map[string]any{"Title": "Task " + t.TaskID, "Task": t,
+	d.render(w, "task", name, map[string]any{"Title": "Task " + t.TaskID, "Task": t,
 		"Duration": duration(t.StartTime, t.EndTime, time.Now())})
 }
 

@@ -192,8 +192,10 @@ func TestDashboard_InABrowser(t *testing.T) {
 
 	// Its log streams on its page while it runs.
 	b.do("open the task", chromedp.Navigate(base+"/tasks/"+applyID), chromedp.WaitVisible(chromedp.CSS("#log")))
+	eval[bool](b, "mark the page", `window.notReloadedTask = true`)
 	b.waitJS("the first lines of the log", `document.getElementById('log').textContent.includes('line-3')`)
 	b.waitJS("the whole log", `document.getElementById('log').textContent.includes('line-20')`)
+	b.waitJS("the phase to follow the run without a reload", `document.querySelector('#details .phase').textContent === 'Succeeded' && window.notReloadedTask === true`)
 	b.screenshot("dashboard-task")
 	b.noErrors("/tasks/" + applyID)
 	task := waitUntil(t, applyID, 90*time.Second, store.GetTask, finished, func(t *models.Task) any { return t.Status })
