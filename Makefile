@@ -26,11 +26,12 @@ docker:
 image: docker
 	bash hack/build-test-image.sh
 
-## services: the real programs the service tests drive (Debian's supervisor and
-## prometheus), installed once per machine and reused.
+## services: the real programs the service and dashboard tests drive (Debian's
+## supervisor, prometheus and chromium), installed once per machine and reused.
 services:
 	bash hack/ensure-supervisor.sh
 	bash hack/ensure-prometheus.sh
+	bash hack/ensure-chromium.sh
 
 lint: vet
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
