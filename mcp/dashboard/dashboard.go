@@ -95,6 +95,8 @@ func Routes(mux *http.ServeMux, opts Options) error {
 	mux.Handle("POST /tasks/{id}/cancel", protect(d.cancel))
 	mux.Handle("POST /diffs/{id}/apply", protect(d.apply))
 	mux.Handle("POST /diffs/{id}/reject", protect(d.reject))
+	mux.Handle("POST /diffs/{id}/revise", protect(d.revise))
+	mux.Handle("POST /tasks/{id}/answer", protect(d.answer))
 	return nil
 }
 
@@ -230,6 +232,25 @@ func (d *dashboard) reject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.render(w, "diff", "result", result{Outcome: res.Status, Message: res.Message})
+}
+
+func (d *dashboard) revise(w http.ResponseWriter, r *http.Request) {
+	res, err := d.opts.Frontend.RequestRevision(r.Context(), &mcp.RevisionRequest{DiffID: r.PathValue("id"),
+		Feedback: r.FormValue("feedback"), PreserveCorrectParts: true})
+	if err != nil {
+		d.actionFailed(w, err)
+		return
+	}
+	d.render(w, "diff", "result", result{Outcome: "revision", Message: res.Message})
+}
+
+func (d *dashboard) answer(w http.ResponseWriter, r *http.Request) {
+	res, err := d.opts.Frontend.AnswerQuestion(r.Context(), &mcp.AnswerRequest{TaskID: r.PathValue("id"), Answer: r.FormValue("answer")})
+	if err != nil {
+		d.actionFailed(w, err)
+		return
+	}
+	d.render(w, "task", "result", result{Outcome: "answered", Message: res.Message})
 }
 
 // actionFailed answers an action that was refused (bad input: 200 with the

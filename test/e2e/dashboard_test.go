@@ -156,7 +156,7 @@ func cliTask(t *testing.T, bin string, env []string, repo, prompt string) string
 // chromium: the pages render without console errors; a task started from
 // the CLI appears in the open list without a reload and its log streams on
 // its page; apply from the UI (reached with the keyboard alone) changes the
-// file on disk; reject and cancel work; actions need the token, reading
+// file on disk; revise, reject and cancel work; actions need the token, reading
 // does not. Screenshots are saved (CP_SCREENSHOT_DIR chooses where).
 func TestDashboard_InABrowser(t *testing.T) {
 	fi := newFlowInstall(t)
@@ -244,9 +244,18 @@ func TestDashboard_InABrowser(t *testing.T) {
 	b.screenshot("dashboard-diff-side")
 	b.noErrors("side by side")
 
-	// Reject.
-	rejectID := cliTask(t, bin, env, fi.repo, "echo other > other.txt")
+	// Revise: the task runs again; then reject the new diff.
+	rejectID := cliTask(t, bin, env, fi.repo, `echo "run $(ls /workspace | wc -l)" > other.txt`)
 	task = waitUntil(t, rejectID, 90*time.Second, store.GetTask, finished, func(t *models.Task) any { return t.Status })
+	firstDiff := task.Status.DiffID
+	b.do("revise", chromedp.Navigate(base+"/diffs/"+firstDiff), chromedp.WaitVisible(chromedp.CSS(".patch")),
+		chromedp.SendKeys(chromedp.CSS(`form[hx-post$="/revise"] input`), "write it again"),
+		chromedp.Click(chromedp.CSS(`form[hx-post$="/revise"] button`)))
+	b.waitJS("the revision answer", `document.querySelector('#result .result[data-outcome="revision"]') !== null`)
+	task = waitUntil(t, rejectID, 90*time.Second, store.GetTask, func(t *models.Task) bool {
+		return t.Status.RunNumber == 2 && t.Status.Finished && t.Status.DiffID != "" && t.Status.DiffID != firstDiff
+	}, func(t *models.Task) any { return t.Status })
+	b.noErrors("revise")
 	b.do("reject", chromedp.Navigate(base+"/diffs/"+task.Status.DiffID), chromedp.WaitVisible(chromedp.CSS(".patch")),
 		chromedp.Click(chromedp.CSS(`form[hx-post$="/reject"] button`)))
 	b.waitJS("the reject outcome", `document.querySelector('#result .result') !== null`)
