@@ -115,7 +115,7 @@ func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.
 
 // serveHTTP serves until ctx ends, then drains in-flight requests.
 func serveHTTP(ctx context.Context, a *app, srv *server.MCPServer, addr string) error {
-	hs, err := mcp.ListenHTTP(addr, srv, mcp.HTTPOptions{Config: a.config, Logger: a.log.Named("http"), Routes: a.httpRoutes})
+	hs, err := mcp.ListenHTTP(addr, srv, mcp.HTTPOptions{Config: a.config, Logger: a.log.Named("http"), Routes: a.httpRoutes(ctx)})
 	if err != nil {
 		return err
 	}

@@ -271,14 +271,20 @@ func (p *progressWatch) check(now time.Time, st controllers.SystemStatus, lease 
 	return errors.Join(errs...)
 }
 
-// httpRoutes mounts, beside /mcp, the ops endpoints and the dashboard.
-func (a *app) httpRoutes(mux *http.ServeMux) {
+// httpRoutes returns what mounts, beside /mcp, the ops endpoints and the
+// dashboard; the dashboard's log streams end when ctx does.
+func (a *app) httpRoutes(ctx context.Context) func(mux *http.ServeMux) {
+	return func(mux *http.ServeMux) { a.mountHTTPRoutes(ctx, mux) }
+}
+
+func (a *app) mountHTTPRoutes(ctx context.Context, mux *http.ServeMux) {
 	a.opsRoutes(mux)
 	err := dashboard.Routes(mux, dashboard.Options{
 		Frontend: mcp.NewFrontend(a.frontendDeps()),
 		Store:    a.store,
 		Config:   a.config,
 		Logger:   a.log.Named("dashboard"),
+		Stopping: ctx.Done(),
 	})
 	if err != nil {
 		a.log.Error("dashboard not served", zap.Error(err))

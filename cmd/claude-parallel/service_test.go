@@ -397,3 +397,47 @@ func TestServiceUnit_Verifies(t *testing.T) {
 		t.Fatalf("systemd-analyze verify complains:\n%s", out)
 	}
 }
+
+// A dashboard log stream open when SIGTERM arrives ends with the server: a
+// graceful shutdown waits for handlers, and a stream must not hold it until
+// the drain timeout.
+func TestServe_DashboardLogStreamEndsOnSIGTERM(t *testing.T) {
+	e := newServerEnv(t)
+	addr := freePort(t)
+	cmd := e.command("serve", "--http", addr)
+	var stderr testutil.LockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }()
+	waitFor(t, func() bool { return strings.Contains(stderr.String(), readyMessage) }, "ready", &stderr)
+	// Docker does not answer here: the task stays pending, with no log yet,
+	// and its stream waits for one.
+	out, err := e.command("task", "start", "--repo", e.repo, "--agent", "shell", "--prompt", "echo hi", "--json").Output()
+	if err != nil {
+		t.Fatalf("task start: %v", err)
+	}
+	var started struct {
+		TaskID string `json:"taskId"`
+	}
+	if err := json.Unmarshal(out, &started); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/tasks/" + started.TaskID + "/log/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("log stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body) // returns when the server ends the stream
+	waitExit(t, cmd, 60*time.Second)
+	if strings.Contains(stderr.String(), "http shutdown incomplete") {
+		t.Fatalf("the open stream held the shutdown until its drain timeout:\n%s", stderr.String())
+	}
+}

@@ -48,6 +48,10 @@ type Options struct {
 	ApplyWait time.Duration
 	// LogPoll is how often a followed log file is read again (default 250ms).
 	LogPoll time.Duration
+	// Stopping, when closed, ends the log streams: an HTTP server's
+	// graceful shutdown waits for handlers, and a stream would otherwise
+	// hold it until its drain timeout.
+	Stopping <-chan struct{}
 }
 
 type dashboard struct {
@@ -283,6 +287,10 @@ func (d *dashboard) logEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
+	// Headers now, so the browser's EventSource opens (and a client sees
+	// the stream) before the first line exists.
+	fmt.Fprint(w, ": following the log\n\n")
+	flusher.Flush()
 	send := func(event, data string) {
 		if event != "" {
 			fmt.Fprintf(w, "event: %s\n", event)
@@ -327,6 +335,8 @@ func (d *dashboard) logEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-d.opts.Stopping:
 			return
 		case <-tick.C:
 		}
