@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for the whole suite; the suite is kept well under 15 minutes.
 TEST_TIMEOUT ?= 14m
 
-.PHONY: claude-code fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
+.PHONY: claude-code services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -30,6 +30,13 @@ claude-code:
 image: docker
 	bash hack/build-test-image.sh
 
+## services: the real programs the service and dashboard tests drive (Debian's
+## supervisor, prometheus and chromium), installed once per machine and reused.
+services:
+	bash hack/ensure-supervisor.sh
+	bash hack/ensure-prometheus.sh
+	bash hack/ensure-chromium.sh
+
 lint: vet
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
@@ -38,7 +45,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 ## test: every test, including the Docker and end-to-end ones (prepares Docker first).
-test: image lint
+test: image services lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
 	$(MAKE) fuzz FUZZTIME=20000x
 	$(MAKE) test-docker-restart

@@ -49,6 +49,7 @@ type Config struct {
 	Limits    Limits     `yaml:"limits"`
 	Log       LogConfig  `yaml:"log"`
 	HTTP      HTTPConfig `yaml:"http"`
+	Ops       OpsConfig  `yaml:"ops"`
 
 	// Profiles are the agent profiles a task may choose by name.
 	Profiles map[string]Profile `yaml:"profiles"`
@@ -119,6 +120,11 @@ type LogConfig struct {
 	// Dir holds server-combined.log, server-error.log and tasks/.
 	// Default <Home>/logs.
 	Dir string `yaml:"dir"`
+	// Syslog, when set, also sends every log line (the JSON of the log
+	// file) to a syslog collector: "local" (/dev/log, which journald reads
+	// under systemd), udp://host:port, tcp://host:port, unix:///path or
+	// unixgram:///path. "" (the default) sends none.
+	Syslog string `yaml:"syslog"`
 }
 
 // HTTPConfig is the streamable-HTTP MCP front end (used with serve --http).
@@ -140,6 +146,15 @@ type RedactConfig struct {
 	// Patterns are further secret shapes: a name (shown in the placeholder)
 	// and an RE2 regular expression that matches within one line.
 	Patterns map[string]string `yaml:"patterns"`
+}
+
+// OpsConfig is the operations listener: /healthz, /readyz and /metrics on
+// an address of their own, so a stdio server (which has no HTTP listener)
+// can be probed and scraped too.
+type OpsConfig struct {
+	// Listen is host:port; "" (the default) serves no ops listener. A
+	// non-loopback address needs http.token, which /metrics then requires.
+	Listen string `yaml:"listen"`
 }
 
 // Profile is an agent a task can run: which image, which command, and the

@@ -91,8 +91,14 @@ func (c *Config) Validate() error {
 	k.atLeast("log.max_size_mb", int64(c.Log.MaxSizeMB), 1)
 	k.atLeast("log.max_files", int64(c.Log.MaxFiles), 1)
 	k.absPath("log.dir", c.Log.Dir, "")
+	if c.Log.Syslog != "" && c.Log.Syslog != "local" {
+		if _, _, err := SyslogAddress(c.Log.Syslog); err != nil {
+			k.add("log.syslog", "%v", err)
+		}
+	}
 
 	c.validateHTTP(&k)
+	c.validateOps(&k)
 
 	if len(c.Profiles) == 0 {
 		k.add("profiles", "must define at least one agent profile")
@@ -123,6 +129,20 @@ func (c *Config) Validate() error {
 		return k.probs
 	}
 	return nil
+}
+
+func (c *Config) validateOps(k *checker) {
+	if c.Ops.Listen == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(c.Ops.Listen)
+	if err != nil {
+		k.add("ops.listen", "must be host:port like 127.0.0.1:47822, or empty for none, got %q", c.Ops.Listen)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		k.add("ops.listen", "port must be a number from 0 to 65535, got %q", port)
+	} else if !IsLoopbackHost(host) && c.HTTP.Token == "" {
+		k.add("http.token", "is required when ops.listen (%q) is not a loopback address (it protects /metrics); set %s", c.Ops.Listen, EnvToken)
+	}
 }
 
 func (c *Config) validateHTTP(k *checker) {
@@ -282,3 +302,25 @@ func (k *checker) absPath(key, p, hint string) {
 }
 
 func oneOf(v string, allowed ...string) bool { return slices.Contains(allowed, v) }
+
+// SyslogAddress splits a log.syslog address into the network and address
+// log/syslog dials ("local" is handled by the caller).
+func SyslogAddress(addr string) (network, raddr string, err error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", "", fmt.Errorf("syslog address %q: %w", addr, err)
+	}
+	switch u.Scheme {
+	case "udp", "tcp":
+		if u.Host == "" || u.Port() == "" {
+			return "", "", fmt.Errorf("syslog address %q: want %s://host:port", addr, u.Scheme)
+		}
+		return u.Scheme, u.Host, nil
+	case "unix", "unixgram":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return "", "", fmt.Errorf("syslog address %q: want %s:///absolute/path", addr, u.Scheme)
+		}
+		return u.Scheme, u.Path, nil
+	}
+	return "", "", fmt.Errorf("syslog address %q: want local, udp://host:port, tcp://host:port, unix:///path or unixgram:///path", addr)
+}

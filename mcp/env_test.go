@@ -88,7 +88,7 @@ func (e *testEnv) handler(name string) server.ToolHandlerFunc {
 	for _, newTool := range toolConstructors {
 		tool, h := newTool(e.fe)
 		if tool.Name == name {
-			return guardTool(e.fe.d.Logger)(h)
+			return guardTool(e.fe.d.Logger, e.fe.d.ToolObserver)(h)
 		}
 	}
 	e.t.Fatalf("no tool %s", name)

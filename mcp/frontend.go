@@ -74,6 +74,9 @@ type Deps struct {
 	ApplyWait time.Duration
 	// PollInterval is how often waits re-read the store (default 250ms).
 	PollInterval time.Duration
+	// ToolObserver, when not nil, is told of every tool call: its tool,
+	// duration and outcome ("ok", "error_result" or "error"), for metrics.
+	ToolObserver func(tool string, d time.Duration, outcome string)
 }
 
 // StaticConfig is a Deps.Config for a configuration that never changes.

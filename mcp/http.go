@@ -39,6 +39,9 @@ type HTTPOptions struct {
 	// a reload applies at once.
 	Config func() *config.Config
 	Logger *zap.Logger
+	// Routes, when not nil, adds more endpoints beside /mcp (cmd mounts the
+	// ops endpoints, /healthz, /readyz and /metrics, with it).
+	Routes func(mux *http.ServeMux)
 }
 
 // CheckListen refuses to serve beyond loopback without a bearer token: an
@@ -76,7 +79,12 @@ func ListenHTTP(addr string, mcpSrv *server.MCPServer, opts HTTPOptions) (*HTTPS
 	endpoint, streamable := newEndpoint(mcpSrv, opts)
 	mux := http.NewServeMux()
 	mux.Handle(EndpointPath, endpoint)
+	// Anything not routed below (the OAuth discovery paths a client probes
+	// first) gets a quick 404 saying a bearer token is what is needed.
 	mux.Handle("/", noOAuth())
+	if opts.Routes != nil {
+		opts.Routes(mux)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-parallel/claude-parallel/config/logging"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -609,7 +610,7 @@ func TestGuard_LogsArgumentNamesNeverValues(t *testing.T) {
 	secret := "do-not-log-this-prompt"
 	e.startTask(map[string]any{"task": secret})
 	e.fails("task_worker", map[string]any{"task": secret, "workFolder": "relative/" + secret})
-	calls := e.logs.FilterMessage("tool call").All()
+	calls := e.logs.FilterMessage(logging.ToolCallMessage).All()
 	if len(calls) != 2 {
 		t.Fatalf("%d tool call lines", len(calls))
 	}

@@ -34,7 +34,7 @@ func NewServer(deps Deps) *server.MCPServer {
 		// Structured content is checked against the output schema before it
 		// leaves, so a client never receives a reply its schema rejects.
 		server.WithOutputSchemaValidation(),
-		server.WithToolHandlerMiddleware(guardTool(fe.d.Logger)),
+		server.WithToolHandlerMiddleware(guardTool(fe.d.Logger, fe.d.ToolObserver)),
 		// Whatever a tool or a resource answers is redacted on its way out.
 		server.WithToolHandlerMiddleware(redactTool(fe)),
 		server.WithResourceHandlerMiddleware(redactResource(fe)),
@@ -60,8 +60,9 @@ func Tools(deps Deps) []mcp.Tool {
 
 // guardTool wraps every handler: a panic becomes an error result (the
 // server keeps serving), and every call is logged with its tool, duration,
-// outcome and argument names, never their values.
-func guardTool(logger *zap.Logger) server.ToolHandlerMiddleware {
+// outcome and argument names, never their values, and reported to observe
+// when it is not nil.
+func guardTool(logger *zap.Logger, observe func(tool string, d time.Duration, outcome string)) server.ToolHandlerMiddleware {
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
 			start := time.Now()
@@ -75,10 +76,19 @@ func guardTool(logger *zap.Logger) server.ToolHandlerMiddleware {
 					res.StructuredContent = dropNulls(res.StructuredContent)
 				}
 				l := logger
+				outcome := "ok"
 				if res != nil && res.IsError {
 					l = logger.With(zap.String("result", "error_result"))
+					outcome = "error_result"
 				}
-				logging.LogToolCall(l, req.Params.Name, time.Since(start), argNames(req), err)
+				if err != nil {
+					outcome = "error"
+				}
+				took := time.Since(start)
+				logging.LogToolCall(l, req.Params.Name, took, argNames(req), err)
+				if observe != nil {
+					observe(req.Params.Name, took, outcome)
+				}
 			}()
 			clock := &progressClock{}
 			res, err = next(context.WithValue(ctx, progressClockKey{}, clock), req)

@@ -34,6 +34,9 @@ type Options struct {
 	SlowQuery time.Duration
 	// Now is the clock used for timestamps and lease expiry (default time.Now).
 	Now func() time.Time
+	// Observer, when not nil, receives write latencies and busy retries
+	// (see models/ops.go).
+	Observer StoreObserver
 }
 
 const (
@@ -59,6 +62,7 @@ type Store struct {
 	now            func() time.Time
 	log            *zap.Logger
 	cols           columnSets
+	observer       StoreObserver
 
 	// writeSlot serialises this process's write transactions. SQLite takes one
 	// writer at a time anyway; queueing here (FIFO-ish, context-aware) is
@@ -113,6 +117,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		log:       opts.Logger,
 		writeSlot: make(chan struct{}, 1),
 		fileLock:  newFileLock(abs),
+		observer:  opts.Observer,
 	}
 	dsn := buildDSN(abs, opts.BusyTimeout)
 	if s.db, err = s.connect(ctx, dsn, opts); err != nil {
@@ -350,7 +355,9 @@ func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
 // the lock past the busy timeout), the whole transaction is retried, so fn must
 // have no effect outside tx: callers apply results to their objects only after
 // write returns nil.
-func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
+	start := time.Now()
+	defer func() { s.observeWrite(start, err) }()
 	select {
 	case s.writeSlot <- struct{}{}:
 	case <-ctx.Done():
@@ -392,6 +399,9 @@ func (s *Store) retryBusy(ctx context.Context, op func() error) error {
 		err := op()
 		if err == nil || !isBusy(err) || attempt >= busyAttempts {
 			return err
+		}
+		if s.observer != nil {
+			s.observer.BusyRetry()
 		}
 		s.log.Warn("sqlite busy after busy timeout, retrying",
 			zap.String("path", s.path), zap.Int("attempt", attempt), zap.Error(err))

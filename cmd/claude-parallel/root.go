@@ -107,6 +107,8 @@ the calling agent review the resulting diff and apply or reject it.`,
 		newTaskCommand(opts),
 		newDiffCommand(opts),
 		newStatusCommand(opts),
+		newBackupCommand(opts),
+		newRestoreCommand(opts),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -92,18 +93,27 @@ func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.
 	controllersDone := a.runControllers(ctx)
 	stopReload := a.reloadOnSIGHUP(opts, so.http)
 	defer stopReload()
+	waitOps, err := a.startOpsListener(ctx)
+	if err != nil {
+		cancel()
+		stopWithin(a.log, "controllers", controllersDone, controllersStopTimeout)
+		return err
+	}
+	defer waitOps()
 
 	srv := mcp.NewServer(a.frontendDeps())
 	if so.http != "" {
 		err = serveHTTP(ctx, a, srv, so.http)
 	} else {
 		a.log.Info(readyMessage, zap.String("transport", "stdio"), zap.String("db", a.store.Path()))
+		a.notifyService(ctx)
 		err = mcp.NewStdioServer(srv, a.log).Listen(ctx, stdin, stdout)
 		if errors.Is(err, context.Canceled) {
 			err = nil // a signal ended a healthy server
 		}
 	}
 	cancel()
+	a.sdNotify(daemon.SdNotifyStopping) // also when stdin closed, not only on a signal
 	stopWithin(a.log, "controllers", controllersDone, controllersStopTimeout)
 	a.log.Info("mcp server stopped")
 	return err
@@ -111,7 +121,7 @@ func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.
 
 // serveHTTP serves until ctx ends, then drains in-flight requests.
 func serveHTTP(ctx context.Context, a *app, srv *server.MCPServer, addr string) error {
-	hs, err := mcp.ListenHTTP(addr, srv, mcp.HTTPOptions{Config: a.config, Logger: a.log.Named("http")})
+	hs, err := mcp.ListenHTTP(addr, srv, mcp.HTTPOptions{Config: a.config, Logger: a.log.Named("http"), Routes: a.httpRoutes(ctx)})
 	if err != nil {
 		return err
 	}
@@ -119,6 +129,7 @@ func serveHTTP(ctx context.Context, a *app, srv *server.MCPServer, addr string) 
 	go func() { served <- hs.Serve() }()
 	a.log.Info(readyMessage, zap.String("transport", "http"),
 		zap.String("url", "http://"+hs.Addr()+mcp.EndpointPath), zap.String("db", a.store.Path()))
+	a.notifyService(ctx)
 	select {
 	case err := <-served:
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/ops"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -32,23 +34,27 @@ type app struct {
 	store    *models.Store
 	engine   *engine.Engine // nil when the Docker client could not be set up
 	system   *controllers.System
+	// metrics receives the store's, Docker's, the tools' and the
+	// controllers' figures; serve exposes it at /metrics (service.go).
+	metrics   *ops.Metrics
+	stateOnce sync.Once
 }
 
 // openApp builds the logger for cfg (console lines to console, JSON to the
 // log files), opens the store and sets up the Docker client. The engine is
 // not contacted: serve must start without it.
 func openApp(ctx context.Context, cfg *config.Config, console io.Writer) (*app, error) {
-	a := &app{}
+	a := &app{metrics: ops.NewMetrics()}
 	a.cfg.Store(cfg)
 	var err error
 	if a.log, a.level, a.closeLog, err = newLogger(cfg.Log, console, a.redactor); err != nil {
 		return nil, err
 	}
-	if a.store, err = models.Open(ctx, cfg.DBPath, models.Options{Logger: a.log}); err != nil {
+	if a.store, err = models.Open(ctx, cfg.DBPath, models.Options{Logger: a.log, Observer: a.metrics}); err != nil {
 		_ = a.closeLog()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if a.engine, err = engine.New(cfg.DockerHost); err != nil {
+	if a.engine, err = engine.NewObserved(cfg.DockerHost, a.metrics.ObserveDocker); err != nil {
 		// Bad client settings (a malformed DOCKER_HOST): the front end still
 		// answers from the store, and system_status reports the problem.
 		a.log.Error("docker client unusable; tasks will not run", zap.Error(err))
@@ -98,6 +104,8 @@ func (a *app) wireControllers() error {
 		Store:  a.store,
 		Engine: a.engine,
 		Logger: a.log.Named("controllers"),
+		// Controllers register their collectors; only serve exposes them.
+		Registerer: a.metrics.Registry(),
 	})
 	if err != nil {
 		return fmt.Errorf("build controllers: %w", err)
@@ -129,6 +137,8 @@ func (a *app) frontendDeps() mcp.Deps {
 		Store:   a.store,
 		Logger:  a.log.Named("mcp"),
 		Version: version,
+		// Tool latency and errors by tool, for /metrics.
+		ToolObserver: a.metrics.ObserveTool,
 	}
 	if a.engine != nil {
 		d.Engine = a.engine

@@ -80,11 +80,21 @@ func NewRedacting(cfg config.LogConfig, stderr io.Writer, secrets func() *redact
 
 	atOrAbove := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= level })
 	errorsOnly := zap.LevelEnablerFunc(func(l zapcore.Level) bool { return l >= max(level, zapcore.ErrorLevel) })
-	core := zapcore.NewTee(
+	cores := []zapcore.Core{
 		zapcore.NewCore(jsonEnc, redacting(zapcore.AddSync(combined), secrets), atOrAbove),
 		zapcore.NewCore(jsonEnc, redacting(zapcore.AddSync(errorLog), secrets), errorsOnly),
 		zapcore.NewCore(consoleEnc, console, atOrAbove),
-	)
+	}
+	closeSyslog := func() error { return nil }
+	if cfg.Syslog != "" {
+		w, err := dialSyslog(cfg.Syslog)
+		if err != nil {
+			return nil, nil, err
+		}
+		closeSyslog = w.Close
+		cores = append(cores, &syslogCore{LevelEnabler: atOrAbove, enc: jsonEnc.Clone(), w: w, secrets: secrets})
+	}
+	core := zapcore.NewTee(cores...)
 	logger := zap.New(core,
 		zap.AddCaller(),
 		zap.AddStacktrace(zapcore.DPanicLevel),
@@ -93,7 +103,7 @@ func NewRedacting(cfg config.LogConfig, stderr io.Writer, secrets func() *redact
 
 	closeFn := func() error {
 		// Sync only flushes encoder buffers here; lumberjack writes through.
-		return errors.Join(logger.Sync(), combined.Close(), errorLog.Close())
+		return errors.Join(logger.Sync(), combined.Close(), errorLog.Close(), closeSyslog())
 	}
 	return logger, closeFn, nil
 }
@@ -130,6 +140,11 @@ func encoderConfig() zapcore.EncoderConfig {
 	return c
 }
 
+// ToolCallMessage is the message of every tool call's log line. It keeps the
+// original server's wording, so `grep "Tool invoked" logs/server-combined.log`
+// finds every call, as its monitoring instructions say.
+const ToolCallMessage = "Tool invoked"
+
 // LogToolCall logs one MCP tool invocation: tool, duration, outcome and the
 // NAMES of the arguments given, never their values (a prompt or a path may be
 // private). A non-nil err is the handler's failure and is logged at error
@@ -145,10 +160,10 @@ func LogToolCall(logger *zap.Logger, tool string, dur time.Duration, argNames []
 	// Report the handler that called us, not this helper, as the caller.
 	logger = logger.WithOptions(zap.AddCallerSkip(1))
 	if err != nil {
-		logger.Error("tool call", append(fields, zap.String("outcome", "error"), zap.Error(err))...)
+		logger.Error(ToolCallMessage, append(fields, zap.String("outcome", "error"), zap.Error(err))...)
 		return
 	}
-	logger.Info("tool call", append(fields, zap.String("outcome", "ok"))...)
+	logger.Info(ToolCallMessage, append(fields, zap.String("outcome", "ok"))...)
 }
 
 // ArgNames returns the sorted keys of a tool's arguments, for LogToolCall.

@@ -100,7 +100,7 @@ func TestNew_NothingOnStdout(t *testing.T) {
 	}
 
 	// Console output is readable text on stderr, not JSON.
-	for _, want := range []string{"INFO", "child info", "ERROR", "child error", "tool call", "recovered panic"} {
+	for _, want := range []string{"INFO", "child info", "ERROR", "child error", "Tool invoked", "recovered panic"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
@@ -111,7 +111,7 @@ func TestNew_NothingOnStdout(t *testing.T) {
 
 	combined := readLines(t, filepath.Join(dir, CombinedFile))
 	got := strings.Join(messages(combined), "|")
-	if got != "child info|child warn|child error|tool call|recovered panic" {
+	if got != "child info|child warn|child error|Tool invoked|recovered panic" {
 		t.Errorf("combined log messages = %s", got)
 	}
 	errLines := readLines(t, filepath.Join(dir, ErrorFile))
@@ -216,6 +216,10 @@ func TestLogToolCall_NamesNotValues(t *testing.T) {
 		t.Fatalf("want 2 lines, got %d", len(lines))
 	}
 	ok, failed := lines[0], lines[1]
+	// The original's monitoring instructions grep for this message.
+	if ok["msg"] != "Tool invoked" || failed["msg"] != "Tool invoked" {
+		t.Errorf("messages = %q, %q; want %q", ok["msg"], failed["msg"], "Tool invoked")
+	}
 	if caller, _ := ok["caller"].(string); !strings.HasPrefix(caller, "logging/logging_test.go:") {
 		t.Errorf("caller = %q, want the calling test", caller)
 	}

@@ -103,11 +103,15 @@ type Engine struct {
 // DOCKER_CERT_PATH) and then the platform default. The API version is negotiated on
 // first use because engines in the field are older than this client (Debian's 20.10
 // speaks API 1.41). New does not contact the engine; use Ping for that.
-func New(host string) (*Engine, error) {
+func New(host string) (*Engine, error) { return newEngine(host) }
+
+// newEngine is New with extra client options (NewObserved adds tracing).
+func newEngine(host string, extra ...client.Opt) (*Engine, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
 	}
+	opts = append(opts, extra...)
 	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
