@@ -16,6 +16,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/claude-parallel/claude-parallel/config/logging"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -279,7 +280,7 @@ func TestStdio_CancelledCallGetsNoResponse(t *testing.T) {
 
 func (e *testEnv) loggedCalls(tool string) int {
 	n := 0
-	for _, entry := range e.logs.FilterMessage("tool call").All() {
+	for _, entry := range e.logs.FilterMessage(logging.ToolCallMessage).All() {
 		if entry.ContextMap()["tool"] == tool {
 			n++
 		}

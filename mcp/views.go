@@ -4,7 +4,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -329,7 +328,7 @@ func containerName(taskID string, run int) string {
 	if run < 1 {
 		return ""
 	}
-	return engine.ContainerName(taskID, run)
+	return models.ContainerName(taskID, run)
 }
 
 func newTaskView(t *models.Task) *TaskView {

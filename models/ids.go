@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"regexp"
+	"strconv"
 )
 
 // Id prefixes. An id is the prefix followed by 12 lowercase hex digits.
@@ -35,4 +36,15 @@ func randomHex(n int) string {
 	// crypto/rand.Read never returns an error (Go 1.24+); it aborts the program instead.
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ContainerNamePrefix starts the name of every task container.
+const ContainerNamePrefix = "claude-parallel-"
+
+// ContainerName is the deterministic name of a task run's container,
+// "claude-parallel-<task id>-r<run>". Docker refuses a second container with
+// the same name, which is what makes creation idempotent across crashes; the
+// front end names it in views without knowing anything of Docker.
+func ContainerName(taskID string, run int) string {
+	return ContainerNamePrefix + taskID + "-r" + strconv.Itoa(run)
 }

@@ -1,8 +1,9 @@
 package engine
 
 import (
-	"fmt"
 	"strconv"
+
+	"github.com/claude-parallel/claude-parallel/models"
 )
 
 // Labels and names shared by every claude-parallel container (DESIGN.md §3). They are
@@ -19,15 +20,12 @@ const (
 	// LabelRun is the run number of the task (1, 2, ... one per revision).
 	LabelRun = "claude-parallel.run"
 
-	namePrefix = "claude-parallel-"
+	namePrefix = models.ContainerNamePrefix
 )
 
-// ContainerName is the deterministic name of a task run's container,
-// "claude-parallel-<task id>-r<run>". Docker refuses a second container with the same
-// name, which is what makes creation idempotent across crashes.
-func ContainerName(taskID string, run int) string {
-	return fmt.Sprintf("%s%s-r%d", namePrefix, taskID, run)
-}
+// ContainerName is the deterministic name of a task run's container; the
+// rule lives in models, which the front end shares.
+func ContainerName(taskID string, run int) string { return models.ContainerName(taskID, run) }
 
 // Labels are the ownership labels of a task run's container.
 func Labels(storeID, taskID string, run int) map[string]string {
