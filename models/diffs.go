@@ -245,11 +245,10 @@ func (s *Store) UpdateDiffStatus(ctx context.Context, d *Diff, timeline ...Timel
 	return updateStatus(ctx, s, &diffKind, d, timeline)
 }
 
-// CountDiffsByStatus counts all diffs by external status.
+// CountDiffsByStatus counts all diffs by external status, from the counts the
+// triggers keep (counts.go).
 func (s *Store) CountDiffsByStatus(ctx context.Context) (map[DiffState]int64, error) {
-	out, err := countByKey[DiffState](ctx, s, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&Diff{}).Select("status, count(*) AS n").Group("status")
-	})
+	out, err := keptCounts[DiffState](ctx, s, Diff{}.TableName())
 	if err != nil {
 		return nil, fmt.Errorf("count diffs by status: %w", err)
 	}

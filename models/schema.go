@@ -101,6 +101,9 @@ func (s *Store) migrate(ctx context.Context) error {
 				return fmt.Errorf("create index: %w", err)
 			}
 		}
+		if err := migrateCounts(tx); err != nil {
+			return err
+		}
 		// The installation id and creation time are written once (DO NOTHING
 		// keeps the first); the schema version is raised to ours.
 		now := s.now().Format(timeFormat)

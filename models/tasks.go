@@ -282,10 +282,9 @@ func (s *Store) UpdateTaskStatus(ctx context.Context, t *Task, timeline ...Timel
 }
 
 // CountTasksByStatus counts all tasks by external status (history included).
+// It reads the counts the triggers keep (counts.go), not the tasks.
 func (s *Store) CountTasksByStatus(ctx context.Context) (map[TaskState]int64, error) {
-	out, err := countByKey[TaskState](ctx, s, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&Task{}).Select("status, count(*) AS n").Group("status")
-	})
+	out, err := keptCounts[TaskState](ctx, s, Task{}.TableName())
 	if err != nil {
 		return nil, fmt.Errorf("count tasks by status: %w", err)
 	}
