@@ -90,7 +90,11 @@ const (
 // Frontend carries out the front-end operations shared by the MCP tools and
 // the CLI: validate, write an intent, read state back.
 type Frontend struct {
-	d Deps
+	d     Deps
+	probe dockerProbe
+	// onWake, set by tests only, is told when a wait parks and why it
+	// re-read the store.
+	onWake func(source string)
 }
 
 // NewFrontend returns a Frontend over deps, filling defaults.
@@ -167,24 +171,47 @@ func inputErr(probs InputErrors) error {
 	return probs
 }
 
-// pollUntil re-reads state every poll interval until done reports true, the
-// bound passes (timedOut) or ctx ends (its error).
+// pollUntil re-reads state until done reports true, the bound passes
+// (timedOut) or ctx ends (its error). It re-reads when the store reports a
+// change (models.Store.Changed: a controller's status write in this process,
+// or another process's write seen by the controllers' data-version watch), and
+// every poll interval as the fallback for writes nobody here has noticed.
 func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func() (bool, error)) (timedOut bool, err error) {
-	deadline := time.Now().Add(bound)
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
 	tick := time.NewTicker(f.d.PollInterval)
 	defer tick.Stop()
 	for {
+		// Taken before the read, so a change made while done reads still wakes.
+		changed := f.d.Store.Changed()
 		ok, err := done()
 		if err != nil || ok {
 			return false, err
 		}
-		if !time.Now().Before(deadline) {
-			return true, nil
-		}
+		f.wake(waitParked)
 		select {
 		case <-ctx.Done():
 			return false, context.Cause(ctx)
+		case <-deadline.C:
+			return true, nil
+		case <-changed:
+			f.wake(wakeChange)
 		case <-tick.C:
+			f.wake(wakePoll)
 		}
+	}
+}
+
+// Why a wait re-read the store, for tests that check waits are woken by
+// changes rather than by the poll; waitParked is told before each wait.
+const (
+	waitParked = "parked"
+	wakeChange = "change"
+	wakePoll   = "poll"
+)
+
+func (f *Frontend) wake(source string) {
+	if f.onWake != nil {
+		f.onWake(source)
 	}
 }

@@ -30,3 +30,23 @@ func (s *Store) FindContainerByDockerID(ctx context.Context, id string) (*Contai
 	}
 	return &found[0], nil
 }
+
+// ContainerCounts are the registered containers counted by what status shows.
+type ContainerCounts struct {
+	Managed, Running, Adopted int64
+}
+
+// CountContainers counts the registered containers in one aggregate query,
+// so system_status reads no rows into memory.
+func (s *Store) CountContainers(ctx context.Context) (ContainerCounts, error) {
+	var out ContainerCounts
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Table(Container{}.TableName()).
+			Select("count(*) AS managed, coalesce(sum(state = 'running'), 0) AS running, coalesce(sum(adopted <> 0), 0) AS adopted").
+			Scan(&out).Error
+	})
+	if err != nil {
+		return ContainerCounts{}, fmt.Errorf("count containers: %w", err)
+	}
+	return out, nil
+}
