@@ -145,3 +145,56 @@ func TestCounts_RebuiltWhenTriggersAreMissing(t *testing.T) {
 		t.Errorf("counts %v", c)
 	}
 }
+
+// Paging through tasks newest first with a cursor returns every task that
+// existed when paging began exactly once and in order, even across equal
+// start times and while new tasks arrive between pages.
+func TestListTasks_CursorPagesAreStable(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	seedFinishedTasks(t, s, 40)
+	// Ten tasks share one start time: the id decides their order.
+	if err := s.DB().Exec(`UPDATE background_tasks SET start_time = (SELECT start_time FROM background_tasks ORDER BY start_time LIMIT 1 OFFSET 15)
+		WHERE rowid IN (SELECT rowid FROM background_tasks ORDER BY start_time LIMIT 10 OFFSET 15)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	var tie []string
+	if err := s.DB().Raw(`SELECT id FROM background_tasks ORDER BY start_time DESC, id DESC`).Scan(&tie).Error; err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var after *Cursor
+	for page := 0; ; page++ {
+		ts, err := s.ListTasks(ctx, TaskFilter{Paged: true, After: after, Limit: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ts) == 0 {
+			break
+		}
+		for _, task := range ts {
+			got = append(got, task.ID)
+		}
+		last := ts[len(ts)-1]
+		c, err := ParseCursor(Cursor{Time: last.StartTime, ID: last.ID}.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		after = &c
+		seedLiveTasks(t, s, 1) // newer than every page: it must not show up
+		if page > 20 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(got) != len(tie) {
+		t.Fatalf("paged %d tasks, want %d", len(got), len(tie))
+	}
+	for i := range got {
+		if got[i] != tie[i] {
+			t.Fatalf("task %d: paged %s, want %s\npaged %v\nwant  %v", i, got[i], tie[i], got, tie)
+		}
+	}
+	if _, err := ParseCursor("not a cursor"); err == nil {
+		t.Error("a made-up cursor is accepted")
+	}
+}
