@@ -45,29 +45,33 @@ func noPoll(e *testEnv) *wakeLog {
 // woken by changes rather than polling: it answers each apply intent with
 // Applied after the store reports a change. It starts once the front end's
 // wait has parked, so the answer always comes while the wait waits.
-func answerAppliesOnChange(t *testing.T, s *models.Store, parked <-chan struct{}) {
+func answerAppliesOnChange(t testing.TB, s *models.Store, parked <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		select {
-		case <-parked:
-		case <-ctx.Done():
-			return
+		if parked != nil {
+			select {
+			case <-parked:
+			case <-ctx.Done():
+				return
+			}
 		}
 		for {
 			changed := s.Changed()
-			ds, err := s.ListDiffs(ctx, models.DiffFilter{Desired: []models.DiffDesired{models.DiffDesiredApplied}})
+			// The live diffs, as the real controller lists them.
+			ids, err := s.ListLiveDiffIDs(ctx)
 			if err != nil && ctx.Err() == nil {
 				t.Errorf("diff controller: %v", err)
 			}
-			for _, d := range ds {
-				if d.Status.ObservedGeneration == d.Generation {
+			for _, id := range ids {
+				d, err := s.GetDiff(ctx, id)
+				if err != nil || d.Spec.Desired != models.DiffDesiredApplied || d.Status.ObservedGeneration == d.Generation {
 					continue
 				}
 				d.Status.Phase, d.Status.ObservedGeneration, d.Status.AppliedTo = models.DiffPhaseApplied, d.Generation, "/applied"
-				if err := s.UpdateDiffStatus(ctx, &d); err != nil && ctx.Err() == nil {
+				if err := s.UpdateDiffStatus(ctx, d); err != nil && ctx.Err() == nil {
 					t.Errorf("diff controller: %v", err)
 				}
 			}
