@@ -192,4 +192,6 @@ func argsText(args map[string]any) string {
 	return strings.Join(parts, " ")
 }
 
-func fmtMs(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+func fmtMs(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
