@@ -113,6 +113,16 @@ func TestCounts_FollowEveryStatusWrite(t *testing.T) {
 	if c, _ := s.CountDiffsByStatus(ctx); len(c) != 0 {
 		t.Errorf("no diff is left, counts say %v", c)
 	}
+
+	// Deleting a task deletes its diffs by the foreign key's cascade, which
+	// the diffs' trigger sees too.
+	if _, _, err := s.CreateDiff(ctx, newDiff(live[0].ID, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Exec(`DELETE FROM background_tasks WHERE id = ?`, live[0].ID).Error; err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, s, "after a cascading deletion")
 }
 
 // A database whose counts machinery is missing (made before it existed, or
