@@ -171,16 +171,25 @@ func inputErr(probs InputErrors) error {
 	return probs
 }
 
+// versionLook is how often a waiting front end looks at the store's data
+// version for other processes' writes.
+const versionLook = 25 * time.Millisecond
+
 // pollUntil re-reads state until done reports true, the bound passes
 // (timedOut) or ctx ends (its error). It re-reads when the store reports a
-// change (models.Store.Changed: a controller's status write in this process,
-// or another process's write seen by the controllers' data-version watch), and
-// every poll interval as the fallback for writes nobody here has noticed.
+// change (models.Store.Changed: a write of this process, or another
+// process's write seen through the data version, which the wait itself looks
+// at every versionLook), and every poll interval as the last fallback.
 func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func() (bool, error)) (timedOut bool, err error) {
 	deadline := time.NewTimer(bound)
 	defer deadline.Stop()
 	tick := time.NewTicker(f.d.PollInterval)
 	defer tick.Stop()
+	// Another process's commit (a CLI's wait, or a server that does not
+	// lead) moves SQLite's data version; looking at it is one cheap pragma,
+	// and a move wakes this wait through Changed like a write of our own.
+	look := time.NewTicker(versionLook)
+	defer look.Stop()
 	for {
 		// Taken before the read, so a change made while done reads still wakes.
 		changed := f.d.Store.Changed()
@@ -189,15 +198,23 @@ func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func
 			return false, err
 		}
 		f.wake(waitParked)
-		select {
-		case <-ctx.Done():
-			return false, context.Cause(ctx)
-		case <-deadline.C:
-			return true, nil
-		case <-changed:
-			f.wake(wakeChange)
-		case <-tick.C:
-			f.wake(wakePoll)
+	park:
+		for {
+			select {
+			case <-ctx.Done():
+				return false, context.Cause(ctx)
+			case <-deadline.C:
+				return true, nil
+			case <-changed:
+				f.wake(wakeChange)
+				break park
+			case <-tick.C:
+				f.wake(wakePoll)
+				break park
+			case <-look.C:
+				// A move closes changed; an error leaves it to the poll.
+				_, _ = f.d.Store.DataVersion(ctx)
+			}
 		}
 	}
 }
