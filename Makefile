@@ -80,10 +80,13 @@ demo: image build
 ## against creating and starting the same container directly (the floor), and
 ## a workspace's snapshot and capture on 10k / 100k / 300k files against cp -a
 ## and git status + git diff on the same tree (CP_BENCH_LARGE_FILES=n,... to
-## pick sizes; 300k files take several minutes to generate on a loaded machine).
-BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkLargeRepository)$$'
+## pick sizes; 300k files take several minutes to generate on a loaded machine),
+## and every read tool through the go-sdk MCP client at 1,000 vs 100,000
+## and 1,000,000 finished tasks (CP_BENCH_NO_MILLION=1 skips the million) with task_worker and
+## apply_changes latency (also against the real server over stdio).
+BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkLargeRepository|BenchmarkReadScaling|BenchmarkApplyChanges)$$'
 bench: image build
-	$(GO) test -p 1 -count=1 -timeout 60m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./controllers/ ./controllers/workspace/ ./test/e2e/
+	$(GO) test -p 1 -count=1 -timeout 60m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 
 soak: image build
 	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...

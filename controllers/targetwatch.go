@@ -32,9 +32,15 @@ import (
 // one git process per target repository and a stat per file; a dry run costs
 // several git processes, so only the diffs whose inputs changed pay for one.
 //
-// Fingerprints are kept in memory for one leadership term: the first look of
-// a term asks for a dry run of every diff awaiting a decision, which also
+// Fingerprints are kept in memory for one leadership term: the first sweep
+// of a term asks for a dry run of every diff awaiting a decision, which also
 // covers what changed while no process led.
+//
+// A look takes one page (targetWatchPage diffs, oldest first, through the
+// partial index of awaiting diffs) and the next look goes on from there,
+// wrapping around at the end: a store holding a hundred thousand diffs nobody
+// decided on costs each resync one page, not the whole list, and every diff is
+// still looked at once per sweep.
 
 const targetWatchName = "target-watch"
 
@@ -55,9 +61,19 @@ type targetWatch struct {
 	// roots returns the allowed roots in force (nil: no check); a target
 	// outside them is fingerprinted as such, never looked into.
 	roots func() []string
-	// seen is each watched diff's fingerprint at the last look.
+	// seen is each watched diff's fingerprint at the last look at it.
 	seen map[string]string
+	// page is how many diffs a look fingerprints (targetWatchPage when 0);
+	// after is where the next look goes on, nil at the start of a sweep;
+	// sweep collects the fingerprints of the sweep under way, which replace
+	// seen when it ends (forgetting the diffs decided meanwhile).
+	page  int
+	after *models.Cursor
+	sweep map[string]string
 }
+
+// targetWatchPage bounds the diffs one look fingerprints.
+const targetWatchPage = 200
 
 func newTargetWatch(s *System) *targetWatch {
 	return &targetWatch{
@@ -87,11 +103,15 @@ func (w *targetWatch) loop(ctx context.Context, every time.Duration) error {
 	}
 }
 
-// look fingerprints every diff awaiting a decision and notifies those whose
-// fingerprint changed since the last look (or that it had not seen). It
-// returns how many it notified.
+// look fingerprints the next page of the diffs awaiting a decision and
+// notifies those whose fingerprint changed since the last look at them (or
+// that it had not seen). It returns how many it notified.
 func (w *targetWatch) look(ctx context.Context) (int, error) {
-	diffs, err := awaitingDecision(ctx, w.store)
+	page := w.page
+	if page <= 0 {
+		page = targetWatchPage
+	}
+	diffs, err := awaitingPage(ctx, w.store, w.after, page)
 	if err != nil {
 		return 0, err
 	}
@@ -105,7 +125,9 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 	if w.roots != nil {
 		roots = append(workspace.Roots{}, w.roots()...)
 	}
-	current := make(map[string]string, len(diffs))
+	if w.sweep == nil {
+		w.sweep = map[string]string{}
+	}
 	notified := 0
 	for _, a := range diffs {
 		if a.target == "" {
@@ -120,14 +142,47 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 			return notified, ctx.Err()
 		}
 		fp := diffFingerprint(h, a.diff)
-		current[a.diff.ID] = fp
+		w.sweep[a.diff.ID] = fp
 		if w.seen[a.diff.ID] != fp {
+			w.seen[a.diff.ID] = fp
 			w.notify(KindDiff, a.diff.ID)
 			notified++
 		}
 	}
-	w.seen = current // forgets the diffs decided since
+	if len(diffs) < page {
+		// The sweep has reached the end: the next look starts over, and
+		// the diffs decided since the last sweep are forgotten.
+		w.seen, w.sweep, w.after = w.sweep, nil, nil
+		return notified, nil
+	}
+	last := diffs[len(diffs)-1].diff
+	w.after = &models.Cursor{Time: last.CreatedAt, ID: last.ID}
 	return notified, nil
+}
+
+// awaitingPage is one page of the diffs awaiting a decision, oldest first
+// after after, with their targets, in two queries.
+func awaitingPage(ctx context.Context, store *models.Store, after *models.Cursor, limit int) ([]awaitingDiff, error) {
+	diffs, err := store.ListDiffs(ctx, models.DiffFilter{Awaiting: true, Order: models.DiffsOldestFirst,
+		Paged: true, After: after, Limit: limit})
+	if err != nil {
+		return nil, fmt.Errorf("list diffs awaiting a decision: %w", err)
+	}
+	var taskIDs []string
+	for _, d := range diffs {
+		if d.Spec.TargetWorkspace == "" {
+			taskIDs = append(taskIDs, d.TaskID)
+		}
+	}
+	tasks, err := store.TasksByID(ctx, taskIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
+	}
+	out := make([]awaitingDiff, len(diffs))
+	for i := range diffs {
+		out[i] = awaitingDiff{diff: &diffs[i], target: diffTarget(&diffs[i], tasks[diffs[i].TaskID])}
+	}
+	return out, nil
 }
 
 // targetHead is what one git process says of a target folder, and the

@@ -92,3 +92,40 @@ func TestTargetWatch_HandEditsReachPendingDiffs(t *testing.T) {
 		t.Fatalf("the watch asked for %v after B was rejected", got)
 	}
 }
+
+// A look fingerprints one page of the diffs awaiting a decision, going on
+// from the last page at the next look: the cost of a resync is bounded
+// however many diffs were never decided, and a sweep still reaches them all.
+func TestTargetWatch_LooksAtOnePagePerResync(t *testing.T) {
+	e := newDiffTestEnv(t)
+	repo := e.newRepo(dtBaseFiles())
+	var ids []string
+	for i := range 5 {
+		d := e.newDiff(repo, dtEditLine(t, "a.txt", 1+i, "line"))
+		ids = append(ids, d.ID)
+	}
+	e.settle(ids...)
+	w := newTargetWatchForTest(e)
+	w.page = 2
+
+	var asked []string
+	for look := range 3 {
+		got := e.look(w)
+		if len(got) > w.page {
+			t.Fatalf("look %d asked for %d diffs, more than a page of %d", look, len(got), w.page)
+		}
+		asked = append(asked, got...)
+	}
+	slices.Sort(asked)
+	want := slices.Sorted(slices.Values(ids))
+	if !slices.Equal(asked, want) {
+		t.Fatalf("a sweep of three looks asked for %v, want every diff %v", asked, want)
+	}
+	e.settle()
+	// The next sweep sees no change.
+	for range 3 {
+		if got := e.look(w); len(got) != 0 {
+			t.Fatalf("look without a change asked for %v", got)
+		}
+	}
+}

@@ -23,7 +23,7 @@ import (
 // testEnv is a real store in a temporary home, an allowed root holding a git
 // repository, and around it the folders bad inputs point at.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string // everything lives below
 	home     string
 	root     string // the one allowed root
@@ -42,7 +42,7 @@ func (e *testEnv) Notify(kind, id string) {
 	e.notified = append(e.notified, kind+":"+id)
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {

@@ -93,7 +93,11 @@ const (
 // Frontend carries out the front-end operations shared by the MCP tools and
 // the CLI: validate, write an intent, read state back.
 type Frontend struct {
-	d Deps
+	d     Deps
+	probe dockerProbe
+	// onWake, set by tests only, is told when a wait parks and why it
+	// re-read the store.
+	onWake func(source string)
 }
 
 // NewFrontend returns a Frontend over deps, filling defaults.
@@ -170,24 +174,64 @@ func inputErr(probs InputErrors) error {
 	return probs
 }
 
-// pollUntil re-reads state every poll interval until done reports true, the
-// bound passes (timedOut) or ctx ends (its error).
+// versionLook is how often a waiting front end looks at the store's data
+// version for other processes' writes.
+const versionLook = 25 * time.Millisecond
+
+// pollUntil re-reads state until done reports true, the bound passes
+// (timedOut) or ctx ends (its error). It re-reads when the store reports a
+// change (models.Store.Changed: a write of this process, or another
+// process's write seen through the data version, which the wait itself looks
+// at every versionLook), and every poll interval as the last fallback.
 func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func() (bool, error)) (timedOut bool, err error) {
-	deadline := time.Now().Add(bound)
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
 	tick := time.NewTicker(f.d.PollInterval)
 	defer tick.Stop()
+	// Another process's commit (a CLI's wait, or a server that does not
+	// lead) moves SQLite's data version; looking at it is one cheap pragma,
+	// and a move wakes this wait through Changed like a write of our own.
+	look := time.NewTicker(versionLook)
+	defer look.Stop()
 	for {
+		// Taken before the read, so a change made while done reads still wakes.
+		changed := f.d.Store.Changed()
 		ok, err := done()
 		if err != nil || ok {
 			return false, err
 		}
-		if !time.Now().Before(deadline) {
-			return true, nil
+		f.wake(waitParked)
+	park:
+		for {
+			select {
+			case <-ctx.Done():
+				return false, context.Cause(ctx)
+			case <-deadline.C:
+				return true, nil
+			case <-changed:
+				f.wake(wakeChange)
+				break park
+			case <-tick.C:
+				f.wake(wakePoll)
+				break park
+			case <-look.C:
+				// A move closes changed; an error leaves it to the poll.
+				_, _ = f.d.Store.DataVersion(ctx)
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return false, context.Cause(ctx)
-		case <-tick.C:
-		}
+	}
+}
+
+// Why a wait re-read the store, for tests that check waits are woken by
+// changes rather than by the poll; waitParked is told before each wait.
+const (
+	waitParked = "parked"
+	wakeChange = "change"
+	wakePoll   = "poll"
+)
+
+func (f *Frontend) wake(source string) {
+	if f.onWake != nil {
+		f.onWake(source)
 	}
 }

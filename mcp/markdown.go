@@ -103,7 +103,16 @@ func (r *WorkStatusResult) Markdown() string {
 	for _, t := range r.Tasks {
 		m.line("| %s | %s | %d | %s | %s | %s |", t.TaskID, t.Status, t.RunNumber, orDash(t.DiffID), fmtTime(t.StartTime), tableCell(t.Description))
 	}
+	writeNextCursor(&m, r.NextCursor)
 	return m.String()
+}
+
+// writeNextCursor tells a reader of the text how to get the next page.
+func writeNextCursor(m *md, cursor string) {
+	if cursor != "" {
+		m.blank()
+		m.line("More follow: call again with cursor `%s`.", cursor)
+	}
 }
 
 func writeTask(m *md, t *TaskView) {
@@ -168,6 +177,7 @@ func (r *ReviewResult) Markdown() string {
 		m.blank()
 		writeDiff(&m, &r.Pending[i], false)
 	}
+	writeNextCursor(&m, r.NextCursor)
 	return m.String()
 }
 

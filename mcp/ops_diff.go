@@ -91,14 +91,24 @@ func reasonSuffix(reason string) string {
 
 // pendingDiffs lists the diffs waiting for a decision, oldest first.
 func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*ReviewResult, error) {
+	// A page of the awaiting diffs' index, one row more to know whether
+	// another page follows.
 	ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{
-		States:    models.DiffAwaitingStates(),
+		Awaiting:  true,
 		Order:     models.DiffsOldestFirst,
-		Limit:     maxPendingDiffsShow,
+		Paged:     true,
+		After:     req.After,
+		Limit:     maxPendingDiffsShow + 1,
 		WithPatch: req.ShowContent && req.Detailed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list pending diffs: %w", err)
+	}
+	var next string
+	if len(ds) > maxPendingDiffsShow {
+		ds = ds[:maxPendingDiffsShow]
+		last := ds[len(ds)-1]
+		next = models.Cursor{Time: last.CreatedAt, ID: last.ID}.String()
 	}
 	tasks, err := f.tasksOf(ctx, ds)
 	if err != nil {
@@ -122,6 +132,7 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 		res.Pending = append(res.Pending, v)
 	}
 	res.Count = len(res.Pending)
+	res.NextCursor = next
 	return res, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/models"
@@ -56,17 +57,43 @@ func (f *Frontend) SystemStatus(ctx context.Context) (*SystemStatusResult, error
 	return res, nil
 }
 
+// dockerProbeTTL is how long an engine's answer is reused: a client polling
+// system_status does not ping Docker on every call, and a change of the
+// engine shows within a couple of seconds.
+const dockerProbeTTL = 2 * time.Second
+
+// dockerProbe caches the engine's last answer for dockerProbeTTL.
+type dockerProbe struct {
+	mu     sync.Mutex
+	at     time.Time
+	status DockerStatus
+}
+
 func (f *Frontend) dockerStatus(ctx context.Context) DockerStatus {
 	if f.d.Engine == nil {
 		return DockerStatus{Error: "this process has no Docker client"}
+	}
+	p := &f.probe
+	// Held across the ping, so callers arriving together share one.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && time.Since(p.at) < dockerProbeTTL {
+		return p.status
 	}
 	ctx, cancel := context.WithTimeout(ctx, engineProbeTimeout)
 	defer cancel()
 	v, api, err := f.d.Engine.Ping(ctx)
 	if err != nil {
-		return DockerStatus{Error: err.Error()}
+		if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
+			// The caller went away: its cut-short ping says nothing of the engine.
+			return DockerStatus{Error: err.Error()}
+		}
+		p.status = DockerStatus{Error: err.Error()}
+	} else {
+		p.status = DockerStatus{Reachable: true, Version: v, APIVersion: api}
 	}
-	return DockerStatus{Reachable: true, Version: v, APIVersion: api}
+	p.at = time.Now()
+	return p.status
 }
 
 func (f *Frontend) processStatus(ctx context.Context) ProcessStatus {
@@ -90,20 +117,11 @@ func (f *Frontend) diffCounts(ctx context.Context) (map[string]int64, error) {
 }
 
 func (f *Frontend) containerCounts(ctx context.Context) (ContainerCounts, error) {
-	cs, err := f.d.Store.ListContainers(ctx, models.ContainerFilter{})
+	c, err := f.d.Store.CountContainers(ctx)
 	if err != nil {
-		return ContainerCounts{}, fmt.Errorf("list containers: %w", err)
+		return ContainerCounts{}, err
 	}
-	out := ContainerCounts{Managed: len(cs)}
-	for _, c := range cs {
-		if c.State == "running" {
-			out.Running++
-		}
-		if c.Adopted {
-			out.Adopted++
-		}
-	}
-	return out, nil
+	return ContainerCounts{Managed: int(c.Managed), Running: int(c.Running), Adopted: int(c.Adopted)}, nil
 }
 
 // lowDiskSpace is the free space below which a lapsed lease is blamed on the

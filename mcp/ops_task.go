@@ -101,13 +101,19 @@ func (f *Frontend) WorkStatus(ctx context.Context, req *WorkStatusRequest) (*Wor
 		res.Task, err = f.taskDetail(ctx, req.TaskID)
 		return res, err
 	}
-	filter := models.TaskFilter{Limit: req.Limit}
+	// One row more than the page tells whether another page follows.
+	filter := models.TaskFilter{Limit: req.Limit + 1, Paged: true, After: req.After}
 	if req.Status != "" {
 		filter.States = []models.TaskState{req.Status}
 	}
 	tasks, err := f.d.Store.ListTasks(ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	if len(tasks) > req.Limit {
+		tasks = tasks[:req.Limit]
+		last := tasks[len(tasks)-1]
+		res.NextCursor = models.Cursor{Time: last.StartTime, ID: last.ID}.String()
 	}
 	res.Tasks = make([]TaskSummary, 0, len(tasks))
 	for i := range tasks {

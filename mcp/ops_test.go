@@ -587,6 +587,10 @@ func TestSystemStatus(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	e.fe.d.Engine = fakeEngine{err: fmt.Errorf("ping docker engine at unix:///nope: connection refused")}
+	if again := ok[SystemStatusResult](e, "system_status", nil); !again.Docker.Reachable {
+		t.Fatalf("the engine's answer is not reused within %s: %+v", dockerProbeTTL, again.Docker)
+	}
+	e.fe.probe.at = e.fe.probe.at.Add(-dockerProbeTTL) // the cached answer expires
 	down := e.call("system_status", map[string]any{})
 	if down.IsError || !strings.Contains(resultText(down), "Docker: **unreachable**") {
 		t.Fatalf("docker down: %s", resultText(down))

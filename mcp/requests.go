@@ -19,8 +19,8 @@ import (
 // Argument names of every tool, in schema order.
 var (
 	taskWorkerArgs      = []string{"task", "workFolder", "parentTaskId", "taskDescription", "returnMode", "containerConfig", "agent", "baseRef", "includeUncommitted", "dependsOn", "priority"}
-	workStatusArgs      = []string{"taskId", "status", "limit"}
-	reviewChangesArgs   = []string{"diffId", "taskId", "showContent", "format"}
+	workStatusArgs      = []string{"taskId", "status", "limit", "cursor"}
+	reviewChangesArgs   = []string{"diffId", "taskId", "showContent", "format", "cursor"}
 	applyChangesArgs    = []string{"diffId", "targetWorkspace", "mode", "confirm"}
 	rejectChangesArgs   = []string{"diffId", "reason"}
 	requestRevisionArgs = []string{"diffId", "feedback", "preserveCorrectParts", "additionalContext"}
@@ -170,6 +170,7 @@ type WorkStatusRequest struct {
 	TaskID string
 	Status models.TaskState
 	Limit  int
+	After  *models.Cursor // the nextCursor of a previous page
 }
 
 // DecodeWorkStatus decodes work_status's arguments.
@@ -179,8 +180,24 @@ func DecodeWorkStatus(raw any) (*WorkStatusRequest, error) {
 		TaskID: decodeID(a, "taskId", false, checkTaskID),
 		Status: models.TaskState(a.enum("status", "", taskStates()...)),
 		Limit:  int(a.integer("limit", 20, 1, 200)),
+		After:  decodeCursor(a),
 	}
 	return r, a.err()
+}
+
+// decodeCursor reads the cursor argument, nil for the first page.
+func decodeCursor(a *args) *models.Cursor {
+	const accepted = "the nextCursor of a previous reply, as it was"
+	s := a.str("cursor", textRule{maxChars: 256, accepted: accepted})
+	if s == "" {
+		return nil
+	}
+	c, err := models.ParseCursor(s)
+	if err != nil {
+		a.fail("cursor", "is not a cursor from a previous page", accepted)
+		return nil
+	}
+	return &c
 }
 
 // decodeID reads an id argument and checks its shape.
@@ -209,6 +226,7 @@ type ReviewRequest struct {
 	TaskID      string
 	ShowContent bool
 	Detailed    bool
+	After       *models.Cursor // the nextCursor of a previous page of the pending list
 }
 
 // DecodeReviewChanges decodes review_changes's arguments.
@@ -219,6 +237,7 @@ func DecodeReviewChanges(raw any) (*ReviewRequest, error) {
 		TaskID:      decodeID(a, "taskId", false, checkTaskID),
 		ShowContent: a.boolean("showContent", true),
 		Detailed:    a.enum("format", "summary", reviewFormats...) == "detailed",
+		After:       decodeCursor(a),
 	}
 	return r, a.err()
 }

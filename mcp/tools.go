@@ -137,6 +137,7 @@ Status is one of pending, running, completed, failed, cancelled, timed_out, need
 		mcp.WithString("taskId", with(taskIDProp, mcp.Description("Task to show in full."))...),
 		mcp.WithString("status", mcp.Enum(taskStates()...), mcp.Description("Only list tasks with this status.")),
 		mcp.WithNumber("limit", mcp.Min(1), mcp.Max(200), mcp.DefaultNumber(20), mcp.Description("How many tasks to list (default 20).")),
+		mcp.WithString("cursor", mcp.MaxLength(256), mcp.Description("nextCursor of the previous reply, for the next page of the list.")),
 		mcp.WithOutputSchema[WorkStatusResult](),
 	)
 	return tool, handler(DecodeWorkStatus, fe.WorkStatus)
@@ -155,6 +156,7 @@ Next: apply_changes, request_revision or reject_changes.`),
 		mcp.WithBoolean("showContent", mcp.DefaultBool(true), mcp.Description("Include the patch (default true).")),
 		mcp.WithString("format", mcp.Enum(reviewFormats...),
 			mcp.Description("summary (default) or detailed; in the pending list, patches are only included when detailed.")),
+		mcp.WithString("cursor", mcp.MaxLength(256), mcp.Description("nextCursor of the previous reply, for the next page of the pending list.")),
 		mcp.WithOutputSchema[ReviewResult](),
 	)
 	return tool, handler(DecodeReviewChanges, fe.ReviewChanges)

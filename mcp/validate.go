@@ -146,21 +146,26 @@ func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string,
 		}
 		return "", bad("%s is outside the allowed roots", quote(p))
 	}
-	top, err := gitTopLevel(ctx, real)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", bad("checking %s was cancelled", quote(p))
+	top, dirs, fast := fastRepoDirs(real)
+	if !fast {
+		var err error
+		if top, err = gitTopLevel(ctx, real); err != nil {
+			if ctx.Err() != nil {
+				return "", bad("checking %s was cancelled", quote(p))
+			}
+			return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
 		}
-		return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
 	}
 	if !withinAny(top, resolvedRoots) {
 		return "", bad("%s belongs to the git repository at %s, which is outside the allowed roots", quote(p), quote(top))
 	}
 	// A .git file (or core.worktree games) may put the repository itself
 	// anywhere: its git directories must be inside an allowed root too.
-	dirs, err := gitDirs(ctx, real)
-	if err != nil {
-		return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
+	if !fast {
+		var err error
+		if dirs, err = gitDirs(ctx, real); err != nil {
+			return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
+		}
 	}
 	for _, d := range dirs {
 		if !withinAny(d, resolvedRoots) {

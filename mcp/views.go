@@ -91,6 +91,9 @@ type WorkStatusResult struct {
 	Tasks  []TaskSummary    `json:"tasks,omitempty" jsonschema:"the newest tasks, when no taskId was given"`
 	Counts map[string]int64 `json:"counts" jsonschema:"number of tasks by status, over the whole store"`
 	Total  int64            `json:"total"`
+	// NextCursor continues the list; it stays valid however many tasks are
+	// added meanwhile (they are newer, so they come before it).
+	NextCursor string `json:"nextCursor,omitempty" jsonschema:"pass as cursor for the next page; absent on the last page"`
 }
 
 // DiffFileView is one file of a diff.
@@ -142,6 +145,8 @@ type ReviewResult struct {
 	Diff    *DiffView  `json:"diff,omitempty" jsonschema:"the diff asked for"`
 	Pending []DiffView `json:"pending,omitempty" jsonschema:"diffs waiting for a decision, when no id was given"`
 	Count   int        `json:"count"`
+	// NextCursor continues the pending list, oldest first.
+	NextCursor string `json:"nextCursor,omitempty" jsonschema:"pass as cursor for the next page of pending diffs; absent on the last page"`
 }
 
 // Apply outcomes.

@@ -24,6 +24,13 @@ type DiffFilter struct {
 	// WithPatch loads the patch too; by default lists leave it out (it can be
 	// megabytes per diff). GetDiff always loads it.
 	WithPatch bool
+	// Awaiting selects the diffs in DiffAwaitingStates through their partial
+	// index (States with the same states would sort every one of them).
+	Awaiting bool
+	// Paged lists by (created_at, id) in Order's direction, from the start
+	// or, with After, past the end of a previous page.
+	Paged bool
+	After *Cursor
 }
 
 // DiffOrder is the order of ListDiffs results.
@@ -189,6 +196,11 @@ func diffListQuery(db *gorm.DB, f DiffFilter) *gorm.DB {
 	if len(f.States) > 0 {
 		q = whereIn(q, "status", f.States)
 	}
+	if f.Awaiting {
+		// INDEXED BY: without statistics the planner prefers the status
+		// index, which needs a sort of every awaiting diff for the order.
+		q = q.Table("git_diffs INDEXED BY idx_git_diffs_awaiting").Where(awaitingDiffsWhere)
+	}
 	if len(f.Desired) > 0 {
 		q = whereIn(q, "desired", f.Desired)
 	}
@@ -198,7 +210,9 @@ func diffListQuery(db *gorm.DB, f DiffFilter) *gorm.DB {
 	if !f.UpdatedBefore.IsZero() {
 		q = q.Where("updated_at < ?", f.UpdatedBefore.UTC())
 	}
-	if f.Order == DiffsOldestFirst {
+	if f.Paged {
+		q = keysetPage(q, "created_at", f.Order != DiffsOldestFirst, f.After)
+	} else if f.Order == DiffsOldestFirst {
 		q = q.Order("created_at ASC")
 	} else {
 		q = q.Order("created_at DESC")
@@ -245,11 +259,10 @@ func (s *Store) UpdateDiffStatus(ctx context.Context, d *Diff, timeline ...Timel
 	return updateStatus(ctx, s, &diffKind, d, timeline)
 }
 
-// CountDiffsByStatus counts all diffs by external status.
+// CountDiffsByStatus counts all diffs by external status, from the counts the
+// triggers keep (counts.go).
 func (s *Store) CountDiffsByStatus(ctx context.Context) (map[DiffState]int64, error) {
-	out, err := countByKey[DiffState](ctx, s, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&Diff{}).Select("status, count(*) AS n").Group("status")
-	})
+	out, err := keptCounts[DiffState](ctx, s, Diff{}.TableName())
 	if err != nil {
 		return nil, fmt.Errorf("count diffs by status: %w", err)
 	}

@@ -2,7 +2,10 @@ package models
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"strings"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -29,4 +32,66 @@ func (s *Store) FindContainerByDockerID(ctx context.Context, id string) (*Contai
 		return nil, fmt.Errorf("find container %s: %w", id, ErrNotFound)
 	}
 	return &found[0], nil
+}
+
+// ContainerCounts are the registered containers counted by what status shows.
+type ContainerCounts struct {
+	Managed, Running, Adopted int64
+}
+
+// CountContainers counts the registered containers in one aggregate query,
+// so system_status reads no rows into memory.
+func (s *Store) CountContainers(ctx context.Context) (ContainerCounts, error) {
+	var out ContainerCounts
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Table(Container{}.TableName()).
+			Select("count(*) AS managed, coalesce(sum(state = 'running'), 0) AS running, coalesce(sum(adopted <> 0), 0) AS adopted").
+			Scan(&out).Error
+	})
+	if err != nil {
+		return ContainerCounts{}, fmt.Errorf("count containers: %w", err)
+	}
+	return out, nil
+}
+
+// Cursor is where a page of a list ends: the sort time and id of its last
+// row. The next page starts strictly after it in the list's order (time,
+// then id), so rows written meanwhile neither repeat nor shift the pages,
+// and each page is one index range, however long the history.
+type Cursor struct {
+	Time time.Time
+	ID   string
+}
+
+// String encodes the cursor for a client to send back as it is.
+func (c Cursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte(c.Time.UTC().Format(time.RFC3339Nano) + "|" + c.ID))
+}
+
+// ParseCursor decodes a cursor made by Cursor.String.
+func ParseCursor(s string) (Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("cursor: %w: not a cursor from a previous page", ErrInvalid)
+	}
+	at, id, ok := strings.Cut(string(raw), "|")
+	t, terr := time.Parse(time.RFC3339Nano, at)
+	if !ok || terr != nil || id == "" {
+		return Cursor{}, fmt.Errorf("cursor: %w: not a cursor from a previous page", ErrInvalid)
+	}
+	return Cursor{Time: t.UTC(), ID: id}, nil
+}
+
+// keysetPage orders q by (col, id) in the given direction and, after the
+// first page, starts it past after. The row-value comparison is one range
+// of an index on col (ties broken by id among equal times only).
+func keysetPage(q *gorm.DB, col string, desc bool, after *Cursor) *gorm.DB {
+	op, dir := ">", "ASC"
+	if desc {
+		op, dir = "<", "DESC"
+	}
+	if after != nil {
+		q = q.Where("("+col+", id) "+op+" (?, ?)", after.Time.UTC(), after.ID)
+	}
+	return q.Order(col + " " + dir + ", id " + dir)
 }

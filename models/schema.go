@@ -50,6 +50,9 @@ var indexes = []string{
 		WHERE ` + liveDiffsWhere,
 	// ListDiffs by status (review_changes, operators' WHERE status = 'pending'), CountDiffsByStatus.
 	`CREATE INDEX IF NOT EXISTS idx_git_diffs_status ON git_diffs (status, created_at)`,
+	// review_changes's pending list, a page at a time in creation order: as
+	// small as the diffs awaiting a decision, and in the page's order.
+	`CREATE INDEX IF NOT EXISTS idx_git_diffs_awaiting ON git_diffs (created_at, id) WHERE ` + awaitingDiffsWhere,
 	// Conflict re-check after an apply: pending diffs for the same target.
 	`CREATE INDEX IF NOT EXISTS idx_git_diffs_target ON git_diffs (target_workspace, status, created_at)`,
 	// ListDiffs by desired outcome.
@@ -78,6 +81,9 @@ var indexes = []string{
 const (
 	liveTasksWhere = `finished = 0 OR generation <> observed_generation`
 	liveDiffsWhere = `generation <> observed_generation OR status = 'applying'`
+	// awaitingDiffsWhere is DiffAwaitingStates as SQL text (a partial index
+	// cannot be matched through bound parameters).
+	awaitingDiffsWhere = `status IN ('pending', 'conflict')`
 )
 
 // migrate brings the schema to SchemaVersion in one immediate transaction, so
@@ -100,6 +106,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err := tx.Exec(ddl).Error; err != nil {
 				return fmt.Errorf("create index: %w", err)
 			}
+		}
+		if err := migrateCounts(tx); err != nil {
+			return err
 		}
 		// The installation id and creation time are written once (DO NOTHING
 		// keeps the first); the schema version is raised to ours.

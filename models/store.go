@@ -84,6 +84,9 @@ type Store struct {
 	versionKnown  bool
 	othersChanges int64
 
+	// changes wakes waiters after every change this store learns of (Changed).
+	changes changeSignal
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -322,6 +325,7 @@ func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
 	}
 	if !s.versionKnown || (v != s.seenVersion && !own) {
 		s.othersChanges++
+		s.changes.fire()
 	}
 	s.seenVersion, s.versionKnown = v, true
 	return nil
@@ -379,6 +383,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err erro
 			})
 		})
 	})
+	if err == nil {
+		s.changes.fire()
+	}
 	if err != nil && isDiskFull(err) {
 		// Named here once, so every front end can say what is wrong
 		// instead of passing on SQLite's bare "database or disk is full".

@@ -18,6 +18,10 @@ type TaskFilter struct {
 	Finished *bool // nil: both
 	Limit    int   // 0: no limit
 	Order    TaskOrder
+	// Paged lists by (start_time, id) in Order's direction (newest or oldest
+	// first), from the start or, with After, past the end of a previous page.
+	Paged bool
+	After *Cursor
 }
 
 // TaskOrder is the order of ListTasks results.
@@ -222,10 +226,12 @@ func taskListQuery(db *gorm.DB, f TaskFilter) *gorm.DB {
 	}
 	// No id tie-breaker: start_time has nanosecond precision, and a second
 	// sort key the index does not hold would force a sort of every match.
-	switch f.Order {
-	case TasksOldestFirst:
+	switch {
+	case f.Paged:
+		q = keysetPage(q, "start_time", f.Order != TasksOldestFirst, f.After)
+	case f.Order == TasksOldestFirst:
 		q = q.Order("start_time ASC")
-	case TasksAdmissionOrder:
+	case f.Order == TasksAdmissionOrder:
 		q = q.Order("priority_rank ASC, start_time ASC")
 	default:
 		q = q.Order("start_time DESC")
@@ -282,10 +288,9 @@ func (s *Store) UpdateTaskStatus(ctx context.Context, t *Task, timeline ...Timel
 }
 
 // CountTasksByStatus counts all tasks by external status (history included).
+// It reads the counts the triggers keep (counts.go), not the tasks.
 func (s *Store) CountTasksByStatus(ctx context.Context) (map[TaskState]int64, error) {
-	out, err := countByKey[TaskState](ctx, s, func(db *gorm.DB) *gorm.DB {
-		return db.Model(&Task{}).Select("status, count(*) AS n").Group("status")
-	})
+	out, err := keptCounts[TaskState](ctx, s, Task{}.TableName())
 	if err != nil {
 		return nil, fmt.Errorf("count tasks by status: %w", err)
 	}

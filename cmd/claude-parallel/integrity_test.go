@@ -13,8 +13,9 @@ import (
 )
 
 // writeDamagedStore creates the store at path with enough tasks to span many
-// pages, then scribbles over pages in the middle of the file, leaving page 1
-// (header, schema) intact: the file opens, and only a query that reaches the
+// pages, then scribbles over pages in the middle of the file, leaving the
+// schema intact (page 1 and the first pages, which the schema's triggers
+// and indexes fill): the file opens, and only a query that reaches the
 // damage would fail.
 func writeDamagedStore(t *testing.T, path string) {
 	t.Helper()
@@ -24,7 +25,7 @@ func writeDamagedStore(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	for i := range 200 {
-		task := &models.Task{Spec: models.TaskSpec{Prompt: fmt.Sprintf("task %d %s", i, strings.Repeat("x", 500)),
+		task := &models.Task{Spec: models.TaskSpec{Prompt: fmt.Sprintf("task %d %s", i, strings.Repeat("x", 2000)),
 			WorkFolder: "/repo", Agent: "shell"}}
 		if _, _, err := s.CreateTask(ctx, task); err != nil {
 			t.Fatal(err)

@@ -38,7 +38,7 @@ var flowBuild struct {
 }
 
 // flowBinary builds the claude-parallel binary once per test run.
-func flowBinary(t *testing.T) string {
+func flowBinary(t testing.TB) string {
 	if p := os.Getenv("CP_E2E_BINARY"); p != "" {
 		return p // a binary built elsewhere (e.g. by make build)
 	}
@@ -63,7 +63,7 @@ func flowBinary(t *testing.T) string {
 
 // flowRequireDocker skips without a Docker engine and the shell image,
 // except in CI, where `make test` provides both and their absence is a failure.
-func flowRequireDocker(t *testing.T) {
+func flowRequireDocker(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test; -short given")
@@ -79,14 +79,14 @@ func flowRequireDocker(t *testing.T) {
 
 // flowInstall is one claude-parallel installation with a work repository.
 type flowInstall struct {
-	t         *testing.T
+	t         testing.TB
 	dir, home string
 	repo      string
 	config    string
 	env       []string
 }
 
-func newFlowInstall(t *testing.T) *flowInstall {
+func newFlowInstall(t testing.TB) *flowInstall {
 	t.Helper()
 	flowRequireDocker(t)
 	dir, err := filepath.EvalSymlinks(t.TempDir())
@@ -238,7 +238,7 @@ func (fi *flowInstall) http() *flowServer {
 }
 
 // call invokes a tool that must succeed and decodes its structured content.
-func (s *flowServer) call(t *testing.T, name string, args map[string]any, out any) {
+func (s *flowServer) call(t testing.TB, name string, args map[string]any, out any) {
 	t.Helper()
 	if err := s.callErr(name, args, out); err != nil {
 		t.Fatal(err)
@@ -266,14 +266,14 @@ func (s *flowServer) callErr(name string, args map[string]any, out any) error {
 }
 
 // runTask starts a shell task and waits for it to finish.
-func (s *flowServer) runTask(t *testing.T, fi *flowInstall, script string) mcp.TaskWaitView {
+func (s *flowServer) runTask(t testing.TB, fi *flowInstall, script string) mcp.TaskWaitView {
 	t.Helper()
 	var started mcp.TaskWorkerResult
 	s.call(t, "task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started)
 	return s.waitTask(t, started.TaskID)
 }
 
-func (s *flowServer) waitTask(t *testing.T, taskID string) mcp.TaskWaitView {
+func (s *flowServer) waitTask(t testing.TB, taskID string) mcp.TaskWaitView {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
