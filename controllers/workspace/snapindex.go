@@ -39,6 +39,9 @@ func (ct *copiedTree) indexInfo() []byte {
 // file was hashed, no rule (.gitattributes) could make git store a file other
 // than as it is, and no path is both a file and a folder.
 func (ct *copiedTree) indexable() bool {
+	if !canWriteIndex {
+		return false
+	}
 	files := make(map[string]bool, len(ct.paths)+len(ct.gitlinks))
 	var zero [sha1.Size]byte
 	for i, p := range ct.paths {
@@ -103,9 +106,9 @@ func (ct *copiedTree) writeIndexFile(file string) error {
 		var fixed [62]byte
 		if e := en.e; e != nil {
 			st := &e.st
+			w := statWords(st)
 			for i, v := range []uint32{
-				uint32(st.Ctim.Sec), uint32(st.Ctim.Nsec), uint32(st.Mtim.Sec), uint32(st.Mtim.Nsec),
-				uint32(st.Dev), uint32(st.Ino), e.mode, st.Uid, st.Gid, uint32(st.Size),
+				w[0], w[1], w[2], w[3], w[4], w[5], e.mode, uint32(st.Uid), uint32(st.Gid), uint32(st.Size),
 			} {
 				binary.BigEndian.PutUint32(fixed[4*i:], v)
 			}

@@ -87,16 +87,10 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 		changed, err = changedTracked(ctx, g)
 		listed <- err
 	}()
-	var untracked, moreNested []string
-	err = func() error {
-		defer func() {
-			if lerr := <-listed; err == nil {
-				err = lerr
-			}
-		}()
-		untracked, moreNested, err = untrackedOrWalk(ctx, g, sv, &gitlinks)
-		return err
-	}()
+	untracked, moreNested, err := untrackedOrWalk(ctx, g, sv, &gitlinks)
+	if lerr := <-listed; err == nil { // waited for either way: it writes changed
+		err = lerr
+	}
 	if err != nil {
 		return err
 	}
