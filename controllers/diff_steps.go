@@ -492,9 +492,14 @@ type awaitingDiff struct {
 // awaitingDecision lists the diffs in state pending or conflict (patches
 // left out) with their targets, in two queries whatever their number.
 func awaitingDecision(ctx context.Context, store *models.Store) ([]awaitingDiff, error) {
-	diffs, err := store.ListDiffs(ctx, models.DiffFilter{
-		States: models.DiffAwaitingStates(),
-	})
+	return awaitingWithTargets(ctx, store, models.DiffFilter{States: models.DiffAwaitingStates()})
+}
+
+// awaitingWithTargets lists the diffs filter selects with the folder each
+// would be applied to: one query for the diffs, one for the tasks of those
+// that have no target of their own.
+func awaitingWithTargets(ctx context.Context, store *models.Store, filter models.DiffFilter) ([]awaitingDiff, error) {
+	diffs, err := store.ListDiffs(ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("list diffs awaiting a decision: %w", err)
 	}

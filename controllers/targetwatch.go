@@ -163,26 +163,8 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 // awaitingPage is one page of the diffs awaiting a decision, oldest first
 // after after, with their targets, in two queries.
 func awaitingPage(ctx context.Context, store *models.Store, after *models.Cursor, limit int) ([]awaitingDiff, error) {
-	diffs, err := store.ListDiffs(ctx, models.DiffFilter{Awaiting: true, Order: models.DiffsOldestFirst,
+	return awaitingWithTargets(ctx, store, models.DiffFilter{Awaiting: true, Order: models.DiffsOldestFirst,
 		Paged: true, After: after, Limit: limit})
-	if err != nil {
-		return nil, fmt.Errorf("list diffs awaiting a decision: %w", err)
-	}
-	var taskIDs []string
-	for _, d := range diffs {
-		if d.Spec.TargetWorkspace == "" {
-			taskIDs = append(taskIDs, d.TaskID)
-		}
-	}
-	tasks, err := store.TasksByID(ctx, taskIDs)
-	if err != nil {
-		return nil, fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
-	}
-	out := make([]awaitingDiff, len(diffs))
-	for i := range diffs {
-		out[i] = awaitingDiff{diff: &diffs[i], target: diffTarget(&diffs[i], tasks[diffs[i].TaskID])}
-	}
-	return out, nil
 }
 
 // targetHead is what one git process says of a target folder, and the

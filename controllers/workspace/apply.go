@@ -453,13 +453,17 @@ func writeEntry(src, dst *os.Root, p string, fi fs.FileInfo, owner *syscall.Cred
 
 // copyTo copies the regular file from of src to the new file to of dst.
 func copyTo(src, dst *os.Root, from, to string, perm fs.FileMode) (err error) {
+	// O_NOFOLLOW: if the entry became a symlink since it was looked at, fail
+	// rather than read whatever it points at. O_NONBLOCK: if it became a FIFO,
+	// the open returns (and the check below refuses it) instead of waiting for
+	// a writer for ever; it changes nothing for a regular file.
 	in, err := src.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 	if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", from)
+		return fmt.Errorf("%s: no longer a regular file", from)
 	}
 	out, err := dst.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if err != nil {
@@ -473,7 +477,7 @@ func copyTo(src, dst *os.Root, from, to string, perm fs.FileMode) (err error) {
 	if _, err := io.Copy(out, in); err != nil {
 		return err
 	}
-	return out.Chmod(perm)
+	return out.Chmod(perm) // the umask must not decide the mode git records
 }
 
 func applyCheck(ctx context.Context, target gitCmd, patch []byte, reverse bool) error {

@@ -3,13 +3,11 @@ package workspace
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // isGitName reports whether a path component would be taken for a git directory by
@@ -88,32 +86,8 @@ func copyEntry(src, dst *os.Root, rel string) (bool, error) {
 	}
 }
 
-func copyRegular(src, dst *os.Root, rel string, perm fs.FileMode) (err error) {
-	// O_NOFOLLOW: if the entry became a symlink since lstat, fail rather than read
-	// whatever it points at. O_NONBLOCK: if it became a FIFO, the open returns
-	// (and the check below refuses it) instead of waiting for a writer for ever;
-	// it changes nothing for a regular file.
-	in, err := src.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: no longer a regular file", rel)
-	}
-	out, err := dst.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err := io.Copy(out, in); err != nil {
-		return err
-	}
-	return out.Chmod(perm) // the umask must not decide the mode git records
+func copyRegular(src, dst *os.Root, rel string, perm fs.FileMode) error {
+	return copyTo(src, dst, rel, rel, perm)
 }
 
 // chownTree hands a tree to uid:gid without following symlinks. Negative ids are left
