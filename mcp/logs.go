@@ -19,8 +19,7 @@ import (
 // Bounds of a log reply: lines are cut, and the reply keeps the newest lines
 // that fit.
 const (
-	maxLogLineBytes  = 8 << 10
-	maxLogReplyBytes = 256 << 10
+	maxLogLineBytes = 8 << 10
 	// MaxLogResourceBytes bounds the log resource of a task.
 	MaxLogResourceBytes = 1 << 20
 )
@@ -38,7 +37,40 @@ func (f *Frontend) ViewLogs(ctx context.Context, req *LogsRequest) (*LogsResult,
 	if err != nil {
 		return nil, err
 	}
-	return f.readRunLog(ctx, target, req.Tail, req.Filter, maxLogReplyBytes)
+	res, err := f.readRunLines(ctx, target, lineOptions{tail: req.Tail, filter: req.Filter, before: req.BeforeLine, from: req.FromLine,
+		maxCost: maxContentChars, cost: func(l string) int { return jsonLen(l) + 3 }})
+	if err != nil {
+		return nil, err
+	}
+	res.Hint = logHint(req, res)
+	return res, nil
+}
+
+// logHint names the calls that show the lines this reply left out.
+func logHint(req *LogsRequest, res *LogsResult) string {
+	if !res.Truncated || res.MatchedLines == 0 {
+		return ""
+	}
+	same := fmt.Sprintf("identifier=%q", req.Identifier)
+	if req.Filter != "" {
+		same += fmt.Sprintf(" filter=%q", req.Filter)
+	}
+	if req.Tail != DefaultTailLines {
+		same += fmt.Sprintf(" tail=%d", req.Tail)
+	}
+	first, last := res.FirstLine, res.FirstLine+len(res.Lines)-1
+	if len(res.Lines) == 0 {
+		last = first - 1
+	}
+	var parts []string
+	parts = append(parts, fmt.Sprintf("Lines %d to %d of %d shown.", first, last, res.MatchedLines))
+	if first > 1 {
+		parts = append(parts, fmt.Sprintf("Older lines: call view_container_logs %s beforeLine=%d.", same, first))
+	}
+	if last < res.MatchedLines {
+		parts = append(parts, fmt.Sprintf("Newer lines: call view_container_logs %s fromLine=%d.", same, last+1))
+	}
+	return strings.Join(parts, " ")
 }
 
 // resolveLogTarget maps an identifier to a task run.
@@ -100,6 +132,11 @@ func (f *Frontend) runLogRow(ctx context.Context, target logTarget) (*models.Exe
 // readRunLog reads one run's log: the last tail lines (all when 0) that
 // contain filter, timestamps removed, newest kept within maxBytes.
 func (f *Frontend) readRunLog(ctx context.Context, target logTarget, tail int, filter string, maxBytes int) (*LogsResult, error) {
+	return f.readRunLines(ctx, target, lineOptions{tail: tail, filter: filter, maxCost: maxBytes})
+}
+
+// readRunLines reads the lines of one run's log that opt selects.
+func (f *Frontend) readRunLines(ctx context.Context, target logTarget, opt lineOptions) (*LogsResult, error) {
 	res := &LogsResult{TaskID: target.taskID, Run: target.run, ContainerName: containerName(target.taskID, target.run), Lines: []string{}}
 	runs, err := f.d.Store.ListExecutionLogs(ctx, models.LogFilter{TaskID: target.taskID})
 	if err != nil {
@@ -136,45 +173,86 @@ func (f *Frontend) readRunLog(ctx context.Context, target logTarget, tail int, f
 	// filter nor a cut can reveal part of a secret.
 	src, stop := redactedReader(file, f.secrets())
 	defer stop()
-	sel, err := selectLines(src, tail, filter, maxBytes)
+	sel, err := selectLineRange(src, opt)
 	if err != nil {
 		return nil, fmt.Errorf("read log %s: %w", path, err)
 	}
-	res.Lines, res.TotalLines, res.MatchedLines, res.Truncated = sel.lines, sel.total, sel.matched, sel.truncated
+	res.Lines, res.TotalLines, res.MatchedLines, res.Truncated, res.FirstLine = sel.lines, sel.total, sel.matched, sel.truncated, sel.first
 	return res, nil
 }
 
 type lineSelection struct {
 	lines          []string
 	total, matched int
+	first          int // number of lines[0] among the matched lines, from 1
 	truncated      bool
+}
+
+// lineOptions select lines of a log: the last tail matching lines before
+// line number before (to the end when 0), or the first tail from line
+// number from, fewer when their cost (bytes plus a newline by default)
+// passes maxCost. Numbers count matching lines from 1.
+type lineOptions struct {
+	tail         int // 0: up to MaxTailLines
+	filter       string
+	before, from int
+	maxCost      int
+	cost         func(line string) int
 }
 
 // selectLines scans r once, keeping the last keep matching lines (all when
 // tail is 0, up to MaxTailLines) and then dropping the oldest until the
 // rest fits maxBytes.
 func selectLines(r io.Reader, tail int, filter string, maxBytes int) (lineSelection, error) {
-	keep := tail
+	return selectLineRange(r, lineOptions{tail: tail, filter: filter, maxCost: maxBytes})
+}
+
+// selectLineRange scans r once and keeps the lines opt selects.
+func selectLineRange(r io.Reader, opt lineOptions) (lineSelection, error) {
+	keep := opt.tail
 	if keep <= 0 {
 		keep = MaxTailLines
 	}
+	cost := opt.cost
+	if cost == nil {
+		cost = func(l string) int { return len(l) + 1 }
+	}
 	sel := lineSelection{lines: []string{}}
 	ring := make([]string, 0, min(keep, 1024))
-	start := 0 // index of the oldest line in ring once it is full
+	start := 0    // index of the oldest line in ring once it is full
+	used := 0     // cost of the lines kept going forward
+	full := false // going forward, the next line no longer fits
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := readLine(br)
 		if line != "" || err == nil {
 			sel.total++
 			text := stripTimestamp(line)
-			if filter == "" || strings.Contains(text, filter) {
+			if opt.filter == "" || strings.Contains(text, opt.filter) {
 				sel.matched++
-				text = cutBytes(text, maxLogLineBytes)
-				if len(ring) < keep {
-					ring = append(ring, text)
-				} else {
-					ring[start] = text
-					start = (start + 1) % keep
+				n := sel.matched
+				switch {
+				case opt.from > 0:
+					if n >= opt.from && !full {
+						text = cutBytes(text, maxLogLineBytes)
+						if len(ring) == 0 {
+							text = fitLine(text, cost, opt.maxCost)
+						}
+						if c := cost(text); len(ring) < keep && used+c <= opt.maxCost {
+							ring = append(ring, text)
+							used += c
+						} else {
+							full = true
+						}
+					}
+				case opt.before == 0 || n < opt.before:
+					text = cutBytes(text, maxLogLineBytes)
+					if len(ring) < keep {
+						ring = append(ring, text)
+					} else {
+						ring[start] = text
+						start = (start + 1) % keep
+					}
 				}
 			}
 		}
@@ -185,19 +263,40 @@ func selectLines(r io.Reader, tail int, filter string, maxBytes int) (lineSelect
 			return sel, err
 		}
 	}
+	if opt.from > 0 {
+		sel.lines, sel.first = ring, opt.from
+		sel.truncated = len(ring) < sel.matched
+		return sel, nil
+	}
 	ordered := append(append([]string{}, ring[start:]...), ring[:start]...)
-	sel.truncated = sel.matched > len(ordered)
 	size := 0
 	first := len(ordered)
-	for first > 0 && size+len(ordered[first-1])+1 <= maxBytes {
+	for first > 0 && size+cost(ordered[first-1]) <= opt.maxCost {
 		first--
-		size += len(ordered[first]) + 1
+		size += cost(ordered[first])
 	}
-	if first > 0 {
-		sel.truncated = true
+	if first == len(ordered) && first > 0 {
+		// Not even the newest line fits: it is shown cut, so that paging on
+		// from it makes progress.
+		first--
+		ordered[first] = fitLine(ordered[first], cost, opt.maxCost)
 	}
 	sel.lines = ordered[first:]
+	shownEnd := sel.matched // number of the last line considered
+	if opt.before > 0 {
+		shownEnd = min(opt.before-1, sel.matched)
+	}
+	sel.first = shownEnd - len(sel.lines) + 1
+	sel.truncated = len(sel.lines) < sel.matched
 	return sel, nil
+}
+
+// fitLine cuts a line until its cost is within max.
+func fitLine(text string, cost func(string) int, max int) string {
+	for cost(text) > max && len(text) > 0 {
+		text = strings.ToValidUTF8(text[:len(text)*3/4], "")
+	}
+	return text
 }
 
 // readLine reads one line of any length without keeping more than a cut

@@ -108,6 +108,14 @@ func (r *WorkStatusResult) Markdown() string {
 }
 
 // writeNextCursor tells a reader of the text how to get the next page.
+// writeHint says what the reply left out and how to get it.
+func writeHint(m *md, hint string) {
+	if hint != "" {
+		m.blank()
+		m.line("%s", hint)
+	}
+}
+
 func writeNextCursor(m *md, cursor string) {
 	if cursor != "" {
 		m.blank()
@@ -166,6 +174,7 @@ func (r *ReviewResult) Markdown() string {
 	var m md
 	if r.Diff != nil {
 		writeDiff(&m, r.Diff, true)
+		writeHint(&m, r.Hint)
 		return m.String()
 	}
 	if len(r.Pending) == 0 {
@@ -177,7 +186,11 @@ func (r *ReviewResult) Markdown() string {
 		m.blank()
 		writeDiff(&m, &r.Pending[i], false)
 	}
-	writeNextCursor(&m, r.NextCursor)
+	if r.Hint != "" {
+		writeHint(&m, r.Hint)
+	} else {
+		writeNextCursor(&m, r.NextCursor)
+	}
 	return m.String()
 }
 
@@ -378,6 +391,7 @@ func (r *LogsResult) Markdown() string {
 	if len(r.Runs) > 1 {
 		m.line("Runs with logs: %s", joinInts(r.Runs))
 	}
+	writeHint(&m, r.Hint)
 	return m.String()
 }
 

@@ -2,18 +2,22 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
-// Bounds of review_changes replies: one diff's patch, and all patches of a
-// pending list together. Larger patches are cut; the resource has them whole.
+// Bounds of review_changes replies, in JSON-escaped characters: one diff's
+// patch (the rest is read with offset, or file by file), and one page of
+// the pending list with its patches (the rest is read with cursor). The
+// resource patchUri has the whole patch.
 const (
-	maxPatchInReply     = 256 << 10
-	maxPatchesInList    = 512 << 10
+	maxPatchInReply     = maxContentChars
+	maxPendingListChars = maxContentChars
 	maxPendingDiffsShow = 50
 )
 
@@ -58,8 +62,11 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 		return nil, fmt.Errorf("read task %s: %w", d.TaskID, err)
 	}
 	v := newDiffView(d, t)
+	hint := ""
 	if req.ShowContent {
-		v.setPatch(d.Patch, maxPatchInReply)
+		if hint, err = v.setPatchPart(d.Patch, req.File, req.Offset); err != nil {
+			return nil, err
+		}
 	}
 	if req.Detailed {
 		events, err := f.d.Store.ListEvents(ctx, models.EventKindDiff, d.ID, eventsShown)
@@ -70,7 +77,34 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 			v.Events = append(v.Events, EventView{Time: e.Time, Reason: e.Reason, Message: e.Message})
 		}
 	}
-	return &ReviewResult{Diff: &v, Count: 1}, nil
+	return &ReviewResult{Diff: &v, Count: 1, Hint: hint}, nil
+}
+
+// setPatchPart shows the part of the patch (or of one file's patch) from
+// offset that fits the reply, and returns the hint for the rest.
+func (v *DiffView) setPatchPart(patch []byte, file string, offset int) (string, error) {
+	text := strings.ToValidUTF8(string(patch), "\uFFFD")
+	fileArg := ""
+	if file != "" {
+		sec, ok := filePatch(text, file)
+		if !ok {
+			return "", &InputError{Arg: "file", Problem: fmt.Sprintf("diff %s changes no file %s", v.DiffID, quote(file)),
+				Accepted: "a path from the diff's file list"}
+		}
+		text, v.PatchFile, fileArg = sec, file, fmt.Sprintf(" file=%q", file)
+	}
+	if offset > len(text) {
+		return "", &InputError{Arg: "offset", Problem: fmt.Sprintf("is %d, past the end of the patch (%d bytes)", offset, len(text)),
+			Accepted: fmt.Sprintf("0 to %d, the nextOffset of a previous reply", len(text))}
+	}
+	part, next := chunkAt(text, offset, maxPatchInReply)
+	v.Patch, v.PatchOffset = part, offset
+	if next >= len(text) {
+		return "", nil
+	}
+	v.PatchTruncated, v.NextOffset = true, next
+	return fmt.Sprintf("Patch%s cut: bytes %d to %d of %d shown. For the rest call review_changes diffId=%q%s offset=%d "+
+		"(or file=<path> for one file's patch).", fileArg, offset, next, len(text), v.DiffID, fileArg, next), nil
 }
 
 // messageSuffix carries the task's own sentence into a "no diff" answer: for
@@ -104,36 +138,66 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	if err != nil {
 		return nil, fmt.Errorf("list pending diffs: %w", err)
 	}
-	var next string
-	if len(ds) > maxPendingDiffsShow {
-		ds = ds[:maxPendingDiffsShow]
-		last := ds[len(ds)-1]
-		next = models.Cursor{Time: last.CreatedAt, ID: last.ID}.String()
-	}
+	more := len(ds) > maxPendingDiffsShow
+	ds = ds[:min(len(ds), maxPendingDiffsShow)]
 	tasks, err := f.tasksOf(ctx, ds)
 	if err != nil {
 		return nil, err
 	}
 	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds))}
-	budget := maxPatchesInList
+	// The page ends where its JSON would pass the bound; the cursor then
+	// names the last diff looked at, so the next page starts after it.
+	used, last := 0, -1
+	var cut []string
 	for i := range ds {
 		// A diff whose apply or rejection is on its way is decided; one whose
 		// apply met a conflict is not (models.Diff.Decision).
 		if !ds[i].AwaitingDecision() {
+			last = i
 			continue
 		}
 		v := newDiffView(&ds[i], tasks[ds[i].TaskID]) // nil for a task deleted meanwhile
-		if len(ds[i].Patch) > 0 && budget > 0 {
-			v.setPatch(ds[i].Patch, min(budget, maxPatchInReply))
-			budget -= len(v.Patch)
-		} else if len(ds[i].Patch) > 0 {
-			v.PatchTruncated = true
+		size := jsonSize(v)
+		if used+size > maxPendingListChars && len(res.Pending) > 0 {
+			break
 		}
+		if len(ds[i].Patch) > 0 {
+			text := strings.ToValidUTF8(string(ds[i].Patch), "\uFFFD")
+			part, end := chunkAt(text, 0, max(maxPendingListChars-used-size, 0))
+			if end < len(text) {
+				part = part[:strings.LastIndexByte(part, '\n')+1] // whole lines only, possibly none
+				v.PatchTruncated = true
+				cut = append(cut, v.DiffID)
+			}
+			v.Patch = part
+			size += jsonLen(part)
+		}
+		used += size
 		res.Pending = append(res.Pending, v)
+		last = i
 	}
 	res.Count = len(res.Pending)
-	res.NextCursor = next
+	if last >= 0 && (more || last < len(ds)-1) {
+		res.NextCursor = models.Cursor{Time: ds[last].CreatedAt, ID: ds[last].ID}.String()
+	}
+	var hints []string
+	if res.NextCursor != "" {
+		hints = append(hints, fmt.Sprintf("More diffs wait: call review_changes cursor=%q for the next page.", res.NextCursor))
+	}
+	if len(cut) > 0 {
+		hints = append(hints, fmt.Sprintf("Patches left out or cut for %s: call review_changes diffId=<id> for one diff's patch.", strings.Join(cut, ", ")))
+	}
+	res.Hint = strings.Join(hints, " ")
 	return res, nil
+}
+
+// jsonSize is the length of v encoded as JSON.
+func jsonSize(v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0
+	}
+	return len(b)
 }
 
 // tasksOf reads the tasks of diffs in one query, by id.

@@ -20,14 +20,14 @@ import (
 var (
 	taskWorkerArgs      = []string{"task", "workFolder", "parentTaskId", "taskDescription", "returnMode", "containerConfig", "agent", "baseRef", "includeUncommitted", "dependsOn", "priority"}
 	workStatusArgs      = []string{"taskId", "status", "limit", "cursor"}
-	reviewChangesArgs   = []string{"diffId", "taskId", "showContent", "format", "cursor"}
+	reviewChangesArgs   = []string{"diffId", "taskId", "showContent", "format", "cursor", "file", "offset"}
 	applyChangesArgs    = []string{"diffId", "targetWorkspace", "mode", "confirm"}
 	rejectChangesArgs   = []string{"diffId", "reason"}
 	requestRevisionArgs = []string{"diffId", "feedback", "preserveCorrectParts", "additionalContext"}
 	answerQuestionArgs  = []string{"taskId", "answer"}
 	cancelTaskArgs      = []string{"taskId", "reason"}
 	waitForTasksArgs    = []string{"taskIds", "timeoutSeconds"}
-	viewLogsArgs        = []string{"identifier", "tail", "filter"}
+	viewLogsArgs        = []string{"identifier", "tail", "filter", "beforeLine", "fromLine"}
 	listLogsArgs        = []string{"limit", "sortBy"}
 	containerConfigArgs = []string{"memory", "cpus", "timeout"}
 )
@@ -227,6 +227,8 @@ type ReviewRequest struct {
 	ShowContent bool
 	Detailed    bool
 	After       *models.Cursor // the nextCursor of a previous page of the pending list
+	File        string         // show only this file's patch
+	Offset      int            // byte offset into the patch (or the file's patch) where the shown part starts
 }
 
 // DecodeReviewChanges decodes review_changes's arguments.
@@ -238,6 +240,11 @@ func DecodeReviewChanges(raw any) (*ReviewRequest, error) {
 		ShowContent: a.boolean("showContent", true),
 		Detailed:    a.enum("format", "summary", reviewFormats...) == "detailed",
 		After:       decodeCursor(a),
+		File:        a.str("file", textRule{maxChars: MaxPathChars, accepted: "the path of a file of the diff, as the file list shows it"}),
+		Offset:      int(a.integer("offset", 0, 0, 1_000_000_000)),
+	}
+	if r.DiffID == "" && r.TaskID == "" && (r.File != "" || r.Offset > 0) {
+		a.fail("file", "file and offset read one diff's patch", "diffId or taskId together with file or offset")
 	}
 	return r, a.err()
 }
@@ -366,6 +373,8 @@ type LogsRequest struct {
 	Identifier string
 	Tail       int // 0: every line (bounded by the reply size)
 	Filter     string
+	BeforeLine int // show the lines before this line number (newest that fit); 0: up to the end
+	FromLine   int // show the lines from this line number on (oldest that fit); 0: not used
 }
 
 // Shapes an identifier may take besides a task id.
@@ -376,16 +385,25 @@ var (
 
 const acceptedIdentifier = `a task id ("task-0123456789ab"), a container name ("claude-parallel-task-0123456789ab-r1") or a Docker container id (12 to 64 hex digits)`
 
-// MaxTailLines bounds view_container_logs.tail.
-const MaxTailLines = 10_000
+// MaxTailLines bounds view_container_logs.tail; DefaultTailLines is what a
+// call without tail shows (the reply is bounded in characters as well).
+const (
+	MaxTailLines     = 10_000
+	DefaultTailLines = 200
+)
 
 // DecodeViewContainerLogs decodes view_container_logs's arguments.
 func DecodeViewContainerLogs(raw any) (*LogsRequest, error) {
 	a := newArgs(raw, viewLogsArgs...)
 	r := &LogsRequest{
 		Identifier: a.str("identifier", textRule{required: true, maxChars: MaxIdentifierChars, accepted: acceptedIdentifier}),
-		Tail:       int(a.integer("tail", 0, 0, MaxTailLines)),
+		Tail:       int(a.integer("tail", DefaultTailLines, 0, MaxTailLines)),
 		Filter:     a.str("filter", textRule{maxChars: MaxFilterChars, accepted: "text to look for in each line"}),
+		BeforeLine: int(a.integer("beforeLine", 0, 0, 1_000_000_000)),
+		FromLine:   int(a.integer("fromLine", 0, 0, 1_000_000_000)),
+	}
+	if r.BeforeLine > 0 && r.FromLine > 0 {
+		a.fail("fromLine", "beforeLine and fromLine read in opposite directions", "one of beforeLine and fromLine")
 	}
 	if id := r.Identifier; id != "" && !models.IsTaskID(id) && !containerNamePattern.MatchString(id) && !dockerIDPattern.MatchString(id) {
 		a.fail("identifier", fmt.Sprintf("%s is neither a task id, a container name nor a container id", quote(id)), acceptedIdentifier)

@@ -149,6 +149,8 @@ func ReviewChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 		closedInput,
 		mcp.WithDescription(`Show the changes a task made: statistics, the per-file list and the patch. Name the diff by diffId, or by taskId for the task's newest diff; with neither, list every diff waiting for a decision.
 
+A large patch or list is shown in parts; the reply's hint names the call for the rest (offset, file or cursor).
+
 Next: apply_changes, request_revision or reject_changes.`),
 		readOnlyTool("Review changes"),
 		mcp.WithString("diffId", with(diffIDProp, mcp.Description("Diff to show."))...),
@@ -157,6 +159,8 @@ Next: apply_changes, request_revision or reject_changes.`),
 		mcp.WithString("format", mcp.Enum(reviewFormats...),
 			mcp.Description("summary (default) or detailed; in the pending list, patches are only included when detailed.")),
 		mcp.WithString("cursor", mcp.MaxLength(256), mcp.Description("nextCursor of the previous reply, for the next page of the pending list.")),
+		mcp.WithString("file", mcp.MaxLength(MaxPathChars), mcp.Description("Show only this file's patch (a path from the file list).")),
+		mcp.WithNumber("offset", mcp.Min(0), mcp.Description("Byte offset in the patch (or the file's patch) to show from: the nextOffset of the previous reply.")),
 		mcp.WithOutputSchema[ReviewResult](),
 	)
 	return tool, handler(DecodeReviewChanges, fe.ReviewChanges)
@@ -276,12 +280,15 @@ func SystemStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 func ViewContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("view_container_logs",
 		closedInput,
-		mcp.WithDescription(`Show the output of a task's container: by task id (its newest run), by container name or by Docker container id. Works while the task runs and after the container is gone.`),
+		mcp.WithDescription(`Show the output of a task's container: by task id (its newest run), by container name or by Docker container id. Works while the task runs and after the container is gone. Shows the newest lines; the reply's hint names the call for older (beforeLine) or newer (fromLine) ones.`),
 		readOnlyTool("View task output"),
 		mcp.WithString("identifier", mcp.Required(), mcp.MaxLength(MaxIdentifierChars),
 			mcp.Description(`Task id ("task-…"), container name ("claude-parallel-task-…-r1") or container id.`)),
-		mcp.WithNumber("tail", mcp.Min(0), mcp.Max(MaxTailLines), mcp.Description("Show only the last N lines (default: all that fit in the reply).")),
+		mcp.WithNumber("tail", mcp.Min(0), mcp.Max(MaxTailLines), mcp.DefaultNumber(DefaultTailLines),
+			mcp.Description(fmt.Sprintf("Show at most N lines (default %d; 0: as many as fit in the reply).", DefaultTailLines))),
 		mcp.WithString("filter", mcp.MaxLength(MaxFilterChars), mcp.Description("Show only lines containing this text.")),
+		mcp.WithNumber("beforeLine", mcp.Min(1), mcp.Description("Show the lines before this line number (older output); lines are numbered from 1, counting only lines that match filter.")),
+		mcp.WithNumber("fromLine", mcp.Min(1), mcp.Description("Show the lines from this line number on (newer output).")),
 		mcp.WithOutputSchema[LogsResult](),
 	)
 	return tool, handler(DecodeViewContainerLogs, fe.ViewLogs)

@@ -127,6 +127,9 @@ type DiffView struct {
 	Patch           string         `json:"patch,omitempty" jsonschema:"the patch (git diff --binary), when showContent"`
 	PatchTruncated  bool           `json:"patchTruncated,omitempty" jsonschema:"the patch was cut; read the resource patchUri for all of it"`
 	PatchURI        string         `json:"patchUri" jsonschema:"MCP resource holding the whole patch"`
+	PatchFile       string         `json:"patchFile,omitempty" jsonschema:"the file whose patch is shown, when file was given"`
+	PatchOffset     int            `json:"patchOffset,omitempty" jsonschema:"byte offset of the shown part in the patch (of patchFile)"`
+	NextOffset      int            `json:"nextOffset,omitempty" jsonschema:"pass as offset (with the same diffId and file) for the rest of the patch; absent when nothing follows"`
 	CreatedAt       time.Time      `json:"createdAt"`
 	TargetWorkspace string         `json:"targetWorkspace,omitempty"`
 	ApplyMode       string         `json:"applyMode,omitempty"`
@@ -147,6 +150,7 @@ type ReviewResult struct {
 	Count   int        `json:"count"`
 	// NextCursor continues the pending list, oldest first.
 	NextCursor string `json:"nextCursor,omitempty" jsonschema:"pass as cursor for the next page of pending diffs; absent on the last page"`
+	Hint       string `json:"hint,omitempty" jsonschema:"what was left out of this reply and which call shows it"`
 }
 
 // Apply outcomes.
@@ -295,7 +299,9 @@ type LogsResult struct {
 	TotalLines    int      `json:"totalLines"`
 	MatchedLines  int      `json:"matchedLines" jsonschema:"lines containing filter (all lines without one)"`
 	Lines         []string `json:"lines" jsonschema:"the lines shown, timestamps removed"`
-	Truncated     bool     `json:"truncated" jsonschema:"older lines were left out (tail or size bound)"`
+	Truncated     bool     `json:"truncated" jsonschema:"lines were left out (tail or size bound)"`
+	FirstLine     int      `json:"firstLine,omitempty" jsonschema:"number of the first line shown, counting lines that match filter from 1"`
+	Hint          string   `json:"hint,omitempty" jsonschema:"which lines were left out and which call shows them"`
 	Runs          []int    `json:"runs,omitempty" jsonschema:"every run of the task that has a log"`
 }
 
