@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ func (f *Frontend) ViewLogs(ctx context.Context, req *LogsRequest) (*LogsResult,
 		return nil, err
 	}
 	res, err := f.readRunLines(ctx, target, lineOptions{tail: req.Tail, filter: req.Filter, before: req.BeforeLine, from: req.FromLine,
-		maxCost: maxContentChars, cost: func(l string) int { return jsonLen(l) + 3 }})
+		maxCost: cmp.Or(req.MaxChars, maxContentChars), cost: func(l string) int { return jsonLen(l) + 3 }})
 	if err != nil {
 		return nil, err
 	}

@@ -375,7 +375,13 @@ type LogsRequest struct {
 	Filter     string
 	BeforeLine int // show the lines before this line number (newest that fit); 0: up to the end
 	FromLine   int // show the lines from this line number on (oldest that fit); 0: not used
+	// MaxChars bounds the lines shown (JSON-escaped); 0 is the tool's
+	// bound. The CLI, which prints no JSON for a model, sets a larger one.
+	MaxChars int
 }
+
+// MaxCLILogChars is the bound of the lines the CLI prints at once.
+const MaxCLILogChars = 256 << 10
 
 // Shapes an identifier may take besides a task id.
 var (

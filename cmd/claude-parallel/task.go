@@ -332,6 +332,7 @@ func newTaskLogsCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return forFlags(err, mergeFlags(idArgs("TASK_ID"), taskFlags))
 			}
+			req.MaxChars = mcp.MaxCLILogChars
 			return withCLI(cmd, opts, o.json, func(c *cli) error {
 				if o.follow {
 					return c.followLogs(cmd.Context(), args[0], o.filter)
