@@ -17,6 +17,7 @@ import (
 // resource patchUri has the whole patch.
 const (
 	maxPatchInReply     = maxContentChars
+	minPatchInReply     = 2_000
 	maxPendingListChars = maxContentChars
 	maxPendingDiffsShow = 50
 )
@@ -62,12 +63,6 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 		return nil, fmt.Errorf("read task %s: %w", d.TaskID, err)
 	}
 	v := newDiffView(d, t)
-	hint := ""
-	if req.ShowContent {
-		if hint, err = v.setPatchPart(d.Patch, req.File, req.Offset); err != nil {
-			return nil, err
-		}
-	}
 	if req.Detailed {
 		events, err := f.d.Store.ListEvents(ctx, models.EventKindDiff, d.ID, eventsShown)
 		if err != nil {
@@ -77,12 +72,21 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 			v.Events = append(v.Events, EventView{Time: e.Time, Reason: e.Reason, Message: e.Message})
 		}
 	}
+	hint := ""
+	if req.ShowContent {
+		// The patch gets what the rest of the view (file list, events) leaves
+		// of the bound, and at least a few lines.
+		budget := max(maxPatchInReply-jsonSize(v), minPatchInReply)
+		if hint, err = v.setPatchPart(d.Patch, req.File, req.Offset, budget); err != nil {
+			return nil, err
+		}
+	}
 	return &ReviewResult{Diff: &v, Count: 1, Hint: hint}, nil
 }
 
 // setPatchPart shows the part of the patch (or of one file's patch) from
 // offset that fits the reply, and returns the hint for the rest.
-func (v *DiffView) setPatchPart(patch []byte, file string, offset int) (string, error) {
+func (v *DiffView) setPatchPart(patch []byte, file string, offset, budget int) (string, error) {
 	text := strings.ToValidUTF8(string(patch), "\uFFFD")
 	fileArg := ""
 	if file != "" {
@@ -97,7 +101,7 @@ func (v *DiffView) setPatchPart(patch []byte, file string, offset int) (string, 
 		return "", &InputError{Arg: "offset", Problem: fmt.Sprintf("is %d, past the end of the patch (%d bytes)", offset, len(text)),
 			Accepted: fmt.Sprintf("0 to %d, the nextOffset of a previous reply", len(text))}
 	}
-	part, next := chunkAt(text, offset, maxPatchInReply)
+	part, next := chunkAt(text, offset, budget)
 	v.Patch, v.PatchOffset = part, offset
 	if next >= len(text) {
 		return "", nil
