@@ -262,3 +262,16 @@ func TestViewContainerLogs_LongLogPagesWithinBound(t *testing.T) {
 		}
 	}
 }
+
+// jsonLen counts what encoding/json writes for a string.
+func TestJSONLenMatchesEncoding(t *testing.T) {
+	for _, s := range []string{"", "plain", "a\"b\\c\n\r\t", "<tag> & more", "\x00\x1f\x7f", "ü€😀", "\u2028\u2029", "bad\xff\xfeutf8", strings.Repeat("é<", 100)} {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := jsonLen(s), len(b)-2; got != want {
+			t.Errorf("jsonLen(%q) = %d, encoding/json writes %d", s, got, want)
+		}
+	}
+}
