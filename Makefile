@@ -74,7 +74,7 @@ run: image build
 demo: image build
 	bash hack/demo.sh
 
-## bench: the performance figures, all measured in this one run (a few minutes):
+## bench: the performance figures, all measured in this one run (tens of minutes):
 ## the store with 1,000 vs 100,000 finished tasks, the idle reconcile pass with
 ## 0 / 1,000 / 100,000, and task start (intent written -> container running)
 ## against creating and starting the same container directly (the floor), and
