@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
@@ -122,6 +123,9 @@ type diffReconciler struct {
 	// roots returns the allowed roots in force; nil (tests of the diff
 	// controller alone) checks none.
 	roots func() []string
+	// secrets returns the redactor in force; a status message quotes git's
+	// and Docker's errors, which may quote a secret. nil redacts nothing.
+	secrets func() *redact.Redactor
 }
 
 func newDiffReconciler(s *System) *diffReconciler {
@@ -136,6 +140,7 @@ func newDiffReconciler(s *System) *diffReconciler {
 		step:    s.step,
 		locks:   newTargetLocks(),
 		roots:   func() []string { return allowedRoots(s.config()) },
+		secrets: func() *redact.Redactor { return s.config().Redactor() },
 	}
 }
 
@@ -274,6 +279,9 @@ func (r *diffReconciler) writeStatus(ctx context.Context, sc *diffScope, passErr
 		d.Status.ObservedGeneration = d.Generation
 	}
 	from, to := sc.before.Phase, d.Status.Phase
+	if r.secrets != nil {
+		redactDiffWrite(r.secrets(), &d.Status, sc.events)
+	}
 	if from != to {
 		sc.events = append([]diffEvent{{models.EventKindDiff, d.ID, string(to), d.Status.Message}}, sc.events...)
 	}

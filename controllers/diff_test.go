@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
@@ -1012,6 +1014,44 @@ func TestWorkspaceDirOf(t *testing.T) {
 		task := &models.Task{ID: id, Status: models.TaskStatus{WorkspacePath: c.recorded}}
 		if got := workspaceDirOf(paths, task); got != c.want {
 			t.Errorf("workspaceDirOf(recorded %q) = %q, want %q", c.recorded, got, c.want)
+		}
+	}
+}
+
+// TestDiffStatus_MessageQuotingASecretIsRedacted: a diff's status message
+// and timeline quote the target and git's errors; a secret there (here in
+// the target's path) is hidden before the status and its events are written.
+func TestDiffStatus_MessageQuotingASecretIsRedacted(t *testing.T) {
+	e := newDiffTestEnv(t)
+	canary := "canary-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	secrets, err := redact.New([]redact.Value{{Name: "CP_TEST_SECRET", Value: canary}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r.secrets = func() *redact.Redactor { return secrets }
+	repo := e.newRepo(dtBaseFiles())
+	d := e.newDiff(repo, dtEditLine(t, "b.txt", 4, "the agent's b four"))
+	target := filepath.Join(t.TempDir(), canary)
+	testutil.NewRepo(t, target, map[string]string{"other.txt": "x\n"})
+	e.decide(d.ID, func(s *models.DiffSpec) {
+		s.Desired, s.ApplyMode, s.TargetWorkspace = models.DiffDesiredApplied, models.ApplyModeWorktree, target
+	})
+	e.settle(d.ID)
+	st := e.diff(d.ID).Status
+	if strings.Contains(st.Message, canary) || !strings.Contains(st.Message, "[REDACTED:CP_TEST_SECRET]") {
+		t.Fatalf("status message %q: want the target's secret part redacted", st.Message)
+	}
+	// The spec keeps the target the user named; what the controller wrote
+	// (status and both timelines) does not repeat the secret in it.
+	for _, obj := range [][2]string{{models.EventKindDiff, d.ID}, {models.EventKindTask, d.TaskID}} {
+		events, err := e.store.ListEvents(e.ctx, obj[0], obj[1], 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range events {
+			if strings.Contains(ev.Message, canary) {
+				t.Errorf("%s %s event %s: %q holds the secret", obj[0], obj[1], ev.Reason, ev.Message)
+			}
 		}
 	}
 }

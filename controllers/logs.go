@@ -668,10 +668,24 @@ func shortContainerID(id string) string {
 // follower stores them already, and this catches an error text (Docker's,
 // git's) that quotes one, and a row written by an older version.
 func redactTaskWrite(r *redact.Redactor, st *models.TaskStatus, events []taskEvent) {
-	for _, p := range []*string{&st.Message, &st.LastMessage, &st.ResultText, &st.PendingQuestion, &st.SessionID} {
-		*p = r.String(*p)
-	}
+	redactEach(r, &st.Message, &st.LastMessage, &st.ResultText, &st.PendingQuestion, &st.SessionID)
 	for i := range events {
 		events[i].message = r.String(events[i].message)
+	}
+}
+
+// redactDiffWrite is redactTaskWrite for a diff's status and its timeline
+// lines: the texts that quote git or the target (never the patch, which is
+// applied as made).
+func redactDiffWrite(r *redact.Redactor, st *models.DiffStatus, events []diffEvent) {
+	redactEach(r, &st.Message)
+	for i := range events {
+		events[i].message = r.String(events[i].message)
+	}
+}
+
+func redactEach(r *redact.Redactor, texts ...*string) {
+	for _, p := range texts {
+		*p = r.String(*p)
 	}
 }
