@@ -186,14 +186,7 @@ func markBranchExists(st *models.DiffStatus, top string, be *workspace.BranchExi
 		return
 	}
 	st.Message = fmt.Sprintf("branch %s already exists in %s at %s; delete or rename it there "+
-		"(git branch -m %s <new name>), or apply in worktree mode", be.Branch, top, shortCommit(be.At), be.Branch)
-}
-
-func shortCommit(c string) string {
-	if len(c) > 12 {
-		return c[:12]
-	}
-	return c
+		"(git branch -m %s <new name>), or apply in worktree mode", be.Branch, top, shortID(be.At), be.Branch)
 }
 
 // applyEndedNote ends the message of a conflict met by an apply request.

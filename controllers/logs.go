@@ -164,7 +164,7 @@ func (fs *followerSet) ensure(t followTarget) *logFollower {
 		target: t,
 		done:   make(chan struct{}),
 		log: fs.s.log.With(zap.String("task", t.TaskID), zap.Int("run", t.Run),
-			zap.String("container", shortContainerID(t.ContainerID))),
+			zap.String("container", shortID(t.ContainerID))),
 	}
 	fs.m[key] = f
 	fs.wg.Add(1)
@@ -656,7 +656,8 @@ func dropPartialLine(f *os.File) (int64, error) {
 	return keep, nil
 }
 
-func shortContainerID(id string) string {
+// shortID is the 12-character form people see of a container id or a commit.
+func shortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}

@@ -227,6 +227,11 @@ func TestDocker_SwapFuzzNeverLeavesAllowedRoots(t *testing.T) {
 	if succeeded == 0 || appliedDiffs == 0 {
 		t.Errorf("the fuzz ran nothing through: %d tasks succeeded, %d diffs applied", succeeded, appliedDiffs)
 	}
+	if refusedTasks+refusedDiffs == 0 {
+		// Without a refusal no use met a swapped folder, and the checks
+		// below would pass without having tested anything.
+		t.Errorf("no task or apply met a swapped folder in %d swaps", sw.swaps)
+	}
 
 	if after := treeHash(t, l.outside); after != before {
 		t.Errorf("something outside the allowed roots changed")

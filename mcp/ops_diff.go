@@ -293,14 +293,11 @@ func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait tim
 // its own — a new generation the diff controller carries out — even with the
 // same target and mode.
 func (f *Frontend) endAnsweredApply(ctx context.Context, d *models.Diff) error {
-	ended := func(d *models.Diff) bool {
-		return d.Spec.Desired == models.DiffDesiredApplied && d.Decision() == models.DiffDesiredPending
-	}
-	if !ended(d) {
+	if !d.ApplyEndedByConflict() {
 		return nil
 	}
 	_, err := f.d.Store.UpdateDiffSpec(ctx, d.ID, func(cur *models.Diff) error {
-		if ended(cur) {
+		if cur.ApplyEndedByConflict() {
 			cur.Spec.Desired = models.DiffDesiredPending
 		}
 		return nil

@@ -1,5 +1,7 @@
 package models
 
+import "slices"
+
 // Lifecycle predicates. The front ends (what they show, what they accept) and
 // the controllers (what they do next) must agree on when a task is finished,
 // when it takes another run and when a diff still waits for a decision, so
@@ -83,10 +85,18 @@ func (d *Diff) ApplyAnswered() bool {
 // its status. The target watch may then refresh its verdict; only a new
 // apply request applies it.
 func (d *Diff) Decision() DiffDesired {
-	if d.ApplyAnswered() && d.Status.Phase != DiffPhaseFailed {
+	if d.ApplyEndedByConflict() {
 		return DiffDesiredPending
 	}
 	return d.Spec.Desired
+}
+
+// ApplyEndedByConflict reports whether the apply request the spec holds met
+// a conflict, which ended it: the spec still says applied, the decision in
+// force is pending again. The front end writes desired pending over such a
+// request before a new one, so the new one is a generation of its own.
+func (d *Diff) ApplyEndedByConflict() bool {
+	return d.ApplyAnswered() && d.Status.Phase != DiffPhaseFailed
 }
 
 // DiffAwaitingStates are the external states of a diff that may be waiting
@@ -101,6 +111,5 @@ func DiffAwaitingStates() []DiffState {
 // applied, revised or rejected, and its verdict against its target is kept
 // fresh.
 func (d *Diff) AwaitingDecision() bool {
-	return (d.Status.State == DiffStatePending || d.Status.State == DiffStateConflict) &&
-		d.Decision() == DiffDesiredPending
+	return slices.Contains(DiffAwaitingStates(), d.Status.State) && d.Decision() == DiffDesiredPending
 }

@@ -381,13 +381,6 @@ type treeSurvey struct {
 	topGitNames []string
 }
 
-// checkRuleFiles refuses a work tree with a .gitignore or .gitattributes that
-// git would open and never finish reading (see surveyWorkTree).
-func checkRuleFiles(root *os.Root) error {
-	_, err := surveyWorkTree(root)
-	return err
-}
-
 // surveyWorkTree walks the directory entries of the work tree once. It refuses
 // a work tree with a .gitignore or .gitattributes that git would open and never
 // finish reading. Git reads them wherever it walks, hashes or compares files
