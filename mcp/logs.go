@@ -386,3 +386,10 @@ func (f *Frontend) RunLogFile(ctx context.Context, identifier string) (taskID st
 // StripTimestamp removes the Docker timestamp that starts every line of a
 // task log.
 func StripTimestamp(line string) string { return stripTimestamp(line) }
+
+// OpenRunLog opens a log file RunLogFile named, through a handle on the task
+// log directory, so a symlink planted in its place is not followed: the path
+// is checked where it is read, by every adapter that follows a log.
+func (f *Frontend) OpenRunLog(path string) (*os.File, error) {
+	return openBelow(f.cfg().Paths().TaskLogDir, path)
+}

@@ -90,3 +90,8 @@ func redactedReader(r io.Reader, red *redact.Redactor) (out io.Reader, stop func
 	}()
 	return pr, func() { _ = pr.Close() }
 }
+
+// Redact hides the secrets in force in s. Adapters that render what the
+// service returns themselves (the dashboard's pages and its log stream) pass
+// their output through it, as the MCP middleware does for tool results.
+func (f *Frontend) Redact(s string) string { return f.secrets().String(s) }

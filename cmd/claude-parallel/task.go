@@ -374,7 +374,7 @@ func (c *cli) followLogs(ctx context.Context, identifier, filter string) error {
 	var partial string
 	for {
 		if path != "" {
-			if offset, partial, err = printNewLines(c.out, path, offset, partial, filter); err != nil {
+			if offset, partial, err = printNewLines(c.out, c.fe.OpenRunLog, path, offset, partial, filter); err != nil {
 				return err
 			}
 		}
@@ -417,9 +417,10 @@ func (c *cli) logComplete(ctx context.Context, taskID string, run int) bool {
 }
 
 // printNewLines prints the complete lines written to path since offset and
-// returns the new offset and any unfinished last line.
-func printNewLines(w io.Writer, path string, offset int64, partial, filter string) (int64, string, error) {
-	f, err := os.Open(path)
+// returns the new offset and any unfinished last line. open is the front
+// end's OpenRunLog, which follows no symlink planted in the log's place.
+func printNewLines(w io.Writer, open func(string) (*os.File, error), path string, offset int64, partial, filter string) (int64, string, error) {
+	f, err := open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return offset, partial, nil
 	}

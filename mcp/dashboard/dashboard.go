@@ -13,11 +13,13 @@ package dashboard
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -295,7 +297,7 @@ func (d *dashboard) logEvents(w http.ResponseWriter, r *http.Request) {
 		if event != "" {
 			fmt.Fprintf(w, "event: %s\n", event)
 		}
-		fmt.Fprintf(w, "data: %s\n\n", data)
+		fmt.Fprintf(w, "data: %s\n\n", d.opts.Frontend.Redact(data))
 		flusher.Flush()
 	}
 	var f *os.File
@@ -309,7 +311,7 @@ func (d *dashboard) logEvents(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	for {
 		if f == nil && path != "" {
-			if f, err = os.Open(path); err != nil {
+			if f, err = d.opts.Frontend.OpenRunLog(path); err != nil {
 				f = nil
 			}
 		}
@@ -362,9 +364,14 @@ func (d *dashboard) render(w http.ResponseWriter, page, name string, data any) {
 	if w.Header().Get("Content-Type") == "" {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	}
-	if err := d.pages[page].ExecuteTemplate(w, name, data); err != nil {
+	// The page is rendered whole, then redacted: prompts, agent messages
+	// and patches come from the store as written, and a secret in any of
+	// them is hidden here as the MCP middleware hides it in tool results.
+	var html bytes.Buffer
+	if err := d.pages[page].ExecuteTemplate(&html, name, data); err != nil {
 		d.opts.Logger.Error("dashboard render failed", zap.String("page", page), zap.String("template", name), zap.Error(err))
 	}
+	_, _ = io.WriteString(w, d.opts.Frontend.Redact(html.String()))
 }
 
 // fail answers a page whose object is missing or whose id is malformed
