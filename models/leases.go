@@ -47,7 +47,7 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl ti
 			acquired = true
 			return tx.Model(&Lease{}).Where("name = ?", name).
 				Updates(map[string]any{"renewed_at": now, "duration_ms": ttl.Milliseconds()}).Error
-		case cur.expired(now) || procid.Gone(cur.Holder):
+		case !cur.held(now):
 			// A holder whose process is gone (same machine, its pid now free
 			// or another process's) can act no more: waiting for its lease to
 			// run out would only delay the restarted server by a whole lease.
@@ -103,17 +103,25 @@ func (s *Store) GetLease(ctx context.Context, name string) (Lease, error) {
 }
 
 // LeaseHolder reports who holds the lease name: holder and its last renewal
-// whenever a row exists, and ok = true only if that holding has not expired.
+// whenever a row exists, and ok = true only while that holding counts (see
+// held: not expired, and its process not known to be gone).
 func (s *Store) LeaseHolder(ctx context.Context, name string) (holder string, renewedAt time.Time, ok bool, err error) {
-	var l Lease
-	err = s.read(ctx, func(db *gorm.DB) error { return db.Where("name = ?", name).Take(&l).Error })
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	l, err := s.GetLease(ctx, name)
+	if errors.Is(err, ErrNotFound) {
 		return "", time.Time{}, false, nil
 	}
 	if err != nil {
-		return "", time.Time{}, false, fmt.Errorf("read lease %s: %w", name, err)
+		return "", time.Time{}, false, err
 	}
-	return l.Holder, l.RenewedAt, !l.expired(s.now()), nil
+	return l.Holder, l.RenewedAt, l.held(s.now()), nil
+}
+
+// held reports whether the holding still counts at now: it has not expired,
+// and its holder's process is not known to be gone (a holder on this
+// machine killed with -9 holds nothing, whatever its lease says). Acquiring
+// and reporting the holder both judge by it.
+func (l Lease) held(now time.Time) bool {
+	return !l.expired(now) && !procid.Gone(l.Holder)
 }
 
 // leaseFence is carried by a context whose writes are only valid while
