@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,18 +17,7 @@ import (
 // swapFuzzDuration is how long tasks keep arriving while folders are
 // swapped: CP_STRESS_SECONDS, else 12 seconds, 5 with -short.
 func swapFuzzDuration(t *testing.T) time.Duration {
-	t.Helper()
-	if v := os.Getenv("CP_STRESS_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("CP_STRESS_SECONDS=%q: want a positive number of seconds", v)
-		}
-		return time.Duration(n) * time.Second
-	}
-	if testing.Short() {
-		return 5 * time.Second
-	}
-	return 12 * time.Second
+	return testutil.StressDuration(t, 12*time.Second, 5*time.Second)
 }
 
 // swapper keeps replacing work folders by symlinks to their outside clones
@@ -98,14 +86,7 @@ func (s *swapper) halt() {
 // logged; CP_SWAP_SEED replays a run's decisions.
 func TestDocker_SwapFuzzNeverLeavesAllowedRoots(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CP_SWAP_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("CP_SWAP_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (CP_SWAP_SEED=%d replays it)", seed, seed)
+	seed := testutil.Seed(t, "CP_SWAP_SEED")
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	l := newRootsLayout(t)

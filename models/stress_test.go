@@ -5,28 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // stressDuration is CP_STRESS_SECONDS (default 10; 2 with -short).
 func stressDuration(t *testing.T) time.Duration {
-	if v := os.Getenv("CP_STRESS_SECONDS"); v != "" {
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil || n <= 0 {
-			t.Fatalf("CP_STRESS_SECONDS=%q: want a positive number of seconds", v)
-		}
-		return time.Duration(n * float64(time.Second))
-	}
-	if testing.Short() {
-		return 2 * time.Second
-	}
-	return 10 * time.Second
+	return testutil.StressDuration(t, 10*time.Second, 2*time.Second)
 }
 
 // stressTask counts the writes that succeeded against one task.

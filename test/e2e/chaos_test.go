@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -16,18 +14,7 @@ import (
 // chaosDuration is how long the chaos lasts: CP_STRESS_SECONDS (make soak sets
 // 120), else 15 seconds, 5 with -short.
 func chaosDuration(t *testing.T) time.Duration {
-	t.Helper()
-	if v := os.Getenv("CP_STRESS_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			t.Fatalf("CP_STRESS_SECONDS=%q: want a positive number of seconds", v)
-		}
-		return time.Duration(n) * time.Second
-	}
-	if testing.Short() {
-		return 5 * time.Second
-	}
-	return 15 * time.Second
+	return testutil.StressDuration(t, 15*time.Second, 5*time.Second)
 }
 
 // TestChaos_KillsAndRestartsLoseNothing runs two controller processes on one
@@ -38,14 +25,7 @@ func chaosDuration(t *testing.T) time.Duration {
 // once and in order. The seed is logged; CP_CHAOS_SEED replays a run.
 func TestChaos_KillsAndRestartsLoseNothing(t *testing.T) {
 	t.Parallel()
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("CP_CHAOS_SEED"); v != "" {
-		var err error
-		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			t.Fatalf("CP_CHAOS_SEED=%q: %v", v, err)
-		}
-	}
-	t.Logf("seed %d (CP_CHAOS_SEED=%d replays it)", seed, seed)
+	seed := testutil.Seed(t, "CP_CHAOS_SEED")
 	rng := rand.New(rand.NewPCG(seed, 0))
 
 	in := newInstall(t)
