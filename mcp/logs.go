@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -83,12 +82,11 @@ func (f *Frontend) resolveLogTarget(ctx context.Context, id string) (logTarget, 
 		}
 		return logTarget{taskID: t.ID, run: t.Status.RunNumber}, nil
 	}
-	if m := containerNamePattern.FindStringSubmatch(id); m != nil {
-		run, _ := strconv.Atoi(m[2])
-		if _, err := f.getTask(ctx, "identifier", m[1]); err != nil {
+	if taskID, run, ok := models.ParseContainerName(id); ok {
+		if _, err := f.getTask(ctx, "identifier", taskID); err != nil {
 			return logTarget{}, err
 		}
-		return logTarget{taskID: m[1], run: run}, nil
+		return logTarget{taskID: taskID, run: run}, nil
 	}
 	c, err := f.d.Store.FindContainerByDockerID(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {

@@ -383,11 +383,9 @@ type LogsRequest struct {
 // MaxCLILogChars is the bound of the lines the CLI prints at once.
 const MaxCLILogChars = 256 << 10
 
-// Shapes an identifier may take besides a task id.
-var (
-	containerNamePattern = regexp.MustCompile(`^/?claude-parallel-(task-[0-9a-f]{12})-r([0-9]{1,6})$`)
-	dockerIDPattern      = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
-)
+// A Docker container id, one shape an identifier may take besides a task
+// id and a container name (models.ParseContainerName).
+var dockerIDPattern = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
 const acceptedIdentifier = `a task id ("task-0123456789ab"), a container name ("claude-parallel-task-0123456789ab-r1") or a Docker container id (12 to 64 hex digits)`
 
@@ -411,7 +409,7 @@ func DecodeViewContainerLogs(raw any) (*LogsRequest, error) {
 	if r.BeforeLine > 0 && r.FromLine > 0 {
 		a.fail("fromLine", "beforeLine and fromLine read in opposite directions", "one of beforeLine and fromLine")
 	}
-	if id := r.Identifier; id != "" && !models.IsTaskID(id) && !containerNamePattern.MatchString(id) && !dockerIDPattern.MatchString(id) {
+	if id := r.Identifier; id != "" && !models.IsTaskID(id) && !isContainerName(id) && !dockerIDPattern.MatchString(id) {
 		a.fail("identifier", fmt.Sprintf("%s is neither a task id, a container name nor a container id", quote(id)), acceptedIdentifier)
 	}
 	return r, a.err()
@@ -431,4 +429,9 @@ func DecodeListContainerLogs(raw any) (*ListLogsRequest, error) {
 		SortBy: a.enum("sortBy", "newest", logSortOrders...),
 	}
 	return r, a.err()
+}
+
+func isContainerName(s string) bool {
+	_, _, ok := models.ParseContainerName(s)
+	return ok
 }

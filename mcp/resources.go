@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -22,10 +21,18 @@ const (
 	diffPatchTemplate = "claude-parallel://diffs/{diffId}/patch"
 )
 
-var (
-	taskLogsURI  = regexp.MustCompile(`^claude-parallel://tasks/(task-[0-9a-f]{12})/logs$`)
-	diffPatchURI = regexp.MustCompile(`^claude-parallel://diffs/(diff-[0-9a-f]{12})/patch$`)
-)
+// uriID returns the id in uri when uri is prefix + id + suffix and the id
+// passes valid (models.IsTaskID or IsDiffID, the one rule of an id's shape).
+func uriID(uri, prefix, suffix string, valid func(string) bool) (string, bool) {
+	id, ok := strings.CutPrefix(uri, prefix)
+	if !ok {
+		return "", false
+	}
+	if id, ok = strings.CutSuffix(id, suffix); !ok || !valid(id) {
+		return "", false
+	}
+	return id, true
+}
 
 func addResourceTemplates(s *server.MCPServer, fe *Frontend) {
 	s.AddResourceTemplate(mcp.NewResourceTemplate(taskLogsTemplate, "Task output",
@@ -42,16 +49,16 @@ func addResourceTemplates(s *server.MCPServer, fe *Frontend) {
 var errResourceNotFound = errors.New("resource not found")
 
 func (f *Frontend) readTaskLogsResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	m := taskLogsURI.FindStringSubmatch(req.Params.URI)
-	if m == nil {
+	id, ok := uriID(req.Params.URI, "claude-parallel://tasks/", "/logs", models.IsTaskID)
+	if !ok {
 		return nil, fmt.Errorf("%w: %s is not claude-parallel://tasks/<task id>/logs", errResourceNotFound, quote(req.Params.URI))
 	}
-	t, err := f.d.Store.GetTask(ctx, m[1])
+	t, err := f.d.Store.GetTask(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, fmt.Errorf("%w: no task %s", errResourceNotFound, m[1])
+		return nil, fmt.Errorf("%w: no task %s", errResourceNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read task %s: %w", m[1], err)
+		return nil, fmt.Errorf("read task %s: %w", id, err)
 	}
 	res, err := f.readRunLog(ctx, logTarget{taskID: t.ID, run: t.Status.RunNumber}, 0, "", MaxLogResourceBytes)
 	if err != nil {
@@ -62,16 +69,16 @@ func (f *Frontend) readTaskLogsResource(ctx context.Context, req mcp.ReadResourc
 }
 
 func (f *Frontend) readDiffPatchResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	m := diffPatchURI.FindStringSubmatch(req.Params.URI)
-	if m == nil {
+	id, ok := uriID(req.Params.URI, "claude-parallel://diffs/", "/patch", models.IsDiffID)
+	if !ok {
 		return nil, fmt.Errorf("%w: %s is not claude-parallel://diffs/<diff id>/patch", errResourceNotFound, quote(req.Params.URI))
 	}
-	d, err := f.d.Store.GetDiff(ctx, m[1])
+	d, err := f.d.Store.GetDiff(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {
-		return nil, fmt.Errorf("%w: no diff %s", errResourceNotFound, m[1])
+		return nil, fmt.Errorf("%w: no diff %s", errResourceNotFound, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read diff %s: %w", m[1], err)
+		return nil, fmt.Errorf("read diff %s: %w", id, err)
 	}
 	if utf8.Valid(d.Patch) {
 		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff", Text: string(d.Patch)}}, nil

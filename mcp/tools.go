@@ -73,8 +73,8 @@ func writingTool(title string, destructive, idempotent bool) mcp.ToolOption {
 var closedInput = mcp.WithSchemaAdditionalProperties(false)
 
 var (
-	taskIDProp = []mcp.PropertyOption{mcp.Pattern(`^task-[0-9a-f]{12}$`)}
-	diffIDProp = []mcp.PropertyOption{mcp.Pattern(`^diff-[0-9a-f]{12}$`)}
+	taskIDProp = []mcp.PropertyOption{mcp.Pattern(models.TaskIDPattern)}
+	diffIDProp = []mcp.PropertyOption{mcp.Pattern(models.DiffIDPattern)}
 )
 
 func with(opts []mcp.PropertyOption, more ...mcp.PropertyOption) []mcp.PropertyOption {

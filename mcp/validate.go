@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/models/gitcmd"
 )
 
 // Length limits of text arguments, in characters.
@@ -245,38 +245,19 @@ func within(p, root string) bool {
 // file system must not hang a tool call.
 const gitTimeout = 10 * time.Second
 
-// gitEnv is the whole environment of a validation git process: nothing from
-// the server's environment (GIT_DIR, GIT_CONFIG_PARAMETERS, ...) and no
-// system or global configuration.
-func gitEnv() []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=/nonexistent",
-		"XDG_CONFIG_HOME=/nonexistent",
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_OPTIONAL_LOCKS=0",
-		"LC_ALL=C",
-	}
-}
-
-// runGit runs a read-only git command in dir. The -c settings outrank the
-// repository's own configuration, so it cannot make git run a hook, an
-// fsmonitor or a pager; safe.directory lets a server running as root read a
-// user's repository, which is safe because nothing from it is executed.
+// runGit runs a read-only git command in dir through the hardened runner
+// the controllers use (gitcmd: its -c settings outrank the repository's own
+// configuration, so it cannot make git run a hook, an fsmonitor or a pager,
+// and nothing of the server's environment reaches git). safe.directory lets
+// a server running as root read a user's repository, which is safe because
+// nothing from it is executed.
 func runGit(ctx context.Context, dir string, gitArgs ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, gitTimeout)
 	defer cancel()
-	argv := append([]string{
-		"-c", "core.fsmonitor=false",
-		"-c", "core.hooksPath=/dev/null",
-		"-c", "safe.directory=*",
-		"-c", "core.pager=cat",
-	}, gitArgs...)
-	cmd := exec.CommandContext(ctx, "git", argv...)
-	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd, err := gitcmd.Cmd{Dir: dir, Config: []string{"safe.directory=*"}}.Command(ctx, gitArgs...)
+	if err != nil {
+		return "", err
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

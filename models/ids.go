@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // Id prefixes. An id is the prefix followed by 12 lowercase hex digits.
@@ -13,9 +14,17 @@ const (
 	DiffIDPrefix = "diff-"
 )
 
+// The shapes of ids, as anchored regular expressions; tool schemas publish
+// them as JSON-schema patterns. Every check of an id's shape uses these (or
+// IsTaskID and IsDiffID), nothing keeps a copy.
+const (
+	TaskIDPattern = `^task-[0-9a-f]{12}$`
+	DiffIDPattern = `^diff-[0-9a-f]{12}$`
+)
+
 var (
-	taskIDPattern = regexp.MustCompile(`^task-[0-9a-f]{12}$`)
-	diffIDPattern = regexp.MustCompile(`^diff-[0-9a-f]{12}$`)
+	taskIDPattern = regexp.MustCompile(TaskIDPattern)
+	diffIDPattern = regexp.MustCompile(DiffIDPattern)
 )
 
 // NewTaskID returns a fresh random task id ("task-" + 12 lowercase hex).
@@ -47,4 +56,24 @@ const ContainerNamePrefix = "claude-parallel-"
 // front end names it in views without knowing anything of Docker.
 func ContainerName(taskID string, run int) string {
 	return ContainerNamePrefix + taskID + "-r" + strconv.Itoa(run)
+}
+
+// ParseContainerName reads a task container's name back ("/" prefix as
+// Docker lists names allowed): its task id and run. ok is false for any
+// other name.
+func ParseContainerName(name string) (taskID string, run int, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimPrefix(name, "/"), ContainerNamePrefix)
+	if !found {
+		return "", 0, false
+	}
+	i := strings.LastIndex(rest, "-r")
+	if i < 0 || !IsTaskID(rest[:i]) {
+		return "", 0, false
+	}
+	digits := rest[i+2:]
+	if len(digits) == 0 || len(digits) > 6 || strings.Trim(digits, "0123456789") != "" {
+		return "", 0, false
+	}
+	run, err := strconv.Atoi(digits)
+	return rest[:i], run, err == nil
 }

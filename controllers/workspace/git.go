@@ -10,53 +10,11 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-)
 
-// Identity used for every commit and ref update the package makes. Fixed values (and
-// a fixed date per workspace) make capturing the same tree twice yield the same commit.
-const (
-	gitIdentityName  = "claude-parallel"
-	gitIdentityEmail = "claude-parallel@localhost"
+	"github.com/claude-parallel/claude-parallel/models/gitcmd"
 )
-
-// hardenedConfig is passed as -c to every git process. Command-line configuration
-// outranks every file git reads, so these values win over whatever a repository's
-// own config (the source work folder, a target, or a hostile work/.git) says. Each
-// entry closes a way configuration could make git run a program or reach a network.
-var hardenedConfig = []string{
-	"core.hooksPath=/dev/null",
-	"core.fsmonitor=false",
-	"core.untrackedCache=false",
-	"core.pager=cat",
-	"core.editor=false",
-	"core.sshCommand=false",
-	"core.askPass=",
-	"core.alternateRefsCommand=",
-	// A repository's config could point excludesFile at a FIFO or a device,
-	// and git would block or read without end; and a capture, which runs in
-	// the workspace repository, would not see that file anyway. Ignore rules
-	// come from .gitignore files and info/exclude (copied into workspaces).
-	"core.excludesFile=/dev/null",
-	"credential.helper=",
-	"diff.external=",
-	"uploadpack.packObjectsHook=",
-	// No transport at all: objects move between repositories through
-	// pack-objects | index-pack, so a lazy fetch of a partial clone or a
-	// remote.<url>.uploadpack override has nothing to run.
-	"protocol.allow=never",
-	"gc.auto=0",
-	"maintenance.auto=false",
-	"commit.gpgSign=false",
-	"submodule.recurse=false",
-	"color.ui=false",
-	"diff.noprefix=false",
-	"diff.mnemonicPrefix=false",
-	"diff.relative=false",
-	"core.quotePath=true",
-}
 
 // workspaceConfig is added for repositories the package owns (the workspace git dir
 // and scratch repositories) so captures record exactly what is on disk.
@@ -68,35 +26,9 @@ var workspaceConfig = []string{
 	"core.ignoreCase=false",
 }
 
-var gitPath = sync.OnceValues(func() (string, error) { return exec.LookPath("git") })
-
-// gitEnv is the complete environment of a git process: nothing is inherited, so a
-// GIT_DIR, GIT_CONFIG_PARAMETERS or GIT_EXTERNAL_DIFF in the server's environment
-// cannot reach it.
-func gitEnv() []string {
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=/nonexistent",
-		"XDG_CONFIG_HOME=/nonexistent",
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_SYSTEM=/dev/null",
-		"GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_ATTR_NOSYSTEM=1",
-		"GIT_TERMINAL_PROMPT=0",
-		"GIT_NO_REPLACE_OBJECTS=1",
-		"GIT_PROTOCOL_FROM_USER=0",
-		"LANG=C",
-		"LC_ALL=C",
-		"GIT_AUTHOR_NAME=" + gitIdentityName,
-		"GIT_AUTHOR_EMAIL=" + gitIdentityEmail,
-		"GIT_COMMITTER_NAME=" + gitIdentityName,
-		"GIT_COMMITTER_EMAIL=" + gitIdentityEmail,
-	}
-	if tmp := os.Getenv("TMPDIR"); tmp != "" {
-		env = append(env, "TMPDIR="+tmp)
-	}
-	return env
-}
+// Every git process starts through gitcmd, the hardened runner the front
+// end's validation uses too (its -c settings and its whole environment);
+// this package adds the pinning of checked directories (roots.go) on top.
 
 // gitCmd describes where and how a git process runs. The zero value runs in the
 // current directory with repository discovery, which only inspectIn uses.
@@ -115,19 +47,9 @@ func (g gitCmd) with(env ...string) gitCmd {
 }
 
 func (g gitCmd) command(ctx context.Context, args []string) (*exec.Cmd, error) {
-	bin, err := gitPath()
-	if err != nil {
-		return nil, fmt.Errorf("find git: %w", err)
-	}
-	full := make([]string, 0, 2*len(hardenedConfig)+2*len(g.config)+len(args)+2)
-	for _, kv := range hardenedConfig {
-		full = append(full, "-c", kv)
-	}
-	for _, kv := range g.config {
-		full = append(full, "-c", kv)
-	}
+	var global []string
 	if g.gitDir != "" {
-		full = append(full, "--git-dir="+g.gitDir)
+		global = append(global, "--git-dir="+g.gitDir)
 	}
 	if g.workTree != "" {
 		wt := g.workTree
@@ -140,12 +62,12 @@ func (g gitCmd) command(ctx context.Context, args []string) (*exec.Cmd, error) {
 			// which a swap at that moment would redirect.
 			wt = "."
 		}
-		full = append(full, "--work-tree="+wt)
+		global = append(global, "--work-tree="+wt)
 	}
-	full = append(full, args...)
-	cmd := exec.CommandContext(ctx, bin, full...)
-	cmd.Dir = g.dir
-	cmd.Env = append(gitEnv(), g.env...)
+	cmd, err := gitcmd.Cmd{Dir: g.dir, Config: g.config, Global: global, Env: g.env}.Command(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
 	// Directories checked against the allowed roots are named
 	// /proc/self/fd/N; the child gets each at the same number, and a pinned
 	// git dir its pinned common dir, so a commondir file written into the
@@ -157,7 +79,6 @@ func (g gitCmd) command(ctx context.Context, args []string) (*exec.Cmd, error) {
 	if common != "" {
 		cmd.Env = append(cmd.Env, "GIT_COMMON_DIR="+common)
 	}
-	cmd.WaitDelay = 5 * time.Second
 	if g.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claude-parallel/claude-parallel/models/gitcmd"
 )
 
 func TestGit_ErrorCarriesSubcommandExitAndStderr(t *testing.T) {
@@ -69,7 +71,7 @@ func TestGit_IgnoresTheServersEnvironment(t *testing.T) {
 		t.Fatalf("patch %q", d.Patch)
 	}
 	kit.assertSilent(t)
-	for _, kv := range gitEnv() {
+	for _, kv := range gitcmd.Env() {
 		if strings.HasPrefix(kv, "GIT_DIR=") || strings.HasPrefix(kv, "GIT_EXTERNAL_DIFF=") {
 			t.Errorf("env passes %s", kv)
 		}

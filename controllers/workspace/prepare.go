@@ -11,13 +11,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"time"
-)
 
-var taskIDPattern = regexp.MustCompile(`^task-[0-9a-f]{12}$`)
+	"github.com/claude-parallel/claude-parallel/models"
+)
 
 // Layout of <Root>/<task id>/.
 const (
@@ -95,7 +94,7 @@ func (w *Workspace) commitDate() string {
 }
 
 func validateTaskID(id string) error {
-	if !taskIDPattern.MatchString(id) {
+	if !models.IsTaskID(id) {
 		return fmt.Errorf("%w: task id %q", ErrInvalidSpec, id)
 	}
 	return nil
