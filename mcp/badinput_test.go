@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -75,7 +76,7 @@ func (f badFixture) pathCases(e *testEnv) map[string]any {
 		"newline":             e.repo + "\n",
 		"nul":                 e.repo + "\x00x",
 		"control":             e.repo + "\x1b[31m",
-		"huge":                "/" + strings.Repeat("a", MaxPathChars+1),
+		"huge":                "/" + strings.Repeat("a", service.MaxPathChars+1),
 		"option-like":         "--upload-pack=/tmp/x",
 		"number":              42,
 		"bool":                true,
@@ -129,7 +130,7 @@ func badRefs(trap string) map[string]any {
 		"dot component": "a/.b",
 		"lock":          "main.lock",
 		"trailing dot":  "main.",
-		"huge":          strings.Repeat("a", MaxRefChars+1),
+		"huge":          strings.Repeat("a", service.MaxRefChars+1),
 		"unknown":       "no-such-branch",
 		"number":        3,
 	}
@@ -200,7 +201,7 @@ func (f badFixture) cases(e *testEnv) []badCase {
 	add("identifier unknown container id", "view_container_logs", map[string]any{"identifier": "ffffffffffff"}, "identifier")
 	add("identifier unknown container name", "view_container_logs", map[string]any{"identifier": "claude-parallel-task-000000000000-r1"}, "identifier")
 	add("identifier shell", "view_container_logs", map[string]any{"identifier": "$(rm -rf /)"}, "identifier")
-	add("identifier huge", "view_container_logs", map[string]any{"identifier": strings.Repeat("a", MaxIdentifierChars+1)}, "identifier")
+	add("identifier huge", "view_container_logs", map[string]any{"identifier": strings.Repeat("a", service.MaxIdentifierChars+1)}, "identifier")
 
 	// Refs.
 	for name, v := range badRefs(f.trap) {
@@ -271,33 +272,33 @@ func (f badFixture) cases(e *testEnv) []badCase {
 	add("containerConfig not object", "task_worker", base("containerConfig", "2g"), "containerConfig")
 
 	// Text lengths and content.
-	add("task huge", "task_worker", base("task", strings.Repeat("x", MaxPromptChars+1)), "task")
+	add("task huge", "task_worker", base("task", strings.Repeat("x", service.MaxPromptChars+1)), "task")
 	add("task empty", "task_worker", base("task", ""), "task")
 	add("task blank", "task_worker", base("task", " \n\t "), "task")
 	add("task nul", "task_worker", base("task", "echo \x00"), "task")
 	add("task number", "task_worker", base("task", 12), "task")
-	add("taskDescription huge", "task_worker", base("taskDescription", strings.Repeat("d", MaxDescriptionChars+1)), "taskDescription")
-	add("parentTaskId huge", "task_worker", base("parentTaskId", strings.Repeat("p", MaxParentIDChars+1)), "parentTaskId")
+	add("taskDescription huge", "task_worker", base("taskDescription", strings.Repeat("d", service.MaxDescriptionChars+1)), "taskDescription")
+	add("parentTaskId huge", "task_worker", base("parentTaskId", strings.Repeat("p", service.MaxParentIDChars+1)), "parentTaskId")
 	add("parentTaskId newline", "task_worker", base("parentTaskId", "a\nb"), "parentTaskId")
 	add("parentTaskId object", "task_worker", base("parentTaskId", map[string]any{}), "parentTaskId")
 	add("agent unknown", "task_worker", base("agent", "root-shell"), "agent")
-	add("agent huge", "task_worker", base("agent", strings.Repeat("a", MaxAgentChars+1)), "agent")
+	add("agent huge", "task_worker", base("agent", strings.Repeat("a", service.MaxAgentChars+1)), "agent")
 	add("agent option", "task_worker", base("agent", "--privileged"), "agent")
 	add("dependsOn not array", "task_worker", base("dependsOn", f.taskID), "dependsOn")
-	add("dependsOn too many", "task_worker", base("dependsOn", slices.Repeat([]string{f.taskID}, MaxDependsOn+1)), "dependsOn")
+	add("dependsOn too many", "task_worker", base("dependsOn", slices.Repeat([]string{f.taskID}, service.MaxDependsOn+1)), "dependsOn")
 	add("taskIds empty", "wait_for_tasks", map[string]any{"taskIds": []string{}}, "taskIds")
-	add("taskIds too many", "wait_for_tasks", map[string]any{"taskIds": slices.Repeat([]string{f.taskID}, MaxWaitTasks+1)}, "taskIds")
+	add("taskIds too many", "wait_for_tasks", map[string]any{"taskIds": slices.Repeat([]string{f.taskID}, service.MaxWaitTasks+1)}, "taskIds")
 	add("taskIds string", "wait_for_tasks", map[string]any{"taskIds": f.taskID}, "taskIds")
-	add("feedback huge", "request_revision", map[string]any{"diffId": f.diffID, "feedback": strings.Repeat("f", MaxFeedbackChars+1)}, "feedback")
+	add("feedback huge", "request_revision", map[string]any{"diffId": f.diffID, "feedback": strings.Repeat("f", service.MaxFeedbackChars+1)}, "feedback")
 	add("feedback empty", "request_revision", map[string]any{"diffId": f.diffID, "feedback": ""}, "feedback")
-	add("additionalContext huge", "request_revision", map[string]any{"diffId": f.diffID, "feedback": "x", "additionalContext": strings.Repeat("c", MaxFeedbackChars+1)}, "additionalContext")
-	add("answer huge", "answer_worker_question", map[string]any{"taskId": f.taskID, "answer": strings.Repeat("a", MaxFeedbackChars+1)}, "answer")
+	add("additionalContext huge", "request_revision", map[string]any{"diffId": f.diffID, "feedback": "x", "additionalContext": strings.Repeat("c", service.MaxFeedbackChars+1)}, "additionalContext")
+	add("answer huge", "answer_worker_question", map[string]any{"taskId": f.taskID, "answer": strings.Repeat("a", service.MaxFeedbackChars+1)}, "answer")
 	add("answer blank", "answer_worker_question", map[string]any{"taskId": f.taskID, "answer": "  "}, "answer")
 	add("answer not waiting", "answer_worker_question", map[string]any{"taskId": f.taskID, "answer": "yes"}, "taskId")
-	add("reject reason huge", "reject_changes", map[string]any{"diffId": f.diffID, "reason": strings.Repeat("r", MaxReasonChars+1)}, "reason")
-	add("cancel reason huge", "cancel_task", map[string]any{"taskId": f.taskID, "reason": strings.Repeat("r", MaxReasonChars+1)}, "reason")
+	add("reject reason huge", "reject_changes", map[string]any{"diffId": f.diffID, "reason": strings.Repeat("r", service.MaxReasonChars+1)}, "reason")
+	add("cancel reason huge", "cancel_task", map[string]any{"taskId": f.taskID, "reason": strings.Repeat("r", service.MaxReasonChars+1)}, "reason")
 	add("cancel reason array", "cancel_task", map[string]any{"taskId": f.taskID, "reason": []string{"x"}}, "reason")
-	add("filter huge", "view_container_logs", map[string]any{"identifier": f.taskID, "filter": strings.Repeat("f", MaxFilterChars+1)}, "filter")
+	add("filter huge", "view_container_logs", map[string]any{"identifier": f.taskID, "filter": strings.Repeat("f", service.MaxFilterChars+1)}, "filter")
 	add("filter control", "view_container_logs", map[string]any{"identifier": f.taskID, "filter": "\x07"}, "filter")
 	add("system_status argument", "system_status", map[string]any{"verbose": true}, "verbose")
 	return cs

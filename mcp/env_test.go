@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -30,7 +31,8 @@ type testEnv struct {
 	repo     string // git repository inside root
 	cfg      *config.Config
 	store    *models.Store
-	fe       *Frontend
+	fe       *service.Frontend
+	feDeps   service.Deps // what fe was built with; setDeps changes it
 	logs     *observer.ObservedLogs
 	mu       sync.Mutex
 	notified []string
@@ -70,9 +72,17 @@ func newTestEnv(t testing.TB) *testEnv {
 
 	core, logs := observer.New(zap.DebugLevel)
 	e.logs = logs
-	e.fe = NewFrontend(Deps{Config: StaticConfig(cfg), Store: e.store, Notifier: e, Logger: zap.New(core),
-		PollInterval: 10 * time.Millisecond, ApplyWait: 10 * time.Second})
+	e.feDeps = service.Deps{Config: service.StaticConfig(cfg), Store: e.store, Notifier: e, Logger: zap.New(core),
+		PollInterval: 10 * time.Millisecond, ApplyWait: 10 * time.Second}
+	e.fe = service.NewFrontend(e.feDeps)
 	return e
+}
+
+// setDeps changes what the service of e is built with and builds it anew;
+// every tool call builds its handler from e.fe, so the next call sees it.
+func (e *testEnv) setDeps(change func(d *service.Deps)) {
+	change(&e.feDeps)
+	e.fe = service.NewFrontend(e.feDeps)
 }
 
 // gitInit makes a repository with one commit at dir.
@@ -88,7 +98,7 @@ func (e *testEnv) handler(name string) server.ToolHandlerFunc {
 	for _, newTool := range toolConstructors {
 		tool, h := newTool(e.fe)
 		if tool.Name == name {
-			return guardTool(e.fe.d.Logger, e.fe.d.ToolObserver)(h)
+			return guardTool(e.fe.Logger(), e.fe.ToolObserver())(h)
 		}
 	}
 	e.t.Fatalf("no tool %s", name)
@@ -167,13 +177,13 @@ func resultText(res *mcp.CallToolResult) string {
 }
 
 // startTask creates a task through the tool.
-func (e *testEnv) startTask(extra map[string]any) TaskWorkerResult {
+func (e *testEnv) startTask(extra map[string]any) service.TaskWorkerResult {
 	e.t.Helper()
 	args := map[string]any{"task": "echo hi > out.txt", "workFolder": e.repo, "agent": "shell"}
 	for k, v := range extra {
 		args[k] = v
 	}
-	return ok[TaskWorkerResult](e, "task_worker", args)
+	return ok[service.TaskWorkerResult](e, "task_worker", args)
 }
 
 // finishRun plays the task controller: the task's run n ends in phase,
@@ -202,7 +212,7 @@ func (e *testEnv) finishRun(taskID string, run int, phase models.TaskPhase, file
 	task.Status.RunNumber = run
 	task.Status.ExitCode = &exit
 	task.Status.ObservedGeneration = task.Generation
-	task.Status.ContainerName = containerName(taskID, run)
+	task.Status.ContainerName = models.ContainerName(taskID, run)
 	if err := e.store.UpdateTaskStatus(ctx, task); err != nil {
 		e.t.Fatal(err)
 	}

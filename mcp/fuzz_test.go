@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // decodeJSON decodes fuzz input the way toolArguments does.
@@ -59,22 +60,22 @@ func FuzzDecodeTaskWorker(f *testing.F) {
 			checkInputErrors(t, err)
 			return
 		}
-		if req.Prompt == "" || utf8.RuneCountInString(req.Prompt) > MaxPromptChars || strings.ContainsRune(req.Prompt, 0) {
+		if req.Prompt == "" || utf8.RuneCountInString(req.Prompt) > service.MaxPromptChars || strings.ContainsRune(req.Prompt, 0) {
 			t.Fatalf("accepted prompt of %d characters", utf8.RuneCountInString(req.Prompt))
 		}
 		if _, ok := cfg.Profiles[req.Agent]; !ok {
 			t.Fatalf("accepted agent %q", req.Agent)
 		}
-		if req.BaseRef != "" && (strings.HasPrefix(req.BaseRef, "-") || checkRefName("baseRef", req.BaseRef) != nil) {
+		if req.BaseRef != "" && (strings.HasPrefix(req.BaseRef, "-") || service.CheckRefName("baseRef", req.BaseRef) != nil) {
 			t.Fatalf("accepted ref %q", req.BaseRef)
 		}
-		if len(req.DependsOn) > MaxDependsOn || req.Timeout < 0 || req.Timeout > cfg.MaxTaskTimeout.Duration ||
+		if len(req.DependsOn) > service.MaxDependsOn || req.Timeout < 0 || req.Timeout > cfg.MaxTaskTimeout.Duration ||
 			req.MemoryBytes < 0 || req.NanoCPUs < 0 {
 			t.Fatalf("accepted out-of-range request %+v", req)
 		}
 		// Path resolution must hold its ground on whatever string got through.
-		folder, ierr := resolveRepoDir(context.Background(), "workFolder", req.WorkFolder, []string{root})
-		if ierr == nil && !within(folder, root) {
+		folder, ierr := service.ResolveRepoDir(context.Background(), "workFolder", req.WorkFolder, []string{root})
+		if ierr == nil && !service.Within(folder, root) {
 			t.Fatalf("resolved %q to %q, outside %s", req.WorkFolder, folder, root)
 		}
 	})
@@ -102,11 +103,11 @@ func FuzzDecodeApplyChanges(f *testing.F) {
 			checkInputErrors(t, err)
 			return
 		}
-		if checkDiffID("diffId", req.DiffID) != nil || !req.Mode.Valid() {
+		if service.CheckDiffID("diffId", req.DiffID) != nil || !req.Mode.Valid() {
 			t.Fatalf("accepted %+v", req)
 		}
 		if req.TargetWorkspace != "" {
-			if dir, ierr := resolveRepoDir(context.Background(), "targetWorkspace", req.TargetWorkspace, []string{root}); ierr == nil && !within(dir, root) {
+			if dir, ierr := service.ResolveRepoDir(context.Background(), "targetWorkspace", req.TargetWorkspace, []string{root}); ierr == nil && !service.Within(dir, root) {
 				t.Fatalf("resolved %q outside the root", req.TargetWorkspace)
 			}
 		}
@@ -115,14 +116,14 @@ func FuzzDecodeApplyChanges(f *testing.F) {
 
 func checkInputErrors(t *testing.T, err error) {
 	t.Helper()
-	var probs InputErrors
-	if !IsInputError(err) {
+	var probs service.InputErrors
+	if !service.IsInputError(err) {
 		t.Fatalf("not an input error: %v", err)
 	}
-	if e, ok := err.(InputErrors); ok {
+	if e, ok := err.(service.InputErrors); ok {
 		probs = e
 	}
-	if len(probs) == 0 || len(probs) > maxReportedProblems {
+	if len(probs) == 0 || len(probs) > service.MaxReportedProblems {
 		t.Fatalf("%d problems", len(probs))
 	}
 	for _, p := range probs {

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // EndpointPath is where the streamable HTTP transport is served.
@@ -134,7 +135,7 @@ func Protect(next http.Handler, opts HTTPOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cfg := opts.Config()
 		if origin := r.Header.Get("Origin"); !originAllowed(origin, cfg.HTTP.AllowedOrigins) {
-			logger.Warn("http request refused: origin not allowed", zap.String("remote", r.RemoteAddr), zap.String("origin", cut(origin, 200)))
+			logger.Warn("http request refused: origin not allowed", zap.String("remote", r.RemoteAddr), zap.String("origin", service.Cut(origin, 200)))
 			http.Error(w, "Forbidden: origin not allowed", http.StatusForbidden)
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/config/logging"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -45,7 +46,7 @@ func TestTaskWorker_DefaultsAndSymlinkedFolder(t *testing.T) {
 	if err := os.Symlink(e.repo, link); err != nil {
 		t.Fatal(err)
 	}
-	res := ok[TaskWorkerResult](e, "task_worker", map[string]any{"task": "x", "workFolder": link})
+	res := ok[service.TaskWorkerResult](e, "task_worker", map[string]any{"task": "x", "workFolder": link})
 	task, _ := e.store.GetTask(context.Background(), res.TaskID)
 	if task.Spec.WorkFolder != e.repo || task.Spec.Agent != e.cfg.DefaultAgent || !task.Spec.IncludeUncommitted ||
 		task.Spec.Priority != models.PriorityMedium {
@@ -113,16 +114,16 @@ func TestWorkStatus_OneTaskAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	one := ok[WorkStatusResult](e, "work_status", map[string]any{"taskId": b.TaskID})
+	one := ok[service.WorkStatusResult](e, "work_status", map[string]any{"taskId": b.TaskID})
 	if one.Task == nil || one.Task.Status != "completed" || one.Task.DiffID == "" || one.Task.FilesChanged == nil ||
 		*one.Task.FilesChanged != 1 || one.Task.ExitCode == nil || len(one.Task.Events) != 1 || !one.Task.Finished {
 		t.Fatalf("one: %+v", one.Task)
 	}
-	all := ok[WorkStatusResult](e, "work_status", map[string]any{})
+	all := ok[service.WorkStatusResult](e, "work_status", map[string]any{})
 	if len(all.Tasks) != 2 || all.Total != 2 || all.Counts["completed"] != 1 || all.Counts["pending"] != 1 {
 		t.Fatalf("all: %+v", all)
 	}
-	pending := ok[WorkStatusResult](e, "work_status", map[string]any{"status": "pending", "limit": 5})
+	pending := ok[service.WorkStatusResult](e, "work_status", map[string]any{"status": "pending", "limit": 5})
 	if len(pending.Tasks) != 1 || pending.Tasks[0].TaskID != a.TaskID || pending.Tasks[0].Description != "first" {
 		t.Fatalf("pending: %+v", pending.Tasks)
 	}
@@ -131,7 +132,7 @@ func TestWorkStatus_OneTaskAndList(t *testing.T) {
 func TestCancelTask(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.startTask(nil)
-	res := ok[CancelResult](e, "cancel_task", map[string]any{"taskId": a.TaskID, "reason": "not needed"})
+	res := ok[service.CancelResult](e, "cancel_task", map[string]any{"taskId": a.TaskID, "reason": "not needed"})
 	if !res.CancelRequested {
 		t.Fatalf("%+v", res)
 	}
@@ -140,7 +141,7 @@ func TestCancelTask(t *testing.T) {
 		t.Fatalf("spec %+v", task.Spec)
 	}
 	gen := task.Generation
-	again := ok[CancelResult](e, "cancel_task", map[string]any{"taskId": a.TaskID})
+	again := ok[service.CancelResult](e, "cancel_task", map[string]any{"taskId": a.TaskID})
 	task, _ = e.store.GetTask(context.Background(), a.TaskID)
 	if !again.CancelRequested || task.Generation != gen {
 		t.Fatalf("second cancel wrote: %+v gen %d→%d", again, gen, task.Generation)
@@ -148,7 +149,7 @@ func TestCancelTask(t *testing.T) {
 
 	done := e.startTask(nil)
 	e.finishRun(done.TaskID, 1, models.TaskPhaseSucceeded)
-	res = ok[CancelResult](e, "cancel_task", map[string]any{"taskId": done.TaskID})
+	res = ok[service.CancelResult](e, "cancel_task", map[string]any{"taskId": done.TaskID})
 	if res.CancelRequested || !strings.Contains(res.Message, "already finished") {
 		t.Fatalf("finished task: %+v", res)
 	}
@@ -159,20 +160,20 @@ func TestReviewChanges(t *testing.T) {
 	a := e.startTask(map[string]any{"taskDescription": "add out.txt"})
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt", "b.txt")
 
-	byDiff := ok[ReviewResult](e, "review_changes", map[string]any{"diffId": d.ID})
+	byDiff := ok[service.ReviewResult](e, "review_changes", map[string]any{"diffId": d.ID})
 	if byDiff.Diff == nil || byDiff.Diff.FilesChanged != 2 || len(byDiff.Diff.Files) != 2 ||
 		!strings.Contains(byDiff.Diff.Patch, "+++ b/out.txt") || byDiff.Diff.WorkFolder != e.repo {
 		t.Fatalf("by diff: %+v", byDiff.Diff)
 	}
-	byTask := ok[ReviewResult](e, "review_changes", map[string]any{"taskId": a.TaskID, "showContent": false})
+	byTask := ok[service.ReviewResult](e, "review_changes", map[string]any{"taskId": a.TaskID, "showContent": false})
 	if byTask.Diff == nil || byTask.Diff.DiffID != d.ID || byTask.Diff.Patch != "" {
 		t.Fatalf("by task: %+v", byTask.Diff)
 	}
-	list := ok[ReviewResult](e, "review_changes", nil)
+	list := ok[service.ReviewResult](e, "review_changes", nil)
 	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Patch != "" {
 		t.Fatalf("pending: %+v", list)
 	}
-	detailed := ok[ReviewResult](e, "review_changes", map[string]any{"format": "detailed"})
+	detailed := ok[service.ReviewResult](e, "review_changes", map[string]any{"format": "detailed"})
 	if detailed.Pending[0].Patch == "" {
 		t.Fatalf("detailed list has no patch")
 	}
@@ -189,7 +190,7 @@ func TestReviewChanges(t *testing.T) {
 	rejecting := e.finishRun(e.startTask(nil).TaskID, 1, models.TaskPhaseSucceeded, "r.txt")
 	e.setDiff(conflicted.ID, models.DiffDesiredApplied, models.DiffPhaseConflict)
 	e.setDiff(rejecting.ID, models.DiffDesiredRejected, models.DiffPhasePending)
-	list = ok[ReviewResult](e, "review_changes", nil)
+	list = ok[service.ReviewResult](e, "review_changes", nil)
 	if list.Count != 2 || len(list.Pending) != 2 || list.Pending[0].DiffID != d.ID ||
 		list.Pending[1].DiffID != conflicted.ID || list.Pending[1].Status != "conflict" {
 		t.Fatalf("waiting for a decision: %+v", list)
@@ -198,7 +199,7 @@ func TestReviewChanges(t *testing.T) {
 		t.Fatalf("list text:\n%s", text)
 	}
 	// system_status counts by state: the diff being rejected is still pending.
-	if st := ok[SystemStatusResult](e, "system_status", nil); st.PendingDiffs != 3 {
+	if st := ok[service.SystemStatusResult](e, "system_status", nil); st.PendingDiffs != 3 {
 		t.Fatalf("system_status pendingDiffs %d, want 3 (two pending, one conflict)", st.PendingDiffs)
 	}
 
@@ -268,10 +269,10 @@ func TestApplyChanges_WaitsForTheOutcome(t *testing.T) {
 		mode    string
 		want    string
 	}{
-		{"applied worktree", models.DiffPhaseApplied, "worktree", OutcomeApplied},
-		{"applied branch", models.DiffPhaseApplied, "branch", OutcomeApplied},
-		{"conflict", models.DiffPhaseConflict, "worktree", OutcomeConflict},
-		{"failed", models.DiffPhaseFailed, "worktree", OutcomeFailed},
+		{"applied worktree", models.DiffPhaseApplied, "worktree", service.OutcomeApplied},
+		{"applied branch", models.DiffPhaseApplied, "branch", service.OutcomeApplied},
+		{"conflict", models.DiffPhaseConflict, "worktree", service.OutcomeConflict},
+		{"failed", models.DiffPhaseFailed, "worktree", service.OutcomeFailed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t)
@@ -279,7 +280,7 @@ func TestApplyChanges_WaitsForTheOutcome(t *testing.T) {
 			d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
 			playDiffController(t, e.store, tc.outcome)
 
-			res := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "mode": tc.mode})
+			res := ok[service.ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "mode": tc.mode})
 			if res.Outcome != tc.want {
 				t.Fatalf("outcome %+v", res)
 			}
@@ -296,9 +297,9 @@ func TestApplyChanges_WaitsForTheOutcome(t *testing.T) {
 			if tc.outcome == models.DiffPhaseApplied {
 				// Applying again with the same arguments answers from the status.
 				gen := stored.Generation
-				again := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "mode": tc.mode})
+				again := ok[service.ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "mode": tc.mode})
 				stored, _ = e.store.GetDiff(context.Background(), d.ID)
-				if again.Outcome != OutcomeApplied || stored.Generation != gen {
+				if again.Outcome != service.OutcomeApplied || stored.Generation != gen {
 					t.Errorf("second apply: %+v, generation %d→%d", again, gen, stored.Generation)
 				}
 				other := map[string]string{"branch": "worktree", "worktree": "branch"}[tc.mode]
@@ -317,23 +318,23 @@ func TestApplyChanges_WaitsForTheOutcome(t *testing.T) {
 
 func TestApplyChanges_BoundedWaitAndPreview(t *testing.T) {
 	e := newTestEnv(t)
-	e.fe.d.ApplyWait = 100 * time.Millisecond
+	e.setDeps(func(d *service.Deps) { d.ApplyWait = 100 * time.Millisecond })
 	a := e.startTask(nil)
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
 
-	preview := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "confirm": false, "targetWorkspace": e.repo})
+	preview := ok[service.ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID, "confirm": false, "targetWorkspace": e.repo})
 	stored, _ := e.store.GetDiff(context.Background(), d.ID)
-	if preview.Outcome != OutcomePreview || stored.Spec.Desired != models.DiffDesiredPending || preview.Target != e.repo {
+	if preview.Outcome != service.OutcomePreview || stored.Spec.Desired != models.DiffDesiredPending || preview.Target != e.repo {
 		t.Fatalf("preview %+v, desired %s", preview, stored.Spec.Desired)
 	}
 
 	var reports []string
-	res, err := e.fe.ApplyChanges(context.Background(), &ApplyRequest{DiffID: d.ID, Mode: models.ApplyModeWorktree, Confirm: true},
+	res, err := e.fe.ApplyChanges(context.Background(), &service.ApplyRequest{DiffID: d.ID, Mode: models.ApplyModeWorktree, Confirm: true},
 		100*time.Millisecond, func(_, _ float64, msg string) { reports = append(reports, msg) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != OutcomeInProgress || !strings.Contains(res.Message, "still pending") || len(reports) == 0 {
+	if res.Outcome != service.OutcomeInProgress || !strings.Contains(res.Message, "still pending") || len(reports) == 0 {
 		t.Fatalf("%+v reports %v", res, reports)
 	}
 	if len(e.notified) == 0 || e.notified[len(e.notified)-1] != "diff:"+d.ID {
@@ -345,12 +346,12 @@ func TestRejectChanges(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.startTask(nil)
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
-	res := ok[RejectResult](e, "reject_changes", map[string]any{"diffId": d.ID, "reason": "wrong file"})
+	res := ok[service.RejectResult](e, "reject_changes", map[string]any{"diffId": d.ID, "reason": "wrong file"})
 	stored, _ := e.store.GetDiff(context.Background(), d.ID)
 	if stored.Spec.Desired != models.DiffDesiredRejected || stored.Spec.RejectReason != "wrong file" || res.Reason != "wrong file" {
 		t.Fatalf("%+v %+v", res, stored.Spec)
 	}
-	again := ok[RejectResult](e, "reject_changes", map[string]any{"diffId": d.ID})
+	again := ok[service.RejectResult](e, "reject_changes", map[string]any{"diffId": d.ID})
 	if !strings.Contains(again.Message, "already rejected") {
 		t.Errorf("again: %+v", again)
 	}
@@ -368,7 +369,7 @@ func TestRequestRevision(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.startTask(map[string]any{"agent": "claude"})
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
-	res := ok[FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "use bye", "additionalContext": "see README"})
+	res := ok[service.FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "use bye", "additionalContext": "see README"})
 	task, _ := e.store.GetTask(context.Background(), a.TaskID)
 	s := task.Spec
 	if res.Run != 2 || s.DesiredRuns != 2 || s.FollowUpKind != models.FollowUpRevision || s.RevisionOfDiff != d.ID ||
@@ -385,7 +386,7 @@ func TestRequestRevision(t *testing.T) {
 	if !strings.Contains(msg, "superseded by "+d2.ID) {
 		t.Errorf("old diff: %s", msg)
 	}
-	ok[FollowUpResult](e, "request_revision", map[string]any{"diffId": d2.ID, "feedback": "x", "preserveCorrectParts": false})
+	ok[service.FollowUpResult](e, "request_revision", map[string]any{"diffId": d2.ID, "feedback": "x", "preserveCorrectParts": false})
 	task, _ = e.store.GetTask(context.Background(), a.TaskID)
 	if task.Spec.DesiredRuns != 3 || strings.Contains(task.Spec.FollowUp, "Keep the parts") {
 		t.Errorf("spec %+v", task.Spec)
@@ -397,7 +398,7 @@ func TestRequestRevision_ScriptAgentGetsTheFeedbackVerbatim(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.startTask(map[string]any{"agent": "shell"})
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
-	ok[FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "echo bye > out.txt", "additionalContext": "echo more >> out.txt"})
+	ok[service.FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "echo bye > out.txt", "additionalContext": "echo more >> out.txt"})
 	task, _ := e.store.GetTask(context.Background(), a.TaskID)
 	if task.Spec.FollowUp != "echo bye > out.txt\necho more >> out.txt" {
 		t.Errorf("follow-up %q", task.Spec.FollowUp)
@@ -436,11 +437,11 @@ func TestAnswerWorkerQuestion(t *testing.T) {
 	if err := e.store.UpdateTaskStatus(context.Background(), task); err != nil {
 		t.Fatal(err)
 	}
-	st := ok[WorkStatusResult](e, "work_status", map[string]any{"taskId": a.TaskID})
+	st := ok[service.WorkStatusResult](e, "work_status", map[string]any{"taskId": a.TaskID})
 	if st.Task.Status != "needs_input" || st.Task.PendingQuestion != "Which database?" {
 		t.Fatalf("status %+v", st.Task)
 	}
-	res := ok[FollowUpResult](e, "answer_worker_question", map[string]any{"taskId": a.TaskID, "answer": "the production one"})
+	res := ok[service.FollowUpResult](e, "answer_worker_question", map[string]any{"taskId": a.TaskID, "answer": "the production one"})
 	task, _ = e.store.GetTask(context.Background(), a.TaskID)
 	if res.Run != 2 || task.Spec.FollowUp != "the production one" || task.Spec.FollowUpKind != models.FollowUpAnswer {
 		t.Fatalf("%+v %+v", res, task.Spec)
@@ -450,20 +451,20 @@ func TestAnswerWorkerQuestion(t *testing.T) {
 func TestWaitForTasks(t *testing.T) {
 	e := newTestEnv(t)
 	a, b := e.startTask(nil), e.startTask(nil)
-	peek := ok[WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID, b.TaskID}, "timeoutSeconds": 0})
+	peek := ok[service.WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID, b.TaskID}, "timeoutSeconds": 0})
 	if peek.AllFinished || !peek.TimedOut || len(peek.Tasks) != 2 {
 		t.Fatalf("peek %+v", peek)
 	}
 	// The wait runs beside the test, which finishes the tasks (finishRun may
 	// fail the test, so it stays on the test's goroutine).
 	type waited struct {
-		res *WaitResult
+		res *service.WaitResult
 		err error
 	}
 	var reports []string
 	out := make(chan waited, 1)
 	go func() {
-		res, err := e.fe.WaitForTasks(context.Background(), &WaitRequest{TaskIDs: []string{a.TaskID, b.TaskID}, Timeout: 10 * time.Second},
+		res, err := e.fe.WaitForTasks(context.Background(), &service.WaitRequest{TaskIDs: []string{a.TaskID, b.TaskID}, Timeout: 10 * time.Second},
 			func(_, _ float64, msg string) { reports = append(reports, msg) })
 		out <- waited{res, err}
 	}()
@@ -504,28 +505,28 @@ func TestViewAndListContainerLogs(t *testing.T) {
 	if err := e.store.UpsertExecutionLog(context.Background(), &models.ExecutionLog{TaskID: a.TaskID, Run: 1, Path: path, Size: int64(b.Len()), Complete: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.store.UpsertContainer(context.Background(), &models.Container{Name: containerName(a.TaskID, 1), DockerID: "0123456789abcdef0123", TaskID: a.TaskID, Run: 1, State: "exited"}); err != nil {
+	if err := e.store.UpsertContainer(context.Background(), &models.Container{Name: models.ContainerName(a.TaskID, 1), DockerID: "0123456789abcdef0123", TaskID: a.TaskID, Run: 1, State: "exited"}); err != nil {
 		t.Fatal(err)
 	}
 
-	all := ok[LogsResult](e, "view_container_logs", map[string]any{"identifier": a.TaskID})
+	all := ok[service.LogsResult](e, "view_container_logs", map[string]any{"identifier": a.TaskID})
 	if all.TotalLines != 31 || len(all.Lines) != 31 || all.Lines[0] != "line 1" || all.Lines[30] != "no timestamp here" || !all.Complete || all.Truncated {
 		t.Fatalf("all: %+v", all)
 	}
-	tail := ok[LogsResult](e, "view_container_logs", map[string]any{"identifier": containerName(a.TaskID, 1), "tail": 3, "filter": "line"})
+	tail := ok[service.LogsResult](e, "view_container_logs", map[string]any{"identifier": models.ContainerName(a.TaskID, 1), "tail": 3, "filter": "line"})
 	if len(tail.Lines) != 3 || tail.Lines[2] != "line 30" || tail.MatchedLines != 30 || !tail.Truncated {
 		t.Fatalf("tail: %+v", tail)
 	}
-	byID := ok[LogsResult](e, "view_container_logs", map[string]any{"identifier": "0123456789ab", "filter": "line 2"})
+	byID := ok[service.LogsResult](e, "view_container_logs", map[string]any{"identifier": "0123456789ab", "filter": "line 2"})
 	if byID.MatchedLines != 11 || byID.Run != 1 { // line 2, 20..29
 		t.Fatalf("by docker id: %+v", byID)
 	}
-	list := ok[ListLogsResult](e, "list_container_logs", map[string]any{"sortBy": "size", "limit": 5})
-	if list.Count != 1 || list.Logs[0].TaskID != a.TaskID || list.Logs[0].ContainerName != containerName(a.TaskID, 1) {
+	list := ok[service.ListLogsResult](e, "list_container_logs", map[string]any{"sortBy": "size", "limit": 5})
+	if list.Count != 1 || list.Logs[0].TaskID != a.TaskID || list.Logs[0].ContainerName != models.ContainerName(a.TaskID, 1) {
 		t.Fatalf("list: %+v", list)
 	}
 	fresh := e.startTask(nil)
-	none := ok[LogsResult](e, "view_container_logs", map[string]any{"identifier": fresh.TaskID})
+	none := ok[service.LogsResult](e, "view_container_logs", map[string]any{"identifier": fresh.TaskID})
 	if none.Exists || none.Run != 0 {
 		t.Fatalf("no run: %+v", none)
 	}
@@ -535,36 +536,20 @@ func TestViewAndListContainerLogs(t *testing.T) {
 	if err := e.store.UpsertExecutionLog(context.Background(), &models.ExecutionLog{TaskID: a.TaskID, Run: 1, Path: path, Size: 3, Complete: false}); err != nil {
 		t.Fatal(err)
 	}
-	list = ok[ListLogsResult](e, "list_container_logs", map[string]any{})
+	list = ok[service.ListLogsResult](e, "list_container_logs", map[string]any{})
 	if list.Count != 1 || list.Logs[0].Size != int64(b.Len()) || list.Logs[0].Path != path {
 		t.Fatalf("list of a running log: %+v, want size %d", list.Logs, b.Len())
 	}
 }
 
-func TestSelectLines_LongLinesAndByteBound(t *testing.T) {
-	long := strings.Repeat("x", 3*maxLogLineBytes)
-	in := "a\n" + long + "\nb\n"
-	sel, err := selectLines(strings.NewReader(in), 0, "", 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sel.total != 3 || len(sel.lines[1]) > maxLogLineBytes+len("…") || sel.lines[2] != "b" {
-		t.Fatalf("%d lines, second %d bytes", sel.total, len(sel.lines[1]))
-	}
-	sel, _ = selectLines(strings.NewReader(in), 0, "", 10)
-	if len(sel.lines) != 1 || sel.lines[0] != "b" || !sel.truncated {
-		t.Fatalf("byte bound: %+v", sel.lines)
-	}
-}
-
 type fakeEngine struct{ err error }
 
-func (f fakeEngine) Ping(context.Context) (string, string, error) { return "20.10.24", "1.41", f.err }
+func (f *fakeEngine) Ping(context.Context) (string, string, error) { return "20.10.24", "1.41", f.err }
 
 type fakeRuntime struct{}
 
-func (fakeRuntime) RuntimeStatus(context.Context) RuntimeSnapshot {
-	return RuntimeSnapshot{IsLeader: true, Holder: "me", Controllers: []ControllerStats{{Name: "task", Running: true, Reconciles: 3}}}
+func (fakeRuntime) RuntimeStatus(context.Context) service.RuntimeSnapshot {
+	return service.RuntimeSnapshot{IsLeader: true, Holder: "me", Controllers: []service.ControllerStats{{Name: "task", Running: true, Reconciles: 3}}}
 }
 
 func TestSystemStatus(t *testing.T) {
@@ -577,20 +562,20 @@ func TestSystemStatus(t *testing.T) {
 	if err := e.store.UpsertContainer(context.Background(), &models.Container{Name: "claude-parallel-x", State: "running", Adopted: true}); err != nil {
 		t.Fatal(err)
 	}
-	e.fe.d.Engine = fakeEngine{}
-	e.fe.d.Runtime = fakeRuntime{}
-	res := ok[SystemStatusResult](e, "system_status", nil)
+	engine := &fakeEngine{}
+	e.setDeps(func(d *service.Deps) { d.Engine, d.Runtime = engine, fakeRuntime{} })
+	res := ok[service.SystemStatusResult](e, "system_status", nil)
 	if !res.Docker.Reachable || res.Docker.APIVersion != "1.41" || !res.Leader.Active || res.Leader.Holder != "host:1:abc" ||
-		res.Tasks["completed"] != 1 || res.PendingDiffs != 1 || res.Containers != (ContainerCounts{Managed: 1, Running: 1, Adopted: 1}) ||
+		res.Tasks["completed"] != 1 || res.PendingDiffs != 1 || res.Containers != (service.ContainerCounts{Managed: 1, Running: 1, Adopted: 1}) ||
 		!res.ThisProcess.IsLeader || len(res.ThisProcess.Controllers) != 1 || res.Paths.Database != e.store.Path() ||
 		res.InstallationID == "" || len(res.AllowedRoots) != 1 {
 		t.Fatalf("%+v", res)
 	}
-	e.fe.d.Engine = fakeEngine{err: fmt.Errorf("ping docker engine at unix:///nope: connection refused")}
-	if again := ok[SystemStatusResult](e, "system_status", nil); !again.Docker.Reachable {
-		t.Fatalf("the engine's answer is not reused within %s: %+v", dockerProbeTTL, again.Docker)
+	engine.err = fmt.Errorf("ping docker engine at unix:///nope: connection refused")
+	if again := ok[service.SystemStatusResult](e, "system_status", nil); !again.Docker.Reachable {
+		t.Fatalf("the engine's answer is not reused within its time to live: %+v", again.Docker)
 	}
-	e.fe.probe.at = e.fe.probe.at.Add(-dockerProbeTTL) // the cached answer expires
+	e.setDeps(func(*service.Deps) {}) // a new service has no cached answer: as if it expired
 	down := e.call("system_status", map[string]any{})
 	if down.IsError || !strings.Contains(resultText(down), "Docker: **unreachable**") {
 		t.Fatalf("docker down: %s", resultText(down))
@@ -599,7 +584,7 @@ func TestSystemStatus(t *testing.T) {
 
 func TestGuard_PanicBecomesErrorResult(t *testing.T) {
 	e := newTestEnv(t)
-	e.fe.d.Store = nil // every store access panics
+	e.setDeps(func(d *service.Deps) { d.Store = nil }) // every store access panics
 	res := e.call("work_status", map[string]any{})
 	if !res.IsError || !strings.Contains(resultText(res), "internal error in work_status") {
 		t.Fatalf("%+v", res)
@@ -667,11 +652,11 @@ func TestWaitForTasks_TaskThatCannotRunIsFinished(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st := ok[WorkStatusResult](e, "work_status", map[string]any{"taskId": a.TaskID})
+	st := ok[service.WorkStatusResult](e, "work_status", map[string]any{"taskId": a.TaskID})
 	if !st.Task.Finished || st.Task.Status != "failed" || st.Task.RunNumber != 0 {
 		t.Errorf("work_status: %+v, want finished", st.Task)
 	}
-	res, err := e.fe.WaitForTasks(context.Background(), &WaitRequest{TaskIDs: []string{a.TaskID}, Timeout: 5 * time.Second}, nil)
+	res, err := e.fe.WaitForTasks(context.Background(), &service.WaitRequest{TaskIDs: []string{a.TaskID}, Timeout: 5 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,17 +677,17 @@ func TestRequestRevision_OfAFailedRun(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.startTask(nil)
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseFailed, "partial.txt")
-	res := ok[FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "finish it"})
+	res := ok[service.FollowUpResult](e, "request_revision", map[string]any{"diffId": d.ID, "feedback": "finish it"})
 	task, _ := e.store.GetTask(context.Background(), a.TaskID)
 	if res.Run != 2 || task.Spec.DesiredRuns != 2 || !task.WantsFollowUp() {
 		t.Fatalf("res %+v spec %+v: the controller would not start the run", res, task.Spec)
 	}
-	w := ok[WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
+	w := ok[service.WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
 	if w.AllFinished || w.Tasks[0].Finished {
 		t.Errorf("a failed task with a revision asked shows finished: %+v", w.Tasks[0])
 	}
 	e.finishRun(a.TaskID, 2, models.TaskPhaseSucceeded, "done.txt")
-	w = ok[WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
+	w = ok[service.WaitResult](e, "wait_for_tasks", map[string]any{"taskIds": []string{a.TaskID}, "timeoutSeconds": 0})
 	if !w.AllFinished {
 		t.Errorf("after run 2: %+v", w.Tasks[0])
 	}
@@ -717,18 +702,18 @@ func TestApplyChanges_ConflictEndsTheRequest(t *testing.T) {
 	d := e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "out.txt")
 	playDiffControllerSeq(t, e.store, models.DiffPhaseConflict, models.DiffPhaseApplied)
 
-	res := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
-	if res.Outcome != OutcomeConflict || !strings.Contains(res.Message, "NOT applied") || !strings.Contains(res.Message, "apply_changes again") {
+	res := ok[service.ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
+	if res.Outcome != service.OutcomeConflict || !strings.Contains(res.Message, "NOT applied") || !strings.Contains(res.Message, "apply_changes again") {
 		t.Fatalf("first apply: %+v", res)
 	}
-	list := ok[ReviewResult](e, "review_changes", nil)
+	list := ok[service.ReviewResult](e, "review_changes", nil)
 	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Desired != "pending" {
 		t.Fatalf("after the conflict the diff is not waiting for a decision: %+v", list)
 	}
 	before, _ := e.store.GetDiff(context.Background(), d.ID)
-	again := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
+	again := ok[service.ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
 	after, _ := e.store.GetDiff(context.Background(), d.ID)
-	if again.Outcome != OutcomeApplied || after.Generation <= before.Generation || after.Spec.Desired != models.DiffDesiredApplied {
+	if again.Outcome != service.OutcomeApplied || after.Generation <= before.Generation || after.Spec.Desired != models.DiffDesiredApplied {
 		t.Fatalf("second apply: %+v, generation %d→%d: want a new request carried out", again, before.Generation, after.Generation)
 	}
 }
@@ -756,11 +741,11 @@ func TestReviewChanges_PatchTooLargeSaysWhereTheResultIs(t *testing.T) {
 func TestWaitForTasks_LimitIsDocumented(t *testing.T) {
 	e := newTestEnv(t)
 	tool, _ := WaitForTasksTool(e.fe)
-	limit := fmt.Sprintf("at most %d task ids", MaxWaitTasks)
+	limit := fmt.Sprintf("at most %d task ids", service.MaxWaitTasks)
 	if !strings.Contains(tool.Description, limit) {
 		t.Errorf("wait_for_tasks description does not state its limit (%q):\n%s", limit, tool.Description)
 	}
-	ids := make([]any, MaxWaitTasks+1)
+	ids := make([]any, service.MaxWaitTasks+1)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("task-%012x", i)
 	}
@@ -771,7 +756,7 @@ func TestWaitForTasks_LimitIsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), fmt.Sprintf("at most %d task ids per call", MaxWaitTasks)) {
-		t.Errorf("README does not state wait_for_tasks's limit of %d ids", MaxWaitTasks)
+	if !strings.Contains(string(readme), fmt.Sprintf("at most %d task ids per call", service.MaxWaitTasks)) {
+		t.Errorf("README does not state wait_for_tasks's limit of %d ids", service.MaxWaitTasks)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -32,8 +33,8 @@ func newSDKClient(progress *atomic.Int32) *sdk.Client {
 	})
 }
 
-func (e *testEnv) deps() Deps {
-	return Deps{Config: StaticConfig(e.cfg), Store: e.store, Notifier: e, Logger: e.fe.d.Logger,
+func (e *testEnv) deps() service.Deps {
+	return service.Deps{Config: service.StaticConfig(e.cfg), Store: e.store, Notifier: e, Logger: e.fe.Logger(),
 		PollInterval: 10 * time.Millisecond, ApplyWait: 10 * time.Second, Version: "test"}
 }
 
@@ -41,7 +42,7 @@ func (e *testEnv) deps() Deps {
 // Origin and token checks) and connects the go-sdk client to it.
 func (e *testEnv) httpClientSession(t *testing.T, progress *atomic.Int32) *sdk.ClientSession {
 	t.Helper()
-	handler, streamable := NewHTTPHandler(NewServer(e.deps()), HTTPOptions{Config: StaticConfig(e.cfg)})
+	handler, streamable := NewHTTPHandler(NewServer(e.deps()), HTTPOptions{Config: service.StaticConfig(e.cfg)})
 	ts := httptest.NewServer(handler)
 	t.Cleanup(func() { streamable.CloseSessions(context.Background()); ts.Close() })
 	cs, err := newSDKClient(progress).Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: ts.URL + EndpointPath}, nil)
@@ -61,7 +62,7 @@ func (e *testEnv) stdioClientSession(t *testing.T, progress *atomic.Int32) *sdk.
 	serverR, clientW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewStdioServer(NewServer(e.deps()), e.fe.d.Logger).Listen(ctx, serverR, serverW) }()
+	go func() { done <- NewStdioServer(NewServer(e.deps()), e.fe.Logger()).Listen(ctx, serverR, serverW) }()
 	cs, err := newSDKClient(progress).Connect(context.Background(), &sdk.IOTransport{Reader: clientR, Writer: clientW}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -119,15 +120,15 @@ func exerciseProtocol(t *testing.T, e *testEnv, cs *sdk.ClientSession, progress 
 		}
 	}
 
-	var status SystemStatusResult
+	var status service.SystemStatusResult
 	callSDK(t, cs, "system_status", nil, &status)
 	if status.Version != "test" || status.Paths.Database != e.store.Path() {
 		t.Errorf("system_status %+v", status)
 	}
 
-	var started TaskWorkerResult
+	var started service.TaskWorkerResult
 	callSDK(t, cs, "task_worker", map[string]any{"task": "echo hi", "workFolder": e.repo, "agent": "shell", "parentTaskId": "proto-1"}, &started)
-	var ws WorkStatusResult
+	var ws service.WorkStatusResult
 	callSDK(t, cs, "work_status", map[string]any{"taskId": started.TaskID}, &ws)
 	if ws.Task == nil || ws.Task.TaskID != started.TaskID || ws.Task.WorkFolder != e.repo {
 		t.Fatalf("work_status %+v", ws.Task)
@@ -165,11 +166,11 @@ func exerciseProtocol(t *testing.T, e *testEnv, cs *sdk.ClientSession, progress 
 	if err != nil || len(templates.ResourceTemplates) != 2 {
 		t.Fatalf("templates %v %v", templates, err)
 	}
-	patch, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: DiffPatchURI(d.ID)})
+	patch, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: service.DiffPatchURI(d.ID)})
 	if err != nil || len(patch.Contents) != 1 || !strings.Contains(patch.Contents[0].Text, "+++ b/out.txt") {
 		t.Fatalf("patch resource %v %v", patch, err)
 	}
-	if _, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: TaskLogsURI(started.TaskID)}); err != nil {
+	if _, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: service.TaskLogsURI(started.TaskID)}); err != nil {
 		t.Fatalf("log resource: %v", err)
 	}
 	if _, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: "claude-parallel://tasks/../../etc/passwd/logs"}); err == nil {
@@ -195,7 +196,7 @@ func TestHTTP_TokenAndOrigin(t *testing.T) {
 	cfg.HTTP.Token = "s3cret-token"
 	cfg.HTTP.AllowedOrigins = []string{"https://app.example.com"}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	ts := httptest.NewServer(Protect(ok, HTTPOptions{Config: StaticConfig(cfg)}))
+	ts := httptest.NewServer(Protect(ok, HTTPOptions{Config: service.StaticConfig(cfg)}))
 	defer ts.Close()
 
 	for _, tc := range []struct {
@@ -244,7 +245,7 @@ func TestHTTP_GoSDKClientNeedsTheToken(t *testing.T) {
 	e := newTestEnv(t)
 	cfg := e.cfg.Clone()
 	cfg.HTTP.Token = "tok-123"
-	srv, err := ListenHTTP("127.0.0.1:0", NewServer(e.deps()), HTTPOptions{Config: StaticConfig(cfg)})
+	srv, err := ListenHTTP("127.0.0.1:0", NewServer(e.deps()), HTTPOptions{Config: service.StaticConfig(cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestHTTP_GoSDKClientNeedsTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cs.Close()
-	callSDK(t, cs, "system_status", nil, &SystemStatusResult{})
+	callSDK(t, cs, "system_status", nil, &service.SystemStatusResult{})
 }
 
 func TestCheckListen(t *testing.T) {
@@ -292,7 +293,7 @@ func TestCheckListen(t *testing.T) {
 
 func TestListenHTTP_RefusesAllInterfacesWithoutToken(t *testing.T) {
 	e := newTestEnv(t)
-	_, err := ListenHTTP("0.0.0.0:0", NewServer(e.deps()), HTTPOptions{Config: StaticConfig(e.cfg)})
+	_, err := ListenHTTP("0.0.0.0:0", NewServer(e.deps()), HTTPOptions{Config: service.StaticConfig(e.cfg)})
 	if err == nil || !strings.Contains(err.Error(), "refusing to listen on 0.0.0.0:0 without a bearer token") {
 		t.Fatalf("%v", err)
 	}

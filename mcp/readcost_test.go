@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -145,7 +146,7 @@ func explainSQL(t *testing.T, s *models.Store, sql string) []string {
 func TestListsPageWithCursor(t *testing.T) {
 	e := newTestEnv(t)
 	var diffs []string
-	for range maxPendingDiffsShow + 3 {
+	for range service.MaxPendingDiffsShown + 3 {
 		a := e.startTask(nil)
 		diffs = append(diffs, e.finishRun(a.TaskID, 1, models.TaskPhaseSucceeded, "f.txt").ID)
 	}
@@ -153,7 +154,7 @@ func TestListsPageWithCursor(t *testing.T) {
 	var seen []string
 	args := map[string]any{"limit": 20}
 	for {
-		page := ok[WorkStatusResult](e, "work_status", args)
+		page := ok[service.WorkStatusResult](e, "work_status", args)
 		for _, ts := range page.Tasks {
 			seen = append(seen, ts.TaskID)
 		}
@@ -167,13 +168,13 @@ func TestListsPageWithCursor(t *testing.T) {
 		t.Fatalf("paged %d tasks, want %d", len(seen), len(diffs))
 	}
 
-	// Pages end at maxPendingDiffsShow diffs or at the size bound of a
+	// Pages end at service.MaxPendingDiffsShown diffs or at the size bound of a
 	// reply, whichever comes first.
 	var got []string
 	rargs := map[string]any{"showContent": false}
 	for pages := 0; ; pages++ {
-		page := ok[ReviewResult](e, "review_changes", rargs)
-		if page.Count == 0 || page.Count > maxPendingDiffsShow || pages > len(diffs) {
+		page := ok[service.ReviewResult](e, "review_changes", rargs)
+		if page.Count == 0 || page.Count > service.MaxPendingDiffsShown || pages > len(diffs) {
 			t.Fatalf("page %d: %d diffs", pages, page.Count)
 		}
 		for _, v := range page.Pending {

@@ -3,7 +3,6 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -15,9 +14,6 @@ import (
 // on its way out, so a secret stored by an older version, or reaching a
 // response by some other road, still never leaves. The rule itself lives in
 // config/redact, shared with the controllers and the server log.
-
-// secrets is the redactor of the configuration in force.
-func (f *Frontend) secrets() *redact.Redactor { return f.cfg().Redactor() }
 
 // redactToolResult redacts a tool result in place: its text contents and its
 // structured content (through JSON, only when a secret is there).
@@ -71,27 +67,3 @@ func redactStrings(v any, r *redact.Redactor) any {
 	}
 	return v
 }
-
-// redactedReader returns what r reads, redacted as a stream (a secret cut
-// across two reads is caught; memory stays bounded on a line of any
-// length). Call stop once done reading.
-func redactedReader(r io.Reader, red *redact.Redactor) (out io.Reader, stop func()) {
-	if red.Empty() {
-		return r, func() {}
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		w := red.NewWriter(pw)
-		_, err := io.Copy(w, r)
-		if err == nil {
-			err = w.Flush()
-		}
-		pw.CloseWithError(err) // nil: the reader sees io.EOF
-	}()
-	return pr, func() { _ = pr.Close() }
-}
-
-// Redact hides the secrets in force in s. Adapters that render what the
-// service returns themselves (the dashboard's pages and its log stream) pass
-// their output through it, as the MCP middleware does for tool results.
-func (f *Frontend) Redact(s string) string { return f.secrets().String(s) }

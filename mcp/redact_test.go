@@ -12,6 +12,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -48,7 +49,7 @@ func TestResponses_RedactWhatIsStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The second line is cut for the reply right inside the secret.
-	long := strings.Repeat("y", maxLogLineBytes-4) + canary + " tail"
+	long := strings.Repeat("y", service.MaxLogLineBytes-4) + canary + " tail"
 	log := "2024-05-01T10:00:01.000000000Z key " + canary + "\n2024-05-01T10:00:02.000000000Z " + long + "\n"
 	path := filepath.Join(dir, "run-1.log")
 	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
@@ -78,7 +79,7 @@ func TestResponses_RedactWhatIsStored(t *testing.T) {
 		b, _ := json.Marshal(res)
 		replies = append(replies, string(b))
 	}
-	for _, uri := range []string{TaskLogsURI(a.TaskID), DiffPatchURI(d.ID)} {
+	for _, uri := range []string{service.TaskLogsURI(a.TaskID), service.DiffPatchURI(d.ID)} {
 		res, err := cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
 		if err != nil {
 			t.Fatal(err)

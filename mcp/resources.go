@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -34,56 +35,58 @@ func uriID(uri, prefix, suffix string, valid func(string) bool) (string, bool) {
 	return id, true
 }
 
-func addResourceTemplates(s *server.MCPServer, fe *Frontend) {
+func addResourceTemplates(s *server.MCPServer, fe *service.Frontend) {
 	s.AddResourceTemplate(mcp.NewResourceTemplate(taskLogsTemplate, "Task output",
 		mcp.WithTemplateDescription("Output of the newest run of a task, timestamps removed (the last 1 MiB)."),
 		mcp.WithTemplateMIMEType("text/plain"),
-	), fe.readTaskLogsResource)
+	), readTaskLogsResource(fe))
 	s.AddResourceTemplate(mcp.NewResourceTemplate(diffPatchTemplate, "Diff patch",
 		mcp.WithTemplateDescription("The whole patch of a diff (git diff --binary), as captured."),
 		mcp.WithTemplateMIMEType("text/x-diff"),
-	), fe.readDiffPatchResource)
+	), readDiffPatchResource(fe))
 }
 
 // errResourceNotFound is answered for a well-formed URI naming nothing.
 var errResourceNotFound = errors.New("resource not found")
 
-func (f *Frontend) readTaskLogsResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id, ok := uriID(req.Params.URI, "claude-parallel://tasks/", "/logs", models.IsTaskID)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s is not claude-parallel://tasks/<task id>/logs", errResourceNotFound, quote(req.Params.URI))
+// readTaskLogsResource answers a task's log resource.
+func readTaskLogsResource(fe *service.Frontend) server.ResourceTemplateHandlerFunc {
+	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		id, ok := uriID(req.Params.URI, "claude-parallel://tasks/", "/logs", models.IsTaskID)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s is not claude-parallel://tasks/<task id>/logs", errResourceNotFound, service.Quote(req.Params.URI))
+		}
+		lines, err := fe.TaskLogText(ctx, id)
+		if errors.Is(err, service.ErrNotFound) {
+			return nil, fmt.Errorf("%w: no task %s", errResourceNotFound, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain",
+			Text: strings.Join(lines, "\n")}}, nil
 	}
-	t, err := f.d.Store.GetTask(ctx, id)
-	if errors.Is(err, models.ErrNotFound) {
-		return nil, fmt.Errorf("%w: no task %s", errResourceNotFound, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read task %s: %w", id, err)
-	}
-	res, err := f.readRunLog(ctx, logTarget{taskID: t.ID, run: t.Status.RunNumber}, 0, "", MaxLogResourceBytes)
-	if err != nil {
-		return nil, err
-	}
-	return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/plain",
-		Text: strings.Join(res.Lines, "\n")}}, nil
 }
 
-func (f *Frontend) readDiffPatchResource(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-	id, ok := uriID(req.Params.URI, "claude-parallel://diffs/", "/patch", models.IsDiffID)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s is not claude-parallel://diffs/<diff id>/patch", errResourceNotFound, quote(req.Params.URI))
+// readDiffPatchResource answers a diff's patch resource.
+func readDiffPatchResource(fe *service.Frontend) server.ResourceTemplateHandlerFunc {
+	return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+		id, ok := uriID(req.Params.URI, "claude-parallel://diffs/", "/patch", models.IsDiffID)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s is not claude-parallel://diffs/<diff id>/patch", errResourceNotFound, service.Quote(req.Params.URI))
+		}
+		patch, err := fe.DiffPatch(ctx, id)
+		if errors.Is(err, service.ErrNotFound) {
+			return nil, fmt.Errorf("%w: no diff %s", errResourceNotFound, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if utf8.Valid(patch) {
+			return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff", Text: string(patch)}}, nil
+		}
+		// A patch of files in another encoding is not UTF-8 text; send its bytes.
+		return []mcp.ResourceContents{mcp.BlobResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff",
+			Blob: base64.StdEncoding.EncodeToString(patch)}}, nil
 	}
-	d, err := f.d.Store.GetDiff(ctx, id)
-	if errors.Is(err, models.ErrNotFound) {
-		return nil, fmt.Errorf("%w: no diff %s", errResourceNotFound, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read diff %s: %w", id, err)
-	}
-	if utf8.Valid(d.Patch) {
-		return []mcp.ResourceContents{mcp.TextResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff", Text: string(d.Patch)}}, nil
-	}
-	// A patch of files in another encoding is not UTF-8 text; send its bytes.
-	return []mcp.ResourceContents{mcp.BlobResourceContents{URI: req.Params.URI, MIMEType: "text/x-diff",
-		Blob: base64.StdEncoding.EncodeToString(d.Patch)}}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -30,7 +31,7 @@ func TestTaskWorker_RefusesGitFileOutsideRoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.fe.StartTask(context.Background(), r)
-	var probs InputErrors
+	var probs service.InputErrors
 	if !errors.As(err, &probs) || !strings.Contains(err.Error(), filepath.Join(outside, ".git")) ||
 		!strings.Contains(err.Error(), "outside the allowed roots") {
 		t.Fatalf("StartTask: %v; want a refusal naming the git directory outside the roots", err)
@@ -55,8 +56,8 @@ func TestApplyChanges_DefaultTargetSwappedOutsideIsRefused(t *testing.T) {
 	if err := os.Symlink(outside, e.repo); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.fe.ApplyChanges(context.Background(), &ApplyRequest{DiffID: d.ID, Mode: models.ApplyModeWorktree, Confirm: true}, 0, nil)
-	var ierr *InputError
+	_, err := e.fe.ApplyChanges(context.Background(), &service.ApplyRequest{DiffID: d.ID, Mode: models.ApplyModeWorktree, Confirm: true}, 0, nil)
+	var ierr *service.InputError
 	if !errors.As(err, &ierr) || !strings.Contains(err.Error(), "outside the allowed roots") || !strings.Contains(err.Error(), "default target") {
 		t.Fatalf("ApplyChanges: %v; want a refusal of the default target", err)
 	}
@@ -82,7 +83,7 @@ func TestViewContainerLogs_DoesNotFollowAPlantedSymlink(t *testing.T) {
 	if err := os.Symlink(secret, logPath); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.fe.readRunLog(context.Background(), logTarget{taskID: task.TaskID, run: 1}, 0, "", 1<<20)
+	res, err := e.fe.ViewLogs(context.Background(), &service.LogsRequest{Identifier: task.TaskID, MaxChars: 1 << 20})
 	if err == nil && strings.Contains(strings.Join(res.Lines, "\n"), "CANARY") {
 		t.Fatalf("the log read followed the symlink: %q", res.Lines)
 	}

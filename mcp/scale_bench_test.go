@@ -14,6 +14,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -69,7 +70,7 @@ func newBenchServer(tb testing.TB, history int) *benchServer {
 	// The real server's defaults: the change signal, and the poll only as fallback.
 	deps := e.deps()
 	deps.PollInterval = 0
-	e.fe = NewFrontend(deps)
+	e.fe = service.NewFrontend(deps)
 	streamable := server.NewStreamableHTTPServer(NewServer(deps), server.WithEndpointPath(EndpointPath))
 	ts := httptest.NewServer(streamable)
 	tb.Cleanup(ts.Close)

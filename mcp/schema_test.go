@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // TestToolSchemas_Portable walks every tool's input and output schema, as a
@@ -13,7 +14,7 @@ import (
 // or an anyOf/oneOf union: the MCP Inspector's --strict check reports those
 // as unportable, and some clients and model providers refuse them.
 func TestToolSchemas_Portable(t *testing.T) {
-	tools := Tools(Deps{Config: StaticConfig(config.Default())})
+	tools := Tools(service.Deps{Config: service.StaticConfig(config.Default())})
 	if len(tools) != 12 {
 		t.Fatalf("%d tools", len(tools))
 	}

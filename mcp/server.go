@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/config/logging"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // ServerName is the name the server gives in the MCP handshake; it keeps the
@@ -25,16 +26,16 @@ Nothing changes in a repository until apply_changes. Task output: view_container
 
 // NewServer builds the MCP server with every tool and resource template.
 // The same server serves stdio and streamable HTTP.
-func NewServer(deps Deps) *server.MCPServer {
-	fe := NewFrontend(deps)
-	s := server.NewMCPServer(ServerName, fe.d.Version,
+func NewServer(deps service.Deps) *server.MCPServer {
+	fe := service.NewFrontend(deps)
+	s := server.NewMCPServer(ServerName, fe.Version(),
 		server.WithInstructions(instructions),
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(false, false),
 		// Structured content is checked against the output schema before it
 		// leaves, so a client never receives a reply its schema rejects.
 		server.WithOutputSchemaValidation(),
-		server.WithToolHandlerMiddleware(guardTool(fe.d.Logger, fe.d.ToolObserver)),
+		server.WithToolHandlerMiddleware(guardTool(fe.Logger(), fe.ToolObserver())),
 		// Whatever a tool or a resource answers is redacted on its way out.
 		server.WithToolHandlerMiddleware(redactTool(fe)),
 		server.WithResourceHandlerMiddleware(redactResource(fe)),
@@ -48,8 +49,8 @@ func NewServer(deps Deps) *server.MCPServer {
 }
 
 // Tools returns every tool definition, for schema snapshots and docs.
-func Tools(deps Deps) []mcp.Tool {
-	fe := NewFrontend(deps)
+func Tools(deps service.Deps) []mcp.Tool {
+	fe := service.NewFrontend(deps)
 	out := make([]mcp.Tool, 0, len(toolConstructors))
 	for _, newTool := range toolConstructors {
 		tool, _ := newTool(fe)
@@ -99,11 +100,11 @@ func guardTool(logger *zap.Logger, observe func(tool string, d time.Duration, ou
 }
 
 // redactTool redacts every tool result (see redactToolResult).
-func redactTool(fe *Frontend) server.ToolHandlerMiddleware {
+func redactTool(fe *service.Frontend) server.ToolHandlerMiddleware {
 	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			res, err := next(ctx, req)
-			redactToolResult(res, fe.secrets())
+			redactToolResult(res, fe.Secrets())
 			return res, err
 		}
 	}
@@ -112,11 +113,11 @@ func redactTool(fe *Frontend) server.ToolHandlerMiddleware {
 // redactResource redacts every text resource: a task's log, and a patch
 // (a key the agent wrote into a file shows as its placeholder; applying the
 // diff uses the stored patch). A binary resource is sent as it is.
-func redactResource(fe *Frontend) server.ResourceHandlerMiddleware {
+func redactResource(fe *service.Frontend) server.ResourceHandlerMiddleware {
 	return func(next server.ResourceHandlerFunc) server.ResourceHandlerFunc {
 		return func(ctx context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
 			contents, err := next(ctx, req)
-			r := fe.secrets()
+			r := fe.Secrets()
 			for i, c := range contents {
 				switch t := c.(type) {
 				case mcp.TextResourceContents:
@@ -246,13 +247,13 @@ func withNotifier(ctx context.Context, n notifier) context.Context {
 // the call, or a no-op when the client gave no progress token or the
 // transport cannot order them before the response. Values are forced to
 // increase, as the protocol requires.
-func progressTo(ctx context.Context, req mcp.CallToolRequest) ProgressFunc {
+func progressTo(ctx context.Context, req mcp.CallToolRequest) service.ProgressFunc {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
-		return noProgress
+		return nil // the service reports nothing to a nil ProgressFunc
 	}
 	n, ok := ctx.Value(notifierKey{}).(notifier)
 	if !ok {
-		return noProgress
+		return nil // the service reports nothing to a nil ProgressFunc
 	}
 	token := req.Params.Meta.ProgressToken
 	clock, _ := ctx.Value(progressClockKey{}).(*progressClock)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -116,7 +117,7 @@ func readPatch(t *testing.T, e *testEnv, args map[string]any) string {
 		if calls > 1000 {
 			t.Fatal("the hints do not end")
 		}
-		res := sized[ReviewResult](t, e, "review_changes", args)
+		res := sized[service.ReviewResult](t, e, "review_changes", args)
 		got.WriteString(res.Diff.Patch)
 		if res.Diff.PatchTruncated && res.Hint == "" {
 			t.Fatalf("patch cut without a hint: %+v", args)
@@ -132,7 +133,7 @@ func TestReviewChanges_LargeDiffPagesWithinBound(t *testing.T) {
 	patch := bigPatch(files, 600<<10)
 	d := seedDiff(t, e, patch, files)
 
-	first := sized[ReviewResult](t, e, "review_changes", map[string]any{"diffId": d.ID})
+	first := sized[service.ReviewResult](t, e, "review_changes", map[string]any{"diffId": d.ID})
 	if !first.Diff.PatchTruncated || !strings.Contains(first.Hint, "offset=") {
 		t.Fatalf("a 600 KB patch, not cut or no hint: truncated %t, hint %q", first.Diff.PatchTruncated, first.Hint)
 	}
@@ -163,7 +164,7 @@ func TestReviewChanges_HundredFilesPerFile(t *testing.T) {
 	}
 	patch := bigPatch(files, 300<<10)
 	d := seedDiff(t, e, patch, files)
-	first := sized[ReviewResult](t, e, "review_changes", map[string]any{"diffId": d.ID, "format": "detailed"})
+	first := sized[service.ReviewResult](t, e, "review_changes", map[string]any{"diffId": d.ID, "format": "detailed"})
 	if len(first.Diff.Files) != 100 || first.Hint == "" {
 		t.Fatalf("%d files listed, hint %q", len(first.Diff.Files), first.Hint)
 	}
@@ -190,7 +191,7 @@ func TestReviewChanges_TwoHundredPendingPagesWithinBound(t *testing.T) {
 			if calls > 200 {
 				t.Fatal("the hints do not end")
 			}
-			res := sized[ReviewResult](t, e, "review_changes", args)
+			res := sized[service.ReviewResult](t, e, "review_changes", args)
 			for _, v := range res.Pending {
 				seen[v.DiffID]++
 				if format == "detailed" && (v.Patch == "" || v.PatchTruncated) && !strings.Contains(res.Hint, v.DiffID) {
@@ -246,7 +247,7 @@ func TestViewContainerLogs_LongLogPagesWithinBound(t *testing.T) {
 			if calls > 1000 {
 				t.Fatal("the hints do not end")
 			}
-			res := sized[LogsResult](t, e, "view_container_logs", args)
+			res := sized[service.LogsResult](t, e, "view_container_logs", args)
 			if calls == 0 && dir == "beforeLine" && (len(res.Lines) == 0 || res.Hint == "") {
 				t.Fatalf("default view: %d lines, hint %q", len(res.Lines), res.Hint)
 			}
@@ -259,19 +260,6 @@ func TestViewContainerLogs_LongLogPagesWithinBound(t *testing.T) {
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("%s: paged %d lines, want the %d of the log", dir, len(got), len(want))
-		}
-	}
-}
-
-// jsonLen counts what encoding/json writes for a string.
-func TestJSONLenMatchesEncoding(t *testing.T) {
-	for _, s := range []string{"", "plain", "a\"b\\c\n\r\t", "<tag> & more", "\x00\x1f\x7f", "ü€😀", "\u2028\u2029", "bad\xff\xfeutf8", strings.Repeat("é<", 100)} {
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := jsonLen(s), len(b)-2; got != want {
-			t.Errorf("jsonLen(%q) = %d, encoding/json writes %d", s, got, want)
 		}
 	}
 }

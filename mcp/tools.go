@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -28,7 +29,7 @@ type markdowner interface{ Markdown() string }
 // infrastructure failure.
 func reply(out markdowner, err error) (*mcp.CallToolResult, error) {
 	if err != nil {
-		if IsInputError(err) || errors.Is(err, models.ErrDiskFull) {
+		if service.IsInputError(err) || errors.Is(err, models.ErrDiskFull) {
 			return mcp.NewToolResultError(err.Error()), nil
 		}
 		return nil, err
@@ -41,13 +42,13 @@ func badInput(err error) (*mcp.CallToolResult, error) { return reply(nil, err) }
 // handler is the handler of a tool whose arguments decode reads and whose
 // operation is op: bad arguments get an error result, op's outcome a reply.
 func handler[R any, V markdowner](decode func(raw any) (R, error), op func(context.Context, R) (V, error)) server.ToolHandlerFunc {
-	return progressHandler(decode, func(ctx context.Context, r R, _ ProgressFunc) (V, error) { return op(ctx, r) })
+	return progressHandler(decode, func(ctx context.Context, r R, _ service.ProgressFunc) (V, error) { return op(ctx, r) })
 }
 
 // progressHandler is handler for an operation that waits, telling the caller
 // how it goes through progress notifications when the call asked for them.
 func progressHandler[R any, V markdowner](decode func(raw any) (R, error),
-	op func(context.Context, R, ProgressFunc) (V, error)) server.ToolHandlerFunc {
+	op func(context.Context, R, service.ProgressFunc) (V, error)) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		r, err := decode(toolArguments(req))
 		if err != nil {
@@ -82,7 +83,7 @@ func with(opts []mcp.PropertyOption, more ...mcp.PropertyOption) []mcp.PropertyO
 }
 
 // TaskWorkerTool starts a coding-agent task in its own container.
-func TaskWorkerTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func TaskWorkerTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("task_worker",
 		closedInput,
 		mcp.WithDescription(`Start a coding-agent task in its own Docker container, on its own copy of a git repository. Returns at once with the task id; the task runs in the background.
@@ -91,15 +92,15 @@ Workflow: task_worker → wait_for_tasks (or work_status) → review_changes →
 The repository itself is not touched until you apply the resulting diff. By default the task sees the work folder as it is now, uncommitted and untracked files included.
 Give a parentTaskId to make the call idempotent: the same id again returns the same task.`),
 		writingTool("Start a task", false, false),
-		mcp.WithString("task", mcp.Required(), mcp.MaxLength(MaxPromptChars),
+		mcp.WithString("task", mcp.Required(), mcp.MaxLength(service.MaxPromptChars),
 			mcp.Description("What the agent should do, in plain language (for the shell agent: a shell script).")),
-		mcp.WithString("workFolder", mcp.Required(), mcp.MaxLength(MaxPathChars),
+		mcp.WithString("workFolder", mcp.Required(), mcp.MaxLength(service.MaxPathChars),
 			mcp.Description("Absolute path of the git repository (or a folder in it) to work on; it must lie inside the configured allowed roots.")),
-		mcp.WithString("parentTaskId", mcp.MaxLength(MaxParentIDChars),
+		mcp.WithString("parentTaskId", mcp.MaxLength(service.MaxParentIDChars),
 			mcp.Description("Idempotency key chosen by the caller: a second call with the same key returns the first task instead of starting another.")),
-		mcp.WithString("taskDescription", mcp.MaxLength(MaxDescriptionChars),
+		mcp.WithString("taskDescription", mcp.MaxLength(service.MaxDescriptionChars),
 			mcp.Description("Short description shown in status lists.")),
-		mcp.WithString("returnMode", mcp.Enum(returnModes...),
+		mcp.WithString("returnMode", mcp.Enum(service.ReturnModes...),
 			mcp.Description("How much the results should say (default full).")),
 		mcp.WithObject("containerConfig", mcp.Description("Resource limits for the task's container, within the agent profile's ceilings."),
 			mcp.Properties(map[string]any{
@@ -110,24 +111,24 @@ Give a parentTaskId to make the call idempotent: the same id again returns the s
 				"timeout": map[string]any{"type": "string", "description": `Run time limit: a duration such as "30m" or "1h30m" (a number of milliseconds, as in claude-parallel-work, is accepted too).`},
 			}),
 			mcp.AdditionalProperties(false)),
-		mcp.WithString("agent", mcp.MaxLength(MaxAgentChars),
+		mcp.WithString("agent", mcp.MaxLength(service.MaxAgentChars),
 			mcp.Description("Agent profile to run (see system_status for the configured ones); default is the configured default agent.")),
-		mcp.WithString("baseRef", mcp.MaxLength(MaxRefChars),
+		mcp.WithString("baseRef", mcp.MaxLength(service.MaxRefChars),
 			mcp.Description("Branch, tag or commit to start from instead of the work folder as it is now.")),
 		mcp.WithBoolean("includeUncommitted", mcp.DefaultBool(true),
 			mcp.Description("Include uncommitted and untracked (not ignored) files of the work folder (default true).")),
-		mcp.WithArray("dependsOn", mcp.MaxItems(MaxDependsOn), mcp.WithStringItems(taskIDProp...),
+		mcp.WithArray("dependsOn", mcp.MaxItems(service.MaxDependsOn), mcp.WithStringItems(taskIDProp...),
 			mcp.Description("Ids of tasks that must complete before this one starts.")),
-		mcp.WithString("priority", mcp.Enum(priorities...),
+		mcp.WithString("priority", mcp.Enum(service.Priorities...),
 			mcp.Description("Admission priority when more tasks wait than may run at once (default medium).")),
-		mcp.WithOutputSchema[TaskWorkerResult](),
+		mcp.WithOutputSchema[service.TaskWorkerResult](),
 	)
-	decode := func(raw any) (*TaskWorkerRequest, error) { return DecodeTaskWorker(raw, fe.cfg()) }
+	decode := func(raw any) (*service.TaskWorkerRequest, error) { return DecodeTaskWorker(raw, fe.Config()) }
 	return tool, handler(decode, fe.StartTask)
 }
 
 // WorkStatusTool reports one task in full, or a list with counts.
-func WorkStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func WorkStatusTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("work_status",
 		closedInput,
 		mcp.WithDescription(`Show a task in full (status, phase, reason, times, exit code, run number, diff id, files changed, agent progress, pending question, timeline), or without taskId the newest tasks with counts by status.
@@ -135,16 +136,16 @@ func WorkStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 Status is one of pending, running, completed, failed, cancelled, timed_out, needs_input. A needs_input task waits for answer_worker_question.`),
 		readOnlyTool("Task status"),
 		mcp.WithString("taskId", with(taskIDProp, mcp.Description("Task to show in full."))...),
-		mcp.WithString("status", mcp.Enum(taskStates()...), mcp.Description("Only list tasks with this status.")),
+		mcp.WithString("status", mcp.Enum(service.TaskStates()...), mcp.Description("Only list tasks with this status.")),
 		mcp.WithNumber("limit", mcp.Min(1), mcp.Max(200), mcp.DefaultNumber(20), mcp.Description("How many tasks to list (default 20).")),
 		mcp.WithString("cursor", mcp.MaxLength(256), mcp.Description("nextCursor of the previous reply, for the next page of the list.")),
-		mcp.WithOutputSchema[WorkStatusResult](),
+		mcp.WithOutputSchema[service.WorkStatusResult](),
 	)
 	return tool, handler(DecodeWorkStatus, fe.WorkStatus)
 }
 
 // ReviewChangesTool shows a diff, or the pending diffs.
-func ReviewChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func ReviewChangesTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("review_changes",
 		closedInput,
 		mcp.WithDescription(`Show the changes a task made: statistics, the per-file list and the patch. Name the diff by diffId, or by taskId for the task's newest diff; with neither, list every diff waiting for a decision.
@@ -156,18 +157,18 @@ Next: apply_changes, request_revision or reject_changes.`),
 		mcp.WithString("diffId", with(diffIDProp, mcp.Description("Diff to show."))...),
 		mcp.WithString("taskId", with(taskIDProp, mcp.Description("Show the newest diff of this task."))...),
 		mcp.WithBoolean("showContent", mcp.DefaultBool(true), mcp.Description("Include the patch (default true).")),
-		mcp.WithString("format", mcp.Enum(reviewFormats...),
+		mcp.WithString("format", mcp.Enum(service.ReviewFormats...),
 			mcp.Description("summary (default) or detailed; in the pending list, patches are only included when detailed.")),
 		mcp.WithString("cursor", mcp.MaxLength(256), mcp.Description("nextCursor of the previous reply, for the next page of the pending list.")),
-		mcp.WithString("file", mcp.MaxLength(MaxPathChars), mcp.Description("Show only this file's patch (a path from the file list).")),
+		mcp.WithString("file", mcp.MaxLength(service.MaxPathChars), mcp.Description("Show only this file's patch (a path from the file list).")),
 		mcp.WithNumber("offset", mcp.Min(0), mcp.Description("Byte offset in the patch (or the file's patch) to show from: the nextOffset of the previous reply.")),
-		mcp.WithOutputSchema[ReviewResult](),
+		mcp.WithOutputSchema[service.ReviewResult](),
 	)
 	return tool, handler(DecodeReviewChanges, fe.ReviewChanges)
 }
 
 // ApplyChangesTool applies a diff and waits for the outcome.
-func ApplyChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func ApplyChangesTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("apply_changes",
 		closedInput,
 		mcp.WithDescription(fmt.Sprintf(`Apply a reviewed diff to a repository, then wait (up to %s, with progress notifications) for the outcome: applied (with target and branch), conflict (with the conflicting files) or failed (with the reason). If the wait ends first the answer says the apply is still in progress; call again with the same arguments to see the outcome.
@@ -175,33 +176,33 @@ func ApplyChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 mode worktree (default) patches the target's working tree; mode branch creates the branch claude-parallel/<task id> in the target without touching its working tree. Applying twice is harmless.`, config.D(fe.ApplyWait()))),
 		writingTool("Apply changes", true, true),
 		mcp.WithString("diffId", with(diffIDProp, mcp.Required(), mcp.Description("Diff to apply."))...),
-		mcp.WithString("targetWorkspace", mcp.MaxLength(MaxPathChars),
+		mcp.WithString("targetWorkspace", mcp.MaxLength(service.MaxPathChars),
 			mcp.Description("Absolute path of the repository to apply to (default: the task's work folder); it must lie inside the allowed roots.")),
-		mcp.WithString("mode", mcp.Enum(applyModes...), mcp.Description("worktree (default) or branch.")),
+		mcp.WithString("mode", mcp.Enum(service.ApplyModes...), mcp.Description("worktree (default) or branch.")),
 		mcp.WithBoolean("confirm", mcp.DefaultBool(true),
 			mcp.Description("false previews what would be applied without applying (default true).")),
-		mcp.WithOutputSchema[ApplyResult](),
+		mcp.WithOutputSchema[service.ApplyResult](),
 	)
-	return tool, progressHandler(DecodeApplyChanges, func(ctx context.Context, r *ApplyRequest, progress ProgressFunc) (*ApplyResult, error) {
+	return tool, progressHandler(DecodeApplyChanges, func(ctx context.Context, r *service.ApplyRequest, progress service.ProgressFunc) (*service.ApplyResult, error) {
 		return fe.ApplyChanges(ctx, r, fe.ApplyWait(), progress)
 	})
 }
 
 // RejectChangesTool discards a diff.
-func RejectChangesTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func RejectChangesTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("reject_changes",
 		closedInput,
 		mcp.WithDescription(`Reject a diff: it will never be applied, and its task's workspace is cleaned up in time. Consider request_revision instead when the change is close to right.`),
 		writingTool("Reject changes", true, true),
 		mcp.WithString("diffId", with(diffIDProp, mcp.Required(), mcp.Description("Diff to reject."))...),
-		mcp.WithString("reason", mcp.MaxLength(MaxReasonChars), mcp.Description("Why, for the record.")),
-		mcp.WithOutputSchema[RejectResult](),
+		mcp.WithString("reason", mcp.MaxLength(service.MaxReasonChars), mcp.Description("Why, for the record.")),
+		mcp.WithOutputSchema[service.RejectResult](),
 	)
 	return tool, handler(DecodeRejectChanges, fe.RejectChanges)
 }
 
 // RequestRevisionTool asks the agent to revise a diff.
-func RequestRevisionTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func RequestRevisionTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("request_revision",
 		closedInput,
 		mcp.WithDescription(`Ask the agent to revise a diff: its task runs again on the same workspace (continuing the agent's session where the profile supports it) with your feedback, and produces a new diff that supersedes this one. The current diff stays until then. A script agent (such as shell) runs the feedback as its next script, with additionalContext appended; preserveCorrectParts applies to conversational agents (claude).
@@ -209,64 +210,64 @@ func RequestRevisionTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 Next: wait_for_tasks, then review_changes taskId=<task>.`),
 		writingTool("Request a revision", false, false),
 		mcp.WithString("diffId", with(diffIDProp, mcp.Required(), mcp.Description("Diff to revise (the task's newest)."))...),
-		mcp.WithString("feedback", mcp.Required(), mcp.MaxLength(MaxFeedbackChars), mcp.Description("What should change.")),
+		mcp.WithString("feedback", mcp.Required(), mcp.MaxLength(service.MaxFeedbackChars), mcp.Description("What should change.")),
 		mcp.WithBoolean("preserveCorrectParts", mcp.DefaultBool(true),
 			mcp.Description("Tell the agent to keep what is already right (default true).")),
-		mcp.WithString("additionalContext", mcp.MaxLength(MaxFeedbackChars), mcp.Description("Extra guidance for the revision.")),
-		mcp.WithOutputSchema[FollowUpResult](),
+		mcp.WithString("additionalContext", mcp.MaxLength(service.MaxFeedbackChars), mcp.Description("Extra guidance for the revision.")),
+		mcp.WithOutputSchema[service.FollowUpResult](),
 	)
 	return tool, handler(DecodeRequestRevision, fe.RequestRevision)
 }
 
 // AnswerWorkerQuestionTool answers a question the agent asked.
-func AnswerWorkerQuestionTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func AnswerWorkerQuestionTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("answer_worker_question",
 		closedInput,
 		mcp.WithDescription(`Answer the question of a task whose status is needs_input (work_status shows the question). The agent continues in a new run with the answer.`),
 		writingTool("Answer the worker", false, false),
 		mcp.WithString("taskId", with(taskIDProp, mcp.Required(), mcp.Description("Task waiting for input."))...),
-		mcp.WithString("answer", mcp.Required(), mcp.MaxLength(MaxFeedbackChars), mcp.Description("The answer.")),
-		mcp.WithOutputSchema[FollowUpResult](),
+		mcp.WithString("answer", mcp.Required(), mcp.MaxLength(service.MaxFeedbackChars), mcp.Description("The answer.")),
+		mcp.WithOutputSchema[service.FollowUpResult](),
 	)
 	return tool, handler(DecodeAnswerWorkerQuestion, fe.AnswerQuestion)
 }
 
 // CancelTaskTool stops a task.
-func CancelTaskTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func CancelTaskTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("cancel_task",
 		closedInput,
 		mcp.WithDescription(`Cancel a task: a waiting task never starts, a running one has its container stopped. The task ends as cancelled; a finished task is left as it is.`),
 		writingTool("Cancel a task", true, true),
 		mcp.WithString("taskId", with(taskIDProp, mcp.Required(), mcp.Description("Task to cancel."))...),
-		mcp.WithString("reason", mcp.MaxLength(MaxReasonChars), mcp.Description("Why, for the record.")),
-		mcp.WithOutputSchema[CancelResult](),
+		mcp.WithString("reason", mcp.MaxLength(service.MaxReasonChars), mcp.Description("Why, for the record.")),
+		mcp.WithOutputSchema[service.CancelResult](),
 	)
 	return tool, handler(DecodeCancelTask, fe.CancelTask)
 }
 
 // WaitForTasksTool waits for tasks to finish.
-func WaitForTasksTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func WaitForTasksTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("wait_for_tasks",
 		closedInput,
 		mcp.WithDescription(fmt.Sprintf(`Wait until every listed task has finished (or needs input), or until timeoutSeconds pass (default %d, at most %d), sending progress notifications on the way. Takes at most %d task ids per call (more are refused: wait for larger batches in several calls). Returns each task's status and diff id; if the time runs out, call again to keep waiting.`,
-			DefaultWaitSeconds, MaxWaitSeconds, MaxWaitTasks)),
+			service.DefaultWaitSeconds, service.MaxWaitSeconds, service.MaxWaitTasks)),
 		readOnlyTool("Wait for tasks"),
-		mcp.WithArray("taskIds", mcp.Required(), mcp.MinItems(1), mcp.MaxItems(MaxWaitTasks), mcp.WithStringItems(taskIDProp...),
-			mcp.Description(fmt.Sprintf("Tasks to wait for: 1 to %d ids.", MaxWaitTasks))),
-		mcp.WithNumber("timeoutSeconds", mcp.Min(0), mcp.Max(MaxWaitSeconds), mcp.DefaultNumber(DefaultWaitSeconds),
+		mcp.WithArray("taskIds", mcp.Required(), mcp.MinItems(1), mcp.MaxItems(service.MaxWaitTasks), mcp.WithStringItems(taskIDProp...),
+			mcp.Description(fmt.Sprintf("Tasks to wait for: 1 to %d ids.", service.MaxWaitTasks))),
+		mcp.WithNumber("timeoutSeconds", mcp.Min(0), mcp.Max(service.MaxWaitSeconds), mcp.DefaultNumber(service.DefaultWaitSeconds),
 			mcp.Description("Longest wait in seconds; 0 answers at once.")),
-		mcp.WithOutputSchema[WaitResult](),
+		mcp.WithOutputSchema[service.WaitResult](),
 	)
 	return tool, progressHandler(DecodeWaitForTasks, fe.WaitForTasks)
 }
 
 // SystemStatusTool reports the health of the installation.
-func SystemStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func SystemStatusTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("system_status",
 		closedInput,
 		mcp.WithDescription(`Report whether the Docker engine answers (and its version), which process runs the controllers, tasks by status, diffs waiting for review, containers managed and adopted, reconcile figures, the configured agents and allowed roots, and where data and logs are kept.`),
 		readOnlyTool("System status"),
-		mcp.WithOutputSchema[SystemStatusResult](),
+		mcp.WithOutputSchema[service.SystemStatusResult](),
 	)
 	return tool, func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		if err := DecodeSystemStatus(toolArguments(req)); err != nil {
@@ -277,38 +278,38 @@ func SystemStatusTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 }
 
 // ViewContainerLogsTool shows a task run's output.
-func ViewContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func ViewContainerLogsTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("view_container_logs",
 		closedInput,
 		mcp.WithDescription(`Show the output of a task's container: by task id (its newest run), by container name or by Docker container id. Works while the task runs and after the container is gone. Shows the newest lines; the reply's hint names the call for older (beforeLine) or newer (fromLine) ones.`),
 		readOnlyTool("View task output"),
-		mcp.WithString("identifier", mcp.Required(), mcp.MaxLength(MaxIdentifierChars),
+		mcp.WithString("identifier", mcp.Required(), mcp.MaxLength(service.MaxIdentifierChars),
 			mcp.Description(`Task id ("task-…"), container name ("claude-parallel-task-…-r1") or container id.`)),
-		mcp.WithNumber("tail", mcp.Min(0), mcp.Max(MaxTailLines), mcp.DefaultNumber(DefaultTailLines),
-			mcp.Description(fmt.Sprintf("Show at most N lines (default %d; 0: as many as fit in the reply).", DefaultTailLines))),
-		mcp.WithString("filter", mcp.MaxLength(MaxFilterChars), mcp.Description("Show only lines containing this text.")),
+		mcp.WithNumber("tail", mcp.Min(0), mcp.Max(service.MaxTailLines), mcp.DefaultNumber(service.DefaultTailLines),
+			mcp.Description(fmt.Sprintf("Show at most N lines (default %d; 0: as many as fit in the reply).", service.DefaultTailLines))),
+		mcp.WithString("filter", mcp.MaxLength(service.MaxFilterChars), mcp.Description("Show only lines containing this text.")),
 		mcp.WithNumber("beforeLine", mcp.Min(1), mcp.Description("Show the lines before this line number (older output); lines are numbered from 1, counting only lines that match filter.")),
 		mcp.WithNumber("fromLine", mcp.Min(1), mcp.Description("Show the lines from this line number on (newer output).")),
-		mcp.WithOutputSchema[LogsResult](),
+		mcp.WithOutputSchema[service.LogsResult](),
 	)
 	return tool, handler(DecodeViewContainerLogs, fe.ViewLogs)
 }
 
 // ListContainerLogsTool lists the recorded run logs.
-func ListContainerLogsTool(fe *Frontend) (mcp.Tool, server.ToolHandlerFunc) {
+func ListContainerLogsTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("list_container_logs",
 		closedInput,
 		mcp.WithDescription(`List the output files of task runs with their size and whether the run is complete.`),
 		readOnlyTool("List task outputs"),
 		mcp.WithNumber("limit", mcp.Min(1), mcp.Max(500), mcp.DefaultNumber(20), mcp.Description("How many to list (default 20).")),
-		mcp.WithString("sortBy", mcp.Enum(logSortOrders...), mcp.Description("newest (default), oldest or size.")),
-		mcp.WithOutputSchema[ListLogsResult](),
+		mcp.WithString("sortBy", mcp.Enum(service.LogSortOrders...), mcp.Description("newest (default), oldest or size.")),
+		mcp.WithOutputSchema[service.ListLogsResult](),
 	)
 	return tool, handler(DecodeListContainerLogs, fe.ListLogs)
 }
 
 // toolConstructors lists every tool in the order clients see them.
-var toolConstructors = []func(*Frontend) (mcp.Tool, server.ToolHandlerFunc){
+var toolConstructors = []func(*service.Frontend) (mcp.Tool, server.ToolHandlerFunc){
 	TaskWorkerTool,
 	WorkStatusTool,
 	WaitForTasksTool,

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // TestToolSnapshots pins every tool's definition (description, input and
@@ -17,7 +18,7 @@ import (
 // what clients see shows up as a test diff. UPDATE_TOOLSNAPS=true rewrites
 // the snapshots; review the diff before committing it.
 func TestToolSnapshots(t *testing.T) {
-	tools := Tools(Deps{Config: StaticConfig(config.Default())})
+	tools := Tools(service.Deps{Config: service.StaticConfig(config.Default())})
 	if len(tools) != 12 {
 		t.Fatalf("%d tools", len(tools))
 	}
@@ -57,7 +58,7 @@ func TestToolSnapshots(t *testing.T) {
 
 // Every tool declares both an input and an output schema of type object.
 func TestToolSchemas_Complete(t *testing.T) {
-	for _, tool := range Tools(Deps{Config: StaticConfig(config.Default())}) {
+	for _, tool := range Tools(service.Deps{Config: service.StaticConfig(config.Default())}) {
 		var m map[string]any
 		if err := json.Unmarshal(canonicalJSON(t, tool), &m); err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/claude-parallel/claude-parallel/config/logging"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -75,7 +76,7 @@ func (e *testEnv) rawStdioClient(t *testing.T) *rawStdio {
 	serverR, clientW := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewStdioServer(NewServer(e.deps()), e.fe.d.Logger).Listen(ctx, serverR, serverW) }()
+	go func() { done <- NewStdioServer(NewServer(e.deps()), e.fe.Logger()).Listen(ctx, serverR, serverW) }()
 	c := &rawStdio{t: t, w: clientW}
 	c.cond = sync.NewCond(&c.mu)
 	go func() {
@@ -359,7 +360,7 @@ func readSSE(t *testing.T, body io.Reader, stop func(wireMessage) bool) []wireMe
 
 func (e *testEnv) rawHTTPSession(t *testing.T) (*httpSession, string) {
 	t.Helper()
-	handler, streamable := NewHTTPHandler(NewServer(e.deps()), HTTPOptions{Config: StaticConfig(e.cfg)})
+	handler, streamable := NewHTTPHandler(NewServer(e.deps()), HTTPOptions{Config: service.StaticConfig(e.cfg)})
 	ts := httptest.NewServer(handler)
 	t.Cleanup(func() { streamable.CloseSessions(context.Background()); ts.Close() })
 	h := &httpSession{t: t, endpoint: ts.URL + EndpointPath}
@@ -517,7 +518,7 @@ func TestHTTP_UnauthorizedSaysHowToPassTheToken(t *testing.T) {
 	e := newTestEnv(t)
 	cfg := e.cfg.Clone()
 	cfg.HTTP.Token = "tok-401"
-	srv, err := ListenHTTP("127.0.0.1:0", NewServer(e.deps()), HTTPOptions{Config: StaticConfig(cfg)})
+	srv, err := ListenHTTP("127.0.0.1:0", NewServer(e.deps()), HTTPOptions{Config: service.StaticConfig(cfg)})
 	if err != nil {
 		t.Fatal(err)
 	}

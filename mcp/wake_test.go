@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -21,7 +22,7 @@ func (w *wakeLog) add(s string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.sources = append(w.sources, s)
-	if s == waitParked && w.parked != nil {
+	if s == service.WaitParked && w.parked != nil {
 		close(w.parked)
 		w.parked = nil
 	}
@@ -36,8 +37,7 @@ func (w *wakeLog) list() []string {
 // a wait that ends did so because the store reported a change.
 func noPoll(e *testEnv) *wakeLog {
 	w := &wakeLog{parked: make(chan struct{})}
-	e.fe.d.PollInterval = time.Hour
-	e.fe.onWake = w.add
+	e.setDeps(func(d *service.Deps) { d.PollInterval, d.OnWake = time.Hour, w.add })
 	return w
 }
 
@@ -94,13 +94,13 @@ func TestApplyChanges_WokenByTheStatusWriteNotThePoll(t *testing.T) {
 	wakes := noPoll(e)
 	answerAppliesOnChange(t, e.store, wakes.parked)
 
-	res := ok[ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
-	if res.Outcome != OutcomeApplied {
+	res := ok[service.ApplyResult](e, "apply_changes", map[string]any{"diffId": d.ID})
+	if res.Outcome != service.OutcomeApplied {
 		t.Fatalf("outcome %+v (wake-ups %v)", res, wakes.list())
 	}
 	// Parked, woken by the change, done.
-	if got := wakes.list(); !slices.Equal(got, []string{waitParked, wakeChange}) {
-		t.Fatalf("wake-ups %v: want %q then %q", got, waitParked, wakeChange)
+	if got := wakes.list(); !slices.Equal(got, []string{service.WaitParked, service.WakeChange}) {
+		t.Fatalf("wake-ups %v: want %q then %q", got, service.WaitParked, service.WakeChange)
 	}
 }
 
@@ -118,13 +118,13 @@ func TestWaitForTasks_WokenByAnotherStoresWrite(t *testing.T) {
 	defer other.Close()
 
 	type result struct {
-		res *WaitResult
+		res *service.WaitResult
 		err error
 	}
 	got := make(chan result, 1)
 	parked := wakes.parked
 	go func() {
-		res, err := e.fe.WaitForTasks(context.Background(), &WaitRequest{TaskIDs: []string{a.TaskID}, Timeout: time.Minute}, nil)
+		res, err := e.fe.WaitForTasks(context.Background(), &service.WaitRequest{TaskIDs: []string{a.TaskID}, Timeout: time.Minute}, nil)
 		got <- result{res, err}
 	}()
 
@@ -143,7 +143,7 @@ func TestWaitForTasks_WokenByAnotherStoresWrite(t *testing.T) {
 	if r.err != nil || !r.res.AllFinished || r.res.TimedOut {
 		t.Fatalf("wait: %+v, %v", r.res, r.err)
 	}
-	if w := wakes.list(); len(w) < 2 || w[0] != waitParked || w[len(w)-1] != wakeChange || slices.Contains(w, wakePoll) {
+	if w := wakes.list(); len(w) < 2 || w[0] != service.WaitParked || w[len(w)-1] != service.WakeChange || slices.Contains(w, service.WakePoll) {
 		t.Fatalf("wake-ups %v: want parked, then woken by a change and never by the poll", w)
 	}
 }

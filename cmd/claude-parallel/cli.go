@@ -10,18 +10,21 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
-// The task, diff and status commands are the CLI face of the same front end
-// the MCP tools use: each builds the tool's arguments from its flags and
-// goes through mcp's Decode functions and Frontend operations, so people
-// and agents get the same validation and the same messages.
+// The task, diff and status commands are the CLI's adapter over the
+// application service the MCP tools use (mcp/service): each turns its flags
+// into the service's typed request and calls the same operation, which
+// checks the request by the same rules, so people and agents get the same
+// validation and the same messages. A bad field is reported under the flag
+// a person typed (forFlags), and the text printed ends with the
+// claude-parallel commands to run next, not with MCP tool calls.
 
 // cli is one CLI command's connection to the installation.
 type cli struct {
 	app    *app
-	fe     *mcp.Frontend
+	fe     *service.Frontend
 	out    io.Writer
 	errOut io.Writer
 	json   bool
@@ -44,7 +47,7 @@ func openCLI(cmd *cobra.Command, opts *globalOptions, jsonOut bool) (*cli, error
 	// controllers, which store agent output already redacted.
 	red := a.redactor()
 	out, errOut := red.NewWriter(cmd.OutOrStdout()), red.NewWriter(cmd.ErrOrStderr())
-	return &cli{app: a, fe: mcp.NewFrontend(a.frontendDeps()), out: out, errOut: errOut, json: jsonOut,
+	return &cli{app: a, fe: service.NewFrontend(a.frontendDeps()), out: out, errOut: errOut, json: jsonOut,
 		flush: func() { _ = out.Flush(); _ = errOut.Flush() }}, nil
 }
 
@@ -55,7 +58,8 @@ func (c *cli) close() {
 
 type markdowner interface{ Markdown() string }
 
-// print writes a result: JSON with --json, else its readable text.
+// print writes a result: JSON with --json, else its readable text for
+// people (forPeople) and the commands to run next.
 func (c *cli) print(v markdowner) error {
 	if c.json {
 		enc := json.NewEncoder(c.out)
@@ -65,12 +69,12 @@ func (c *cli) print(v markdowner) error {
 		}
 		return nil
 	}
-	_, err := io.WriteString(c.out, v.Markdown())
+	_, err := io.WriteString(c.out, forPeople(v.Markdown())+nextLines(v))
 	return err
 }
 
 // progress reports a wait's progress on stderr, once per new message.
-func (c *cli) progress() mcp.ProgressFunc {
+func (c *cli) progress() service.ProgressFunc {
 	last := ""
 	return func(_, _ float64, msg string) {
 		if msg != last {
@@ -96,7 +100,7 @@ func (c *cli) ensureControllers(ctx context.Context) (stop func(), err error) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	done := c.app.runControllers(runCtx)
-	c.fe = mcp.NewFrontend(c.app.frontendDeps())
+	c.fe = service.NewFrontend(c.app.frontendDeps())
 	fmt.Fprintln(c.errOut, "… no claude-parallel server is running; running the controllers in this process until the work is done")
 	return func() {
 		cancel()
@@ -104,18 +108,19 @@ func (c *cli) ensureControllers(ctx context.Context) (stop func(), err error) {
 	}, nil
 }
 
-// flagNames maps tool argument names to the flags that carry them.
+// flagNames maps the service's field names (as its errors name them) to
+// the flags or arguments that carry them.
 type flagNames map[string]string
 
 // forFlags rewrites bad-argument errors to name the flags a person typed.
 func forFlags(err error, names flagNames) error {
-	var probs mcp.InputErrors
+	var probs service.InputErrors
 	if !errors.As(err, &probs) {
-		var one *mcp.InputError
+		var one *service.InputError
 		if !errors.As(err, &one) {
 			return err
 		}
-		probs = mcp.InputErrors{one}
+		probs = service.InputErrors{one}
 	}
 	lines := make([]string, 0, len(probs))
 	for _, p := range probs {

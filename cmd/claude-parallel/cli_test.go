@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -92,7 +92,7 @@ func openTestStore(t *testing.T, home string) *models.Store {
 func startShellTask(t *testing.T, repo string) string {
 	t.Helper()
 	r := runFrontEnd(t, "task", "start", "--repo", repo, "--agent", "shell", "--prompt", "x", "--json")
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	if err := json.Unmarshal([]byte(r.stdout), &started); err != nil {
 		t.Fatalf("%s %s", r.stdout, r.stderr)
 	}
@@ -108,7 +108,7 @@ func TestCLI_TaskStartListShowCancel(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("start: %d %s", r.code, r.stderr)
 	}
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	if err := json.Unmarshal([]byte(r.stdout), &started); err != nil || !models.IsTaskID(started.TaskID) || started.WorkFolder != repo {
 		t.Fatalf("start output %q: %v", r.stdout, err)
 	}
@@ -122,12 +122,12 @@ func TestCLI_TaskStartListShowCancel(t *testing.T) {
 		t.Fatalf("show: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	r = runFrontEnd(t, "task", "cancel", started.TaskID, "--reason", "changed my mind", "--json")
-	var cancelled mcp.CancelResult
+	var cancelled service.CancelResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &cancelled) != nil || !cancelled.CancelRequested {
 		t.Fatalf("cancel: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	r = runFrontEnd(t, "status", "--json")
-	var st mcp.SystemStatusResult
+	var st service.SystemStatusResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.Docker.Reachable || st.Tasks["pending"] != 1 {
 		t.Fatalf("status: %d %s %s", r.code, r.stdout, r.stderr)
 	}
@@ -204,8 +204,8 @@ func TestCLI_DiffShowApplyReject(t *testing.T) {
 	}
 	// Without --wait the intent is written and the command returns.
 	r = runFrontEnd(t, "diff", "apply", d.ID, "--mode", "branch", "--json")
-	var applied mcp.ApplyResult
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &applied) != nil || applied.Outcome != mcp.OutcomeInProgress {
+	var applied service.ApplyResult
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &applied) != nil || applied.Outcome != service.OutcomeInProgress {
 		t.Fatalf("apply: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	stored, _ := store.GetDiff(ctx, d.ID)
@@ -251,7 +251,7 @@ func TestCLI_TaskLogs(t *testing.T) {
 		t.Fatalf("follow: %d %q %s", r.code, r.stdout, r.stderr)
 	}
 	r = runFrontEnd(t, "task", "logs", taskID, "--tail", "1", "--json")
-	var logs mcp.LogsResult
+	var logs service.LogsResult
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &logs) != nil || len(logs.Lines) != 1 || logs.Lines[0] != "world" {
 		t.Fatalf("json: %s %s", r.stdout, r.stderr)
 	}

@@ -7,7 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
+	"github.com/claude-parallel/claude-parallel/models"
 )
 
 var diffFlags = flagNames{"targetWorkspace": "--to", "mode": "--mode", "reason": "--reason", "diffId": "DIFF_ID"}
@@ -31,11 +32,7 @@ func newDiffListCommand(opts *globalOptions) *cobra.Command {
 		Short: "List the diffs waiting for a decision",
 		Args:  withUsageError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req, err := mcp.DecodeReviewChanges(map[string]any{"showContent": false})
-			if err != nil {
-				return err
-			}
-			return printOp(cmd, opts, jsonOut, nil, (*mcp.Frontend).ReviewChanges, req)
+			return printOp(cmd, opts, jsonOut, nil, (*service.Frontend).ReviewChanges, &service.ReviewRequest{})
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -49,11 +46,8 @@ func newDiffShowCommand(opts *globalOptions) *cobra.Command {
 		Short: "Show a diff: statistics, files and, with --patch, the patch",
 		Args:  withUsageError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := mcp.DecodeReviewChanges(map[string]any{"diffId": args[0], "showContent": patch, "format": "detailed"})
-			if err != nil {
-				return forFlags(err, diffFlags)
-			}
-			return printOp(cmd, opts, jsonOut, diffFlags, (*mcp.Frontend).ReviewChanges, req)
+			req := &service.ReviewRequest{DiffID: args[0], ShowContent: patch, Detailed: true}
+			return printOp(cmd, opts, jsonOut, diffFlags, (*service.Frontend).ReviewChanges, req)
 		},
 	}
 	cmd.Flags().BoolVar(&patch, "patch", false, "include the patch")
@@ -87,19 +81,15 @@ func newDiffApplyCommand(opts *globalOptions) *cobra.Command {
 }
 
 func diffApply(cmd *cobra.Command, opts *globalOptions, o *diffApplyOptions, id string) error {
-	args := map[string]any{"diffId": id}
+	req := &service.ApplyRequest{DiffID: id, Mode: models.ApplyMode(o.mode), Confirm: true}
 	if o.to != "" {
 		abs, err := filepath.Abs(o.to)
 		if err != nil {
 			return fmt.Errorf("--to: %w", err)
 		}
-		args["targetWorkspace"] = abs
+		req.TargetWorkspace = abs
 	}
-	if o.mode != "" {
-		args["mode"] = o.mode
-	}
-	req, err := mcp.DecodeApplyChanges(args)
-	if err != nil {
+	if err := req.Check(); err != nil {
 		return forFlags(err, diffFlags)
 	}
 	return withCLI(cmd, opts, o.json, func(c *cli) error {
@@ -117,16 +107,16 @@ func diffApply(cmd *cobra.Command, opts *globalOptions, o *diffApplyOptions, id 
 		if err != nil {
 			return forFlags(err, diffFlags)
 		}
-		if !o.wait && res.Outcome == mcp.OutcomeInProgress {
+		if !o.wait && res.Outcome == service.OutcomeInProgress {
 			res.Message = "apply requested; the running server applies it (see `claude-parallel diff show " + id + "`)"
 		}
 		if err := c.print(res); err != nil {
 			return err
 		}
 		switch res.Outcome {
-		case mcp.OutcomeConflict, mcp.OutcomeFailed:
+		case service.OutcomeConflict, service.OutcomeFailed:
 			return fmt.Errorf("diff %s was not applied: %s", id, res.Outcome)
-		case mcp.OutcomeInProgress:
+		case service.OutcomeInProgress:
 			if o.wait {
 				return fmt.Errorf("diff %s is still %s after %s", id, res.Status, o.waitTimeout)
 			}
@@ -143,11 +133,8 @@ func newDiffRejectCommand(opts *globalOptions) *cobra.Command {
 		Short: "Reject a diff: it will never be applied",
 		Args:  withUsageError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := mcp.DecodeRejectChanges(map[string]any{"diffId": args[0], "reason": reason})
-			if err != nil {
-				return forFlags(err, diffFlags)
-			}
-			return printOp(cmd, opts, jsonOut, diffFlags, (*mcp.Frontend).RejectChanges, req)
+			req := &service.RejectRequest{DiffID: args[0], Reason: reason}
+			return printOp(cmd, opts, jsonOut, diffFlags, (*service.Frontend).RejectChanges, req)
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")

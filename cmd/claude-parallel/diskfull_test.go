@@ -16,7 +16,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
@@ -90,7 +90,7 @@ func TestServe_FullDiskIsNamedToCallersAndInStatus(t *testing.T) {
 	}
 	defer cs.Close()
 	serverPid := ":" + strconv.Itoa(cmd.Process.Pid) + ":"
-	statusJSON := func() mcp.SystemStatusResult {
+	statusJSON := func() service.SystemStatusResult {
 		t.Helper()
 		st := e.command("--config", cfgFile, "status", "--json")
 		var out, errOut bytes.Buffer
@@ -98,7 +98,7 @@ func TestServe_FullDiskIsNamedToCallersAndInStatus(t *testing.T) {
 		if err := st.Run(); err != nil {
 			t.Fatalf("status: %v\n%s", err, errOut.String())
 		}
-		var res mcp.SystemStatusResult
+		var res service.SystemStatusResult
 		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 			t.Fatalf("status --json: %v\n%s", err, out.String())
 		}
@@ -123,7 +123,7 @@ func TestServe_FullDiskIsNamedToCallersAndInStatus(t *testing.T) {
 
 	// The server cannot renew; once its lease lapses, status still names it
 	// and says why, from what it can read.
-	var st mcp.SystemStatusResult
+	var st service.SystemStatusResult
 	waitFor(t, func() bool { st = statusJSON(); return !st.Leader.Active }, "the lease lapses", stderr)
 	if !strings.Contains(st.Leader.Holder, serverPid) || !strings.Contains(st.Leader.Stalled, "still runs") ||
 		!strings.Contains(st.Leader.Stalled, "full") {
@@ -145,6 +145,6 @@ func TestServe_FullDiskIsNamedToCallersAndInStatus(t *testing.T) {
 	}
 	waitFor(t, func() bool { l := statusJSON().Leader; return l.Active && strings.Contains(l.Holder, serverPid) },
 		"the server leads again once space is freed", stderr)
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	call(t, cs, "task_worker", map[string]any{"task": "echo hi", "workFolder": e.repo, "agent": "shell"}, &started)
 }

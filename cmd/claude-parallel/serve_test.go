@@ -21,6 +21,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -127,14 +128,14 @@ func TestServe_StdioSubprocess(t *testing.T) {
 	if err != nil || len(tools.Tools) != 12 {
 		t.Fatalf("tools: %v %v", tools, err)
 	}
-	var st mcp.SystemStatusResult
+	var st service.SystemStatusResult
 	call(t, cs, "system_status", nil, &st)
 	if st.Docker.Reachable || st.Docker.Error == "" || st.Paths.Home != e.home {
 		t.Fatalf("system_status with Docker unreachable: %+v", st)
 	}
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	call(t, cs, "task_worker", map[string]any{"task": "echo hi", "workFolder": e.repo, "agent": "shell"}, &started)
-	var ws mcp.WorkStatusResult
+	var ws service.WorkStatusResult
 	call(t, cs, "work_status", map[string]any{"taskId": started.TaskID}, &ws)
 	// The controllers may already be preparing it; Docker is unreachable, so it goes no further.
 	if ws.Task == nil || ws.Task.TaskID != started.TaskID || ws.Task.Finished || ws.Task.WorkFolder != e.repo {
@@ -155,7 +156,7 @@ func TestServe_TwoStdioServersOneDatabase(t *testing.T) {
 	ids := make([]string, 2)
 	for i, cs := range sessions {
 		wg.Go(func() {
-			var res mcp.TaskWorkerResult
+			var res service.TaskWorkerResult
 			call(t, cs, "task_worker", map[string]any{"task": "echo hi", "workFolder": e.repo, "agent": "shell", "parentTaskId": "shared-intent"}, &res)
 			ids[i] = res.TaskID
 		})
@@ -321,9 +322,9 @@ func TestServe_HTTPSubprocess(t *testing.T) {
 	if err != nil || len(tools.Tools) != 12 {
 		t.Fatalf("tools %v %v", tools, err)
 	}
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	call(t, cs, "task_worker", map[string]any{"task": "echo hi", "workFolder": e.repo, "agent": "shell"}, &started)
-	var ws mcp.WorkStatusResult
+	var ws service.WorkStatusResult
 	call(t, cs, "work_status", map[string]any{"taskId": started.TaskID}, &ws)
 	if ws.Task == nil || ws.Task.TaskID != started.TaskID {
 		t.Fatalf("work_status %+v", ws)

@@ -12,9 +12,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/controllers"
-	"github.com/claude-parallel/claude-parallel/mcp"
 	"github.com/claude-parallel/claude-parallel/mcp/dashboard"
 	"github.com/claude-parallel/claude-parallel/mcp/ops"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -280,7 +280,7 @@ func (a *app) httpRoutes(ctx context.Context) func(mux *http.ServeMux) {
 func (a *app) mountHTTPRoutes(ctx context.Context, mux *http.ServeMux) {
 	a.opsRoutes(mux)
 	err := dashboard.Routes(mux, dashboard.Options{
-		Frontend: mcp.NewFrontend(a.frontendDeps()),
+		Frontend: service.NewFrontend(a.frontendDeps()),
 		Store:    a.store,
 		Config:   a.config,
 		Logger:   a.log.Named("dashboard"),

@@ -17,8 +17,8 @@ import (
 	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
-	"github.com/claude-parallel/claude-parallel/mcp"
 	"github.com/claude-parallel/claude-parallel/mcp/ops"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -131,8 +131,8 @@ func (a *app) runControllers(ctx context.Context) <-chan struct{} {
 }
 
 // frontendDeps are the MCP front end's dependencies over the app.
-func (a *app) frontendDeps() mcp.Deps {
-	d := mcp.Deps{
+func (a *app) frontendDeps() service.Deps {
+	d := service.Deps{
 		Config:  a.config,
 		Store:   a.store,
 		Logger:  a.log.Named("mcp"),
@@ -174,15 +174,15 @@ func (a *app) leaderActive(ctx context.Context) (bool, error) {
 	return active, nil
 }
 
-// systemStatus adapts controllers.System to mcp.RuntimeStatus, so the mcp
+// systemStatus adapts controllers.System to service.RuntimeStatus, so the mcp
 // package never imports controllers.
 type systemStatus struct{ s *controllers.System }
 
-func (a systemStatus) RuntimeStatus(context.Context) mcp.RuntimeSnapshot {
+func (a systemStatus) RuntimeStatus(context.Context) service.RuntimeSnapshot {
 	st := a.s.Status()
-	out := mcp.RuntimeSnapshot{IsLeader: st.IsLeader, Holder: st.Holder}
+	out := service.RuntimeSnapshot{IsLeader: st.IsLeader, Holder: st.Holder}
 	for _, c := range st.Controllers {
-		cs := mcp.ControllerStats{Name: c.Name, Running: c.Running, Workers: c.Workers, QueueDepth: c.QueueDepth,
+		cs := service.ControllerStats{Name: c.Name, Running: c.Running, Workers: c.Workers, QueueDepth: c.QueueDepth,
 			Reconciles: c.Reconciles, Errors: c.Errors, TerminalErrors: c.TerminalErrors, Panics: c.Panics,
 			Requeues: c.Requeues, Resyncs: c.Resyncs, OverduePasses: c.Overdue, LastError: c.LastError}
 		if !c.LastResync.IsZero() {

@@ -5,18 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
-// taskFlags maps task_worker's arguments to `task start` flags.
+// taskFlags maps the service's task fields to the task commands' flags.
 var taskFlags = flagNames{
 	"task": "--prompt", "workFolder": "--repo", "taskDescription": "--description", "agent": "--agent",
 	"baseRef": "--base-ref", "parentTaskId": "--parent-id", "dependsOn": "--depends-on", "priority": "--priority",
@@ -73,8 +76,10 @@ func newTaskStartCommand(opts *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// arguments builds task_worker's arguments from the flags.
-func (o *taskStartOptions) arguments(stdin io.Reader) (map[string]any, error) {
+// request builds the service's task request from the flags. Sizes,
+// numbers and durations are parsed here, as flags; their ranges (the
+// profile's ceilings) are the service's to check.
+func (o *taskStartOptions) request(stdin io.Reader) (*service.TaskWorkerRequest, error) {
 	prompt := o.prompt
 	if o.promptFile != "" {
 		if prompt != "" {
@@ -90,44 +95,37 @@ func (o *taskStartOptions) arguments(stdin io.Reader) (map[string]any, error) {
 	if repo == "" {
 		repo = "."
 	}
-	// People type relative paths; the tool's rule (absolute only) is for
+	// People type relative paths; the service's rule (absolute only) is for
 	// callers that have no working directory of their own.
 	abs, err := filepath.Abs(repo)
 	if err != nil {
 		return nil, fmt.Errorf("--repo: %w", err)
 	}
-	args := map[string]any{"task": prompt, "workFolder": abs, "includeUncommitted": !o.noUncommitted}
-	set := func(key, v string) {
-		if v != "" {
-			args[key] = v
+	req := &service.TaskWorkerRequest{Prompt: prompt, WorkFolder: abs, IncludeUncommitted: !o.noUncommitted,
+		Description: o.description, Agent: o.agent, BaseRef: o.baseRef, ParentTaskID: o.parentID,
+		Priority: models.Priority(o.priority), DependsOn: o.dependsOn}
+	if o.memory != "" {
+		if req.MemoryBytes, err = config.ParseBytes(o.memory); err != nil {
+			return nil, fmt.Errorf("--memory: %s is not a size; accepted: a size such as \"1g\" or \"512m\"", service.Quote(o.memory))
 		}
 	}
-	set("taskDescription", o.description)
-	set("agent", o.agent)
-	set("baseRef", o.baseRef)
-	set("parentTaskId", o.parentID)
-	set("priority", o.priority)
-	if len(o.dependsOn) > 0 {
-		deps := make([]any, len(o.dependsOn))
-		for i, d := range o.dependsOn {
-			deps[i] = d
+	if o.cpus != "" {
+		cpus, err := strconv.ParseFloat(strings.TrimSpace(o.cpus), 64)
+		if err != nil || math.IsNaN(cpus) || math.IsInf(cpus, 0) || cpus <= 0 || cpus > math.MaxInt64/1e9 {
+			return nil, fmt.Errorf("--cpus: %s is not a number of CPUs; accepted: a number such as 1.5", service.Quote(o.cpus))
 		}
-		args["dependsOn"] = deps
+		req.NanoCPUs = int64(math.Round(cpus * 1e9))
 	}
-	cc := map[string]any{}
-	for k, v := range map[string]string{"memory": o.memory, "cpus": o.cpus, "timeout": o.timeout} {
-		if v != "" {
-			cc[k] = v
+	if o.timeout != "" {
+		if req.Timeout, err = config.ParseDuration(o.timeout); err != nil {
+			return nil, fmt.Errorf("--timeout: %s is not a duration; accepted: a duration such as \"30m\" or \"1h30m\"", service.Quote(o.timeout))
 		}
 	}
-	if len(cc) > 0 {
-		args["containerConfig"] = cc
-	}
-	return args, nil
+	return req, nil
 }
 
 func readPromptFile(path string, stdin io.Reader) ([]byte, error) {
-	const max = 4 * mcp.MaxPromptChars // bytes; the character limit is checked after
+	const max = 4 * service.MaxPromptChars // bytes; the character limit is checked after
 	var r io.Reader = stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -148,7 +146,7 @@ func readPromptFile(path string, stdin io.Reader) ([]byte, error) {
 }
 
 func taskStart(cmd *cobra.Command, opts *globalOptions, o *taskStartOptions) error {
-	args, err := o.arguments(cmd.InOrStdin())
+	req, err := o.request(cmd.InOrStdin())
 	if err != nil {
 		return err
 	}
@@ -157,8 +155,8 @@ func taskStart(cmd *cobra.Command, opts *globalOptions, o *taskStartOptions) err
 		return err
 	}
 	defer c.close()
-	req, err := mcp.DecodeTaskWorker(args, c.app.config())
-	if err != nil {
+	// Checked before --wait starts any controller; StartTask checks again.
+	if err := req.Check(c.app.config()); err != nil {
 		return forFlags(err, taskFlags)
 	}
 	ctx := cmd.Context()
@@ -189,11 +187,11 @@ func (c *cli) waitAndShow(ctx context.Context, taskID string, bound time.Duratio
 	if bound <= 0 {
 		bound = 100 * 365 * 24 * time.Hour
 	}
-	waited, err := c.fe.WaitForTasks(ctx, &mcp.WaitRequest{TaskIDs: []string{taskID}, Timeout: bound}, c.progress())
+	waited, err := c.fe.WaitForTasks(ctx, &service.WaitRequest{TaskIDs: []string{taskID}, Timeout: bound}, c.progress())
 	if err != nil {
 		return err
 	}
-	st, err := c.fe.WorkStatus(ctx, &mcp.WorkStatusRequest{TaskID: taskID})
+	st, err := c.fe.WorkStatus(ctx, &service.WorkStatusRequest{TaskID: taskID})
 	if err != nil {
 		return err
 	}
@@ -218,15 +216,8 @@ func newTaskListCommand(opts *globalOptions) *cobra.Command {
 		Short: "List the newest tasks with counts by status",
 		Args:  withUsageError(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			args := map[string]any{"limit": limit}
-			if status != "" {
-				args["status"] = status
-			}
-			req, err := mcp.DecodeWorkStatus(args)
-			if err != nil {
-				return forFlags(err, taskFlags)
-			}
-			return printOp(cmd, opts, jsonOut, nil, (*mcp.Frontend).WorkStatus, req)
+			req := &service.WorkStatusRequest{Status: models.TaskState(status), Limit: limit}
+			return printOp(cmd, opts, jsonOut, taskFlags, (*service.Frontend).WorkStatus, req)
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only tasks with this status (pending, running, completed, failed, cancelled, timed_out, needs_input)")
@@ -249,7 +240,7 @@ func withCLI(cmd *cobra.Command, opts *globalOptions, jsonOut bool, fn func(c *c
 // prints its result. A bad-argument error from op names the flags in names;
 // with nil names op's errors are returned as they are.
 func printOp[R any, V markdowner](cmd *cobra.Command, opts *globalOptions, jsonOut bool, names flagNames,
-	op func(fe *mcp.Frontend, ctx context.Context, req R) (V, error), req R) error {
+	op func(fe *service.Frontend, ctx context.Context, req R) (V, error), req R) error {
 	return withCLI(cmd, opts, jsonOut, func(c *cli) error {
 		res, err := op(c.fe, cmd.Context(), req)
 		if err != nil {
@@ -269,11 +260,8 @@ func newTaskShowCommand(opts *globalOptions) *cobra.Command {
 		Short: "Show a task in full",
 		Args:  withUsageError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := mcp.DecodeWorkStatus(map[string]any{"taskId": args[0]})
-			if err != nil {
-				return forFlags(err, idArgs("TASK_ID"))
-			}
-			return printOp(cmd, opts, jsonOut, idArgs("TASK_ID"), (*mcp.Frontend).WorkStatus, req)
+			req := &service.WorkStatusRequest{TaskID: args[0]}
+			return printOp(cmd, opts, jsonOut, idArgs("TASK_ID"), (*service.Frontend).WorkStatus, req)
 		},
 	}
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON")
@@ -288,11 +276,8 @@ func newTaskCancelCommand(opts *globalOptions) *cobra.Command {
 		Short: "Cancel a task (its container is stopped; a finished task is left alone)",
 		Args:  withUsageError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := mcp.DecodeCancelTask(map[string]any{"taskId": args[0], "reason": reason})
-			if err != nil {
-				return forFlags(err, mergeFlags(idArgs("TASK_ID"), taskFlags))
-			}
-			return printOp(cmd, opts, jsonOut, idArgs("TASK_ID"), (*mcp.Frontend).CancelTask, req)
+			req := &service.CancelRequest{TaskID: args[0], Reason: reason}
+			return printOp(cmd, opts, jsonOut, mergeFlags(idArgs("TASK_ID"), taskFlags), (*service.Frontend).CancelTask, req)
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")
@@ -324,22 +309,18 @@ func newTaskLogsCommand(opts *globalOptions) *cobra.Command {
 		Short: "Print a task's output (its newest run), optionally following it",
 		Args:  withUsageError(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			logArgs := map[string]any{"identifier": args[0], "tail": o.tail}
-			if o.filter != "" {
-				logArgs["filter"] = o.filter
-			}
-			req, err := mcp.DecodeViewContainerLogs(logArgs)
-			if err != nil {
+			req := &service.LogsRequest{Identifier: args[0], Tail: o.tail, Filter: o.filter, MaxChars: service.MaxCLILogChars}
+			// Checked before following, which reads no request; ViewLogs checks again.
+			if err := req.Check(); err != nil {
 				return forFlags(err, mergeFlags(idArgs("TASK_ID"), taskFlags))
 			}
-			req.MaxChars = mcp.MaxCLILogChars
 			return withCLI(cmd, opts, o.json, func(c *cli) error {
 				if o.follow {
 					return c.followLogs(cmd.Context(), args[0], o.filter)
 				}
 				res, err := c.fe.ViewLogs(cmd.Context(), req)
 				if err != nil {
-					return forFlags(err, idArgs("TASK_ID"))
+					return forFlags(err, mergeFlags(idArgs("TASK_ID"), taskFlags))
 				}
 				if c.json {
 					return c.print(res)
@@ -445,7 +426,7 @@ func printNewLines(w io.Writer, open func(string) (*os.File, error), path string
 }
 
 func printLine(w io.Writer, line, filter string) {
-	text := mcp.StripTimestamp(strings.TrimRight(line, "\r"))
+	text := service.StripTimestamp(strings.TrimRight(line, "\r"))
 	if filter == "" || strings.Contains(text, filter) {
 		fmt.Fprintln(w, text)
 	}

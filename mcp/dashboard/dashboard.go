@@ -30,6 +30,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -41,7 +42,7 @@ var staticFS embed.FS
 
 // Options are what the dashboard works with.
 type Options struct {
-	Frontend *mcp.Frontend
+	Frontend *service.Frontend
 	Store    *models.Store
 	Config   func() *config.Config
 	Logger   *zap.Logger
@@ -132,7 +133,7 @@ func (d *dashboard) rowsData(ctx context.Context) (map[string]any, error) {
 			LastMessage: cut(t.Status.LastMessage, 120), DiffID: t.Status.DiffID, Turns: t.Status.NumTurns,
 			Cost: t.Status.CostUSD, Duration: duration(t.StartTime, t.Status.EndTime, now)})
 	}
-	review, err := d.opts.Frontend.ReviewChanges(ctx, &mcp.ReviewRequest{})
+	review, err := d.opts.Frontend.ReviewChanges(ctx, &service.ReviewRequest{})
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +181,7 @@ func (d *dashboard) taskDetails(w http.ResponseWriter, r *http.Request) {
 // taskPage renders a task's page, or only its details (phase, progress,
 // timeline), which the page reloads every few seconds.
 func (d *dashboard) taskPage(w http.ResponseWriter, r *http.Request, name string) {
-	res, err := d.opts.Frontend.WorkStatus(r.Context(), &mcp.WorkStatusRequest{TaskID: r.PathValue("id")})
+	res, err := d.opts.Frontend.WorkStatus(r.Context(), &service.WorkStatusRequest{TaskID: r.PathValue("id")})
 	if err != nil {
 		d.fail(w, err)
 		return
@@ -191,7 +192,7 @@ func (d *dashboard) taskPage(w http.ResponseWriter, r *http.Request, name string
 }
 
 func (d *dashboard) diff(w http.ResponseWriter, r *http.Request) {
-	res, err := d.opts.Frontend.ReviewChanges(r.Context(), &mcp.ReviewRequest{DiffID: r.PathValue("id"), ShowContent: true, Detailed: true})
+	res, err := d.opts.Frontend.ReviewChanges(r.Context(), &service.ReviewRequest{DiffID: r.PathValue("id"), ShowContent: true, Detailed: true})
 	if err != nil {
 		d.fail(w, err)
 		return
@@ -208,7 +209,7 @@ type result struct {
 }
 
 func (d *dashboard) cancel(w http.ResponseWriter, r *http.Request) {
-	res, err := d.opts.Frontend.CancelTask(r.Context(), &mcp.CancelRequest{TaskID: r.PathValue("id"), Reason: r.FormValue("reason")})
+	res, err := d.opts.Frontend.CancelTask(r.Context(), &service.CancelRequest{TaskID: r.PathValue("id"), Reason: r.FormValue("reason")})
 	if err != nil {
 		d.actionFailed(w, err)
 		return
@@ -221,18 +222,18 @@ func (d *dashboard) apply(w http.ResponseWriter, r *http.Request) {
 	if mode != models.ApplyModeBranch {
 		mode = models.ApplyModeWorktree
 	}
-	res, err := d.opts.Frontend.ApplyChanges(r.Context(), &mcp.ApplyRequest{DiffID: r.PathValue("id"), Mode: mode, Confirm: true},
+	res, err := d.opts.Frontend.ApplyChanges(r.Context(), &service.ApplyRequest{DiffID: r.PathValue("id"), Mode: mode, Confirm: true},
 		d.opts.ApplyWait, func(float64, float64, string) {})
 	if err != nil {
 		d.actionFailed(w, err)
 		return
 	}
 	d.render(w, "diff", "result", result{Outcome: res.Outcome, Message: res.Message,
-		Error: res.Outcome == mcp.OutcomeConflict || res.Outcome == mcp.OutcomeFailed})
+		Error: res.Outcome == service.OutcomeConflict || res.Outcome == service.OutcomeFailed})
 }
 
 func (d *dashboard) reject(w http.ResponseWriter, r *http.Request) {
-	res, err := d.opts.Frontend.RejectChanges(r.Context(), &mcp.RejectRequest{DiffID: r.PathValue("id"), Reason: r.FormValue("reason")})
+	res, err := d.opts.Frontend.RejectChanges(r.Context(), &service.RejectRequest{DiffID: r.PathValue("id"), Reason: r.FormValue("reason")})
 	if err != nil {
 		d.actionFailed(w, err)
 		return
@@ -241,7 +242,7 @@ func (d *dashboard) reject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *dashboard) revise(w http.ResponseWriter, r *http.Request) {
-	res, err := d.opts.Frontend.RequestRevision(r.Context(), &mcp.RevisionRequest{DiffID: r.PathValue("id"),
+	res, err := d.opts.Frontend.RequestRevision(r.Context(), &service.RevisionRequest{DiffID: r.PathValue("id"),
 		Feedback: r.FormValue("feedback"), PreserveCorrectParts: true})
 	if err != nil {
 		d.actionFailed(w, err)
@@ -251,7 +252,7 @@ func (d *dashboard) revise(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *dashboard) answer(w http.ResponseWriter, r *http.Request) {
-	res, err := d.opts.Frontend.AnswerQuestion(r.Context(), &mcp.AnswerRequest{TaskID: r.PathValue("id"), Answer: r.FormValue("answer")})
+	res, err := d.opts.Frontend.AnswerQuestion(r.Context(), &service.AnswerRequest{TaskID: r.PathValue("id"), Answer: r.FormValue("answer")})
 	if err != nil {
 		d.actionFailed(w, err)
 		return
@@ -262,7 +263,7 @@ func (d *dashboard) answer(w http.ResponseWriter, r *http.Request) {
 // actionFailed answers an action that was refused (bad input: 200 with the
 // sentence, so htmx shows it) or failed (500).
 func (d *dashboard) actionFailed(w http.ResponseWriter, err error) {
-	if mcp.IsInputError(err) {
+	if service.IsInputError(err) {
 		d.render(w, "diff", "result", result{Outcome: "refused", Message: err.Error(), Error: true})
 		return
 	}
@@ -323,14 +324,14 @@ func (d *dashboard) logEvents(w http.ResponseWriter, r *http.Request) {
 				if err != nil {
 					break // io.EOF: wait for more
 				}
-				send("", strings.TrimRight(mcp.StripTimestamp(strings.TrimSuffix(pending, "\n")), "\r"))
+				send("", strings.TrimRight(service.StripTimestamp(strings.TrimSuffix(pending, "\n")), "\r"))
 				pending = ""
 			}
 		}
 		done, err := d.logComplete(ctx, taskID, run)
 		if err == nil && done {
 			if pending != "" {
-				send("", mcp.StripTimestamp(pending))
+				send("", service.StripTimestamp(pending))
 			}
 			send("end", "log complete")
 			return
@@ -377,7 +378,7 @@ func (d *dashboard) render(w http.ResponseWriter, page, name string, data any) {
 // fail answers a page whose object is missing or whose id is malformed
 // with 404 and the service's sentence, anything else with 500.
 func (d *dashboard) fail(w http.ResponseWriter, err error) {
-	if mcp.IsInputError(err) || errors.Is(err, models.ErrNotFound) {
+	if service.IsInputError(err) || errors.Is(err, models.ErrNotFound) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/mcp"
 	"github.com/claude-parallel/claude-parallel/mcp/dashboard"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -70,9 +70,9 @@ func TestDashboard_RedactsWhatIsStoredAndReadsLogsBelowTheirFolder(t *testing.T)
 		t.Fatal(err)
 	}
 
-	fe := mcp.NewFrontend(mcp.Deps{Config: mcp.StaticConfig(cfg), Store: store})
+	fe := service.NewFrontend(service.Deps{Config: service.StaticConfig(cfg), Store: store})
 	mux := http.NewServeMux()
-	if err := dashboard.Routes(mux, dashboard.Options{Frontend: fe, Store: store, Config: mcp.StaticConfig(cfg)}); err != nil {
+	if err := dashboard.Routes(mux, dashboard.Options{Frontend: fe, Store: store, Config: service.StaticConfig(cfg)}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(mux)

@@ -80,7 +80,7 @@ func NewMetrics() *Metrics {
 // Registry is where every series of this process is registered.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ObserveTool records one MCP tool call (mcp.Deps.ToolObserver).
+// ObserveTool records one MCP tool call (service.Deps.ToolObserver).
 func (m *Metrics) ObserveTool(tool string, d time.Duration, outcome string) {
 	m.toolDuration.WithLabelValues(tool, outcome).Observe(d.Seconds())
 	if outcome != OutcomeOK {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
@@ -107,9 +107,9 @@ func (c asContainer) mounts() map[string]string {
 	return m
 }
 
-func (s *flowServer) asStatus(t *testing.T, taskID string) *mcp.TaskView {
+func (s *flowServer) asStatus(t *testing.T, taskID string) *service.TaskView {
 	t.Helper()
-	var ws mcp.WorkStatusResult
+	var ws service.WorkStatusResult
 	s.call(t, "work_status", map[string]any{"taskId": taskID}, &ws)
 	if ws.Task == nil {
 		t.Fatalf("work_status %s: no task", taskID)
@@ -119,7 +119,7 @@ func (s *flowServer) asStatus(t *testing.T, taskID string) *mcp.TaskView {
 
 // asAwaitRun waits with wait_for_tasks for run n of a task that was just
 // given a follow-up, and checks the wait did not end before that run did.
-func (s *flowServer) asAwaitRun(t *testing.T, taskID string, n int) *mcp.TaskView {
+func (s *flowServer) asAwaitRun(t *testing.T, taskID string, n int) *service.TaskView {
 	t.Helper()
 	w := s.waitTask(t, taskID)
 	v := s.asStatus(t, taskID)
@@ -138,7 +138,7 @@ func (s *flowServer) asAwaitRun(t *testing.T, taskID string, n int) *mcp.TaskVie
 	return v
 }
 
-func asFiles(d *mcp.DiffView) []string {
+func asFiles(d *service.DiffView) []string {
 	var out []string
 	for _, f := range d.Files {
 		out = append(out, f.Path+":"+f.Status)
@@ -154,7 +154,7 @@ func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 	s := pdServe(t, fi)
 
 	// Run 1: the agent asks and changes nothing.
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	s.call(t, "task_worker", map[string]any{"task": asPrompt, "workFolder": fi.repo, "agent": "fakeclaude"}, &started)
 	taskID := started.TaskID
 	sid := "sess-" + taskID
@@ -175,7 +175,7 @@ func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 	}
 
 	// Run 2: the answer continues the session.
-	var fu mcp.FollowUpResult
+	var fu service.FollowUpResult
 	s.call(t, "answer_worker_question", map[string]any{"taskId": taskID, "answer": asAnswer}, &fu)
 	if fu.Run != 2 {
 		t.Errorf("answer: %+v, want run 2", fu)
@@ -199,7 +199,7 @@ func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 	if m1["/workspace"] == "" || m1["/home/agent"] == "" || !maps.Equal(m1, m2) {
 		t.Errorf("run 1 mounts %v, run 2 mounts %v: want the same workspace and home", m1, m2)
 	}
-	var review mcp.ReviewResult
+	var review service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review)
 	d2 := review.Diff
 	reply2 := "run 2: " + asAnswer + "\nsession memory: " + asPrompt + "\n"
@@ -230,23 +230,23 @@ func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 	if m3 := r3.mounts(); !maps.Equal(m1, m3) {
 		t.Errorf("run 3 mounts %v, want run 1's %v", m3, m1)
 	}
-	var review3 mcp.ReviewResult
+	var review3 service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review3)
 	d3 := review3.Diff
 	if got := asFiles(d3); !slices.Equal(got, []string{"reply-2.txt:added", "reply-3.txt:added"}) || d3.BaseCommit != head ||
 		d3.RunNumber != 3 || d3.Status != "pending" || !strings.Contains(d3.Patch, "+run 3: "+asFeedback) {
 		t.Fatalf("diff of run 3: status %s, run %d, files %q, base %s (want %s), patch:\n%s", d3.Status, d3.RunNumber, got, d3.BaseCommit, head, d3.Patch)
 	}
-	var old mcp.ReviewResult
+	var old service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"diffId": d2.DiffID, "showContent": false, "format": "detailed"}, &old)
 	if old.Diff.Status != "superseded" {
 		t.Errorf("run 2's diff is %s (%s: %s), want superseded; its events: %+v", old.Diff.Status, old.Diff.Reason, old.Diff.Message, old.Diff.Events)
 	}
 
 	// And the revised change applies: both replies land in the repository.
-	var applied mcp.ApplyResult
+	var applied service.ApplyResult
 	s.call(t, "apply_changes", map[string]any{"diffId": d3.DiffID}, &applied)
-	if applied.Outcome != mcp.OutcomeApplied {
+	if applied.Outcome != service.OutcomeApplied {
 		t.Fatalf("apply: %+v", applied)
 	}
 	if got := flowReadFile(t, filepath.Join(fi.repo, "reply-2.txt")); got != reply2 {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // BenchmarkApplyChanges is apply_changes and task_worker through the go-sdk
@@ -23,7 +23,7 @@ func BenchmarkApplyChanges(b *testing.B) {
 		s := fi.stdio()
 		var apply, worker []time.Duration
 		for i := range rounds {
-			var started mcp.TaskWorkerResult
+			var started service.TaskWorkerResult
 			t0 := time.Now()
 			s.call(b, "task_worker", map[string]any{"task": fmt.Sprintf("echo %d > added-%d.txt", i, i), "workFolder": fi.repo, "agent": "shell"}, &started)
 			worker = append(worker, time.Since(t0))
@@ -31,11 +31,11 @@ func BenchmarkApplyChanges(b *testing.B) {
 			if w.DiffID == "" {
 				b.Fatalf("task %s made no diff: %+v", started.TaskID, w)
 			}
-			var res mcp.ApplyResult
+			var res service.ApplyResult
 			t0 = time.Now()
 			s.call(b, "apply_changes", map[string]any{"diffId": w.DiffID}, &res)
 			apply = append(apply, time.Since(t0))
-			if res.Outcome != mcp.OutcomeApplied {
+			if res.Outcome != service.OutcomeApplied {
 				b.Fatalf("apply: %+v", res)
 			}
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -145,7 +145,7 @@ func cliTask(t *testing.T, bin string, env []string, repo, prompt string) string
 	if err != nil {
 		t.Fatalf("task start: %v\n%s", err, out)
 	}
-	var res mcp.TaskWorkerResult
+	var res service.TaskWorkerResult
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("task start output %q: %v", out, err)
 	}

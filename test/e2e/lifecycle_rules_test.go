@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
@@ -29,7 +29,7 @@ func TestMCPFlow_LifecycleRules(t *testing.T) {
 		}
 		testutil.WriteFile(t, readme, "the user's edit\n")
 		res := s.pdApply(t, done.DiffID)
-		if res.Outcome != mcp.OutcomeConflict || !strings.Contains(res.Message, "NOT applied") {
+		if res.Outcome != service.OutcomeConflict || !strings.Contains(res.Message, "NOT applied") {
 			t.Fatalf("apply over the user's edit: %+v, want conflict", res)
 		}
 		// The user discards the edit; the target watch re-checks the diff
@@ -43,7 +43,7 @@ func TestMCPFlow_LifecycleRules(t *testing.T) {
 			t.Fatalf("README.md is %q: the diff was applied with no new request", got)
 		}
 		again := s.pdApply(t, done.DiffID)
-		if again.Outcome != mcp.OutcomeApplied || flowReadFile(t, readme) != "agent\n" {
+		if again.Outcome != service.OutcomeApplied || flowReadFile(t, readme) != "agent\n" {
 			t.Fatalf("a new apply request: %+v, README %q", again, flowReadFile(t, readme))
 		}
 		testutil.Git(t, fi.repo, "checkout", "--", "README.md")
@@ -54,7 +54,7 @@ func TestMCPFlow_LifecycleRules(t *testing.T) {
 		if failed.Status != "failed" || failed.DiffID == "" {
 			t.Fatalf("failing task: %+v, want failed with a diff", failed)
 		}
-		var dep mcp.TaskWorkerResult
+		var dep service.TaskWorkerResult
 		s.call(t, "task_worker", map[string]any{"task": "echo never", "workFolder": fi.repo, "agent": "shell",
 			"dependsOn": []string{failed.TaskID}}, &dep)
 		// waitTask fails the test if the wait never ends (it used to hang).
@@ -63,7 +63,7 @@ func TestMCPFlow_LifecycleRules(t *testing.T) {
 			t.Errorf("dependent task: %+v, want finished, failed with DependencyFailed", w)
 		}
 
-		var rev mcp.FollowUpResult
+		var rev service.FollowUpResult
 		s.call(t, "request_revision", map[string]any{"diffId": failed.DiffID, "feedback": "echo done > done.txt"}, &rev)
 		if rev.Run != 2 {
 			t.Fatalf("revision: %+v", rev)
@@ -72,7 +72,7 @@ func TestMCPFlow_LifecycleRules(t *testing.T) {
 		if second.Status != "completed" || second.DiffID == "" || second.DiffID == failed.DiffID {
 			t.Fatalf("revision of the failed run: %+v, want run 2 completed with a new diff", second)
 		}
-		var review mcp.ReviewResult
+		var review service.ReviewResult
 		s.call(t, "review_changes", map[string]any{"diffId": second.DiffID, "showContent": false}, &review)
 		if review.Diff == nil || review.Diff.RunNumber != 2 || review.Diff.FilesChanged != 2 {
 			t.Errorf("run 2's diff: %+v, want half.txt and done.txt", review.Diff)

@@ -25,6 +25,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -266,18 +267,18 @@ func (s *flowServer) callErr(name string, args map[string]any, out any) error {
 }
 
 // runTask starts a shell task and waits for it to finish.
-func (s *flowServer) runTask(t testing.TB, fi *flowInstall, script string) mcp.TaskWaitView {
+func (s *flowServer) runTask(t testing.TB, fi *flowInstall, script string) service.TaskWaitView {
 	t.Helper()
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	s.call(t, "task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started)
 	return s.waitTask(t, started.TaskID)
 }
 
-func (s *flowServer) waitTask(t testing.TB, taskID string) mcp.TaskWaitView {
+func (s *flowServer) waitTask(t testing.TB, taskID string) service.TaskWaitView {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		var w mcp.WaitResult
+		var w service.WaitResult
 		s.call(t, "wait_for_tasks", map[string]any{"taskIds": []string{taskID}, "timeoutSeconds": 30}, &w)
 		if w.AllFinished {
 			return w.Tasks[0]
@@ -317,15 +318,15 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 		if done.Status != "completed" || done.DiffID == "" {
 			t.Fatalf("task ended %+v", done)
 		}
-		var review mcp.ReviewResult
+		var review service.ReviewResult
 		s.call(t, "review_changes", map[string]any{"diffId": done.DiffID}, &review)
 		if review.Diff == nil || review.Diff.FilesChanged != 1 || review.Diff.Files[0].Path != "hello.txt" ||
 			!strings.Contains(review.Diff.Patch, "+hello") {
 			t.Fatalf("review %+v", review.Diff)
 		}
-		var applied mcp.ApplyResult
+		var applied service.ApplyResult
 		s.call(t, "apply_changes", map[string]any{"diffId": done.DiffID}, &applied)
-		if applied.Outcome != mcp.OutcomeApplied {
+		if applied.Outcome != service.OutcomeApplied {
 			t.Fatalf("apply %+v", applied)
 		}
 		if got := flowReadFile(t, filepath.Join(fi.repo, "hello.txt")); got != "hello\n" {
@@ -333,17 +334,17 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 		}
 		// Applying again changes nothing.
 		s.call(t, "apply_changes", map[string]any{"diffId": done.DiffID}, &applied)
-		if applied.Outcome != mcp.OutcomeApplied {
+		if applied.Outcome != service.OutcomeApplied {
 			t.Fatalf("second apply %+v", applied)
 		}
 	})
 
 	t.Run("apply as a branch", func(t *testing.T) {
 		done := s.runTask(t, fi, "echo branched > branch.txt")
-		var applied mcp.ApplyResult
+		var applied service.ApplyResult
 		s.call(t, "apply_changes", map[string]any{"diffId": done.DiffID, "mode": "branch"}, &applied)
 		branch := "claude-parallel/" + done.TaskID
-		if applied.Outcome != mcp.OutcomeApplied || applied.Branch != branch {
+		if applied.Outcome != service.OutcomeApplied || applied.Branch != branch {
 			t.Fatalf("apply %+v", applied)
 		}
 		if got := testutil.Git(t, fi.repo, "show", branch+":branch.txt"); got != "branched" {
@@ -356,11 +357,11 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 
 	t.Run("reject", func(t *testing.T) {
 		done := s.runTask(t, fi, "echo unwanted > unwanted.txt")
-		var rejected mcp.RejectResult
+		var rejected service.RejectResult
 		s.call(t, "reject_changes", map[string]any{"diffId": done.DiffID, "reason": "not wanted"}, &rejected)
 		deadline := time.Now().Add(time.Minute)
 		for {
-			var review mcp.ReviewResult
+			var review service.ReviewResult
 			s.call(t, "review_changes", map[string]any{"diffId": done.DiffID, "showContent": false}, &review)
 			if review.Diff.Status == "rejected" {
 				break
@@ -376,11 +377,11 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 	})
 
 	t.Run("cancel a running task", func(t *testing.T) {
-		var started mcp.TaskWorkerResult
+		var started service.TaskWorkerResult
 		s.call(t, "task_worker", map[string]any{"task": "echo started; sleep 300", "workFolder": fi.repo, "agent": "shell"}, &started)
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
-			var ws mcp.WorkStatusResult
+			var ws service.WorkStatusResult
 			s.call(t, "work_status", map[string]any{"taskId": started.TaskID}, &ws)
 			if ws.Task.Phase == "Running" {
 				break
@@ -390,7 +391,7 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		var cancelled mcp.CancelResult
+		var cancelled service.CancelResult
 		s.call(t, "cancel_task", map[string]any{"taskId": started.TaskID, "reason": "e2e"}, &cancelled)
 		done := s.waitTask(t, started.TaskID)
 		if done.Status != "cancelled" {
@@ -404,7 +405,7 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 
 	t.Run("revise", func(t *testing.T) {
 		first := s.runTask(t, fi, "echo one > revised.txt")
-		var fu mcp.FollowUpResult
+		var fu service.FollowUpResult
 		s.call(t, "request_revision", map[string]any{"diffId": first.DiffID, "feedback": "echo two > revised.txt"}, &fu)
 		if fu.Run != 2 {
 			t.Fatalf("revision %+v", fu)
@@ -413,12 +414,12 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 		if second.Status != "completed" || second.DiffID == "" || second.DiffID == first.DiffID {
 			t.Fatalf("revised task %+v (first diff %s)", second, first.DiffID)
 		}
-		var review mcp.ReviewResult
+		var review service.ReviewResult
 		s.call(t, "review_changes", map[string]any{"taskId": first.TaskID}, &review)
 		if !strings.Contains(review.Diff.Patch, "+two") {
 			t.Fatalf("revised patch:\n%s", review.Diff.Patch)
 		}
-		var old mcp.ReviewResult
+		var old service.ReviewResult
 		s.call(t, "review_changes", map[string]any{"diffId": first.DiffID, "showContent": false}, &old)
 		if old.Diff.Status != "superseded" {
 			t.Errorf("first diff is %s, want superseded", old.Diff.Status)
@@ -432,7 +433,7 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 func TestMCPFlow_ServerKilledMidFlow(t *testing.T) {
 	fi := newFlowInstall(t)
 	first := fi.stdio()
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	first.call(t, "task_worker", map[string]any{"task": "sleep 4; echo survived > survived.txt", "workFolder": fi.repo, "agent": "shell"}, &started)
 	deadline := time.Now().Add(2 * time.Minute)
 	for len(flowContainersOf(t, started.TaskID)) == 0 {
@@ -451,9 +452,9 @@ func TestMCPFlow_ServerKilledMidFlow(t *testing.T) {
 	if done.Status != "completed" || done.DiffID == "" {
 		t.Fatalf("after restart: %+v\n%s", done, second.stderr)
 	}
-	var applied mcp.ApplyResult
+	var applied service.ApplyResult
 	second.call(t, "apply_changes", map[string]any{"diffId": done.DiffID}, &applied)
-	if applied.Outcome != mcp.OutcomeApplied || flowReadFile(t, filepath.Join(fi.repo, "survived.txt")) != "survived\n" {
+	if applied.Outcome != service.OutcomeApplied || flowReadFile(t, filepath.Join(fi.repo, "survived.txt")) != "survived\n" {
 		t.Fatalf("apply after restart: %+v", applied)
 	}
 	if n := len(flowContainersOf(t, started.TaskID)); n > 1 {
@@ -479,7 +480,7 @@ func TestMCPFlow_TwoServersOneIntent(t *testing.T) {
 	ids := make([]string, 2)
 	for i, s := range servers {
 		wg.Go(func() {
-			var res mcp.TaskWorkerResult
+			var res service.TaskWorkerResult
 			errs[i] = s.callErr("task_worker", map[string]any{"task": "echo once > once.txt", "workFolder": fi.repo, "agent": "shell",
 				"parentTaskId": "the-same-intent"}, &res)
 			ids[i] = res.TaskID
@@ -519,18 +520,18 @@ func TestMCPFlow_CLIWithoutServer(t *testing.T) {
 		}
 		return stdout.String()
 	}
-	var task mcp.WorkStatusResult
+	var task service.WorkStatusResult
 	if err := json.Unmarshal([]byte(run("task", "start", "--repo", fi.repo, "--prompt", "echo cli > cli.txt", "--wait", "--json")), &task); err != nil {
 		t.Fatal(err)
 	}
 	if task.Task == nil || task.Task.Status != "completed" || task.Task.DiffID == "" {
 		t.Fatalf("task %+v", task.Task)
 	}
-	var applied mcp.ApplyResult
+	var applied service.ApplyResult
 	if err := json.Unmarshal([]byte(run("diff", "apply", task.Task.DiffID, "--wait", "--json")), &applied); err != nil {
 		t.Fatal(err)
 	}
-	if applied.Outcome != mcp.OutcomeApplied || flowReadFile(t, filepath.Join(fi.repo, "cli.txt")) != "cli\n" {
+	if applied.Outcome != service.OutcomeApplied || flowReadFile(t, filepath.Join(fi.repo, "cli.txt")) != "cli\n" {
 		t.Fatalf("apply %+v", applied)
 	}
 }

@@ -22,7 +22,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
@@ -210,9 +210,9 @@ func pdCheckTarget(t *testing.T, repo string, base, want pdTree, headWant, when 
 	}
 }
 
-func (s *flowServer) pdDiff(t *testing.T, diffID string) *mcp.DiffView {
+func (s *flowServer) pdDiff(t *testing.T, diffID string) *service.DiffView {
 	t.Helper()
-	var r mcp.ReviewResult
+	var r service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"diffId": diffID, "showContent": false}, &r)
 	if r.Diff == nil {
 		t.Fatalf("review_changes %s: no diff", diffID)
@@ -221,7 +221,7 @@ func (s *flowServer) pdDiff(t *testing.T, diffID string) *mcp.DiffView {
 }
 
 // pdAwaitStatus polls the diff until its status is want.
-func (s *flowServer) pdAwaitStatus(t *testing.T, diffID, want string, timeout time.Duration) *mcp.DiffView {
+func (s *flowServer) pdAwaitStatus(t *testing.T, diffID, want string, timeout time.Duration) *service.DiffView {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -252,9 +252,9 @@ func (s *flowServer) pdTry(name string, args map[string]any, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-func (s *flowServer) pdApply(t *testing.T, diffID string) mcp.ApplyResult {
+func (s *flowServer) pdApply(t *testing.T, diffID string) service.ApplyResult {
 	t.Helper()
-	var res mcp.ApplyResult
+	var res service.ApplyResult
 	s.call(t, "apply_changes", map[string]any{"diffId": diffID}, &res)
 	return res
 }
@@ -281,7 +281,7 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 	errs := make([]error, len(all))
 	for i, task := range all {
 		wg.Go(func() {
-			var res mcp.TaskWorkerResult
+			var res service.TaskWorkerResult
 			errs[i] = s.pdTry("task_worker", map[string]any{"task": task.script, "workFolder": fi.repo, "agent": "shell",
 				"taskDescription": task.name}, &res)
 			task.taskID = res.TaskID
@@ -298,7 +298,7 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		var w mcp.WaitResult
+		var w service.WaitResult
 		s.call(t, "wait_for_tasks", map[string]any{"taskIds": ids, "timeoutSeconds": 30}, &w)
 		if w.AllFinished {
 			for _, v := range w.Tasks {
@@ -319,12 +319,12 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 	// Before anything is applied: every diff is pending and changes exactly
 	// its task's files, every task is completed, and nothing reached the
 	// repository.
-	var ws mcp.WorkStatusResult
+	var ws service.WorkStatusResult
 	s.call(t, "work_status", map[string]any{}, &ws)
 	if ws.Counts["completed"] != int64(len(all)) || ws.Total != int64(len(all)) {
 		t.Errorf("work_status counts %v (total %d), want %d completed", ws.Counts, ws.Total, len(all))
 	}
-	var pending mcp.ReviewResult
+	var pending service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"showContent": false}, &pending)
 	if pending.Count != len(all) {
 		t.Errorf("review_changes lists %d pending diffs, want %d", pending.Count, len(all))
@@ -350,7 +350,7 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 	applyOne := func(task *pdTask) {
 		t.Helper()
 		res := s.pdApply(t, task.diffID)
-		if res.Outcome != mcp.OutcomeApplied {
+		if res.Outcome != service.OutcomeApplied {
 			t.Fatalf("apply %q: %+v", task.name, res)
 		}
 		task.effect(want)
@@ -370,7 +370,7 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 			t.Errorf("%q: desired %s before anyone asked to apply it", task.name, d.Desired)
 		}
 		res := s.pdApply(t, task.diffID)
-		if res.Outcome != mcp.OutcomeConflict || !slices.Contains(res.ConflictFiles, file) {
+		if res.Outcome != service.OutcomeConflict || !slices.Contains(res.ConflictFiles, file) {
 			t.Errorf("apply %q after %s: %+v, want outcome conflict naming %s", task.name, with, res, file)
 		}
 		pdCheckTarget(t, fi.repo, base, want, head, "after trying to apply "+task.name)
@@ -401,13 +401,13 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 		applyOne(task)
 	}
 	rest := disjoint[3:]
-	results := make([]mcp.ApplyResult, len(rest))
+	results := make([]service.ApplyResult, len(rest))
 	for i, task := range rest {
 		wg.Go(func() { errs[i] = s.pdTry("apply_changes", map[string]any{"diffId": task.diffID}, &results[i]) })
 	}
 	wg.Wait()
 	for i, task := range rest {
-		if errs[i] != nil || results[i].Outcome != mcp.OutcomeApplied {
+		if errs[i] != nil || results[i].Outcome != service.OutcomeApplied {
 			t.Fatalf("concurrent apply %q: %+v %v", task.name, results[i], errs[i])
 		}
 		task.effect(want)

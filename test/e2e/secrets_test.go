@@ -17,7 +17,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // rot13 spells a text so that a prompt can carry it without holding it; the
@@ -107,12 +107,12 @@ echo changed > json.txt`
 			}
 		}
 	}
-	var text, js mcp.TaskWorkerResult
+	var text, js service.TaskWorkerResult
 	call("task_worker", map[string]any{"task": textScript, "workFolder": fi.repo, "agent": "shell"}, &text)
 	call("task_worker", map[string]any{"task": jsonScript, "workFolder": fi.repo, "agent": "leaky"}, &js)
 	ids := []string{text.TaskID, js.TaskID}
 	for deadline := time.Now().Add(3 * time.Minute); ; {
-		var w mcp.WaitResult
+		var w service.WaitResult
 		call("wait_for_tasks", map[string]any{"taskIds": ids, "timeoutSeconds": 30}, &w)
 		if w.AllFinished {
 			break
@@ -121,11 +121,11 @@ echo changed > json.txt`
 			t.Fatalf("tasks not finished: %+v\n%s", w.Tasks, s.stderr)
 		}
 	}
-	var textStatus, jsStatus mcp.WorkStatusResult
+	var textStatus, jsStatus service.WorkStatusResult
 	call("work_status", map[string]any{"taskId": text.TaskID}, &textStatus)
 	call("work_status", map[string]any{"taskId": js.TaskID}, &jsStatus)
 	call("work_status", map[string]any{}, nil)
-	var textLogs, jsLogs mcp.LogsResult
+	var textLogs, jsLogs service.LogsResult
 	call("view_container_logs", map[string]any{"identifier": text.TaskID}, &textLogs)
 	call("view_container_logs", map[string]any{"identifier": js.TaskID}, &jsLogs)
 	call("view_container_logs", map[string]any{"identifier": text.TaskID, "filter": canary[:14]}, nil)
@@ -135,13 +135,13 @@ echo changed > json.txt`
 	if textStatus.Task == nil || jsStatus.Task == nil || textStatus.Task.Status != "completed" || jsStatus.Task.Status != "completed" {
 		t.Fatalf("tasks did not complete: %s", strings.Join(replies, "\n"))
 	}
-	for _, st := range []*mcp.WorkStatusResult{&textStatus, &jsStatus} {
+	for _, st := range []*service.WorkStatusResult{&textStatus, &jsStatus} {
 		if d := st.Task.DiffID; d != "" {
 			call("review_changes", map[string]any{"diffId": d, "showContent": true}, nil)
 		}
 	}
 	for _, id := range ids {
-		res, err := s.cs.ReadResource(context.Background(), &sdk.ReadResourceParams{URI: mcp.TaskLogsURI(id)})
+		res, err := s.cs.ReadResource(context.Background(), &sdk.ReadResourceParams{URI: service.TaskLogsURI(id)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -256,7 +257,7 @@ func TestService_SupervisordPrometheusBackup(t *testing.T) {
 		if err != nil {
 			t.Fatalf("task start: %v\n%s", err, out)
 		}
-		var res mcp.TaskWorkerResult
+		var res service.TaskWorkerResult
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("task start output %q: %v", out, err)
 		}
@@ -306,7 +307,7 @@ func TestService_SupervisordPrometheusBackup(t *testing.T) {
 	if err != nil || res.IsError {
 		t.Fatalf("task_worker: %v %s", err, testutil.ToolText(res))
 	}
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	b, _ := json.Marshal(res.StructuredContent)
 	_ = json.Unmarshal(b, &started)
 	res, err = cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "wait_for_tasks",

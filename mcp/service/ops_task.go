@@ -1,4 +1,4 @@
-package mcp
+package service
 
 import (
 	"context"
@@ -16,6 +16,9 @@ import (
 // parentTaskId that is already known, the existing task is returned and
 // nothing is written.
 func (f *Frontend) StartTask(ctx context.Context, req *TaskWorkerRequest) (*TaskWorkerResult, error) {
+	if err := req.Check(f.cfg()); err != nil {
+		return nil, err
+	}
 	cfg := f.cfg()
 	var probs InputErrors
 	folder, ierr := resolveRepoDir(ctx, "workFolder", req.WorkFolder, cfg.AllowedRoots)
@@ -33,7 +36,7 @@ func (f *Frontend) StartTask(ctx context.Context, req *TaskWorkerRequest) (*Task
 	for _, id := range missing {
 		i := slices.Index(req.DependsOn, id)
 		probs = append(probs, &InputError{Arg: fmt.Sprintf("dependsOn[%d]", i),
-			Problem: fmt.Sprintf("no task %s exists", id), Accepted: "ids of existing tasks"})
+			Problem: fmt.Sprintf("no task %s exists", id), Accepted: "ids of existing tasks", Kind: ErrNotFound})
 	}
 	if err := inputErr(probs); err != nil {
 		return nil, err
@@ -62,9 +65,9 @@ func (f *Frontend) StartTask(ctx context.Context, req *TaskWorkerRequest) (*Task
 		Created: created, WorkFolder: t.Spec.WorkFolder, Agent: t.Spec.Agent}
 	if created {
 		f.notify("task", t.ID)
-		res.Message = "task accepted; follow it with wait_for_tasks or work_status, then review_changes"
+		res.Message = "task accepted; it runs in the background"
 	} else {
-		res.Message = fmt.Sprintf("a task with parentTaskId %s already exists; it is returned instead of a new one", quote(req.ParentTaskID))
+		res.Message = fmt.Sprintf("a task with parentTaskId %s already exists; it is returned instead of a new one", Quote(req.ParentTaskID))
 	}
 	return res, nil
 }
@@ -92,6 +95,9 @@ const eventsShown = 20
 
 // WorkStatus returns one task in full, or the newest tasks with counts.
 func (f *Frontend) WorkStatus(ctx context.Context, req *WorkStatusRequest) (*WorkStatusResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	counts, total, err := f.taskCounts(ctx)
 	if err != nil {
 		return nil, err
@@ -165,6 +171,9 @@ func (f *Frontend) taskDetail(ctx context.Context, id string) (*TaskView, error)
 
 // CancelTask asks for a task to be stopped. A finished task is left alone.
 func (f *Frontend) CancelTask(ctx context.Context, req *CancelRequest) (*CancelResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	t, err := f.getTask(ctx, "taskId", req.TaskID)
 	if err != nil {
 		return nil, err
@@ -219,7 +228,7 @@ func (f *Frontend) requestRun(ctx context.Context, taskID string, fu followUp) (
 			return nil, ie // the check refused inside the transaction
 		}
 		if errors.Is(err, models.ErrNotFound) {
-			return nil, &InputError{Arg: "taskId", Problem: fmt.Sprintf("no task %s exists", taskID), Accepted: "the id of an existing task"}
+			return nil, &InputError{Arg: "taskId", Problem: fmt.Sprintf("no task %s exists", taskID), Accepted: "the id of an existing task", Kind: ErrNotFound}
 		}
 		return nil, fmt.Errorf("request a new run of task %s: %w", taskID, err)
 	}
@@ -251,6 +260,9 @@ func readyForFollowUp(t *models.Task, arg string) *InputError {
 // run, continuing from its workspace, with the feedback as its prompt. The
 // diff stays as it is until the new run's diff supersedes it.
 func (f *Frontend) RequestRevision(ctx context.Context, req *RevisionRequest) (*FollowUpResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	d, err := f.getDiff(ctx, "diffId", req.DiffID)
 	if err != nil {
 		return nil, err
@@ -321,6 +333,9 @@ func revisionText(req *RevisionRequest, conversational bool) string {
 // AnswerQuestion answers the question a task's agent asked: the task gets
 // one more run, continuing its session with the answer.
 func (f *Frontend) AnswerQuestion(ctx context.Context, req *AnswerRequest) (*FollowUpResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	t, err := f.getTask(ctx, "taskId", req.TaskID)
 	if err != nil {
 		return nil, err
@@ -350,6 +365,9 @@ func (f *Frontend) AnswerQuestion(ctx context.Context, req *AnswerRequest) (*Fol
 // bound passes, reporting progress whenever a task finishes and every few
 // seconds in between.
 func (f *Frontend) WaitForTasks(ctx context.Context, req *WaitRequest, progress ProgressFunc) (*WaitResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	if progress == nil {
 		progress = noProgress
 	}
@@ -360,7 +378,7 @@ func (f *Frontend) WaitForTasks(ctx context.Context, req *WaitRequest, progress 
 	var probs InputErrors
 	for _, id := range missing {
 		probs = append(probs, &InputError{Arg: fmt.Sprintf("taskIds[%d]", slices.Index(req.TaskIDs, id)),
-			Problem: fmt.Sprintf("no task %s exists", id), Accepted: "ids of existing tasks"})
+			Problem: fmt.Sprintf("no task %s exists", id), Accepted: "ids of existing tasks", Kind: ErrNotFound})
 	}
 	if err := inputErr(probs); err != nil {
 		return nil, err

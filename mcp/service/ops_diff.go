@@ -1,4 +1,4 @@
-package mcp
+package service
 
 import (
 	"context"
@@ -26,6 +26,9 @@ const (
 // every pending diff when neither is given. Pending diffs are read from the
 // store, so they survive restarts.
 func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*ReviewResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	if req.DiffID == "" && req.TaskID == "" {
 		return f.pendingDiffs(ctx, req)
 	}
@@ -92,7 +95,7 @@ func (v *DiffView) setPatchPart(patch []byte, file string, offset, budget int) (
 	if file != "" {
 		sec, ok := filePatch(text, file)
 		if !ok {
-			return "", &InputError{Arg: "file", Problem: fmt.Sprintf("diff %s changes no file %s", v.DiffID, quote(file)),
+			return "", &InputError{Arg: "file", Problem: fmt.Sprintf("diff %s changes no file %s", v.DiffID, Quote(file)),
 				Accepted: "a path from the diff's file list"}
 		}
 		text, v.PatchFile, fileArg = sec, file, fmt.Sprintf(" file=%q", file)
@@ -221,6 +224,9 @@ func (f *Frontend) tasksOf(ctx context.Context, ds []models.Diff) (map[string]*m
 // the diff controller's outcome. A repeated call for an applied diff with
 // the same target and mode answers "applied" without writing anything.
 func (f *Frontend) ApplyChanges(ctx context.Context, req *ApplyRequest, wait time.Duration, progress ProgressFunc) (*ApplyResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	if progress == nil {
 		progress = noProgress
 	}
@@ -404,6 +410,9 @@ func fillOutcome(res *ApplyResult, d *models.Diff) *ApplyResult {
 
 // RejectChanges records the decision to discard a diff.
 func (f *Frontend) RejectChanges(ctx context.Context, req *RejectRequest) (*RejectResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	d, err := f.getDiff(ctx, "diffId", req.DiffID)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package mcp
+package service
 
 import (
 	"context"
@@ -74,6 +74,10 @@ type Deps struct {
 	ApplyWait time.Duration
 	// PollInterval is how often waits re-read the store (default 250ms).
 	PollInterval time.Duration
+	// OnWake, when not nil, is told when a wait parks (WaitParked) and why
+	// it re-read the store (WakeChange, WakePoll): tests check with it that
+	// waits are woken by changes rather than by the poll.
+	OnWake func(source string)
 	// ToolObserver, when not nil, is told of every tool call: its tool,
 	// duration and outcome ("ok", "error_result" or "error"), for metrics.
 	ToolObserver func(tool string, d time.Duration, outcome string)
@@ -95,9 +99,6 @@ const (
 type Frontend struct {
 	d     Deps
 	probe dockerProbe
-	// onWake, set by tests only, is told when a wait parks and why it
-	// re-read the store.
-	onWake func(source string)
 }
 
 // NewFrontend returns a Frontend over deps, filling defaults.
@@ -139,6 +140,7 @@ func (f *Frontend) getTask(ctx context.Context, arg, id string) (*models.Task, e
 	t, err := f.d.Store.GetTask(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil, &InputError{Arg: arg,
+			Kind:     ErrNotFound,
 			Problem:  fmt.Sprintf("no task %s exists", id),
 			Accepted: fmt.Sprintf("the id of an existing task (tasks are kept for %s after they finish; list them with work_status)", f.cfg().Retention.DataMaxAge)}
 	}
@@ -162,6 +164,7 @@ func (f *Frontend) getDiff(ctx context.Context, arg, id string) (*models.Diff, e
 
 func noSuchDiff(arg, id string) *InputError {
 	return &InputError{Arg: arg,
+		Kind:     ErrNotFound,
 		Problem:  fmt.Sprintf("no diff %s exists", id),
 		Accepted: "the id of an existing diff (see review_changes without arguments for the pending ones)"}
 }
@@ -200,7 +203,7 @@ func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func
 		if err != nil || ok {
 			return false, err
 		}
-		f.wake(waitParked)
+		f.wake(WaitParked)
 	park:
 		for {
 			select {
@@ -209,10 +212,10 @@ func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func
 			case <-deadline.C:
 				return true, nil
 			case <-changed:
-				f.wake(wakeChange)
+				f.wake(WakeChange)
 				break park
 			case <-tick.C:
-				f.wake(wakePoll)
+				f.wake(WakePoll)
 				break park
 			case <-look.C:
 				// A move closes changed; an error leaves it to the poll.
@@ -225,13 +228,13 @@ func (f *Frontend) pollUntil(ctx context.Context, bound time.Duration, done func
 // Why a wait re-read the store, for tests that check waits are woken by
 // changes rather than by the poll; waitParked is told before each wait.
 const (
-	waitParked = "parked"
-	wakeChange = "change"
-	wakePoll   = "poll"
+	WaitParked = "parked"
+	WakeChange = "change"
+	WakePoll   = "poll"
 )
 
 func (f *Frontend) wake(source string) {
-	if f.onWake != nil {
-		f.onWake(source)
+	if f.d.OnWake != nil {
+		f.d.OnWake(source)
 	}
 }

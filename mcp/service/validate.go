@@ -1,4 +1,4 @@
-package mcp
+package service
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,23 +35,23 @@ const (
 )
 
 const (
-	acceptedTaskID = `"task-" followed by 12 lowercase hex digits, as returned by task_worker (e.g. "task-0123456789ab")`
-	acceptedDiffID = `"diff-" followed by 12 lowercase hex digits, as shown by work_status or review_changes (e.g. "diff-0123456789ab")`
+	AcceptedTaskID = `"task-" followed by 12 lowercase hex digits, as returned by task_worker (e.g. "task-0123456789ab")`
+	AcceptedDiffID = `"diff-" followed by 12 lowercase hex digits, as shown by work_status or review_changes (e.g. "diff-0123456789ab")`
 	acceptedRef    = `a branch, tag or commit id such as "main", "release/1.2" or "3f2a9c1"`
 )
 
-// checkTaskID validates the shape of a task id argument.
-func checkTaskID(arg, id string) *InputError {
+// CheckTaskID validates the shape of a task id argument.
+func CheckTaskID(arg, id string) *InputError {
 	if !models.IsTaskID(id) {
-		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a task id", quote(id)), Accepted: acceptedTaskID}
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a task id", Quote(id)), Accepted: AcceptedTaskID}
 	}
 	return nil
 }
 
-// checkDiffID validates the shape of a diff id argument.
-func checkDiffID(arg, id string) *InputError {
+// CheckDiffID validates the shape of a diff id argument.
+func CheckDiffID(arg, id string) *InputError {
 	if !models.IsDiffID(id) {
-		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a diff id", quote(id)), Accepted: acceptedDiffID}
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a diff id", Quote(id)), Accepted: AcceptedDiffID}
 	}
 	return nil
 }
@@ -63,9 +62,9 @@ func checkDiffID(arg, id string) *InputError {
 // revision syntax or to a shell.
 var refChars = regexp.MustCompile(`^[A-Za-z0-9._/+-]+$`)
 
-// checkRefName validates a base ref against git's ref-format rules
+// CheckRefName validates a base ref against git's ref-format rules
 // (git check-ref-format) and refuses anything that could read as an option.
-func checkRefName(arg, ref string) *InputError {
+func CheckRefName(arg, ref string) *InputError {
 	bad := func(problem string) *InputError {
 		return &InputError{Arg: arg, Problem: problem, Accepted: acceptedRef}
 	}
@@ -73,23 +72,23 @@ func checkRefName(arg, ref string) *InputError {
 	case len(ref) > MaxRefChars:
 		return bad(fmt.Sprintf("is %d bytes long, more than the limit of %d", len(ref), MaxRefChars))
 	case strings.HasPrefix(ref, "-"):
-		return bad(fmt.Sprintf("%s starts with '-' and would read as an option", quote(ref)))
+		return bad(fmt.Sprintf("%s starts with '-' and would read as an option", Quote(ref)))
 	case strings.ContainsAny(ref, " \t\r\n"):
-		return bad(fmt.Sprintf("%s contains whitespace", quote(ref)))
+		return bad(fmt.Sprintf("%s contains whitespace", Quote(ref)))
 	case strings.Contains(ref, ".."):
-		return bad(fmt.Sprintf("%s contains \"..\"", quote(ref)))
+		return bad(fmt.Sprintf("%s contains \"..\"", Quote(ref)))
 	case strings.Contains(ref, "@{"):
-		return bad(fmt.Sprintf("%s contains \"@{\"", quote(ref)))
+		return bad(fmt.Sprintf("%s contains \"@{\"", Quote(ref)))
 	case !refChars.MatchString(ref):
-		return bad(fmt.Sprintf("%s contains characters not allowed in a ref name", quote(ref)))
+		return bad(fmt.Sprintf("%s contains characters not allowed in a ref name", Quote(ref)))
 	case strings.HasPrefix(ref, "/") || strings.HasSuffix(ref, "/") || strings.Contains(ref, "//"):
-		return bad(fmt.Sprintf("%s has an empty path component", quote(ref)))
+		return bad(fmt.Sprintf("%s has an empty path component", Quote(ref)))
 	case strings.HasSuffix(ref, "."):
-		return bad(fmt.Sprintf("%s ends with '.'", quote(ref)))
+		return bad(fmt.Sprintf("%s ends with '.'", Quote(ref)))
 	}
 	for _, part := range strings.Split(ref, "/") {
 		if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".lock") {
-			return bad(fmt.Sprintf("%s has a component starting with '.' or ending with \".lock\"", quote(ref)))
+			return bad(fmt.Sprintf("%s has a component starting with '.' or ending with \".lock\"", Quote(ref)))
 		}
 	}
 	return nil
@@ -114,62 +113,62 @@ func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string,
 	bad := func(format string, a ...any) *InputError {
 		return &InputError{Arg: arg, Problem: fmt.Sprintf(format, a...), Accepted: accepted}
 	}
-	if err := checkText(arg, p, textRule{required: true, maxChars: MaxPathChars, accepted: accepted}); err != nil {
+	if err := CheckText(arg, p, TextRule{Required: true, MaxChars: MaxPathChars, Accepted: accepted}); err != nil {
 		return "", err
 	}
 	if !filepath.IsAbs(p) {
-		return "", bad("%s is a relative path", quote(p))
+		return "", bad("%s is a relative path", Quote(p))
 	}
 	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
 		if part == ".." {
-			return "", bad("%s contains a \"..\" element", quote(p))
+			return "", bad("%s contains a \"..\" element", Quote(p))
 		}
 	}
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
-			return "", bad("%s does not exist", quote(p))
+			return "", bad("%s does not exist", Quote(p))
 		}
-		return "", bad("%s cannot be resolved: %v", quote(p), unwrapPathError(err))
+		return "", bad("%s cannot be resolved: %v", Quote(p), unwrapPathError(err))
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
-		return "", bad("%s cannot be read: %v", quote(p), unwrapPathError(err))
+		return "", bad("%s cannot be read: %v", Quote(p), unwrapPathError(err))
 	}
 	if !fi.IsDir() {
-		return "", bad("%s is a file, not a folder", quote(p))
+		return "", bad("%s is a file, not a folder", Quote(p))
 	}
 	resolvedRoots := resolveRoots(roots)
 	if !withinAny(real, resolvedRoots) {
 		if real != filepath.Clean(p) {
-			return "", bad("%s resolves to %s, which is outside the allowed roots", quote(p), quote(real))
+			return "", bad("%s resolves to %s, which is outside the allowed roots", Quote(p), Quote(real))
 		}
-		return "", bad("%s is outside the allowed roots", quote(p))
+		return "", bad("%s is outside the allowed roots", Quote(p))
 	}
 	top, dirs, fast := fastRepoDirs(real)
 	if !fast {
 		var err error
 		if top, err = gitTopLevel(ctx, real); err != nil {
 			if ctx.Err() != nil {
-				return "", bad("checking %s was cancelled", quote(p))
+				return "", bad("checking %s was cancelled", Quote(p))
 			}
-			return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
+			return "", bad("%s is not inside a git work tree (%v)", Quote(p), err)
 		}
 	}
 	if !withinAny(top, resolvedRoots) {
-		return "", bad("%s belongs to the git repository at %s, which is outside the allowed roots", quote(p), quote(top))
+		return "", bad("%s belongs to the git repository at %s, which is outside the allowed roots", Quote(p), Quote(top))
 	}
 	// A .git file (or core.worktree games) may put the repository itself
 	// anywhere: its git directories must be inside an allowed root too.
 	if !fast {
 		var err error
 		if dirs, err = gitDirs(ctx, real); err != nil {
-			return "", bad("%s is not inside a git work tree (%v)", quote(p), err)
+			return "", bad("%s is not inside a git work tree (%v)", Quote(p), err)
 		}
 	}
 	for _, d := range dirs {
 		if !withinAny(d, resolvedRoots) {
-			return "", bad("the git directory of %s is %s, which is outside the allowed roots", quote(p), quote(d))
+			return "", bad("the git directory of %s is %s, which is outside the allowed roots", Quote(p), Quote(d))
 		}
 	}
 	return real, nil
@@ -293,7 +292,7 @@ func gitTopLevel(ctx context.Context, dir string) (string, error) {
 func checkRefExists(ctx context.Context, arg, dir, ref string) *InputError {
 	if _, err := runGit(ctx, dir, "rev-parse", "--verify", "--quiet", "--end-of-options", ref+"^{commit}"); err != nil {
 		return &InputError{Arg: arg,
-			Problem:  fmt.Sprintf("%s does not name a commit in the repository at %s", quote(ref), dir),
+			Problem:  fmt.Sprintf("%s does not name a commit in the repository at %s", Quote(ref), dir),
 			Accepted: acceptedRef + " that exists in the work folder's repository"}
 	}
 	return nil
@@ -306,98 +305,44 @@ const (
 	minTimeout     = 10 * time.Second
 )
 
-// parseMemory reads containerConfig.memory: a size string ("2g", "512m") or
-// a byte count, at least 6m and at most the profile's ceiling.
-func parseMemory(arg string, v any, ceiling int64) (int64, *InputError) {
-	accepted := fmt.Sprintf("a size from 6m to %s, e.g. \"1g\" or \"512m\"", config.FormatBytes(ceiling))
-	var n int64
-	switch x := v.(type) {
-	case string:
-		b, err := config.ParseBytes(x)
-		if err != nil {
-			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a size", quote(x)), Accepted: accepted}
-		}
-		n = b
-	default:
-		f, ok := number(v)
-		if !ok {
-			return 0, &InputError{Arg: arg, Problem: "must be a size string or a number of bytes, got " + jsonType(v), Accepted: accepted}
-		}
-		if f != math.Trunc(f) || f < 0 || f > float64(math.MaxInt64/2) {
-			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a whole number of bytes", formatNumber(f)), Accepted: accepted}
-		}
-		n = int64(f)
-	}
+// MemoryAccepted says which memory limits are accepted under ceiling.
+func MemoryAccepted(ceiling int64) string {
+	return fmt.Sprintf("a size from 6m to %s, e.g. \"1g\" or \"512m\"", config.FormatBytes(ceiling))
+}
+
+// CheckMemory checks a memory limit: at least 6m (Docker refuses less) and
+// at most the profile's ceiling.
+func CheckMemory(arg string, n, ceiling int64) *InputError {
 	if n < minMemoryBytes || (ceiling > 0 && n > ceiling) {
-		return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is out of range", config.FormatBytes(n)), Accepted: accepted}
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is out of range", config.FormatBytes(n)), Accepted: MemoryAccepted(ceiling)}
 	}
-	return n, nil
+	return nil
 }
 
-// parseCPUs reads containerConfig.cpus: a number or numeric string of CPUs
-// (the original took "2"), from 0.01 to the profile's ceiling.
-func parseCPUs(arg string, v any, ceilingNano int64) (int64, *InputError) {
-	maxCPUs := float64(ceilingNano) / 1e9
-	accepted := fmt.Sprintf("a number of CPUs from 0.01 to %s, e.g. 1.5 or \"2\"", formatNumber(maxCPUs))
-	f, ok := number(v)
-	if s, isStr := v.(string); isStr {
-		var err error
-		f, err = parseFloatStrict(s)
-		ok = err == nil
-	}
-	if !ok {
-		return 0, &InputError{Arg: arg, Problem: "must be a number of CPUs, got " + describeValue(v), Accepted: accepted}
-	}
-	nano := math.Round(f * 1e9)
-	if math.IsNaN(f) || nano < minNanoCPUs || (ceilingNano > 0 && nano > float64(ceilingNano)) {
-		return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s CPUs is out of range", formatNumber(f)), Accepted: accepted}
-	}
-	return int64(nano), nil
+// CPUsAccepted says which CPU limits are accepted under ceilingNano.
+func CPUsAccepted(ceilingNano int64) string {
+	return fmt.Sprintf("a number of CPUs from 0.01 to %s, e.g. 1.5 or \"2\"", strconv.FormatFloat(float64(ceilingNano)/1e9, 'g', -1, 64))
 }
 
-// parseTimeout reads containerConfig.timeout: a number of milliseconds (the
-// unit of the original claude-parallel-work) or a duration string ("30m",
-// "2h"), from 10s to the configured maximum.
-func parseTimeout(arg string, v any, max time.Duration) (time.Duration, *InputError) {
-	accepted := fmt.Sprintf("a duration from 10s to %s: a string such as \"30m\" or a number of milliseconds such as 1800000", config.D(max))
-	var d time.Duration
-	switch x := v.(type) {
-	case string:
-		parsed, err := config.ParseDuration(x)
-		if err != nil {
-			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is not a duration", quote(x)), Accepted: accepted}
-		}
-		d = parsed
-	default:
-		ms, ok := number(v)
-		if !ok {
-			return 0, &InputError{Arg: arg, Problem: "must be a duration string or a number of milliseconds, got " + jsonType(v), Accepted: accepted}
-		}
-		if math.IsNaN(ms) || ms < 0 || ms > float64(math.MaxInt64/int64(time.Millisecond)) {
-			return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s ms is out of range", formatNumber(ms)), Accepted: accepted}
-		}
-		d = time.Duration(ms * float64(time.Millisecond))
+// CheckCPUs checks a CPU limit in billionths of a CPU: from 0.01 to the
+// profile's ceiling.
+func CheckCPUs(arg string, nano, ceilingNano int64) *InputError {
+	if nano < minNanoCPUs || (ceilingNano > 0 && nano > ceilingNano) {
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s CPUs is out of range", strconv.FormatFloat(float64(nano)/1e9, 'g', -1, 64)),
+			Accepted: CPUsAccepted(ceilingNano)}
 	}
+	return nil
+}
+
+// TimeoutAccepted says which run time limits are accepted up to max.
+func TimeoutAccepted(max time.Duration) string {
+	return fmt.Sprintf("a duration from 10s to %s: a string such as \"30m\" or a number of milliseconds such as 1800000", config.D(max))
+}
+
+// CheckTimeout checks a run time limit: from 10s to the configured maximum.
+func CheckTimeout(arg string, d, max time.Duration) *InputError {
 	if d < minTimeout || d > max {
-		return 0, &InputError{Arg: arg, Problem: fmt.Sprintf("%s is out of range", d), Accepted: accepted}
+		return &InputError{Arg: arg, Problem: fmt.Sprintf("%s is out of range", d), Accepted: TimeoutAccepted(max)}
 	}
-	return d, nil
-}
-
-func parseFloatStrict(s string) (float64, error) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil {
-		return 0, err
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, errors.New("not a finite number")
-	}
-	return f, nil
-}
-
-func describeValue(v any) string {
-	if s, ok := v.(string); ok {
-		return quote(s)
-	}
-	return jsonType(v)
+	return nil
 }

@@ -1,4 +1,4 @@
-package mcp
+package service
 
 import (
 	"bufio"
@@ -33,6 +33,9 @@ type logTarget struct {
 // ViewLogs reads the output of a task run, named by task id (its newest
 // run), container name or Docker container id.
 func (f *Frontend) ViewLogs(ctx context.Context, req *LogsRequest) (*LogsResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	target, err := f.resolveLogTarget(ctx, req.Identifier)
 	if err != nil {
 		return nil, err
@@ -91,7 +94,7 @@ func (f *Frontend) resolveLogTarget(ctx context.Context, id string) (logTarget, 
 	c, err := f.d.Store.FindContainerByDockerID(ctx, id)
 	if errors.Is(err, models.ErrNotFound) {
 		return logTarget{}, &InputError{Arg: "identifier",
-			Problem:  fmt.Sprintf("no container with id %s is known (or the prefix is ambiguous)", quote(id)),
+			Problem:  fmt.Sprintf("no container with id %s is known (or the prefix is ambiguous)", Quote(id)),
 			Accepted: "a task id, a container name, or enough of a container id to name one container"}
 	}
 	if err != nil {
@@ -170,7 +173,7 @@ func (f *Frontend) readRunLines(ctx context.Context, target logTarget, opt lineO
 	}
 	// Redacted before the filter and the cut of long lines, so neither a
 	// filter nor a cut can reveal part of a secret.
-	src, stop := redactedReader(file, f.secrets())
+	src, stop := redactedReader(file, f.Secrets())
 	defer stop()
 	sel, err := selectLineRange(src, opt)
 	if err != nil {
@@ -339,6 +342,9 @@ func cutBytes(s string, max int) string {
 
 // ListLogs lists the run logs recorded in the store.
 func (f *Frontend) ListLogs(ctx context.Context, req *ListLogsRequest) (*ListLogsResult, error) {
+	if err := req.Check(); err != nil {
+		return nil, err
+	}
 	order := map[string]models.LogOrder{"newest": models.LogsNewestFirst, "oldest": models.LogsOldestFirst, "size": models.LogsLargestFirst}[req.SortBy]
 	rows, err := f.d.Store.ListExecutionLogs(ctx, models.LogFilter{Limit: req.Limit, Order: order})
 	if err != nil {
@@ -364,7 +370,7 @@ func (f *Frontend) ListLogs(ctx context.Context, req *ListLogsRequest) (*ListLog
 // id names its newest run), for callers that follow the file as it grows.
 // run is 0 when the task has not started a run yet.
 func (f *Frontend) RunLogFile(ctx context.Context, identifier string) (taskID string, run int, path string, err error) {
-	if err := checkText("identifier", identifier, textRule{required: true, maxChars: MaxIdentifierChars, accepted: acceptedIdentifier}); err != nil {
+	if err := CheckText("identifier", identifier, identifierRule); err != nil {
 		return "", 0, "", err
 	}
 	target, err := f.resolveLogTarget(ctx, identifier)
