@@ -1,20 +1,25 @@
-// Package mcp is claude-parallel's front end: the MCP tools (over stdio or
-// streamable HTTP) and the operations the CLI shares with them.
+// Package mcp is claude-parallel's MCP adapter: the tools over stdio or
+// streamable HTTP, over the application service of mcp/service.
 //
-// A front end only validates requests, writes intents into the store
-// (models.Store) and reads state back. It never calls Docker and never changes
-// a repository: the controllers converge the world towards the intents. The
-// only git it runs is read-only validation of a caller's folder (is it a work
-// tree, does a base ref name a commit), with a hardened environment.
-//
-// Layout:
-//   - input.go, validate.go, requests.go: argument decoding and validation.
-//     Every bad argument becomes an *InputError whose sentence names the
-//     argument, says what is wrong and what is accepted. The CLI decodes its
-//     flags through the same functions.
-//   - frontend.go and ops_*.go: the operations (Frontend), shared by tools and CLI.
-//   - views.go, markdown.go: structured results and their readable rendering.
-//   - tools.go: one constructor per tool, returning the tool and its handler.
-//   - server.go, resources.go, http.go: the MCP server, its resource
-//     templates and the HTTP transport with Origin and bearer-token checks.
+// The front end has three layers:
+//   - mcp/service: the application service, shared by every adapter. Typed
+//     requests (requests.go) checked by their Check methods whichever adapter
+//     built them, the operations (service.go, ops_*.go, logs.go) that
+//     validate, write intents into the store and read state back, typed
+//     results (views.go) with their readable text (markdown.go), and errors
+//     as values (*InputError; errors.Is with ErrInvalidInput, ErrNotFound).
+//     It never calls Docker nor changes a repository; the only git it runs is
+//     read-only validation through the hardened runner of models/gitcmd. It
+//     links no MCP library (a test checks it).
+//   - this package, the MCP adapter: decode.go turns a call's JSON arguments
+//     into a typed request once (types, presence, unknown arguments, the
+//     service's rules as each is read, so every bad argument of a call is
+//     reported together); tools.go has one constructor per tool returning its
+//     definition and its handler (decode, call the service, reply); server.go,
+//     resources.go, http.go and stdio.go are the server, its resource
+//     templates and transports. It never reaches the store itself (a test
+//     checks it).
+//   - the other adapters over the same service: the CLI
+//     (cmd/claude-parallel: flags to typed requests, claude-parallel next
+//     steps), the dashboard (mcp/dashboard) and the ops endpoints (mcp/ops).
 package mcp
