@@ -44,12 +44,13 @@ import (
 // record is one line of the log.
 type record struct {
 	Time      time.Time               `json:"time"`
-	Kind      string                  `json:"kind"` // "request" (every request) or "turn" (a model turn)
+	Kind      string                  `json:"kind"` // "start" (once per run), "request" (every request) or "turn" (a model turn)
 	Path      string                  `json:"path,omitempty"`
 	KeySHA256 string                  `json:"keySha256,omitempty"`
 	Messages  []fakeanthropic.Message `json:"messages,omitempty"`
 	Tools     int                     `json:"tools,omitempty"`
 	Reply     *fakeanthropic.Reply    `json:"reply,omitempty"`
+	Down      bool                    `json:"down,omitempty"`
 }
 
 type logger struct {
@@ -95,6 +96,7 @@ func run() int {
 	}
 	defer f.Close()
 	log := &logger{f: f}
+	log.write(record{Kind: "start", Down: *down})
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
