@@ -374,6 +374,30 @@ func checkHardened(t *testing.T, c inspectRun, wantResume string) {
 	}
 }
 
+// agentAwaitRun waits with wait_for_tasks until run n of the task has
+// finished and returns its work_status. Claude Code takes tens of seconds
+// to start on a loaded machine, and several may start at once, so the wait
+// is long; it ends as soon as the run does.
+func agentAwaitRun(t *testing.T, s *flowServer, taskID string, n int) *mcp.TaskView {
+	t.Helper()
+	deadline := time.Now().Add(12 * time.Minute)
+	for {
+		var w mcp.WaitResult
+		s.call(t, "wait_for_tasks", map[string]any{"taskIds": []string{taskID}, "timeoutSeconds": 30}, &w)
+		if w.AllFinished {
+			if v := s.asStatus(t, taskID); v.RunNumber >= n && v.Finished {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %d of task %s not finished: %+v\nserver log:\n%s", n, taskID, w.Tasks, s.stderr)
+		}
+		if w.AllFinished {
+			time.Sleep(200 * time.Millisecond) // the follow-up's run has not started yet
+		}
+	}
+}
+
 // conversationHas reports whether a turn's conversation holds a text (the
 // user's or the model's) or a tool result containing want.
 func conversationHas(msgs []fakeanthropic.Message, want string) bool {
@@ -434,10 +458,10 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 	taskID := started.TaskID
 
 	// Run 1: a question, no change.
-	if w := s.waitTask(t, taskID); w.Status != "needs_input" || w.DiffID != "" {
-		t.Fatalf("run 1 ended %+v, want needs_input without a diff\nserver log:\n%s", w, s.stderr)
+	v := agentAwaitRun(t, s, taskID, 1)
+	if v.Status != "needs_input" || v.DiffID != "" {
+		t.Fatalf("run 1 ended %s (%s: %s), diff %q; want needs_input without a diff\nserver log:\n%s", v.Status, v.Reason, v.Message, v.DiffID, s.stderr)
 	}
-	v := s.asStatus(t, taskID)
 	if v.PendingQuestion != question {
 		t.Errorf("pending question %q, want %q", v.PendingQuestion, question)
 	}
@@ -462,7 +486,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 		agSay("Wrote hello.txt and notes/build.txt."))
 	var fu mcp.FollowUpResult
 	s.call(t, "answer_worker_question", map[string]any{"taskId": taskID, "answer": answer}, &fu)
-	v = s.asAwaitRun(t, taskID, 2)
+	v = agentAwaitRun(t, s, taskID, 2)
 	if v.Status != "completed" || v.DiffID == "" {
 		t.Fatalf("run 2: status %s (%s: %s), diff %q\nserver log:\n%s", v.Status, v.Reason, v.Message, v.DiffID, s.stderr)
 	}
@@ -498,7 +522,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 		agBash("rm -r notes"),
 		agSay("Revised."))
 	s.call(t, "request_revision", map[string]any{"diffId": d2.DiffID, "feedback": feedback}, &fu)
-	v = s.asAwaitRun(t, taskID, 3)
+	v = agentAwaitRun(t, s, taskID, 3)
 	if v.Status != "completed" || v.DiffID == "" || v.DiffID == d2.DiffID {
 		t.Fatalf("run 3: status %s (%s: %s), diff %q (run 2's %s)\nserver log:\n%s", v.Status, v.Reason, v.Message, v.DiffID, d2.DiffID, s.stderr)
 	}
@@ -555,10 +579,9 @@ func TestAgentClaude_APIErrorsFailTheTask(t *testing.T) {
 		ids[i] = started.TaskID
 	}
 	for i, c := range cases {
-		w := s.waitTask(t, ids[i])
-		v := s.asStatus(t, ids[i])
-		if w.Status != "failed" || v.Reason != "AgentError" || v.DiffID != "" {
-			t.Errorf("%s: status %s, reason %s (%s), diff %q; want failed with reason AgentError", c.name, w.Status, v.Reason, v.Message, v.DiffID)
+		v := agentAwaitRun(t, s, ids[i], 1)
+		if v.Status != "failed" || v.Reason != "AgentError" || v.DiffID != "" {
+			t.Errorf("%s: status %s, reason %s (%s), diff %q; want failed with reason AgentError", c.name, v.Status, v.Reason, v.Message, v.DiffID)
 		}
 		for _, want := range c.want {
 			if !strings.Contains(v.Message, want) {
