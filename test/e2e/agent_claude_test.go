@@ -83,7 +83,7 @@ func buildAgentTestImage() error {
 	defer os.RemoveAll(dir)
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "fakeapi"),
 		"github.com/claude-parallel/claude-parallel/test/fakeanthropic/fakeapi")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: the image has no Go runtime's libc needs
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: it needs no library from the image
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build fakeapi: %w\n%s", err, out)
 	}
