@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for each test binary; the whole of make test is kept under 20 minutes.
 TEST_TIMEOUT ?= 18m
 
-.PHONY: claude-code services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
+.PHONY: claude-code agent-image services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -30,6 +30,12 @@ claude-code:
 image: docker
 	bash hack/build-test-image.sh
 
+## agent-image: build the `claude` profile's image claude-parallel/agent:latest FROM
+## scratch out of Debian's packages and the pinned Claude Code (no registry needed;
+## skipped when up to date). hack/images/agent/Dockerfile is for machines with one.
+agent-image: docker
+	bash hack/build-agent-image.sh
+
 ## services: the real programs the service and dashboard tests drive (Debian's
 ## supervisor, prometheus and chromium), installed once per machine and reused.
 services:
@@ -45,7 +51,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 ## test: every test, including the Docker and end-to-end ones (prepares Docker first).
-test: image services claude-code lint
+test: image agent-image services claude-code lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
 	$(MAKE) fuzz FUZZTIME=20000x
 	$(MAKE) test-docker-restart
@@ -64,7 +70,7 @@ fuzz:
 test-unit: lint
 	$(GO) test -count=1 -short $(PKGS)
 
-test-e2e: image build
+test-e2e: image agent-image build
 	$(GO) test -count=1 -timeout 30m ./test/...
 
 ## run: the product's main job on its embedded defaults.

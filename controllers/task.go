@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -54,6 +56,9 @@ const (
 	ReasonOOMKilled        = "OOMKilled"
 	ReasonDaemonRestart    = "DockerDaemonRestart"
 	ReasonExitCode         = "ExitCode"
+	// ReasonAgentError: the agent exited non-zero and said why in its final
+	// result (Claude Code's "API Error: 401 …", "… ECONNREFUSED", …).
+	ReasonAgentError       = "AgentError"
 	ReasonCancelled        = "Cancelled"
 	ReasonCompleted        = "Completed"
 	ReasonNoChanges        = "NoChanges"
@@ -335,6 +340,9 @@ type outcomeInput struct {
 	Capture      captureKind
 	CaptureText  string // summary of the diff, or why there is none
 	Question     string // the agent's final question (stream-json profiles), if any
+	// AgentResult is the agent's final result text (stream-json profiles):
+	// on a failed run, the agent's own account of what went wrong.
+	AgentResult string
 }
 
 // outcome is the final status of a run.
@@ -362,6 +370,9 @@ func runOutcome(in outcomeInput) outcome {
 		// what the user asked for. They decide, with the partial diff and
 		// log in hand.
 		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonDaemonRestart, Message: in.Message}
+	case in.ExitCode != 0 && strings.TrimSpace(in.AgentResult) != "":
+		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonAgentError,
+			Message: fmt.Sprintf("exited with code %d: %s", in.ExitCode, clipTo(strings.TrimSpace(in.AgentResult), maxReasonText))}
 	case in.ExitCode != 0:
 		return outcome{Phase: models.TaskPhaseFailed, Reason: ReasonExitCode,
 			Message: fmt.Sprintf("exited with code %d", in.ExitCode)}
@@ -379,6 +390,21 @@ func runOutcome(in outcomeInput) outcome {
 	default:
 		return outcome{Phase: models.TaskPhaseSucceeded, Reason: ReasonCompleted, Message: in.CaptureText}
 	}
+}
+
+// maxReasonText bounds the agent's words quoted in a status message, which
+// lists show; the whole result stays in the task's result text and log.
+const maxReasonText = 1000
+
+// clipTo bounds s to n bytes without splitting a UTF-8 sequence.
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func cancelMessage(reason string) string {

@@ -599,6 +599,7 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 
 	if profile, ok := s.config().Profile(t.Spec.Agent); ok && profile.OutputFormat == "stream-json" {
 		in.Question = questionFrom(st.ResultText, st.LastMessage)
+		in.AgentResult = st.ResultText
 	}
 	o := runOutcome(in)
 	st.Phase, st.Reason, st.Message, st.PendingQuestion = o.Phase, o.Reason, o.Message, o.PendingQuestion

@@ -7,6 +7,8 @@
 package fakeanthropic
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,6 +35,24 @@ type Conversation struct {
 	// LastUser is the text of the latest user message (the prompt, on the
 	// first turn).
 	LastUser string
+	// Messages is the whole conversation, in order: what a resumed session
+	// sent again of its earlier runs is here.
+	Messages []Message
+}
+
+// Message is one message of the conversation as the model received it.
+type Message struct {
+	Role        string       `json:"role"`
+	Texts       []string     `json:"texts,omitempty"`
+	ToolUses    []ToolUse    `json:"toolUses,omitempty"`
+	ToolResults []ToolResult `json:"toolResults,omitempty"`
+}
+
+// ToolUse is one tool_use block of an assistant message.
+type ToolUse struct {
+	ID    string         `json:"id"`
+	Name  string         `json:"name"`
+	Input map[string]any `json:"input,omitempty"`
 }
 
 // HasTool reports whether the request offered the named tool.
@@ -45,11 +65,16 @@ func (c Conversation) HasTool(name string) bool {
 	return false
 }
 
-// Reply is the model's turn: a tool call when Tool is set, else Text.
+// Reply is the model's turn: an API error when Status is set, a tool call
+// when Tool is set, else Text.
 type Reply struct {
-	Text  string
-	Tool  string
-	Input map[string]any
+	Text  string         `json:"text,omitempty"`
+	Tool  string         `json:"tool,omitempty"`
+	Input map[string]any `json:"input,omitempty"`
+	// Status is an HTTP error status (401, 529, ...) answered instead of a
+	// message, with an error body of ErrorType (default from the status).
+	Status    int    `json:"status,omitempty"`
+	ErrorType string `json:"errorType,omitempty"`
 }
 
 // Model decides the next reply.
@@ -59,6 +84,11 @@ type Model func(Conversation) Reply
 type Server struct {
 	model Model
 	next  atomic.Int64
+	// idPrefix makes message and tool ids unique across servers: a resumed
+	// Claude Code session holds the ids of its earlier runs, each served by
+	// a server of its own, and takes a repeated tool_use id for a call that
+	// was interrupted.
+	idPrefix string
 
 	mu       sync.Mutex
 	results  []ToolResult
@@ -69,7 +99,9 @@ type Server struct {
 
 // New returns a server whose replies come from model.
 func New(model Model) *Server {
-	return &Server{model: model, seen: map[string]bool{}}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &Server{model: model, seen: map[string]bool{}, idPrefix: hex.EncodeToString(b[:])}
 }
 
 // ToolResults returns every distinct tool result received so far, in order.
@@ -158,20 +190,25 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	uses := map[string]block{}
 	for _, m := range req.Messages {
+		msg := Message{Role: m.Role}
 		for _, b := range blocks(m.Content) {
 			switch b.Type {
 			case "tool_use":
 				uses[b.ID] = b
+				msg.ToolUses = append(msg.ToolUses, ToolUse{ID: b.ID, Name: b.Name, Input: b.Input})
 			case "tool_result":
 				res := ToolResult{ToolUseID: b.ToolUseID, Name: uses[b.ToolUseID].Name, Input: uses[b.ToolUseID].Input,
 					Text: resultText(b.Content), IsError: b.IsError}
 				conv.Results = append(conv.Results, res)
+				msg.ToolResults = append(msg.ToolResults, res)
 			case "text":
 				if m.Role == "user" {
 					conv.LastUser = b.Text
 				}
+				msg.Texts = append(msg.Texts, b.Text)
 			}
 		}
+		conv.Messages = append(conv.Messages, msg)
 	}
 	s.mu.Lock()
 	for _, res := range conv.Results {
@@ -183,8 +220,12 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	reply := s.model(conv)
+	if reply.Status != 0 {
+		apiError(w, reply.Status, reply.ErrorType)
+		return
+	}
 	n := s.next.Add(1)
-	msgID := fmt.Sprintf("msg_fake%04d", n)
+	msgID := fmt.Sprintf("msg_fake%s%04d", s.idPrefix, n)
 	var content []map[string]any
 	stop := "end_turn"
 	if reply.Tool != "" {
@@ -193,7 +234,7 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request) {
 		if input == nil {
 			input = map[string]any{}
 		}
-		content = append(content, map[string]any{"type": "tool_use", "id": fmt.Sprintf("toolu_fake%04d", n), "name": reply.Tool, "input": input})
+		content = append(content, map[string]any{"type": "tool_use", "id": fmt.Sprintf("toolu_fake%s%04d", s.idPrefix, n), "name": reply.Tool, "input": input})
 	} else {
 		content = append(content, map[string]any{"type": "text", "text": reply.Text})
 	}
@@ -244,6 +285,30 @@ func (s *Server) fail(w http.ResponseWriter, problem string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadRequest)
 	b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": "invalid_request_error", "message": problem}})
+	_, _ = w.Write(b)
+}
+
+// apiError answers with an Anthropic API error of the given status.
+func apiError(w http.ResponseWriter, status int, typ string) {
+	if typ == "" {
+		switch status {
+		case http.StatusUnauthorized:
+			typ = "authentication_error"
+		case http.StatusTooManyRequests:
+			typ = "rate_limit_error"
+		case 529:
+			typ = "overloaded_error"
+		case http.StatusBadRequest:
+			typ = "invalid_request_error"
+		default:
+			typ = "api_error"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("request-id", "req_fake_error")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": typ,
+		"message": fmt.Sprintf("fake API: %d %s", status, typ)}})
 	_, _ = w.Write(b)
 }
 
