@@ -57,7 +57,7 @@ func TransferSteps() []Step {
 // archiveCopier is what the copy transfer needs of the engine beyond
 // ContainerRuntime; *engine.Engine has it.
 type archiveCopier interface {
-	CopyIn(ctx context.Context, id string, m engine.Mount, user string, progress func(sent int64)) error
+	CopyIn(ctx context.Context, id string, mounts []engine.Mount, user string, progress func(sent int64)) error
 	CopyOut(ctx context.Context, id, path string) (io.ReadCloser, error)
 }
 
@@ -118,15 +118,16 @@ func (r *taskReconciler) transferIn(ctx context.Context, sc *taskScope, ws *work
 			s.step(StepCopyingIn, t.ID, run)
 		}
 	}
+	mounts := make([]engine.Mount, 0, len(targets))
 	for _, target := range targets {
 		i := slicesIndexTarget(spec.Mounts, target)
 		if i < 0 {
 			return fmt.Errorf("copy into container %s: no workspace folder for its target %s", info.Name, target)
 		}
-		m := engine.Mount{Source: spec.Mounts[i].Source, Target: target}
-		if err := c.CopyIn(ctx, info.ID, m, user, progress); err != nil {
-			return fmt.Errorf("copy workspace in: %w", err)
-		}
+		mounts = append(mounts, engine.Mount{Source: spec.Mounts[i].Source, Target: target})
+	}
+	if err := c.CopyIn(ctx, info.ID, mounts, user, progress); err != nil {
+		return fmt.Errorf("copy workspace in: %w", err)
 	}
 	// Witness of a copy-mode run for transferOut, should its container be
 	// gone by the time the run is collected.

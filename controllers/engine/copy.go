@@ -70,49 +70,67 @@ func copyTargets(spec RunSpec) (map[string]string, error) {
 	return labels, nil
 }
 
-// CopyIn copies the host directory m.Source into the created (not yet
-// started) container at m.Target through the Docker API, so an engine on
-// another machine gets the workspace without seeing this machine's files.
-// Every entry is owned by user ("uid:gid", the container's user) and keeps
-// its permission bits; symbolic links are sent as links, never followed;
-// sockets, FIFOs and devices are left out. The target's parents that the
-// image lacks are created by Docker, owned by root.
+// CopyIn copies each host directory m.Source into the created (not yet
+// started) container at m.Target through the Docker API, in one archive, so
+// an engine on another machine gets the workspace without seeing this
+// machine's files. Every entry is owned by user ("uid:gid", the container's
+// user) and keeps its permission bits; symbolic links are sent as links,
+// never followed; sockets, FIFOs and devices are left out. A target's parents
+// that the image lacks are created by Docker, owned by root.
 //
-// Copying the same source again overwrites what an interrupted copy left, so
+// Copying the same sources again overwrites what an interrupted copy left, so
 // CopyIn is safe to repeat after a crash. progress, when not nil, is called
 // after each entry is sent with the bytes of file content sent so far.
-func (e *Engine) CopyIn(ctx context.Context, id string, m Mount, user string, progress func(sent int64)) error {
+func (e *Engine) CopyIn(ctx context.Context, id string, mounts []Mount, user string, progress func(sent int64)) error {
 	uid, gid, err := numericUser(user)
 	if err != nil {
 		return fmt.Errorf("copy into container %s: %w: %v", shortID(id), ErrRefused, err)
 	}
-	target := path.Clean(m.Target)
-	if !path.IsAbs(m.Target) || target == "/" {
-		return fmt.Errorf("copy into container %s: %w: target %q must be an absolute path below /", shortID(id), ErrRefused, m.Target)
+	roots := make([]*os.Root, 0, len(mounts))
+	defer func() {
+		for _, r := range roots {
+			r.Close()
+		}
+	}()
+	prefixes := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		target := path.Clean(m.Target)
+		if !path.IsAbs(m.Target) || target == "/" {
+			return fmt.Errorf("copy into container %s: %w: target %q must be an absolute path below /", shortID(id), ErrRefused, m.Target)
+		}
+		root, err := os.OpenRoot(m.Source)
+		if err != nil {
+			return fmt.Errorf("copy into container %s: open %s: %w", shortID(id), m.Source, err)
+		}
+		roots = append(roots, root)
+		prefixes = append(prefixes, strings.TrimPrefix(target, "/"))
 	}
-	root, err := os.OpenRoot(m.Source)
-	if err != nil {
-		return fmt.Errorf("copy into container %s: open %s: %w", shortID(id), m.Source, err)
-	}
-	defer root.Close()
 
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(writeTree(pw, root, strings.TrimPrefix(target, "/"), uid, gid, progress))
+		tw := tar.NewWriter(pw)
+		var sent int64
+		for i, root := range roots {
+			if err := writeTree(tw, root, prefixes[i], uid, gid, &sent, progress); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+		pw.CloseWithError(tw.Close())
 	}()
-	// Extracted at "/" so that the target directory's own entry, and with it
-	// its owner, is applied too (an entry "." would be skipped).
+	// Extracted at "/" so that each target directory's own entry, and with it
+	// its owner, is applied too (an entry "." would be skipped). One archive:
+	// every copy costs the engine a helper process and a mount of the
+	// container's file system.
 	err = e.api(ctx).CopyToContainer(ctx, id, "/", pr, container.CopyToContainerOptions{})
 	pr.CloseWithError(errors.New("copy ended")) // unblocks the writer if Docker stopped reading
-	return wrap(err, "copy %s into container %s:%s", m.Source, shortID(id), target)
+	return wrap(err, "copy the workspace into container %s", shortID(id))
 }
 
-// writeTree writes the tree of root as a tar stream whose names start with
-// prefix ("workspace" for /workspace).
-func writeTree(w io.Writer, root *os.Root, prefix string, uid, gid int, progress func(int64)) error {
-	tw := tar.NewWriter(w)
-	var sent int64
-	err := fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
+// writeTree writes the tree of root to tw, its names starting with prefix
+// ("workspace" for /workspace).
+func writeTree(tw *tar.Writer, root *os.Root, prefix string, uid, gid int, sent *int64, progress func(int64)) error {
+	return fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -156,20 +174,16 @@ func writeTree(w io.Writer, root *os.Root, prefix string, uid, gid int, progress
 			}
 			n, err := io.CopyN(tw, f, hdr.Size)
 			f.Close()
-			sent += n
+			*sent += n
 			if err != nil {
 				return fmt.Errorf("%s: %w", rel, err)
 			}
 		}
 		if progress != nil {
-			progress(sent)
+			progress(*sent)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // CopyOut streams the container directory p (its work tree, once it has

@@ -54,7 +54,7 @@ func installOn(t *testing.T, eng *engine.Engine, repo string) *install {
 // executable script, a symbolic link, a nested folder, a binary file of a
 // few megabytes (so a kill during a copy lands mid-stream), an uncommitted
 // change and an untracked file (both part of the task's snapshot).
-func transferRepo(t *testing.T) string {
+func transferRepo(t testing.TB) string {
 	t.Helper()
 	repo := testutil.NewRepo(t, t.TempDir(), map[string]string{
 		"README.md":      "hello\n",
