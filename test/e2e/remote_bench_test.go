@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers"
+	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
 	"github.com/claude-parallel/claude-parallel/models"
 )
@@ -24,12 +27,14 @@ import (
 //
 //   - start: task intent written → Docker's StartedAt of its container (copy
 //     mode includes the copy in);
+//
 //   - collect: the container's exit (Docker's FinishedAt) → the task finished
 //     with its diff stored (copy mode includes the copy out);
+//
 //   - apply: apply intent (branch mode) written → the diff applied; it does
 //     not touch the engine, so it should not move.
 //
-//	go test -run '^$' -bench RemoteTransfer -benchtime 1x ./test/e2e/
+//     go test -run '^$' -bench RemoteTransfer -benchtime 1x ./test/e2e/
 func BenchmarkRemoteTransfer(b *testing.B) {
 	main := enginetest.New(b)
 	second, _ := enginetest.NewSecond(b)
@@ -56,12 +61,17 @@ func BenchmarkRemoteTransfer(b *testing.B) {
 		const rounds = 9
 		type figures struct{ start, collect, apply []time.Duration }
 		got := make([]figures, len(sides))
+		var floorIn, floorOut []time.Duration
 		for r := range rounds {
 			for i, s := range sides {
-				st, co, ap := transferSample(b, s.env, r)
+				st, co, ap, ws := transferSample(b, s.env, r)
 				got[i].start = append(got[i].start, st)
 				got[i].collect = append(got[i].collect, co)
 				got[i].apply = append(got[i].apply, ap)
+				if i == 1 {
+					in, out := copyFloor(b, s.env, ws, r)
+					floorIn, floorOut = append(floorIn, in), append(floorOut, out)
+				}
 			}
 		}
 		base := got[0]
@@ -71,16 +81,20 @@ func BenchmarkRemoteTransfer(b *testing.B) {
 				s.name, ms(median(g.start)), ratioOf(g.start, base.start), ms(median(g.collect)), ratioOf(g.collect, base.collect),
 				ms(median(g.apply)), ratioOf(g.apply, base.apply), rounds)
 		}
+		fmt.Printf("remote | copy floor: the engine client's CopyToContainer of the same workspace into a created container %.1fms, "+
+			"CopyFromContainer of its /workspace %.1fms (medians of %d)\n", ms(median(floorIn)), ms(median(floorOut)), rounds)
 		b.ReportMetric(ratioOf(got[1].start, base.start), "ratio-start-copy")
 		b.ReportMetric(ratioOf(got[1].collect, base.collect), "ratio-collect-copy")
 		b.ReportMetric(ratioOf(got[1].apply, base.apply), "ratio-apply-copy")
 	}
 }
 
-func ratioOf(ours, base []time.Duration) float64 { return float64(median(ours)) / float64(median(base)) }
+func ratioOf(ours, base []time.Duration) float64 {
+	return float64(median(ours)) / float64(median(base))
+}
 
 // transferSample runs one task on env and applies its diff as a branch.
-func transferSample(b *testing.B, env *benchEnv, round int) (start, collect, apply time.Duration) {
+func transferSample(b *testing.B, env *benchEnv, round int) (start, collect, apply time.Duration, workspace string) {
 	b.Helper()
 	task := &models.Task{Spec: models.TaskSpec{Prompt: fmt.Sprintf("echo %d > added-%d.txt", round, round),
 		WorkFolder: env.repo, Agent: "shell", IncludeUncommitted: true}}
@@ -137,5 +151,39 @@ func transferSample(b *testing.B, env *benchEnv, round int) (start, collect, app
 		time.Sleep(5 * time.Millisecond)
 	}
 	apply = time.Since(t1)
-	return start, collect, apply
+	return start, collect, apply, done.Status.WorkspacePath
+}
+
+// copyFloor times the engine's bare copy of a task's workspace (work tree
+// and home) into a created container, and of the work tree back out.
+func copyFloor(b *testing.B, env *benchEnv, ws string, round int) (in, out time.Duration) {
+	b.Helper()
+	taskID := models.NewTaskID()
+	spec := engine.RunSpec{
+		Name: engine.ContainerName(taskID, 1), Image: enginetest.ShellImage, Cmd: []string{"true"},
+		Labels: enginetest.Merge(engine.Labels("bench-direct", taskID, 1), env.directLabels),
+		User:   "10001:10001", WorkDir: "/workspace", Network: "none",
+		MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, PidsLimit: 64, CopyMounts: true,
+		Mounts: []engine.Mount{{Source: filepath.Join(ws, "work"), Target: "/workspace"}, {Source: filepath.Join(ws, "home"), Target: "/home/agent"}},
+	}
+	id, err := env.eng.Create(env.ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = env.eng.Remove(env.ctx, id, true) }()
+	t0 := time.Now()
+	if err := env.eng.CopyIn(env.ctx, id, spec.Mounts, spec.User, nil); err != nil {
+		b.Fatal(err)
+	}
+	in = time.Since(t0)
+	t0 = time.Now()
+	rc, err := env.eng.CopyOut(env.ctx, id, "/workspace")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		b.Fatal(err)
+	}
+	rc.Close()
+	return in, time.Since(t0)
 }
