@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for each test binary; the whole of make test is kept under 20 minutes.
 TEST_TIMEOUT ?= 18m
 
-.PHONY: claude-code agent-image services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
+.PHONY: docker2 claude-code agent-image services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -21,6 +21,11 @@ build:
 ## docker: make a Docker engine answer (installs docker.io with apt on Debian if needed).
 docker:
 	bash hack/ensure-docker.sh
+
+## docker2: a second Docker engine on its own socket and data root (the
+## remote-engine tests' workspace_transfer: copy), with the test image loaded.
+docker2: image
+	bash hack/ensure-docker2.sh
 
 ## claude-code: install the pinned Claude Code CLI once (the client e2e test runs it too).
 claude-code:
@@ -51,7 +56,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 ## test: every test, including the Docker and end-to-end ones (prepares Docker first).
-test: image agent-image services claude-code lint
+test: image agent-image docker2 services claude-code lint
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p 2 $(PKGS)
 	$(MAKE) fuzz FUZZTIME=20000x
 	$(MAKE) test-docker-restart
@@ -70,7 +75,7 @@ fuzz:
 test-unit: lint
 	$(GO) test -count=1 -short $(PKGS)
 
-test-e2e: image agent-image build
+test-e2e: image agent-image docker2 build
 	$(GO) test -count=1 -timeout 30m ./test/...
 
 ## run: the product's main job on its embedded defaults.
@@ -90,8 +95,8 @@ demo: image build
 ## and every read tool through the go-sdk MCP client at 1,000 vs 100,000
 ## and 1,000,000 finished tasks (CP_BENCH_NO_MILLION=1 skips the million) with task_worker and
 ## apply_changes latency (also against the real server over stdio).
-BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkLargeRepository|BenchmarkReadScaling|BenchmarkApplyChanges)$$'
-bench: image build
+BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkRemoteTransfer|BenchmarkLargeRepository|BenchmarkReadScaling|BenchmarkApplyChanges)$$'
+bench: image docker2 build
 	$(GO) test -p 1 -count=1 -timeout 60m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 
 soak: image build

@@ -30,6 +30,12 @@ type Config struct {
 	// DockerHost is the engine address; "" lets the Docker client choose
 	// (DOCKER_HOST or the local socket). Env DOCKER_HOST.
 	DockerHost string `yaml:"docker_host"`
+	// WorkspaceTransfer is how a task's workspace reaches its container:
+	// "bind" mounts the host directory, "copy" copies it in through the
+	// Docker API before start and the work tree out after exit (an engine on
+	// another machine). "" picks bind for a local engine (unix socket or the
+	// default) and copy for any other address; see TransferMode.
+	WorkspaceTransfer string `yaml:"workspace_transfer"`
 	// MaxParallel is how many task containers may run at once.
 	MaxParallel int `yaml:"max_parallel"`
 	// Workers is the number of reconcile workers per controller.

@@ -52,6 +52,10 @@ func (c *Config) Validate() error {
 			k.add("docker_host", "must be an address like unix:///var/run/docker.sock or tcp://host:2376, got %q", c.DockerHost)
 		}
 	}
+	if !oneOf(c.WorkspaceTransfer, "", TransferBind, TransferCopy) {
+		k.add("workspace_transfer", "must be %q, %q or empty (bind for a local engine, copy for a remote one), got %q",
+			TransferBind, TransferCopy, c.WorkspaceTransfer)
+	}
 	k.atLeast("max_parallel", int64(c.MaxParallel), 1)
 	k.atLeast("workers", int64(c.Workers), 1)
 	k.positive("default_task_timeout", c.DefaultTaskTimeout)

@@ -264,7 +264,7 @@ type createResult struct {
 func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, profile config.Profile,
 	user runAs, b building) (*workspace.Workspace, *createResult, error) {
 	s, t := r.s, sc.task
-	spec, err := buildRunSpec(runSpecInput{
+	spec, err := s.runSpec(runSpecInput{
 		Task: t, Run: t.Status.RunNumber, Profile: profile, Workspace: b.Layout(),
 		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
 	})
@@ -358,7 +358,7 @@ func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, pro
 	ws *workspace.Workspace, user runAs, created *createResult) (*engine.ContainerInfo, error) {
 	s, t := r.s, sc.task
 	run := t.Status.RunNumber
-	spec, err := buildRunSpec(runSpecInput{
+	spec, err := s.runSpec(runSpecInput{
 		Task: t, Run: run, Profile: profile, Workspace: ws,
 		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
 	})
@@ -405,6 +405,9 @@ func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, pro
 	s.step(StepContainerCreated, t.ID, run)
 
 	if info.State == engine.StateCreated {
+		if err := r.transferIn(ctx, sc, ws, info, spec, adopted); err != nil {
+			return nil, err
+		}
 		if err := s.rt.Start(ctx, info.ID); err != nil {
 			// A start the engine refuses for good (the command does not exist
 			// in the image) leaves its reason on the container.
@@ -591,6 +594,12 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 	case err != nil:
 		return fmt.Errorf("open workspace: %w", err)
 	default:
+		if capture, err := r.transferOut(ctx, sc, ws, &in); err != nil || !capture {
+			if err != nil {
+				return err
+			}
+			break
+		}
 		if err := r.captureDiff(ctx, sc, ws, &in); err != nil {
 			return err
 		}

@@ -58,6 +58,13 @@ type RunSpec struct {
 	// Init runs Docker's init (tini) as PID 1 so SIGTERM reaches the agent and
 	// zombies are reaped. Off by default because not every engine ships docker-init.
 	Init bool
+	// CopyMounts makes Mounts copy targets instead of bind mounts, for an
+	// engine that cannot see this machine's files: the container gets no host
+	// path at all, CopyIn fills each target before start and CopyOut reads it
+	// back after exit. The targets live in the writable layer, so
+	// ReadOnlyRootfs is refused with it. The container is labelled
+	// LabelCopyTargets.
+	CopyMounts bool
 }
 
 // Mount is a bind mount of a host directory (or file) into the container.
@@ -154,6 +161,14 @@ func (e *Engine) containerConfig(spec RunSpec) (*container.Config, *container.Ho
 		return nil, nil, refuse("working directory %q is not absolute", spec.WorkDir)
 	}
 	mounts := make([]mount.Mount, 0, len(spec.Mounts))
+	labels := spec.Labels
+	if spec.CopyMounts {
+		var err error
+		if labels, err = copyTargets(spec); err != nil {
+			return nil, nil, refuse("%v", err)
+		}
+		spec.Mounts = nil // copied, never bound
+	}
 	for _, m := range spec.Mounts {
 		if err := e.checkMount(m); err != nil {
 			return nil, nil, refuse("%v", err)
@@ -176,7 +191,7 @@ func (e *Engine) containerConfig(spec RunSpec) (*container.Config, *container.Ho
 		Image:      spec.Image,
 		Cmd:        spec.Cmd,
 		Env:        spec.Env,
-		Labels:     spec.Labels,
+		Labels:     labels,
 		User:       spec.User,
 		WorkingDir: spec.WorkDir,
 		// No TTY and no stdin: output is multiplexed (Logs demuxes it with stdcopy) and

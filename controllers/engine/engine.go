@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,6 +77,9 @@ func (e *NameConflictError) Is(target error) bool { return target == ErrNameConf
 // concurrent use.
 type Engine struct {
 	cli *client.Client
+	// sshHost is the ssh:// address the client reaches through ssh (its own
+	// host is a placeholder then), for messages.
+	sshHost string
 
 	// negotiateMu guards the client's lazy API-version negotiation: the Docker
 	// client negotiates on its first calls without synchronisation, and two
@@ -99,7 +103,8 @@ type Engine struct {
 }
 
 // New connects to the Docker engine named by host ("unix:///var/run/docker.sock",
-// "tcp://..."), or when host is "" by the environment (DOCKER_HOST, DOCKER_TLS_VERIFY,
+// "tcp://..." with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH,
+// "ssh://user@host" through the ssh client, see sshOptions), or when host is "" by the environment (DOCKER_HOST, DOCKER_TLS_VERIFY,
 // DOCKER_CERT_PATH) and then the platform default. The API version is negotiated on
 // first use because engines in the field are older than this client (Debian's 20.10
 // speaks API 1.41). New does not contact the engine; use Ping for that.
@@ -108,7 +113,14 @@ func New(host string) (*Engine, error) { return newEngine(host) }
 // newEngine is New with extra client options (NewObserved adds tracing).
 func newEngine(host string, extra ...client.Opt) (*Engine, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if host != "" {
+	switch {
+	case strings.HasPrefix(host, "ssh://"):
+		ssh, err := sshOptions(host)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, ssh...)
+	case host != "":
 		opts = append(opts, client.WithHost(host))
 	}
 	opts = append(opts, extra...)
@@ -116,8 +128,13 @@ func newEngine(host string, extra ...client.Opt) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %q: %w", host, err)
 	}
+	sshHost := ""
+	if strings.HasPrefix(host, "ssh://") {
+		sshHost = host
+	}
 	return &Engine{
-		cli: cli,
+		cli:     cli,
+		sshHost: sshHost,
 		WatchBackoff: wait.Backoff{
 			Duration: 200 * time.Millisecond,
 			Factor:   2,
@@ -153,13 +170,18 @@ func (e *Engine) api(ctx context.Context) *client.Client {
 func (e *Engine) Ping(ctx context.Context) (version string, apiVersion string, err error) {
 	v, err := e.api(ctx).ServerVersion(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("ping docker engine at %s: %w", e.cli.DaemonHost(), err)
+		return "", "", fmt.Errorf("ping docker engine at %s: %w", e.Host(), err)
 	}
 	return v.Version, v.APIVersion, nil
 }
 
 // Host is the address of the engine this Engine talks to.
-func (e *Engine) Host() string { return e.cli.DaemonHost() }
+func (e *Engine) Host() string {
+	if e.sshHost != "" {
+		return e.sshHost
+	}
+	return e.cli.DaemonHost()
+}
 
 // Close releases the client's idle connections. Streams already returned by Logs or
 // Events end with their contexts, not with Close.

@@ -6,7 +6,8 @@
 // CP_CRASH_AT=<step> (a controllers.Step such as "container-created") makes
 // the process SIGKILL itself the first time a task run reaches that step, so
 // a test can die at a precise point between two durable steps. SIGTERM or
-// SIGINT stop it cleanly.
+// SIGINT stop it cleanly. DOCKER_HOST and CP_WORKSPACE_TRANSFER set the
+// engine and workspace_transfer.
 package main
 
 import (
@@ -59,6 +60,10 @@ func run() error {
 	if *roots != "" {
 		cfg.AllowedRoots = filepath.SplitList(*roots)
 	}
+	// The remote-engine tests point the controllers at the second engine
+	// (hack/ensure-docker2.sh) and choose the workspace transfer.
+	cfg.DockerHost = os.Getenv(config.EnvDockerHost)
+	cfg.WorkspaceTransfer = os.Getenv("CP_WORKSPACE_TRANSFER")
 	cfg.Intervals.Resync = config.D(*resync)
 	cfg.Intervals.ContainerGC = config.D(*gc)
 	cfg.Intervals.LeaseDuration = config.D(*lease)
