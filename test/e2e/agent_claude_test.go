@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/test/fakeanthropic"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -260,7 +260,7 @@ func (ai *agentInstall) streamResult(t *testing.T, taskID string, run int) strea
 
 // checkProgress checks that work_status shows what Claude Code's own
 // stream said of the run: its session, turns and cost.
-func (ai *agentInstall) checkProgress(t *testing.T, v *mcp.TaskView, run int) streamResult {
+func (ai *agentInstall) checkProgress(t *testing.T, v *service.TaskView, run int) streamResult {
 	t.Helper()
 	want := ai.streamResult(t, v.TaskID, run)
 	if want.SessionID == "" || want.NumTurns == 0 || want.TotalCostUSD <= 0 {
@@ -378,11 +378,11 @@ func checkHardened(t *testing.T, c inspectRun, wantResume string) {
 // finished and returns its work_status. Claude Code takes tens of seconds
 // to start on a loaded machine, and several may start at once, so the wait
 // is long; it ends as soon as the run does.
-func agentAwaitRun(t *testing.T, s *flowServer, taskID string, n int) *mcp.TaskView {
+func agentAwaitRun(t *testing.T, s *flowServer, taskID string, n int) *service.TaskView {
 	t.Helper()
 	deadline := time.Now().Add(12 * time.Minute)
 	for {
-		var w mcp.WaitResult
+		var w service.WaitResult
 		s.call(t, "wait_for_tasks", map[string]any{"taskIds": []string{taskID}, "timeoutSeconds": 30}, &w)
 		if w.AllFinished {
 			if v := s.asStatus(t, taskID); v.RunNumber >= n && v.Finished {
@@ -453,7 +453,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 	prompt := "Write a greeting file.\n" + agScript(
 		agBash("ls -a /workspace && id -u"),
 		agSay(question))
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	s.call(t, "task_worker", map[string]any{"task": prompt, "workFolder": ai.repo, "agent": "realclaude"}, &started)
 	taskID := started.TaskID
 
@@ -484,7 +484,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 		agEdit("/workspace/hello.txt", "bonjour", "bonjour, world"),
 		agBash("mkdir -p notes && printf 'built by bash\\n' > notes/build.txt"),
 		agSay("Wrote hello.txt and notes/build.txt."))
-	var fu mcp.FollowUpResult
+	var fu service.FollowUpResult
 	s.call(t, "answer_worker_question", map[string]any{"taskId": taskID, "answer": answer}, &fu)
 	v = agentAwaitRun(t, s, taskID, 2)
 	if v.Status != "completed" || v.DiffID == "" {
@@ -507,7 +507,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 			}
 		}
 	}
-	var review mcp.ReviewResult
+	var review service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review)
 	d2 := review.Diff
 	if got := asFiles(d2); !slices.Equal(got, []string{"hello.txt:added", "notes/build.txt:added"}) || d2.BaseCommit != head ||
@@ -546,9 +546,9 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 		!strings.Contains(d3.Patch, "+bonjour, le monde\n") {
 		t.Fatalf("run 3's diff: files %q, base %s, patch:\n%s", got, d3.BaseCommit, d3.Patch)
 	}
-	var applied mcp.ApplyResult
+	var applied service.ApplyResult
 	s.call(t, "apply_changes", map[string]any{"diffId": d3.DiffID}, &applied)
-	if applied.Outcome != mcp.OutcomeApplied {
+	if applied.Outcome != service.OutcomeApplied {
 		t.Fatalf("apply: %+v", applied)
 	}
 	if got := flowReadFile(t, filepath.Join(ai.repo, "hello.txt")); got != "bonjour, le monde\n" {
@@ -574,7 +574,7 @@ func TestAgentClaude_APIErrorsFailTheTask(t *testing.T) {
 	}
 	ids := make([]string, len(cases))
 	for i, c := range cases {
-		var started mcp.TaskWorkerResult
+		var started service.TaskWorkerResult
 		s.call(t, "task_worker", map[string]any{"task": c.prompt, "workFolder": ai.repo, "agent": c.agent}, &started)
 		ids[i] = started.TaskID
 	}
