@@ -56,7 +56,7 @@ func checkCounts(t *testing.T, s *Store, when string) {
 func TestCounts_FollowEveryStatusWrite(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	other, err := Open(ctx, s.Path(), Options{})
+	other, err := openAgain(ctx, s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
