@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/stdlib"
 	"go.uber.org/zap"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -70,12 +72,19 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*Store, error)
 		observer:  opts.Observer,
 		pg:        &pgState{dsn: dsn, dbClock: dbClock, token: randomHex(8)},
 	}
-	s.db, err = gorm.Open(postgres.New(postgres.Config{DSN: dsn}), &gorm.Config{
+	// Times come back in UTC, as SQLite's do (pgx's default is time.Local).
+	sqlDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+		c.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID,
+			Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+		return nil
+	}))
+	s.db, err = gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{
 		Logger:                 newGormLogger(opts.Logger, opts.SlowQuery),
 		NowFunc:                s.now,
 		SkipDefaultTransaction: true,
 	})
 	if err != nil {
+		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open store %s: connect: %w", display, err)
 	}
 	if s.sqlDB, err = s.db.DB(); err != nil {
