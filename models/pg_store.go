@@ -141,7 +141,47 @@ type pgState struct {
 	others atomic.Int64 // writes of others heard, plus listener restarts
 	cancel context.CancelFunc
 	done   chan struct{}
-	mu     sync.Mutex
+
+	// Barriers in flight (see dataVersion), by payload.
+	mu       sync.Mutex
+	barriers map[string]chan struct{}
+	seq      atomic.Int64
+}
+
+// barrierPrefix starts a barrier's payload; other stores ignore them.
+const barrierPrefix = "barrier:"
+
+// dataVersion is DataVersion on PostgreSQL: the count of other stores'
+// writes heard, after every write committed before the call has been heard.
+// It sends a notification to itself and waits for it on the listener:
+// PostgreSQL delivers notifications in commit order, so when the barrier
+// arrives, so has every earlier commit's. Without it a write by another
+// process would be counted a moment after the call, not in it.
+func (p *pgState) dataVersion(ctx context.Context, s *Store) (int64, error) {
+	id := barrierPrefix + p.token + ":" + fmt.Sprint(p.seq.Add(1))
+	ch := make(chan struct{})
+	p.mu.Lock()
+	if p.barriers == nil {
+		p.barriers = map[string]chan struct{}{}
+	}
+	p.barriers[id] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.barriers, id)
+		p.mu.Unlock()
+	}()
+	if err := s.db.WithContext(ctx).Exec(`SELECT pg_notify(?, ?)`, pgChannel, id).Error; err != nil {
+		return 0, fmt.Errorf("read data version: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	select {
+	case <-ch:
+		return p.others.Load(), nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read data version: the listener did not hear its own notification: %w", context.Cause(ctx))
+	}
 }
 
 // listen opens the LISTEN connection, then keeps it in a goroutine: every
@@ -205,7 +245,15 @@ func (p *pgState) wait(ctx context.Context, conn *pgx.Conn, s *Store) {
 			}
 			return
 		}
-		if n.Payload != p.token {
+		switch {
+		case strings.HasPrefix(n.Payload, barrierPrefix):
+			p.mu.Lock()
+			if ch, ok := p.barriers[n.Payload]; ok {
+				close(ch)
+				delete(p.barriers, n.Payload)
+			}
+			p.mu.Unlock()
+		case n.Payload != p.token:
 			p.others.Add(1)
 			s.changes.fire()
 		}

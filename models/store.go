@@ -306,7 +306,7 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // transactions goes unnoticed until the next periodic resync.)
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	if s.pg != nil {
-		return s.pg.others.Load(), nil
+		return s.pg.dataVersion(ctx, s)
 	}
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()

@@ -93,7 +93,7 @@ func removeStoreContainers(tb testing.TB, dsn string) {
 			return
 		}
 		defer s.Close()
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", engine.LabelStore+"="+s.InstallationID()).Output()
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+engine.LabelStore+"="+s.InstallationID()).Output()
 		for _, c := range strings.Fields(string(out)) {
 			_ = exec.Command("docker", "rm", "-f", c).Run()
 		}

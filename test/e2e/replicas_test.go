@@ -36,7 +36,7 @@ func TestChaos_ServeReplicasOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "ps", "-aq", "--filter", engine.LabelStore+"="+store.InstallationID()).Output()
+		out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label="+engine.LabelStore+"="+store.InstallationID()).Output()
 		for _, c := range strings.Fields(string(out)) {
 			_ = exec.Command("docker", "rm", "-f", c).Run()
 		}
@@ -87,8 +87,8 @@ func TestChaos_ServeReplicasOnPostgres(t *testing.T) {
 		if diffs, err := store.ListDiffs(context.Background(), models.DiffFilter{TaskID: id}); err != nil || len(diffs) != 1 {
 			t.Errorf("task %s: %d diffs (%v), want 1", id, len(diffs), err)
 		}
-		out, err := exec.Command("docker", "ps", "-aq", "--filter", engine.LabelStore+"="+store.InstallationID(),
-			"--filter", engine.LabelTaskID+"="+id).Output()
+		out, err := exec.Command("docker", "ps", "-aq", "--filter", "label="+engine.LabelStore+"="+store.InstallationID(),
+			"--filter", "label="+engine.LabelTaskID+"="+id).Output()
 		if err != nil {
 			t.Fatal(err)
 		}
