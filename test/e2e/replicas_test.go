@@ -44,33 +44,62 @@ func TestChaos_ServeReplicasOnPostgres(t *testing.T) {
 	})
 
 	replicas := []*flowServer{fi.http(), fi.http()}
+	// leader is the index of the replica holding the lease (-1: none now);
+	// a holder's identity (procid) carries its pid.
+	leader := func() int {
+		holder, _, ok, err := store.LeaseHolder(context.Background(), models.LeaderLease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range replicas {
+			if ok && strings.Contains(holder, fmt.Sprintf(":%d:", r.cmd.Process.Pid)) {
+				return i
+			}
+		}
+		return -1
+	}
 	var ids []string
-	kills := 0
+	submit := func() {
+		via := replicas[rng.IntN(len(replicas))]
+		var started mcp.TaskWorkerResult
+		script := fmt.Sprintf("sleep 0.%d; echo once > once.txt", 1+rng.IntN(9))
+		if err := via.callErr("task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, started.TaskID)
+	}
+	kills, leaderKills := 0, 0
+	kill := func(i int) {
+		if i == leader() {
+			leaderKills++
+		}
+		_ = replicas[i].cmd.Process.Signal(syscall.SIGKILL)
+		_, _ = replicas[i].cmd.Process.Wait()
+		replicas[i] = fi.http()
+		kills++
+	}
 	end := time.Now().Add(chaosDuration(t))
 	for time.Now().Before(end) || len(ids) == 0 {
 		if rng.IntN(3) != 0 {
-			via := replicas[rng.IntN(len(replicas))]
-			var started mcp.TaskWorkerResult
-			script := fmt.Sprintf("sleep 0.%d; echo once > once.txt", 1+rng.IntN(9))
-			if err := via.callErr("task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, started.TaskID)
+			submit()
 		}
 		time.Sleep(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
 		if rng.IntN(2) == 0 {
-			i := rng.IntN(len(replicas))
-			_ = replicas[i].cmd.Process.Signal(syscall.SIGKILL)
-			_, _ = replicas[i].cmd.Process.Wait()
-			replicas[i] = fi.http()
-			kills++
+			kill(rng.IntN(len(replicas)))
 		}
 	}
-	holder, _, ok, err := store.LeaseHolder(context.Background(), models.LeaderLease)
-	t.Logf("%d tasks, %d kills -9 of a replica; leader now %q (held %v, %v)", len(ids), kills, holder, ok, err)
-	if kills == 0 {
-		t.Fatal("the chaos killed no replica")
+	// The point is the takeover: kill the leader if the dice never did,
+	// with a task in flight.
+	for leaderKills == 0 {
+		if i := leader(); i >= 0 {
+			submit()
+			kill(i)
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
+	submit()
+	t.Logf("%d tasks, %d kills -9 of a replica, %d of them of the leader", len(ids), kills, leaderKills)
 
 	for _, id := range ids {
 		got := replicas[0].waitTask(t, id)
