@@ -90,7 +90,10 @@ func TestChaos_ServeReplicasOnPostgres(t *testing.T) {
 	}
 	// The point is the takeover: kill the leader if the dice never did,
 	// with a task in flight.
-	for leaderKills == 0 {
+	for deadline := time.Now().Add(2 * time.Minute); leaderKills == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica took the leader lease within 2 minutes")
+		}
 		if i := leader(); i >= 0 {
 			submit()
 			kill(i)
