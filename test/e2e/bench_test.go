@@ -106,6 +106,9 @@ func newBenchEnvOn(b *testing.B, eng *engine.Engine, driver, dsn string) *benchE
 	cfg.Log.Dir = filepath.Join(home, "logs")
 	cfg.MaxParallel = 25
 	cfg.DefaultAgent = "shell"
+	// The benchmark's repositories are made under the temporary directory
+	// (the default root, the user's home, refuses them), as controllerd's.
+	cfg.AllowedRoots = []string{os.TempDir()}
 	shell := cfg.Profiles["shell"]
 	shell.Resources = config.Resources{MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, Pids: 64}
 	cfg.Profiles["shell"] = shell
