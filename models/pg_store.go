@@ -396,3 +396,23 @@ func (s *Store) pgCheck(ctx context.Context) error {
 	}
 	return nil
 }
+
+// refusePostgresPath keeps Open from making a SQLite file named like a
+// PostgreSQL URL (db_path given a DSN, or a store's Path reopened).
+func refusePostgresPath(path string) error {
+	if strings.HasPrefix(path, "postgres://") || strings.HasPrefix(path, "postgresql://") ||
+		strings.HasPrefix(path, "postgres:/") {
+		return fmt.Errorf("open store: %w: %q names a PostgreSQL database, not a SQLite file: set store.driver postgres and store.dsn", ErrInvalid, PostgresDisplayOf(path))
+	}
+	return nil
+}
+
+// PostgresDisplayOf is PostgresDisplay for a DSN string, or a neutral name
+// when it does not parse (a DSN is never quoted whole: it may hold a password).
+func PostgresDisplayOf(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "postgres://(unparsable DSN)"
+	}
+	return PostgresDisplay(cfg.Config)
+}

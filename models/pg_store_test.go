@@ -41,6 +41,13 @@ func TestPostgres_PathHidesThePassword(t *testing.T) {
 	if _, err := OpenPostgres(context.Background(), "host=/nonexistent-dir port=1 password=hunter2-secret connect_timeout=2", Options{}); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("open on a missing server: %v", err)
 	}
+	// A store's Path, or a DSN given as db_path, is no SQLite file name.
+	if _, err := Open(context.Background(), s.Path(), Options{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Open(%q): %v, want ErrInvalid", s.Path(), err)
+	}
+	if _, err := Open(context.Background(), "postgres://cp:hunter2-secret@db/cp", Options{}); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Open of a DSN: %v", err)
+	}
 	if _, err := OpenDriver(context.Background(), "mysql", "x", Options{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown driver: %v", err)
 	}
