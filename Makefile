@@ -11,7 +11,7 @@ PKGS      := ./...
 # go test timeout for each test binary; the whole of make test is kept under 20 minutes.
 TEST_TIMEOUT ?= 18m
 
-.PHONY: docker2 claude-code agent-image services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
+.PHONY: postgres docker2 claude-code agent-image services fuzz all build test test-unit test-e2e test-docker-restart lint fmt vet docker image run demo bench soak clean
 
 all: build
 
@@ -43,7 +43,13 @@ agent-image: docker
 
 ## services: the real programs the service and dashboard tests drive (Debian's
 ## supervisor, prometheus and chromium), installed once per machine and reused.
-services:
+## postgres: the tests' own PostgreSQL (Debian's package; unix socket only,
+## data in /tmp/claude-parallel-pg, run as user postgres). The store suite,
+## the chaos tests and the replica test run on it as well as on SQLite.
+postgres:
+	bash hack/ensure-postgres.sh >/dev/null
+
+services: postgres
 	bash hack/ensure-supervisor.sh
 	bash hack/ensure-prometheus.sh
 	bash hack/ensure-chromium.sh
@@ -72,10 +78,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz='^FuzzDecodeTaskWorker$$' -fuzztime=$(FUZZTIME) ./mcp/
 	$(GO) test -run '^$$' -fuzz='^FuzzDecodeApplyChanges$$' -fuzztime=$(FUZZTIME) ./mcp/
 
-test-unit: lint
+test-unit: postgres lint
 	$(GO) test -count=1 -short $(PKGS)
 
-test-e2e: image agent-image docker2 build
+test-e2e: image agent-image docker2 build postgres
 	$(GO) test -count=1 -timeout 30m ./test/...
 
 ## run: the product's main job on its embedded defaults.
@@ -95,11 +101,13 @@ demo: image build
 ## and every read tool through the go-sdk MCP client at 1,000 vs 100,000
 ## and 1,000,000 finished tasks (CP_BENCH_NO_MILLION=1 skips the million) with task_worker and
 ## apply_changes latency (also against the real server over stdio).
-BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkRemoteTransfer|BenchmarkLargeRepository|BenchmarkReadScaling|BenchmarkApplyChanges)$$'
-bench: image docker2 build
+## BenchmarkStoreDrivers: task start and apply_changes with the store on PostgreSQL
+## against SQLite in the same run (ratio postgres/sqlite).
+BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkRemoteTransfer|BenchmarkLargeRepository|BenchmarkReadScaling|BenchmarkApplyChanges|BenchmarkStoreDrivers)$$'
+bench: image docker2 build postgres
 	$(GO) test -p 1 -count=1 -timeout 60m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 
-soak: image build
+soak: image build postgres
 	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...
 
 clean:

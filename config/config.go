@@ -27,6 +27,8 @@ type Config struct {
 	// DBPath is the SQLite database. Default <Home>/data/claude-parallel.db;
 	// env CLAUDE_PARALLEL_DB_PATH; flag --db.
 	DBPath string `yaml:"db_path"`
+	// Store chooses SQLite at DBPath (default) or a shared PostgreSQL.
+	Store StoreConfig `yaml:"store"`
 	// DockerHost is the engine address; "" lets the Docker client choose
 	// (DOCKER_HOST or the local socket). Env DOCKER_HOST.
 	DockerHost string `yaml:"docker_host"`
@@ -394,6 +396,9 @@ func (c *Config) Redacted() *Config {
 	if out.HTTP.Token != "" {
 		out.HTTP.Token = RedactedText
 	}
+	if out.Store.DSN != "" {
+		out.Store.DSN = RedactedText
+	}
 	return out
 }
 
@@ -429,6 +434,12 @@ func (c *Config) redactorWith(lookup func(string) (string, bool)) *redact.Redact
 	}
 	if c.HTTP.Token != "" {
 		values = append(values, redact.Value{Name: RedactTokenName, Value: c.HTTP.Token.Value()})
+	}
+	if c.Store.DSN != "" {
+		values = append(values, redact.Value{Name: EnvDBDSN, Value: c.Store.DSN.Value()})
+		if p := dsnPassword(c.Store.DSN.Value()); p != "" {
+			values = append(values, redact.Value{Name: EnvDBDSN, Value: p})
+		}
 	}
 	var patterns []redact.Pattern
 	for _, n := range slices.Sorted(maps.Keys(c.Redact.Patterns)) {

@@ -108,6 +108,8 @@ func Load(opts LoadOptions) (*Config, error) {
 		{"db_path", "env " + EnvDBPath, getenv(EnvDBPath), true, func(v string) { c.DBPath = v }},
 		{"log.level", "env " + EnvLogLevel, getenv(EnvLogLevel), false, func(v string) { c.Log.Level = v }},
 		{"docker_host", "env " + EnvDockerHost, getenv(EnvDockerHost), false, func(v string) { c.DockerHost = v }},
+		{"store.driver", "env " + EnvDBDriver, getenv(EnvDBDriver), false, func(v string) { c.Store.Driver = v }},
+		{"store.dsn", "env " + EnvDBDSN, getenv(EnvDBDSN), false, func(v string) { c.Store.DSN = Secret(v) }},
 		{"http.token", "env " + EnvToken, getenv(EnvToken), false, func(v string) { c.HTTP.Token = Secret(v) }},
 		{"home", "flag --home", opts.Home, true, func(v string) { c.Home = v }},
 		{"db_path", "flag --db", opts.DBPath, true, func(v string) { c.DBPath = v }},

@@ -46,6 +46,7 @@ func (c *Config) Validate() error {
 
 	k.absPath("home", c.Home, "set home, "+EnvHome+" or --home")
 	k.absPath("db_path", c.DBPath, "")
+	c.validateStore(&k)
 	if c.DockerHost != "" {
 		u, err := url.Parse(c.DockerHost)
 		if err != nil || !oneOf(u.Scheme, "unix", "tcp", "npipe", "ssh", "http", "https") {

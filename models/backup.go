@@ -37,6 +37,9 @@ type BackupInfo struct {
 // synced and only then renamed to dest, so dest is never a partial file.
 // dest must not exist.
 func (s *Store) Backup(ctx context.Context, dest string) (BackupInfo, error) {
+	if s.pg != nil {
+		return BackupInfo{}, fmt.Errorf("backup: %w: %w", ErrInvalid, errPostgresBackup)
+	}
 	abs, err := filepath.Abs(dest)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("backup to %s: %w", dest, err)

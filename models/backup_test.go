@@ -17,7 +17,7 @@ import (
 // with each diff's patch intact.
 func TestBackup_UnderWriteLoadRestoresEverything(t *testing.T) {
 	ctx := context.Background()
-	s := newTestStore(t)
+	s := newSQLiteTestStore(t)
 	for i := range 20 {
 		task := mustCreateTask(t, s, newTask("before backup"))
 		if _, _, err := s.CreateDiff(ctx, newDiff(task.ID, 1)); err != nil {
@@ -108,7 +108,7 @@ func TestBackup_UnderWriteLoadRestoresEverything(t *testing.T) {
 func TestRestore_RefusedWhileLeaseHeld(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{t: time.Now()}
-	live := newTestStore(t, Options{Now: clock.Now})
+	live := newSQLiteTestStore(t, Options{Now: clock.Now})
 	mustCreateTask(t, live, newTask("live store"))
 	if ok, err := live.TryAcquireLease(ctx, LeaderLease, "server-1", time.Minute); err != nil || !ok {
 		t.Fatalf("acquire: %v %v", ok, err)
@@ -150,7 +150,7 @@ func TestRestore_RefusedWhileLeaseHeld(t *testing.T) {
 // A damaged backup is refused before anything is replaced.
 func TestRestore_ChecksTheFileFirst(t *testing.T) {
 	ctx := context.Background()
-	s := newTestStore(t)
+	s := newSQLiteTestStore(t)
 	mustCreateTask(t, s, newTask("keep me"))
 	backup := filepath.Join(t.TempDir(), "b.db")
 	if _, err := s.Backup(ctx, backup); err != nil {

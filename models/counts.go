@@ -61,14 +61,15 @@ func migrateCounts(tx *gorm.DB) error {
 			want = append(want, countsTrigger(t, op))
 		}
 	}
-	var have int64
-	if err := tx.Raw(`SELECT count(*) FROM sqlite_master WHERE name IN ?`, want).Scan(&have).Error; err != nil {
+	d := dialectOf(tx)
+	have, err := d.schemaObjects(tx, want)
+	if err != nil {
 		return fmt.Errorf("read counts schema: %w", err)
 	}
 	if int(have) == len(want) {
 		return nil
 	}
-	for _, ddl := range countsDDL() {
+	for _, ddl := range d.countsDDL() {
 		if err := tx.Exec(ddl).Error; err != nil {
 			return fmt.Errorf("create counts: %w", err)
 		}

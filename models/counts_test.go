@@ -56,7 +56,7 @@ func checkCounts(t *testing.T, s *Store, when string) {
 func TestCounts_FollowEveryStatusWrite(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	other, err := Open(ctx, s.Path(), Options{})
+	other, err := openAgain(ctx, s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,18 +134,22 @@ func TestCounts_RebuiltWhenTriggersAreMissing(t *testing.T) {
 	seedFinishedTasks(t, s, 30)
 	seedLiveTasks(t, s, 2)
 	live := seedLiveTasks(t, s, 1)
-	if err := s.DB().Exec(`DROP TRIGGER ` + countsTrigger("background_tasks", "update")).Error; err != nil {
+	drop := `DROP TRIGGER ` + countsTrigger("background_tasks", "update")
+	if s.Driver() == DriverPostgres {
+		drop += ` ON background_tasks` // a trigger's name is per table there
+	}
+	if err := s.DB().Exec(drop).Error; err != nil {
 		t.Fatal(err)
 	}
 	// Written while no trigger counts status changes.
 	if err := s.DB().Exec(`UPDATE background_tasks SET status = 'cancelled' WHERE id = ?`, live[0].ID).Error; err != nil {
 		t.Fatal(err)
 	}
-	path := s.Path()
+	target := childTarget(s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(ctx, path, Options{})
+	s2, err := openTarget(ctx, target, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +169,7 @@ func TestListTasks_CursorPagesAreStable(t *testing.T) {
 	seedFinishedTasks(t, s, 40)
 	// Ten tasks share one start time: the id decides their order.
 	if err := s.DB().Exec(`UPDATE background_tasks SET start_time = (SELECT start_time FROM background_tasks ORDER BY start_time LIMIT 1 OFFSET 15)
-		WHERE rowid IN (SELECT rowid FROM background_tasks ORDER BY start_time LIMIT 10 OFFSET 15)`).Error; err != nil {
+		WHERE id IN (SELECT id FROM background_tasks ORDER BY start_time LIMIT 10 OFFSET 15)`).Error; err != nil {
 		t.Fatal(err)
 	}
 	var tie []string

@@ -199,7 +199,7 @@ func diffListQuery(db *gorm.DB, f DiffFilter) *gorm.DB {
 	if f.Awaiting {
 		// INDEXED BY: without statistics the planner prefers the status
 		// index, which needs a sort of every awaiting diff for the order.
-		q = q.Table("git_diffs INDEXED BY idx_git_diffs_awaiting").Where(awaitingDiffsWhere)
+		q = q.Table(indexedBy(q, "git_diffs", "idx_git_diffs_awaiting")).Where(awaitingDiffsWhere)
 	}
 	if len(f.Desired) > 0 {
 		q = whereIn(q, "desired", f.Desired)

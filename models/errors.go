@@ -43,7 +43,7 @@ func isBusy(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
 	}
-	return false
+	return pgRetryable(err)
 }
 
 // isDiskFull reports whether err is SQLite (or the file system under it)
@@ -53,7 +53,7 @@ func isDiskFull(err error) bool {
 	if errors.As(err, &se) && (se.Code == sqlite3.ErrFull || (se.Code == sqlite3.ErrIoErr && errors.Is(se.SystemErrno, syscall.ENOSPC))) {
 		return true
 	}
-	return errors.Is(err, syscall.ENOSPC)
+	return errors.Is(err, syscall.ENOSPC) || pgDiskFull(err)
 }
 
 // isCorrupt reports whether err says the file is not a database or is damaged.
@@ -62,7 +62,7 @@ func isCorrupt(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt
 	}
-	return false
+	return pgCorrupt(err)
 }
 
 // isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint failure.
@@ -71,7 +71,7 @@ func isUniqueViolation(err error) bool {
 	if errors.As(err, &se) {
 		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
 	}
-	return false
+	return pgUniqueViolation(err)
 }
 
 // notFound converts GORM's record-not-found into ErrNotFound and leaves other errors alone.

@@ -29,6 +29,9 @@ func CorruptAdvice(path string) string {
 // every such call fails "malformed". It returns an error wrapping ErrCorrupt
 // that quotes the first findings and says what to do.
 func (s *Store) QuickCheck(ctx context.Context) error {
+	if s.pg != nil {
+		return s.pgCheck(ctx)
+	}
 	return quickCheck(ctx, s.sqlDB, s.path)
 }
 

@@ -30,9 +30,12 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl ti
 	var acquired bool
 	err := s.write(ctx, func(tx *gorm.DB) error {
 		acquired = false
-		now := s.now()
+		now, err := s.txNow(tx)
+		if err != nil {
+			return err
+		}
 		var cur Lease
-		err := tx.Where("name = ?", name).Take(&cur).Error
+		err = tx.Where("name = ?", name).Take(&cur).Error
 		switch {
 		case errors.Is(err, gorm.ErrRecordNotFound):
 			l := Lease{Name: name, Holder: holder, AcquiredAt: now, RenewedAt: now, DurationMS: ttl.Milliseconds()}
@@ -113,7 +116,7 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (holder string, re
 	if err != nil {
 		return "", time.Time{}, false, err
 	}
-	return l.Holder, l.RenewedAt, l.held(s.now()), nil
+	return l.Holder, l.RenewedAt, l.held(s.dbNow(ctx)), nil
 }
 
 // held reports whether the holding still counts at now: it has not expired,
@@ -149,8 +152,12 @@ func (s *Store) checkFence(ctx context.Context, tx *gorm.DB) error {
 	if !ok {
 		return nil
 	}
+	fenceNow, err := s.txNow(tx)
+	if err != nil {
+		return err
+	}
 	var cur Lease
-	err := tx.Where("name = ?", f.name).Take(&cur).Error
+	err = tx.Where("name = ?", f.name).Take(&cur).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("%w: lease %s is held by nobody, not %s", ErrLeaseLost, f.name, f.holder)
@@ -158,7 +165,7 @@ func (s *Store) checkFence(ctx context.Context, tx *gorm.DB) error {
 		return fmt.Errorf("check lease %s: %w", f.name, err)
 	case cur.Holder != f.holder:
 		return fmt.Errorf("%w: lease %s is held by %s, not %s", ErrLeaseLost, f.name, cur.Holder, f.holder)
-	case cur.expired(s.now()):
+	case cur.expired(fenceNow):
 		return fmt.Errorf("%w: lease %s of %s expired at %s", ErrLeaseLost, f.name, f.holder,
 			cur.RenewedAt.Add(time.Duration(cur.DurationMS)*time.Millisecond).Format(time.RFC3339Nano))
 	}

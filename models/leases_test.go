@@ -114,7 +114,7 @@ func TestLease_TwoProcessesAgreeAndHandOver(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 
-	cmd := childCommand("lease", s.Path())
+	cmd := childCommand("lease", childTarget(s))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -284,7 +284,7 @@ func TestLease_HolderKilledOnThisMachineIsReplacedAtOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	s := newTestStore(t)
-	cmd := childCommand("lease-hold", s.Path())
+	cmd := childCommand("lease-hold", childTarget(s))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

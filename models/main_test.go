@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // childRoleEnv switches the test binary into a helper process (see
@@ -18,16 +21,61 @@ const (
 	childDBEnv   = "CP_MODELS_TEST_DB"
 )
 
+// storeDriversEnv limits the drivers the suite runs on (a comma-separated
+// list; default every one of testutil.StoreDrivers).
+const storeDriversEnv = "CP_TEST_STORE_DRIVERS"
+
+// testDriver is the driver newTestStore opens stores on in this pass of
+// the suite. TestMain runs the whole suite once per driver, so every test
+// written against newTestStore is a test of both stores; the tests of
+// SQLite's own files (backup, quick_check, the write lock) open their
+// files explicitly and run the same in both passes.
+var testDriver = DriverSQLite
+
 func TestMain(m *testing.M) {
 	if role := os.Getenv(childRoleEnv); role != "" {
 		os.Exit(runChild(role, os.Getenv(childDBEnv)))
 	}
-	os.Exit(m.Run())
+	drivers := testutil.StoreDrivers
+	if v := os.Getenv(storeDriversEnv); v != "" {
+		drivers = strings.Split(v, ",")
+	}
+	code := 0
+	for _, d := range drivers {
+		testDriver = d
+		fmt.Printf("=== store driver %s\n", d)
+		if c := m.Run(); c != 0 {
+			fmt.Printf("--- FAIL: the suite on store driver %s\n", d)
+			code = c
+		}
+	}
+	os.Exit(code)
+}
+
+// childTarget names s's database for a child process (see runChild).
+func childTarget(s *Store) string {
+	if s.pg != nil {
+		return DriverPostgres + ":" + s.pg.dsn
+	}
+	return s.Path()
+}
+
+// openTarget opens a store on a database named as childTarget names it.
+func openTarget(ctx context.Context, target string, opts Options) (*Store, error) {
+	if dsn, ok := strings.CutPrefix(target, DriverPostgres+":"); ok {
+		return OpenPostgres(ctx, dsn, opts)
+	}
+	return Open(ctx, target, opts)
+}
+
+// openAgain opens a second store on s's database, as another process would.
+func openAgain(ctx context.Context, s *Store, opts Options) (*Store, error) {
+	return openTarget(ctx, childTarget(s), opts)
 }
 
 func runChild(role, path string) int {
 	ctx := context.Background()
-	s, err := Open(ctx, path, Options{})
+	s, err := openTarget(ctx, path, Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		return 2
@@ -60,14 +108,35 @@ func childCommand(role, path string) *exec.Cmd {
 	return cmd
 }
 
-// newTestStore opens a store on a fresh file in t.TempDir().
-func newTestStore(t testing.TB, opts ...Options) *Store {
+// newSQLiteTestStore opens a store on a fresh SQLite file in every pass:
+// for the tests of SQLite's own machinery (its files, backup, query plans).
+func newSQLiteTestStore(t testing.TB, opts ...Options) *Store {
 	t.Helper()
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
 	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "data", "claude-parallel.db"), o)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// newTestStore opens a store on a fresh database of this pass's driver: a
+// file in t.TempDir(), or a new PostgreSQL database (testutil.PostgresDSN).
+func newTestStore(t testing.TB, opts ...Options) *Store {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	target := filepath.Join(t.TempDir(), "data", "claude-parallel.db")
+	if testDriver == DriverPostgres {
+		target = DriverPostgres + ":" + testutil.PostgresDSN(t)
+	}
+	s, err := openTarget(context.Background(), target, o)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

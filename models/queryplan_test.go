@@ -18,7 +18,7 @@ var bareScan = regexp.MustCompile(`^SCAN (background_tasks|git_diffs)$`)
 // cost follows the live objects rather than the history.
 func TestQueryPlans_ReconcileQueriesUseIndexes(t *testing.T) {
 	ctx := context.Background()
-	s := newTestStore(t)
+	s := newSQLiteTestStore(t)
 	seedFinishedTasks(t, s, 2000)
 	live := seedLiveTasks(t, s, 5)
 	for _, task := range live {

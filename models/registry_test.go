@@ -61,7 +61,7 @@ func TestExecutionLogs_UpsertGetList(t *testing.T) {
 	if err := s.UpsertExecutionLog(ctx, &ExecutionLog{TaskID: "task-000000000000", Run: 1, Path: "/x"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("log of a missing task: err = %v, want ErrNotFound", err)
 	}
-	ts := time.Date(2025, 1, 1, 0, 0, 0, 123456789, time.UTC)
+	ts := time.Date(2025, 1, 1, 0, 0, 0, 123456000, time.UTC) // microseconds: PostgreSQL keeps no more
 	for run := 1; run <= 2; run++ {
 		if err := s.UpsertExecutionLog(ctx, &ExecutionLog{TaskID: task.ID, Run: run, Path: "/logs/run.log", Size: int64(run * 100)}); err != nil {
 			t.Fatal(err)
@@ -155,7 +155,7 @@ func TestDataVersion_OwnWriteWithItsContextEndingIsNotNews(t *testing.T) {
 func TestDataVersion_ChangesOnWritesByOthersOnly(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
-	path := s.Path()
+	path := childTarget(s)
 	version := func() int64 {
 		t.Helper()
 		v, err := s.DataVersion(ctx)
@@ -180,7 +180,7 @@ func TestDataVersion_ChangesOnWritesByOthersOnly(t *testing.T) {
 	}
 
 	// A second Store in this process.
-	other, err := Open(ctx, path, Options{})
+	other, err := openTarget(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestDataVersion_ChangesOnWritesByOthersOnly(t *testing.T) {
 	if v := version(); v != v2 {
 		t.Fatalf("own write after a read moved the version: %d -> %d", v2, v)
 	}
-	other, err = Open(ctx, path, Options{})
+	other, err = openTarget(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

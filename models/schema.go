@@ -103,7 +103,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("auto-migrate: %w", err)
 		}
 		for _, ddl := range indexes {
-			if err := tx.Exec(ddl).Error; err != nil {
+			if err := tx.Exec(sqlFor(tx, ddl)).Error; err != nil {
 				return fmt.Errorf("create index: %w", err)
 			}
 		}
@@ -133,15 +133,15 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // storedSchemaVersion reads meta.schema_version, 0 for a new database.
 func storedSchemaVersion(tx *gorm.DB) (int, error) {
-	var n int64
-	if err := tx.Raw(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&n).Error; err != nil {
+	n, err := dialectOf(tx).schemaObjects(tx, []string{"meta"})
+	if err != nil {
 		return 0, fmt.Errorf("read schema: %w", err)
 	}
 	if n == 0 {
 		return 0, nil
 	}
 	var row metaRow
-	err := tx.Where("key = ?", metaSchemaVersion).Take(&row).Error
+	err = tx.Where("key = ?", metaSchemaVersion).Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return 0, nil
 	}

@@ -87,6 +87,9 @@ type Store struct {
 	// changes wakes waiters after every change this store learns of (Changed).
 	changes changeSignal
 
+	// pg is set for a store on PostgreSQL (pg_store.go), nil on SQLite.
+	pg *pgState
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -101,6 +104,9 @@ type Store struct {
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open store: %w: empty database path", ErrInvalid)
+	}
+	if err := refusePostgresPath(path); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -255,6 +261,9 @@ func openError(path, step string, err error) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.pg != nil {
+			s.pg.close()
+		}
 		if s.versionConn != nil {
 			errs = append(errs, s.versionConn.Close())
 		}
@@ -299,6 +308,9 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // not take the lock, like sqlite3, committing during one of this store's
 // transactions goes unnoticed until the next periodic resync.)
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
+	if s.pg != nil {
+		return s.pg.dataVersion(ctx, s)
+	}
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()
 	if err := s.lookAtVersion(ctx, false); err != nil {
@@ -376,10 +388,20 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err erro
 	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
 			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				d := dialectOf(tx)
+				if err := d.beginWrite(tx); err != nil {
+					return err
+				}
 				if err := s.checkFence(ctx, tx); err != nil {
 					return err
 				}
-				return fn(tx)
+				if err := fn(tx); err != nil {
+					return err
+				}
+				if s.pg == nil {
+					return nil
+				}
+				return d.endWrite(tx, s.pg.token)
 			})
 		})
 	})
@@ -410,7 +432,7 @@ func (s *Store) retryBusy(ctx context.Context, op func() error) error {
 		if s.observer != nil {
 			s.observer.BusyRetry()
 		}
-		s.log.Warn("sqlite busy after busy timeout, retrying",
+		s.log.Warn("database busy, retrying the transaction",
 			zap.String("path", s.path), zap.Int("attempt", attempt), zap.Error(err))
 		// Full jitter, so processes that met each other do not retry in step.
 		sleep := delay/2 + rand.N(delay/2+1)

@@ -54,7 +54,7 @@ func TestOpen_CreatesDirectoryAndStableInstallationID(t *testing.T) {
 // from an Exec that would reach one connection only.
 func TestOpen_EveryConnectionHasThePragmas(t *testing.T) {
 	ctx := context.Background()
-	s := newTestStore(t)
+	s := newSQLiteTestStore(t)
 	sqlDB, err := s.DB().DB()
 	if err != nil {
 		t.Fatal(err)

@@ -261,7 +261,7 @@ func (s *Store) ListLiveTaskIDs(ctx context.Context) ([]string, error) {
 // liveTaskIDsQuery selects the live tasks. Its WHERE is the partial index's,
 // verbatim, so SQLite scans that index only.
 func liveTaskIDsQuery(db *gorm.DB) *gorm.DB {
-	return db.Model(&Task{}).Where(liveTasksWhere).Order("id")
+	return db.Model(&Task{}).Where(sqlFor(db, liveTasksWhere)).Order("id")
 }
 
 // UpdateTaskSpec changes a task's spec in one transaction: it reads the task,
@@ -319,11 +319,11 @@ func (s *Store) ListFinishedTasksBefore(ctx context.Context, t time.Time, limit 
 }
 
 func liveByPhaseQuery(db *gorm.DB) *gorm.DB {
-	return db.Model(&Task{}).Select("phase, count(*) AS n").Where("finished = 0").Group("phase")
+	return db.Model(&Task{}).Select("phase, count(*) AS n").Where(sqlFor(db, "finished = 0")).Group("phase")
 }
 
 func finishedBeforeQuery(db *gorm.DB, t time.Time, limit int) *gorm.DB {
-	q := db.Model(&Task{}).Where("finished = 1 AND end_time < ? AND generation = observed_generation", t.UTC()).
+	q := db.Model(&Task{}).Where(sqlFor(db, "finished = 1 AND end_time < ? AND generation = observed_generation"), t.UTC()).
 		Order("end_time ASC")
 	if limit > 0 {
 		q = q.Limit(limit)

@@ -34,6 +34,9 @@ writers. The copy is checked with integrity_check before it is renamed to FILE.
 			if err != nil {
 				return err
 			}
+			if err := refuseOnPostgres(cfg, "backup"); err != nil {
+				return err
+			}
 			store, err := models.Open(cmd.Context(), cfg.DBPath, models.Options{})
 			if err != nil {
 				return fmt.Errorf("open store: %w", err)
@@ -67,6 +70,9 @@ by the next server (a task whose container no longer exists ends failed).
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := opts.loadConfig()
 			if err != nil {
+				return err
+			}
+			if err := refuseOnPostgres(cfg, "restore"); err != nil {
 				return err
 			}
 			info, kept, err := models.Restore(cmd.Context(), args[0], cfg.DBPath, time.Now())

@@ -77,7 +77,11 @@ func doctor(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	if dbDir := filepath.Dir(p.DBPath); !strings.HasPrefix(dbDir+string(filepath.Separator), p.Home+string(filepath.Separator)) {
 		checkWritable(r, "database directory", dbDir)
 	}
-	checkStore(ctx, r, p.DBPath)
+	if cfg.Store.EffectiveDriver() == config.StorePostgres {
+		checkPostgresStore(ctx, r, cfg)
+	} else {
+		checkStore(ctx, r, p.DBPath)
+	}
 	checkGit(ctx, r)
 	checkDocker(ctx, r, cfg)
 

@@ -50,7 +50,7 @@ func openApp(ctx context.Context, cfg *config.Config, console io.Writer) (*app, 
 	if a.log, a.level, a.closeLog, err = newLogger(cfg.Log, console, a.redactor); err != nil {
 		return nil, err
 	}
-	if a.store, err = models.Open(ctx, cfg.DBPath, models.Options{Logger: a.log, Observer: a.metrics}); err != nil {
+	if a.store, err = openStore(ctx, cfg, models.Options{Logger: a.log, Observer: a.metrics}); err != nil {
 		_ = a.closeLog()
 		return nil, fmt.Errorf("open store: %w", err)
 	}

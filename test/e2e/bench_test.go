@@ -92,6 +92,12 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B, eng *engine.Engine) *benchEnv {
 	b.Helper()
+	return newBenchEnvOn(b, eng, models.DriverSQLite, "")
+}
+
+// newBenchEnvOn is newBenchEnv with the store on driver (dsn for postgres).
+func newBenchEnvOn(b *testing.B, eng *engine.Engine, driver, dsn string) *benchEnv {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	home := b.TempDir()
 	cfg := config.Default()
@@ -100,10 +106,17 @@ func newBenchEnv(b *testing.B, eng *engine.Engine) *benchEnv {
 	cfg.Log.Dir = filepath.Join(home, "logs")
 	cfg.MaxParallel = 25
 	cfg.DefaultAgent = "shell"
+	// The benchmark's repositories are made under the temporary directory
+	// (the default root, the user's home, refuses them), as controllerd's.
+	cfg.AllowedRoots = []string{os.TempDir()}
 	shell := cfg.Profiles["shell"]
 	shell.Resources = config.Resources{MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, Pids: 64}
 	cfg.Profiles["shell"] = shell
-	store, err := models.Open(ctx, cfg.DBPath, models.Options{})
+	target := cfg.DBPath
+	if driver == models.DriverPostgres {
+		target = dsn
+	}
+	store, err := models.OpenDriver(ctx, driver, target, models.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

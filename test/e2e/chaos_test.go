@@ -23,12 +23,21 @@ func chaosDuration(t *testing.T) time.Duration {
 // again at once. When the chaos ends, every task must have succeeded exactly
 // once: one container in Docker, one diff, its whole output in its log file
 // once and in order. The seed is logged; CP_CHAOS_SEED replays a run.
+//
+// It runs once per store driver (subtests sqlite and postgres): on
+// PostgreSQL the processes share a database of the tests' server.
 func TestChaos_KillsAndRestartsLoseNothing(t *testing.T) {
 	t.Parallel()
+	for _, driver := range testutil.StoreDrivers {
+		t.Run(driver, func(t *testing.T) { chaosKillsAndRestarts(t, driver) })
+	}
+}
+
+func chaosKillsAndRestarts(t *testing.T, driver string) {
 	seed := testutil.Seed(t, "CP_CHAOS_SEED")
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	in := newInstall(t)
+	in := newInstallOn(t, driver)
 	c := &chaos{t: t, in: in, rng: rng}
 	c.procs = []*child{c.start(0), c.start(1)}
 	type submitted struct {

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
@@ -96,17 +97,28 @@ type install struct {
 	repo  string
 	store *models.Store
 	eng   *engine.Engine
+	dsn   string // the PostgreSQL store's, "" for the SQLite file under home
 }
 
-func newInstall(t *testing.T) *install {
+func newInstall(t *testing.T) *install { return newInstallOn(t, models.DriverSQLite) }
+
+// newInstallOn is newInstall with the store on driver: the SQLite file under
+// home, or a fresh PostgreSQL database (testutil.PostgresDSN) that the
+// child processes get through CLAUDE_PARALLEL_DB_DSN.
+func newInstallOn(t *testing.T, driver string) *install {
 	t.Helper()
 	eng := enginetest.New(t)
 	home := t.TempDir()
-	store, err := models.Open(context.Background(), filepath.Join(home, "data", "claude-parallel.db"), models.Options{})
+	target, dsn := filepath.Join(home, "data", "claude-parallel.db"), ""
+	if driver == models.DriverPostgres {
+		dsn = testutil.PostgresDSN(t)
+		target = dsn
+	}
+	store, err := models.OpenDriver(context.Background(), driver, target, models.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	in := &install{t: t, home: home, repo: newRepo(t), store: store, eng: eng}
+	in := &install{t: t, home: home, repo: newRepo(t), store: store, eng: eng, dsn: dsn}
 	t.Cleanup(func() {
 		enginetest.RemoveAll(t, eng, engine.StoreLabels(store.InstallationID()))
 		_ = store.Close()
@@ -138,6 +150,9 @@ func (in *install) start(name string, env ...string) *child {
 	}
 	cmd := exec.Command(controllerd, "-home", in.home, "-holder", name, "-lease", leaseDuration.String(), "-renew", "500ms")
 	cmd.Env = append(os.Environ(), env...)
+	if in.dsn != "" {
+		cmd.Env = append(cmd.Env, config.EnvDBDSN+"="+in.dsn)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		in.t.Fatalf("start controllerd: %v", err)

@@ -84,7 +84,13 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	store, err := models.Open(ctx, cfg.DBPath, models.Options{Logger: logger})
+	// CLAUDE_PARALLEL_DB_DSN puts the store on PostgreSQL (the chaos
+	// test's postgres run); else the SQLite file under -home.
+	driver, target := models.DriverSQLite, cfg.DBPath
+	if dsn := os.Getenv(config.EnvDBDSN); dsn != "" {
+		driver, target = models.DriverPostgres, dsn
+	}
+	store, err := models.OpenDriver(ctx, driver, target, models.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
