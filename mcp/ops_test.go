@@ -169,7 +169,7 @@ func TestReviewChanges(t *testing.T) {
 		t.Fatalf("by task: %+v", byTask.Diff)
 	}
 	list := ok[ReviewResult](e, "review_changes", nil)
-	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Patch != "" {
+	if len(list.Pending) != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Patch != "" {
 		t.Fatalf("pending: %+v", list)
 	}
 	detailed := ok[ReviewResult](e, "review_changes", map[string]any{"format": "detailed"})
@@ -190,7 +190,7 @@ func TestReviewChanges(t *testing.T) {
 	e.setDiff(conflicted.ID, models.DiffDesiredApplied, models.DiffPhaseConflict)
 	e.setDiff(rejecting.ID, models.DiffDesiredRejected, models.DiffPhasePending)
 	list = ok[ReviewResult](e, "review_changes", nil)
-	if list.Count != 2 || len(list.Pending) != 2 || list.Pending[0].DiffID != d.ID ||
+	if len(list.Pending) != 2 || list.Pending[0].DiffID != d.ID ||
 		list.Pending[1].DiffID != conflicted.ID || list.Pending[1].Status != "conflict" {
 		t.Fatalf("waiting for a decision: %+v", list)
 	}
@@ -723,7 +723,7 @@ func TestApplyChanges_ConflictEndsTheRequest(t *testing.T) {
 		t.Fatalf("first apply: %+v", res)
 	}
 	list := ok[ReviewResult](e, "review_changes", nil)
-	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Desired != "pending" {
+	if len(list.Pending) != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Desired != "pending" {
 		t.Fatalf("after the conflict the diff is not waiting for a decision: %+v", list)
 	}
 	before, _ := e.store.GetDiff(context.Background(), d.ID)

@@ -313,6 +313,7 @@ func (r *ReviewResult) present() {
 		}
 		return
 	}
+	r.Count = 0 // the list's length
 	detailed := false
 	for i := range r.Pending {
 		p := &r.Pending[i]

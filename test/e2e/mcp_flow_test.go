@@ -382,7 +382,7 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 		for {
 			var ws mcp.WorkStatusResult
 			s.call(t, "work_status", map[string]any{"taskId": started.TaskID}, &ws)
-			if ws.Task.Phase == "Running" {
+			if mcp.PhaseOf(ws.Task.Status, ws.Task.Phase) == "Running" {
 				break
 			}
 			if time.Now().After(deadline) || ws.Task.Finished {
