@@ -51,7 +51,8 @@ type TaskView struct {
 	Progress        *AgentProgress `json:"progress,omitempty" jsonschema:"progress of a claude agent run"`
 	PendingQuestion string         `json:"question,omitempty" jsonschema:"question the agent asked; answer it with answer_worker_question"`
 	Events          []EventView    `json:"events,omitempty" jsonschema:"recent timeline of the task"`
-	Next            []NextCall     `json:"next,omitempty" jsonschema:"suggested follow-up calls"`
+	// Next is what follows for the task; work_status's reply carries it.
+	Next []NextCall `json:"-"`
 }
 
 // AgentProgress is what a claude run reported so far.
