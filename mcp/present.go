@@ -281,8 +281,8 @@ func (d *DiffView) present(detailed bool) {
 
 // decisionCalls are the three decisions on a diff waiting for one.
 func decisionCalls(d *DiffView) []NextCall {
-	apply := call("apply_changes", "applies it to "+firstNonEmpty(d.WorkFolder, "the task's work folder"), "diffId", d.DiffID)
-	revise := call("request_revision", "the agent changes it and a new diff replaces it", "diffId", d.DiffID, "feedback", "<what to change>")
+	apply := call("apply_changes", "applies it to the task's work folder", "diffId", d.DiffID)
+	revise := call("request_revision", "the agent reworks it; a new diff replaces it", "diffId", d.DiffID, "feedback", "<what to change>")
 	reject := call("reject_changes", "discards it", "diffId", d.DiffID)
 	if d.Status == string(models.DiffStateConflict) {
 		apply.Why = "once the conflict in the target is resolved"
@@ -353,7 +353,7 @@ func (r *ApplyResult) present() {
 	if r.Status == r.Outcome {
 		r.Status = ""
 	}
-	d := &DiffView{DiffID: r.DiffID, Status: string(models.DiffStateConflict), WorkFolder: r.Target}
+	d := &DiffView{DiffID: r.DiffID, Status: string(models.DiffStateConflict)}
 	switch r.Outcome {
 	case OutcomeConflict:
 		r.Next = decisionCalls(d)
