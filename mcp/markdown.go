@@ -189,7 +189,7 @@ func writeTask(m *md, t *TaskView) {
 		m.line("- diff: **%s**%s", t.DiffID, files)
 	}
 	if t.BaseRef != "" || t.BaseCommit != "" {
-		m.line("- base: %s %s", t.BaseRef, t.BaseCommit)
+		m.line("- base: %s", strings.TrimSpace(t.BaseRef+" "+t.BaseCommit))
 	}
 	if len(t.DependsOn) > 0 {
 		m.line("- depends on: %s", strings.Join(t.DependsOn, ", "))
@@ -317,8 +317,11 @@ func (r *ApplyResult) Markdown() string {
 	if r.Branch != "" {
 		m.line("- branch: `%s`", r.Branch)
 	}
-	if r.Status != "" || r.Phase != "" || r.Reason != "" {
-		m.line("- status: %s%s%s", r.Status, phaseSuffix(r.Phase), reasonSuffix(r.Reason))
+	if r.Status != "" {
+		m.line("- status: %s%s", r.Status, phaseSuffix(r.Phase))
+	}
+	if r.Reason != "" {
+		m.line("- reason: %s", r.Reason)
 	}
 	if len(r.ConflictFiles) > 0 {
 		m.line("- conflicting files: %s", strings.Join(r.ConflictFiles, ", "))

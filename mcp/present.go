@@ -99,6 +99,18 @@ func dropImpliedPhase(status string, phase *string) {
 	}
 }
 
+// dropEchoReason blanks a reason that only repeats the status or the phase
+// ("Completed" for completed, "Applied" for an applied diff).
+func dropEchoReason(reason *string, says ...string) {
+	norm := func(x string) string { return strings.ToLower(strings.ReplaceAll(x, "_", "")) }
+	for _, s := range says {
+		if s != "" && norm(*reason) == norm(s) {
+			*reason = ""
+			return
+		}
+	}
+}
+
 // PhaseOf is the phase a presented result stands for: its phase, or the
 // one its status implies when it was left out.
 func PhaseOf(status, phase string) string {
@@ -181,6 +193,7 @@ func (r *WorkStatusResult) present() {
 	r.hoistShared()
 	for i := range r.Tasks {
 		s := &r.Tasks[i]
+		dropEchoReason(&s.Reason, s.Status, PhaseOf(s.Status, s.Phase))
 		dropImpliedPhase(s.Status, &s.Phase)
 		s.StartTime = seconds(s.StartTime)
 	}
@@ -222,6 +235,7 @@ func (r *WorkStatusResult) hoistShared() {
 }
 
 func (t *TaskView) present() {
+	dropEchoReason(&t.Reason, t.Status, PhaseOf(t.Status, t.Phase))
 	dropImpliedPhase(t.Status, &t.Phase)
 	if t.Prompt == t.Description || strings.HasPrefix(t.Description, strings.TrimSuffix(t.Prompt, "…")) {
 		t.Prompt = ""
@@ -239,7 +253,10 @@ func (t *TaskView) present() {
 	t.Next = nextForTask(t.TaskID, t.Status, !t.Finished, t.DiffID, t.PendingQuestion)
 }
 
-func (v *TaskWaitView) present() { dropImpliedPhase(v.Status, &v.Phase) }
+func (v *TaskWaitView) present() {
+	dropEchoReason(&v.Reason, v.Status, PhaseOf(v.Status, v.Phase))
+	dropImpliedPhase(v.Status, &v.Phase)
+}
 
 func (r *WaitResult) present() {
 	var waiting []string
@@ -262,6 +279,7 @@ func (r *WaitResult) present() {
 }
 
 func (d *DiffView) present(detailed bool) {
+	dropEchoReason(&d.Reason, d.Status, PhaseOf(d.Status, d.Phase))
 	dropImpliedPhase(d.Status, &d.Phase)
 	if !detailed {
 		// The summary leaves out what only an audit needs.
@@ -349,6 +367,7 @@ func (r *ReviewResult) present() {
 }
 
 func (r *ApplyResult) present() {
+	dropEchoReason(&r.Reason, r.Outcome, r.Status, PhaseOf(r.Status, r.Phase))
 	dropImpliedPhase(r.Status, &r.Phase)
 	if r.Status == r.Outcome {
 		r.Status = ""
