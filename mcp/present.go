@@ -282,10 +282,9 @@ func (d *DiffView) present(detailed bool) {
 	dropEchoReason(&d.Reason, d.Status, PhaseOf(d.Status, d.Phase))
 	dropImpliedPhase(d.Status, &d.Phase)
 	if !detailed {
-		// The summary leaves out what only an audit needs.
+		// The summary leaves out what only an audit needs (in full).
 		d.BaseCommit, d.ResultCommit, d.PatchSHA256 = "", "", ""
 	}
-	d.BaseCommit, d.ResultCommit = shortCommit(d.BaseCommit), shortCommit(d.ResultCommit)
 	if !d.PatchTruncated {
 		d.PatchURI = ""
 	}
