@@ -430,6 +430,13 @@ func TestToolOutput_CompactWithNextCalls(t *testing.T) {
 		}
 	}
 
+	// The summary leaves the commits out, format detailed keeps them whole.
+	summary := ok[ReviewResult](e, "review_changes", map[string]any{"diffId": s.doneDiff})
+	detailed := ok[ReviewResult](e, "review_changes", map[string]any{"diffId": s.doneDiff, "format": "detailed"})
+	if summary.Diff.BaseCommit != "" || detailed.Diff.BaseCommit != "abc" || detailed.Diff.ResultCommit != "def" || detailed.Diff.PatchSHA256 == "" {
+		t.Errorf("commits: summary %q, detailed %q %q %q", summary.Diff.BaseCommit, detailed.Diff.BaseCommit, detailed.Diff.ResultCommit, detailed.Diff.PatchSHA256)
+	}
+
 	// Apply outcomes: a conflict suggests a revision first, an applied diff
 	// nothing.
 	playDiffControllerSeq(t, e.store, models.DiffPhaseConflict, models.DiffPhaseApplied)

@@ -311,7 +311,7 @@ func decisionCalls(d *DiffView) []NextCall {
 func (r *ReviewResult) present() {
 	r.Next = nil
 	if d := r.Diff; d != nil {
-		d.present(len(d.Events) > 0)
+		d.present(r.Detailed)
 		r.Count = 0
 		if d.PatchTruncated && d.NextOffset > 0 {
 			n := call("review_changes", fmt.Sprintf("the patch%s from byte %d on (this reply shows bytes %d to %d)",
@@ -331,11 +331,9 @@ func (r *ReviewResult) present() {
 		return
 	}
 	r.Count = 0 // the list's length
-	detailed := false
+	detailed := r.Detailed
 	for i := range r.Pending {
-		p := &r.Pending[i]
-		detailed = detailed || p.Patch != "" || p.PatchTruncated || len(p.Events) > 0
-		p.present(len(p.Events) > 0)
+		r.Pending[i].present(detailed)
 	}
 	if r.NextCursor != "" {
 		n := call("review_changes", "the next page of diffs waiting for a decision", "cursor", r.NextCursor)

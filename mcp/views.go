@@ -170,8 +170,11 @@ type ReviewResult struct {
 	NextCursor string `json:"nextCursor,omitempty" jsonschema:"pass as cursor for the next page of pending diffs; absent on the last page"`
 	// Hint is the operation's sentence on what was left out; the reply says
 	// it through next instead (present.go).
-	Hint string     `json:"-"`
-	Next []NextCall `json:"next,omitempty" jsonschema:"suggested follow-up calls, including the one for what this reply left out"`
+	Hint string `json:"-"`
+	// Detailed is format detailed: the reply keeps the commits and the
+	// patch's checksum, which a summary leaves out.
+	Detailed bool       `json:"-"`
+	Next     []NextCall `json:"next,omitempty" jsonschema:"suggested follow-up calls, including the one for what this reply left out"`
 }
 
 // Apply outcomes.
