@@ -44,8 +44,8 @@ echo "changed $(ls | wc -l) top-level entries"'
 
 say "task start (agent shell) and wait for it"
 out="$("$bin" task start --repo "$repo" --agent shell --prompt "$prompt" --wait --json)"
-task_id="$(printf '%s\n' "$out" | sed -n 's/.*"taskId": *"\(task-[0-9a-f]*\)".*/\1/p' | head -n1)"
-diff_id="$(printf '%s\n' "$out" | sed -n 's/.*"diffId": *"\(diff-[0-9a-f]*\)".*/\1/p' | head -n1)"
+task_id="$(printf '%s\n' "$out" | sed -n 's/.*"id": *"\(task-[0-9a-f]*\)".*/\1/p' | head -n1)"
+diff_id="$(printf '%s\n' "$out" | sed -n 's/.*"diff": *"\(diff-[0-9a-f]*\)".*/\1/p' | head -n1)"
 status="$(printf '%s\n' "$out" | sed -n 's/.*"status": *"\([a-z_]*\)".*/\1/p' | head -n1)"
 if [[ -z "$task_id" || -z "$diff_id" || "$status" != completed ]]; then
 	echo "demo: the task did not complete with a diff:" >&2

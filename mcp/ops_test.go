@@ -22,7 +22,7 @@ func TestTaskWorker_StoresTheIntent(t *testing.T) {
 		"containerConfig": map[string]any{"memory": "1g", "cpus": "1.5", "timeout": 600000},
 		"workFolder":      e.repo + "/", // cleaned by resolution
 	})
-	if !res.Created || res.Status != "pending" || res.Phase != "Pending" || !models.IsTaskID(res.TaskID) {
+	if !res.Created || res.Status != "pending" || service.PhaseOf(res.Status, res.Phase) != "Pending" || !models.IsTaskID(res.TaskID) {
 		t.Fatalf("result: %+v", res)
 	}
 	task, err := e.store.GetTask(context.Background(), res.TaskID)
@@ -170,7 +170,7 @@ func TestReviewChanges(t *testing.T) {
 		t.Fatalf("by task: %+v", byTask.Diff)
 	}
 	list := ok[service.ReviewResult](e, "review_changes", nil)
-	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Patch != "" {
+	if len(list.Pending) != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Patch != "" {
 		t.Fatalf("pending: %+v", list)
 	}
 	detailed := ok[service.ReviewResult](e, "review_changes", map[string]any{"format": "detailed"})
@@ -191,7 +191,7 @@ func TestReviewChanges(t *testing.T) {
 	e.setDiff(conflicted.ID, models.DiffDesiredApplied, models.DiffPhaseConflict)
 	e.setDiff(rejecting.ID, models.DiffDesiredRejected, models.DiffPhasePending)
 	list = ok[service.ReviewResult](e, "review_changes", nil)
-	if list.Count != 2 || len(list.Pending) != 2 || list.Pending[0].DiffID != d.ID ||
+	if len(list.Pending) != 2 || list.Pending[0].DiffID != d.ID ||
 		list.Pending[1].DiffID != conflicted.ID || list.Pending[1].Status != "conflict" {
 		t.Fatalf("waiting for a decision: %+v", list)
 	}
@@ -522,7 +522,8 @@ func TestViewAndListContainerLogs(t *testing.T) {
 		t.Fatalf("by docker id: %+v", byID)
 	}
 	list := ok[service.ListLogsResult](e, "list_container_logs", map[string]any{"sortBy": "size", "limit": 5})
-	if list.Count != 1 || list.Logs[0].TaskID != a.TaskID || list.Logs[0].ContainerName != models.ContainerName(a.TaskID, 1) {
+	// The container is the run's usual one, which the task and run name.
+	if len(list.Logs) != 1 || list.Logs[0].TaskID != a.TaskID || list.Logs[0].Run != 1 || list.Logs[0].ContainerName != "" {
 		t.Fatalf("list: %+v", list)
 	}
 	fresh := e.startTask(nil)
@@ -537,7 +538,7 @@ func TestViewAndListContainerLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	list = ok[service.ListLogsResult](e, "list_container_logs", map[string]any{})
-	if list.Count != 1 || list.Logs[0].Size != int64(b.Len()) || list.Logs[0].Path != path {
+	if len(list.Logs) != 1 || list.Logs[0].Size != int64(b.Len()) {
 		t.Fatalf("list of a running log: %+v, want size %d", list.Logs, b.Len())
 	}
 }
@@ -707,7 +708,7 @@ func TestApplyChanges_ConflictEndsTheRequest(t *testing.T) {
 		t.Fatalf("first apply: %+v", res)
 	}
 	list := ok[service.ReviewResult](e, "review_changes", nil)
-	if list.Count != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Desired != "pending" {
+	if len(list.Pending) != 1 || list.Pending[0].DiffID != d.ID || list.Pending[0].Desired != "pending" {
 		t.Fatalf("after the conflict the diff is not waiting for a decision: %+v", list)
 	}
 	before, _ := e.store.GetDiff(context.Background(), d.ID)

@@ -94,7 +94,7 @@ func TestResponses_RedactWhatIsStored(t *testing.T) {
 	}
 	all := strings.Join(replies, "\n")
 	for _, want := range []string{"the key is [REDACTED:ANTHROPIC_API_KEY]", "key [REDACTED:ANTHROPIC_API_KEY]",
-		"+KEY=[REDACTED:ANTHROPIC_API_KEY]", `"matchedLines":0`} {
+		"+KEY=[REDACTED:ANTHROPIC_API_KEY]", "0 of them contain the filter"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no reply holds %q", want)
 		}

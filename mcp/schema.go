@@ -98,7 +98,9 @@ func withoutNull(t any) (any, bool) {
 func removeName(required any, name string) any {
 	req, ok := required.([]any)
 	if !ok {
-		return required
+		// No list (every property optional): none to write, and never a
+		// null, which clients refuse.
+		return []any{}
 	}
 	return slices.DeleteFunc(slices.Clone(req), func(v any) bool { return v == name })
 }

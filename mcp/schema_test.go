@@ -75,6 +75,13 @@ func unportable(node any, path string) []string {
 		if _, isArray := n["type"].([]any); isArray {
 			out = append(out, fmt.Sprintf("%s: type array %v", path, n["type"]))
 		}
+		// Claude Code refuses a whole tool whose schema has a "required"
+		// that is not an array (null, say).
+		if req, ok := n["required"]; ok && n["properties"] != nil {
+			if _, isArray := req.([]any); !isArray {
+				out = append(out, fmt.Sprintf("%s: required is %v, not an array", path, req))
+			}
+		}
 		for _, union := range []string{"anyOf", "oneOf"} {
 			if _, ok := n[union]; ok {
 				out = append(out, fmt.Sprintf("%s: %s union", path, union))

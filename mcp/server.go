@@ -22,7 +22,8 @@ const ServerName = "claude_parallel_work"
 
 const instructions = `claude-parallel runs coding-agent tasks in parallel, each in its own Docker container on its own copy of a git repository.
 Typical flow: task_worker (returns a task id at once) → wait_for_tasks → review_changes → apply_changes, request_revision or reject_changes.
-Nothing changes in a repository until apply_changes. Task output: view_container_logs. Health: system_status.`
+Nothing changes in a repository until apply_changes. Task output: view_container_logs. Health: system_status.
+Every result's "next" lists the calls that usually follow, with their arguments (write a value in <angle brackets> yourself).`
 
 // NewServer builds the MCP server with every tool and resource template.
 // The same server serves stdio and streamable HTTP.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -43,30 +41,31 @@ func sized[T any](t *testing.T, e *testEnv, name string, args map[string]any) T 
 	return out
 }
 
-// hintArgs reads the arguments of the call a hint names ("call tool a=1
-// b=\"x\" ..." up to the sentence's end), nil when it names none.
-func hintArgs(t *testing.T, hint, tool, arg string) map[string]any {
-	t.Helper()
-	m := regexp.MustCompile(`call `+tool+`((?: [A-Za-z]+=(?:"(?:[^"\\]|\\.)*"|[0-9]+))*)`).FindAllStringSubmatch(hint, -1)
-	for _, call := range m {
-		out := map[string]any{}
-		for _, kv := range regexp.MustCompile(`([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[0-9]+)`).FindAllStringSubmatch(call[1], -1) {
-			if strings.HasPrefix(kv[2], `"`) {
-				s, err := strconv.Unquote(kv[2])
-				if err != nil {
-					t.Fatalf("hint %q: %v", hint, err)
-				}
-				out[kv[1]] = s
-			} else {
-				n, _ := strconv.Atoi(kv[2])
-				out[kv[1]] = n
+// nextArgs returns the arguments of the first suggested call of tool
+// that has the argument arg, nil when there is none.
+func nextArgs(next []service.NextCall, tool, arg string) map[string]any {
+	for _, n := range next {
+		if _, ok := n.Args[arg]; ok && n.Tool == tool {
+			out := map[string]any{}
+			for k, v := range n.Args {
+				out[k] = v
 			}
-		}
-		if _, ok := out[arg]; ok {
 			return out
 		}
 	}
 	return nil
+}
+
+// suggests reports whether a suggested call names id, in its arguments or
+// in why it is suggested.
+func suggests(next []service.NextCall, id string) bool {
+	for _, n := range next {
+		b, _ := json.Marshal(n)
+		if strings.Contains(string(b), id) {
+			return true
+		}
+	}
+	return false
 }
 
 // seedDiff gives a new task a finished run whose diff has this patch.
@@ -108,8 +107,8 @@ func bigPatch(files []string, size int) string {
 	return b.String()
 }
 
-// readPatch follows review_changes's hints from args on and returns the
-// patch parts put together.
+// readPatch follows review_changes's suggested calls from args on and
+// returns the patch parts put together.
 func readPatch(t *testing.T, e *testEnv, args map[string]any) string {
 	t.Helper()
 	var got strings.Builder
@@ -119,10 +118,10 @@ func readPatch(t *testing.T, e *testEnv, args map[string]any) string {
 		}
 		res := sized[service.ReviewResult](t, e, "review_changes", args)
 		got.WriteString(res.Diff.Patch)
-		if res.Diff.PatchTruncated && res.Hint == "" {
-			t.Fatalf("patch cut without a hint: %+v", args)
+		args = nextArgs(res.Next, "review_changes", "offset")
+		if res.Diff.PatchTruncated && args == nil {
+			t.Fatalf("patch cut without a call for the rest: %+v", args)
 		}
-		args = hintArgs(t, res.Hint, "review_changes", "offset")
 	}
 	return got.String()
 }
@@ -134,8 +133,8 @@ func TestReviewChanges_LargeDiffPagesWithinBound(t *testing.T) {
 	d := seedDiff(t, e, patch, files)
 
 	first := sized[service.ReviewResult](t, e, "review_changes", map[string]any{"diffId": d.ID})
-	if !first.Diff.PatchTruncated || !strings.Contains(first.Hint, "offset=") {
-		t.Fatalf("a 600 KB patch, not cut or no hint: truncated %t, hint %q", first.Diff.PatchTruncated, first.Hint)
+	if !first.Diff.PatchTruncated || nextArgs(first.Next, "review_changes", "offset") == nil {
+		t.Fatalf("a 600 KB patch, not cut or no call for the rest: truncated %t, next %+v", first.Diff.PatchTruncated, first.Next)
 	}
 	if got := readPatch(t, e, map[string]any{"diffId": d.ID}); got != patch {
 		t.Fatalf("paged patch: %d bytes, want the %d of the patch", len(got), len(patch))
@@ -165,8 +164,8 @@ func TestReviewChanges_HundredFilesPerFile(t *testing.T) {
 	patch := bigPatch(files, 300<<10)
 	d := seedDiff(t, e, patch, files)
 	first := sized[service.ReviewResult](t, e, "review_changes", map[string]any{"diffId": d.ID, "format": "detailed"})
-	if len(first.Diff.Files) != 100 || first.Hint == "" {
-		t.Fatalf("%d files listed, hint %q", len(first.Diff.Files), first.Hint)
+	if len(first.Diff.Files) != 100 || nextArgs(first.Next, "review_changes", "offset") == nil {
+		t.Fatalf("%d files listed, next %+v", len(first.Diff.Files), first.Next)
 	}
 	var all strings.Builder
 	for _, f := range first.Diff.Files {
@@ -194,14 +193,14 @@ func TestReviewChanges_TwoHundredPendingPagesWithinBound(t *testing.T) {
 			res := sized[service.ReviewResult](t, e, "review_changes", args)
 			for _, v := range res.Pending {
 				seen[v.DiffID]++
-				if format == "detailed" && (v.Patch == "" || v.PatchTruncated) && !strings.Contains(res.Hint, v.DiffID) {
-					t.Fatalf("patch of %s left out without a hint: %q", v.DiffID, res.Hint)
+				if format == "detailed" && (v.Patch == "" || v.PatchTruncated) && !suggests(res.Next, v.DiffID) {
+					t.Fatalf("patch of %s left out without a call for it: %+v", v.DiffID, res.Next)
 				}
 			}
-			if res.NextCursor != "" && !strings.Contains(res.Hint, res.NextCursor) {
-				t.Fatalf("a next page without a hint: %q", res.Hint)
+			args = nextArgs(res.Next, "review_changes", "cursor")
+			if res.NextCursor != "" && (args == nil || args["cursor"] != res.NextCursor) {
+				t.Fatalf("a next page without a call for it: %+v", res.Next)
 			}
-			args = hintArgs(t, res.Hint, "review_changes", "cursor")
 			if args != nil {
 				args["format"] = format
 			}
@@ -248,15 +247,15 @@ func TestViewContainerLogs_LongLogPagesWithinBound(t *testing.T) {
 				t.Fatal("the hints do not end")
 			}
 			res := sized[service.LogsResult](t, e, "view_container_logs", args)
-			if calls == 0 && dir == "beforeLine" && (len(res.Lines) == 0 || res.Hint == "") {
-				t.Fatalf("default view: %d lines, hint %q", len(res.Lines), res.Hint)
+			if calls == 0 && dir == "beforeLine" && (len(res.Lines) == 0 || len(res.Next) == 0) {
+				t.Fatalf("default view: %d lines, next %+v", len(res.Lines), res.Next)
 			}
 			if dir == "beforeLine" {
 				got = append(append([]string{}, res.Lines...), got...)
 			} else {
 				got = append(got, res.Lines...)
 			}
-			args = hintArgs(t, res.Hint, "view_container_logs", dir)
+			args = nextArgs(res.Next, "view_container_logs", dir)
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("%s: paged %d lines, want the %d of the log", dir, len(got), len(want))

@@ -150,7 +150,7 @@ func ReviewChangesTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) 
 		closedInput,
 		mcp.WithDescription(`Show the changes a task made: statistics, the per-file list and the patch. Name the diff by diffId, or by taskId for the task's newest diff; with neither, list every diff waiting for a decision.
 
-A large patch or list is shown in parts; the reply's hint names the call for the rest (offset, file or cursor).
+A large patch or list is shown in parts; the reply's next names the call for the rest (offset, file or cursor).
 
 Next: apply_changes, request_revision or reject_changes.`),
 		readOnlyTool("Review changes"),
@@ -281,7 +281,7 @@ func SystemStatusTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 func ViewContainerLogsTool(fe *service.Frontend) (mcp.Tool, server.ToolHandlerFunc) {
 	tool := mcp.NewTool("view_container_logs",
 		closedInput,
-		mcp.WithDescription(`Show the output of a task's container: by task id (its newest run), by container name or by Docker container id. Works while the task runs and after the container is gone. Shows the newest lines; the reply's hint names the call for older (beforeLine) or newer (fromLine) ones.`),
+		mcp.WithDescription(`Show the output of a task's container: by task id (its newest run), by container name or by Docker container id. Works while the task runs and after the container is gone. Shows the newest lines; the reply's next names the calls for older (beforeLine) or newer (fromLine) ones.`),
 		readOnlyTool("View task output"),
 		mcp.WithString("identifier", mcp.Required(), mcp.MaxLength(service.MaxIdentifierChars),
 			mcp.Description(`Task id ("task-…"), container name ("claude-parallel-task-…-r1") or container id.`)),

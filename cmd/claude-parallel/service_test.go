@@ -419,7 +419,7 @@ func TestServe_DashboardLogStreamEndsOnSIGTERM(t *testing.T) {
 		t.Fatalf("task start: %v", err)
 	}
 	var started struct {
-		TaskID string `json:"taskId"`
+		TaskID string `json:"id"`
 	}
 	if err := json.Unmarshal(out, &started); err != nil {
 		t.Fatal(err)

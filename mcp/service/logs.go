@@ -45,6 +45,7 @@ func (f *Frontend) ViewLogs(ctx context.Context, req *LogsRequest) (*LogsResult,
 	if err != nil {
 		return nil, err
 	}
+	res.Filter = req.Filter
 	res.Hint = logHint(req, res)
 	return res, nil
 }

@@ -69,6 +69,7 @@ func countsLine(counts map[string]int64, order []string) string {
 }
 
 func (r *TaskWorkerResult) Markdown() string {
+	r.present()
 	var m md
 	if r.Created {
 		m.line("## Task %s accepted", r.TaskID)
@@ -76,63 +77,104 @@ func (r *TaskWorkerResult) Markdown() string {
 		m.line("## Existing task %s returned", r.TaskID)
 	}
 	m.blank()
-	m.line("- status: **%s** (phase %s)", r.Status, r.Phase)
-	m.line("- work folder: `%s`", r.WorkFolder)
-	m.line("- agent: %s", r.Agent)
-	m.blank()
-	m.line("%s.", r.Message)
-	m.blank()
-	m.line("Next: `wait_for_tasks` taskIds=[\"%s\"], then `review_changes` taskId=\"%s\".", r.TaskID, r.TaskID)
+	m.line("- status: **%s**%s", r.Status, phaseSuffix(r.Phase))
+	m.line("- work folder: `%s`, agent %s", r.WorkFolder, r.Agent)
+	if r.Message != "" {
+		m.blank()
+		m.line("%s.", strings.TrimSuffix(r.Message, "."))
+	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
+func phaseSuffix(phase string) string {
+	if phase == "" {
+		return ""
+	}
+	return " (phase " + phase + ")"
+}
+
 func (r *WorkStatusResult) Markdown() string {
+	r.present()
 	var m md
 	if t := r.Task; t != nil {
 		writeTask(&m, t)
+		writeNext(&m, r.Next)
 		return m.String()
 	}
-	m.line("## Tasks (%d in total: %s)", r.Total, countsLine(r.Counts, taskStates()))
+	title := "Tasks"
+	if r.Filter != "" {
+		title = "Tasks with status " + r.Filter
+	}
+	m.line("## %s (%d in total: %s)", title, r.Total, countsLine(r.Counts, taskStates()))
 	m.blank()
 	if len(r.Tasks) == 0 {
 		m.line("No tasks match.")
 		return m.String()
 	}
-	m.line("| task | status | run | diff | started | description |")
+	if r.WorkFolder != "" || r.Agent != "" {
+		var shared []string
+		if r.WorkFolder != "" {
+			shared = append(shared, fmt.Sprintf("work folder `%s`", r.WorkFolder))
+		}
+		if r.Agent != "" {
+			shared = append(shared, "agent "+r.Agent)
+		}
+		m.line("All with %s.", strings.Join(shared, ", "))
+		m.blank()
+	}
+	m.line("| task | status | run | diff | accepted | description |")
 	m.line("|---|---|---|---|---|---|")
 	for _, t := range r.Tasks {
-		m.line("| %s | %s | %d | %s | %s | %s |", t.TaskID, t.Status, t.RunNumber, orDash(t.DiffID), fmtTime(t.StartTime), tableCell(t.Description))
+		status := t.Status + phaseSuffix(t.Phase)
+		if t.Reason != "" {
+			status += ": " + t.Reason
+		}
+		desc := t.Description
+		if t.WorkFolder != "" {
+			desc += " (in " + t.WorkFolder + ")"
+		}
+		if t.Agent != "" {
+			desc += " (agent " + t.Agent + ")"
+		}
+		m.line("| %s | %s | %d | %s | %s | %s |", t.TaskID, tableCell(status), t.RunNumber, orDash(t.DiffID), fmtTime(t.StartTime), tableCell(desc))
 	}
-	writeNextCursor(&m, r.NextCursor)
+	writeNext(&m, r.Next)
 	return m.String()
-}
-
-// writeNextCursor tells a reader of the text how to get the next page.
-// writeHint says what the reply left out and how to get it.
-func writeHint(m *md, hint string) {
-	if hint != "" {
-		m.blank()
-		m.line("%s", hint)
-	}
-}
-
-func writeNextCursor(m *md, cursor string) {
-	if cursor != "" {
-		m.blank()
-		m.line("More follow: call again with cursor `%s`.", cursor)
-	}
 }
 
 func writeTask(m *md, t *TaskView) {
 	m.line("## Task %s: %s", t.TaskID, t.Status)
 	m.blank()
-	m.line("- phase: %s%s", t.Phase, reasonSuffix(t.Reason))
+	if t.Phase != "" || t.Reason != "" {
+		m.line("- phase: %s%s", PhaseOf(t.Status, t.Phase), reasonSuffix(t.Reason))
+	}
 	if t.Message != "" {
 		m.line("- message: %s", t.Message)
 	}
 	m.line("- work folder: `%s`, agent %s, priority %s", t.WorkFolder, t.Agent, t.Priority)
-	m.line("- run %d of %d requested%s", t.RunNumber, t.DesiredRuns, map[bool]string{true: ", cancellation requested"}[t.CancelRequested])
-	m.line("- accepted %s, run started %s, ended %s", fmtTime(t.StartTime), fmtTimePtr(t.RunStartedAt), fmtTimePtr(t.EndTime))
+	run := fmt.Sprintf("- run %d", t.RunNumber)
+	if t.DesiredRuns > 0 {
+		run += fmt.Sprintf(" (run %d requested)", t.DesiredRuns)
+	}
+	if t.Finished {
+		run += ", finished"
+	}
+	if t.CancelRequested {
+		run += ", cancellation requested"
+	}
+	m.line("%s", run)
+	times := []string{"accepted " + fmtTime(t.StartTime)}
+	if t.RunStartedAt != nil {
+		times = append(times, "run started "+fmtTime(*t.RunStartedAt))
+	}
+	if t.EndTime != nil {
+		times = append(times, "ended "+fmtTime(*t.EndTime))
+	}
+	if t.LastOutputAt != nil {
+		times = append(times, "last output "+fmtTime(*t.LastOutputAt))
+	}
+	m.line("- %s", strings.Join(times, ", "))
 	if t.ExitCode != nil {
 		m.line("- exit code: %d", *t.ExitCode)
 	}
@@ -140,29 +182,41 @@ func writeTask(m *md, t *TaskView) {
 		m.line("- container: %s", t.ContainerName)
 	}
 	if t.DiffID != "" {
-		files := "?"
+		files := ""
 		if t.FilesChanged != nil {
-			files = fmt.Sprint(*t.FilesChanged)
+			files = fmt.Sprintf(" (%d file(s) changed)", *t.FilesChanged)
 		}
-		m.line("- diff: **%s** (%s file(s) changed) → `review_changes` diffId=\"%s\"", t.DiffID, files, t.DiffID)
+		m.line("- diff: **%s**%s", t.DiffID, files)
+	}
+	if t.BaseRef != "" || t.BaseCommit != "" {
+		m.line("- base: %s", strings.TrimSpace(t.BaseRef+" "+t.BaseCommit))
 	}
 	if len(t.DependsOn) > 0 {
 		m.line("- depends on: %s", strings.Join(t.DependsOn, ", "))
 	}
+	if t.ParentTaskID != "" {
+		m.line("- parentTaskId: %s", t.ParentTaskID)
+	}
 	if p := t.Progress; p != nil {
-		m.line("- agent progress: %d turns, $%.4f", p.NumTurns, p.CostUSD)
+		m.line("- agent progress: %d turns, $%.4f%s", p.NumTurns, p.CostUSD, map[bool]string{true: ", session " + p.SessionID}[p.SessionID != ""])
 		if p.LastMessage != "" {
-			m.line("- last message: %s", oneLine(p.LastMessage, 300))
+			m.line("- last message: %s", p.LastMessage)
+		}
+		if p.ResultText != "" {
+			m.line("- result: %s", p.ResultText)
 		}
 	}
 	if t.PendingQuestion != "" {
 		m.blank()
 		m.line("**The agent asks:** %s", t.PendingQuestion)
-		m.line("Answer with `answer_worker_question` taskId=\"%s\".", t.TaskID)
 	}
 	if t.Description != "" {
 		m.blank()
-		m.line("Description: %s", oneLine(t.Description, 500))
+		m.line("Description: %s", t.Description)
+	}
+	if t.Prompt != "" {
+		m.blank()
+		m.line("Task: %s", t.Prompt)
 	}
 	if len(t.Events) > 0 {
 		m.blank()
@@ -171,10 +225,11 @@ func writeTask(m *md, t *TaskView) {
 }
 
 func (r *ReviewResult) Markdown() string {
+	r.present()
 	var m md
 	if r.Diff != nil {
-		writeDiff(&m, r.Diff, true)
-		writeHint(&m, r.Hint)
+		writeDiff(&m, r.Diff)
+		writeNext(&m, r.Next)
 		return m.String()
 	}
 	if len(r.Pending) == 0 {
@@ -184,25 +239,27 @@ func (r *ReviewResult) Markdown() string {
 	m.line("## %d diff(s) waiting for a decision", len(r.Pending))
 	for i := range r.Pending {
 		m.blank()
-		writeDiff(&m, &r.Pending[i], false)
+		writeDiff(&m, &r.Pending[i])
 	}
-	if r.Hint != "" {
-		writeHint(&m, r.Hint)
-	} else {
-		writeNextCursor(&m, r.NextCursor)
-	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
-func writeDiff(m *md, d *DiffView, single bool) {
-	m.line("### Diff %s (task %s, run %d): %s", d.DiffID, d.TaskID, d.RunNumber, d.Status)
+func writeDiff(m *md, d *DiffView) {
+	m.line("### Diff %s (task %s, run %d): %s%s, decision %s", d.DiffID, d.TaskID, d.RunNumber, d.Status, phaseSuffix(d.Phase), d.Desired)
 	m.blank()
 	if d.TaskDescription != "" {
-		m.line("Task: %s", oneLine(d.TaskDescription, 200))
+		m.line("Task: %s", d.TaskDescription)
 	}
-	m.line("%d file(s) changed, +%d −%d, patch %d bytes", d.FilesChanged, d.Additions, d.Deletions, d.PatchSize)
+	m.line("%d file(s) changed, +%d −%d, patch %d bytes, created %s", d.FilesChanged, d.Additions, d.Deletions, d.PatchSize, fmtTime(d.CreatedAt))
 	if d.WorkFolder != "" {
 		m.line("Work folder: `%s`", d.WorkFolder)
+	}
+	if d.TargetWorkspace != "" || d.ApplyMode != "" {
+		m.line("Apply asked: target `%s`, mode %s", orDash(d.TargetWorkspace), orDash(d.ApplyMode))
+	}
+	if d.Reason != "" {
+		m.line("Reason: %s", d.Reason)
 	}
 	if d.Message != "" {
 		m.line("Message: %s", d.Message)
@@ -212,6 +269,12 @@ func writeDiff(m *md, d *DiffView, single bool) {
 	}
 	if len(d.ConflictFiles) > 0 {
 		m.line("Conflicting files: %s", strings.Join(d.ConflictFiles, ", "))
+	}
+	if d.RejectReason != "" {
+		m.line("Rejected because: %s", d.RejectReason)
+	}
+	if d.BaseCommit != "" || d.ResultCommit != "" || d.PatchSHA256 != "" {
+		m.line("Base %s, result %s, patch sha256 %s", orDash(d.BaseCommit), orDash(d.ResultCommit), orDash(d.PatchSHA256))
 	}
 	m.blank()
 	for _, f := range d.Files {
@@ -227,80 +290,99 @@ func writeDiff(m *md, d *DiffView, single bool) {
 	}
 	if d.Patch != "" {
 		m.blank()
+		if d.PatchFile != "" || d.PatchOffset > 0 {
+			m.line("Patch%s from byte %d:", map[bool]string{true: " of " + d.PatchFile}[d.PatchFile != ""], d.PatchOffset)
+		}
 		m.fence("diff", d.Patch)
 	}
 	if d.PatchTruncated {
-		m.line("(patch cut; the whole patch is the resource %s)", d.PatchURI)
+		m.line("(patch cut%s; the whole patch is the resource %s)", map[bool]string{true: fmt.Sprintf(" at byte %d", d.NextOffset)}[d.NextOffset > 0], d.PatchURI)
 	}
 	if len(d.Events) > 0 {
 		m.blank()
-		m.line("Base %s, result %s, patch sha256 %s", orDash(d.BaseCommit), orDash(d.ResultCommit), orDash(d.PatchSHA256))
 		m.timeline(d.Events)
-	}
-	if single && d.Status == "pending" {
-		m.blank()
-		m.line("Next: `apply_changes` diffId=\"%s\", `request_revision` diffId=\"%s\" feedback=\"...\", or `reject_changes` diffId=\"%s\".", d.DiffID, d.DiffID, d.DiffID)
 	}
 }
 
 func (r *ApplyResult) Markdown() string {
+	r.present()
 	var m md
 	title := map[string]string{
 		OutcomeApplied: "applied", OutcomeConflict: "CONFLICT — not applied", OutcomeFailed: "FAILED — not applied",
 		OutcomeInProgress: "apply in progress", OutcomePreview: "preview (not applied)",
 	}[r.Outcome]
-	m.line("## Diff %s: %s", r.DiffID, title)
+	m.line("## Diff %s (task %s): %s", r.DiffID, r.TaskID, title)
 	m.blank()
-	m.line("- target: `%s` (%s mode)", r.Target, r.Mode)
+	m.line("- target: `%s`%s", r.Target, map[bool]string{true: " (" + r.Mode + " mode)"}[r.Mode != ""])
 	if r.Branch != "" {
 		m.line("- branch: `%s`", r.Branch)
 	}
-	m.line("- status: %s (phase %s)%s", r.Status, r.Phase, reasonSuffix(r.Reason))
+	if r.Status != "" {
+		m.line("- status: %s%s", r.Status, phaseSuffix(r.Phase))
+	}
+	if r.Reason != "" {
+		m.line("- reason: %s", r.Reason)
+	}
 	if len(r.ConflictFiles) > 0 {
 		m.line("- conflicting files: %s", strings.Join(r.ConflictFiles, ", "))
 	}
 	if len(r.Files) > 0 {
 		m.line("- files: %s", strings.Join(r.Files, ", "))
 	}
-	m.blank()
-	m.line("%s", r.Message)
+	if r.Message != "" {
+		m.blank()
+		m.line("%s", r.Message)
+	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
 func (r *RejectResult) Markdown() string {
+	r.present()
 	var m md
 	m.line("## Diff %s: %s", r.DiffID, r.Message)
 	m.blank()
-	m.line("- status: %s (phase %s)", r.Status, r.Phase)
+	m.line("- status: %s%s", r.Status, phaseSuffix(r.Phase))
 	if r.Reason != "" {
-		m.line("- reason: %s", oneLine(r.Reason, 500))
+		m.line("- reason: %s", r.Reason)
 	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
 func (r *FollowUpResult) Markdown() string {
+	r.present()
 	var m md
-	m.line("## Task %s: run %d requested", r.TaskID, r.Run)
+	m.line("## Task %s: run %d requested (status %s)", r.TaskID, r.Run, r.Status)
 	m.blank()
-	m.line("%s.", strings.TrimSuffix(r.Message, "."))
-	m.blank()
-	m.line("Next: `wait_for_tasks` taskIds=[\"%s\"].", r.TaskID)
+	if r.DiffID != "" {
+		m.line("Revising diff %s.", r.DiffID)
+	}
+	if r.Message != "" {
+		m.line("%s.", strings.TrimSuffix(r.Message, "."))
+	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
 func (r *CancelResult) Markdown() string {
+	r.present()
 	var m md
-	m.line("## Task %s: %s", r.TaskID, r.Status)
+	m.line("## Task %s: %s%s%s", r.TaskID, r.Status, phaseSuffix(r.Phase), map[bool]string{true: ", cancellation requested"}[r.CancelRequested])
 	m.blank()
-	m.line("%s.", strings.TrimSuffix(r.Message, "."))
+	if r.Message != "" {
+		m.line("%s.", strings.TrimSuffix(r.Message, "."))
+	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
 func (r *WaitResult) Markdown() string {
+	r.present()
 	var m md
 	switch {
 	case r.AllFinished:
-		m.line("## All %d task(s) finished", len(r.Tasks))
+		m.line("## All %d task(s) finished after %.0fs", len(r.Tasks), r.WaitedSeconds)
 	default:
 		done := 0
 		for _, t := range r.Tasks {
@@ -308,30 +390,33 @@ func (r *WaitResult) Markdown() string {
 				done++
 			}
 		}
-		m.line("## %d of %d task(s) finished after %.0fs; call wait_for_tasks again to keep waiting", done, len(r.Tasks), r.WaitedSeconds)
+		m.line("## %d of %d task(s) finished after %.0fs%s", done, len(r.Tasks), r.WaitedSeconds, map[bool]string{true: "; the wait timed out"}[r.TimedOut])
 	}
 	m.blank()
-	m.line("| task | status | diff | reason |")
-	m.line("|---|---|---|---|")
+	m.line("| task | status | finished | diff | reason |")
+	m.line("|---|---|---|---|---|")
 	for _, t := range r.Tasks {
-		m.line("| %s | %s | %s | %s |", t.TaskID, t.Status, orDash(t.DiffID), tableCell(firstNonEmpty(t.Message, t.Reason)))
+		status := t.Status + phaseSuffix(t.Phase)
+		if t.ExitCode != nil {
+			status += fmt.Sprintf(", exit %d", *t.ExitCode)
+		}
+		reason := strings.TrimSpace(t.Reason + " " + t.Message)
+		m.line("| %s | %s | %s | %s | %s |", t.TaskID, status, map[bool]string{true: "yes", false: "no"}[t.Finished], orDash(t.DiffID), tableCell(reason))
 	}
-	var diffs []string
 	for _, t := range r.Tasks {
-		if t.DiffID != "" && t.Finished {
-			diffs = append(diffs, t.DiffID)
+		if t.Question != "" {
+			m.blank()
+			m.line("**%s asks:** %s", t.TaskID, t.Question)
 		}
 	}
-	if len(diffs) > 0 {
-		m.blank()
-		m.line("Review with `review_changes` diffId=\"%s\"%s.", diffs[0], map[bool]string{true: " (and the others)"}[len(diffs) > 1])
-	}
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
 func (r *SystemStatusResult) Markdown() string {
+	r.present()
 	var m md
-	m.line("## claude-parallel %s", r.Version)
+	m.line("## claude-parallel %s (installation %s)", r.Version, r.InstallationID)
 	m.blank()
 	if r.Docker.Reachable {
 		m.line("- Docker: reachable, engine %s (API %s)", r.Docker.Version, r.Docker.APIVersion)
@@ -346,8 +431,8 @@ func (r *SystemStatusResult) Markdown() string {
 	default:
 		m.line("- controllers: **no process holds the lease**; start `claude-parallel serve`")
 	}
-	if r.ThisProcess.ControllersWired {
-		m.line("- this process: %s", map[bool]string{true: "leader", false: "standby"}[r.ThisProcess.IsLeader])
+	if p := r.ThisProcess; p.ControllersWired {
+		m.line("- this process: %s%s", map[bool]string{true: "leader", false: "standby"}[p.IsLeader], map[bool]string{true: " (" + p.Holder + ")"}[p.Holder != ""])
 	}
 	m.line("- tasks: %s", countsLine(r.Tasks, taskStates()))
 	var diffStates []string
@@ -360,56 +445,88 @@ func (r *SystemStatusResult) Markdown() string {
 	m.line("- max parallel: %d; agents: %s (default %s)", r.MaxParallel, strings.Join(r.Profiles, ", "), r.DefaultAgent)
 	m.line("- allowed roots: %s", strings.Join(r.AllowedRoots, ", "))
 	for _, c := range r.ThisProcess.Controllers {
-		m.line("- controller %s: %d reconciles, %d errors, queue %d%s", c.Name, c.Reconciles, c.Errors, c.QueueDepth,
-			map[bool]string{true: ", last error: " + oneLine(c.LastError, 200)}[c.LastError != ""])
+		m.line("- controller %s: %s", c.Name, controllerLine(c))
 	}
 	m.blank()
-	m.line("Paths: config %s, database `%s`, logs `%s`, task logs `%s`, workspaces `%s`",
-		firstNonEmpty(r.Paths.ConfigFile, "(built-in defaults)"), r.Paths.Database, r.Paths.Logs, r.Paths.TaskLogs, r.Paths.Workspaces)
+	p := r.Paths
+	m.line("Paths: config %s, home `%s`, database `%s`, logs `%s`, task logs `%s`, workspaces `%s`%s",
+		firstNonEmpty(p.ConfigFile, "(built-in defaults)"), p.Home, p.Database, p.Logs, p.TaskLogs, p.Workspaces,
+		map[bool]string{true: ", Docker host " + p.DockerHost}[p.DockerHost != ""])
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
+// controllerLine lists a controller's figures that are not zero.
+func controllerLine(c ControllerStats) string {
+	parts := []string{map[bool]string{true: "running", false: "stopped"}[c.Running]}
+	for _, f := range []struct {
+		n    uint64
+		name string
+	}{{uint64(c.Workers), "workers"}, {c.Reconciles, "reconciles"}, {c.Errors, "errors"}, {c.TerminalErrors, "terminal errors"},
+		{c.Panics, "panics"}, {c.Requeues, "requeues"}, {c.Resyncs, "resyncs"}, {uint64(max(c.OverduePasses, 0)), "overdue passes"}, {uint64(c.QueueDepth), "queued"}} {
+		if f.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", f.n, f.name))
+		}
+	}
+	if c.LastResync != nil {
+		parts = append(parts, "last resync "+fmtTime(*c.LastResync))
+	}
+	if c.LastError != "" {
+		parts = append(parts, "last error: "+c.LastError)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (r *LogsResult) Markdown() string {
+	r.present()
 	var m md
-	m.line("## Logs of %s run %d (%s)", r.TaskID, r.Run, orDash(r.ContainerName))
+	m.line("## Logs of %s run %d%s", r.TaskID, r.Run, map[bool]string{true: " (container " + r.ContainerName + ")"}[r.ContainerName != ""])
 	m.blank()
 	switch {
 	case r.Run == 0:
 		m.line("No run has started yet.")
 		return m.String()
 	case !r.Exists:
-		m.line("The run has written no output yet.")
+		m.line("The run has written no output yet (%s).", r.LogFile)
 		return m.String()
 	}
-	shown := fmt.Sprintf("%d line(s) shown of %d", len(r.Lines), r.TotalLines)
-	if r.MatchedLines != r.TotalLines {
-		shown += fmt.Sprintf(" (%d matched the filter)", r.MatchedLines)
+	first, last := r.FirstLine, r.FirstLine+len(r.Lines)-1
+	shown := fmt.Sprintf("Lines %d to %d of %d", first, last, r.TotalLines)
+	if len(r.Lines) == 0 {
+		shown = fmt.Sprintf("No lines of %d", r.TotalLines)
 	}
-	m.line("%s; %s", shown, map[bool]string{true: "run complete", false: "run still writing"}[r.Complete])
+	if r.Filter != "" {
+		shown = fmt.Sprintf("%s; %d of them contain the filter, and the numbers count those", shown, r.MatchedLines)
+	}
+	m.line("%s; %d bytes in %s; %s", shown, r.Size, r.LogFile, map[bool]string{true: "run complete", false: "run still writing"}[r.Complete])
 	m.blank()
 	m.fence("text", strings.Join(r.Lines, "\n"))
 	if len(r.Runs) > 1 {
 		m.line("Runs with logs: %s", joinInts(r.Runs))
 	}
-	writeHint(&m, r.Hint)
+	writeNext(&m, r.Next)
 	return m.String()
 }
 
 func (r *ListLogsResult) Markdown() string {
+	r.present()
 	var m md
 	if len(r.Logs) == 0 {
 		m.line("No task logs recorded.")
 		return m.String()
 	}
-	m.line("## %d log file(s)", r.Count)
+	m.line("## %d log file(s)", len(r.Logs))
 	m.blank()
-	m.line("| task | run | size | complete | updated |")
+	m.line("| task | run | bytes | complete | updated |")
 	m.line("|---|---|---|---|---|")
 	for _, l := range r.Logs {
-		m.line("| %s | %d | %d | %t | %s |", l.TaskID, l.Run, l.Size, l.Complete, fmtTime(l.UpdatedAt))
+		task := l.TaskID
+		if l.ContainerName != "" {
+			task += " (" + l.ContainerName + ")"
+		}
+		m.line("| %s | %d | %d | %t | %s |", task, l.Run, l.Size, l.Complete, fmtTime(l.UpdatedAt))
 	}
-	m.blank()
-	m.line("View one with `view_container_logs` identifier=\"%s\".", r.Logs[0].TaskID)
+	writeNext(&m, r.Next)
 	return m.String()
 }
 

@@ -84,7 +84,7 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 			return nil, err
 		}
 	}
-	return &ReviewResult{Diff: &v, Count: 1, Hint: hint}, nil
+	return &ReviewResult{Diff: &v, Count: 1, Hint: hint, Detailed: req.Detailed}, nil
 }
 
 // setPatchPart shows the part of the patch (or of one file's patch) from
@@ -151,7 +151,7 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	if err != nil {
 		return nil, err
 	}
-	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds))}
+	res := &ReviewResult{Pending: make([]DiffView, 0, len(ds)), Detailed: req.Detailed}
 	// The page ends where its JSON would pass the bound; the cursor then
 	// names the last diff looked at, so the next page starts after it.
 	used, last := 0, -1

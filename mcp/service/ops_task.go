@@ -65,7 +65,6 @@ func (f *Frontend) StartTask(ctx context.Context, req *TaskWorkerRequest) (*Task
 		Created: created, WorkFolder: t.Spec.WorkFolder, Agent: t.Spec.Agent}
 	if created {
 		f.notify("task", t.ID)
-		res.Message = "task accepted; it runs in the background"
 	} else {
 		res.Message = fmt.Sprintf("a task with parentTaskId %s already exists; it is returned instead of a new one", Quote(req.ParentTaskID))
 	}
@@ -102,7 +101,7 @@ func (f *Frontend) WorkStatus(ctx context.Context, req *WorkStatusRequest) (*Wor
 	if err != nil {
 		return nil, err
 	}
-	res := &WorkStatusResult{Counts: counts, Total: total}
+	res := &WorkStatusResult{Counts: counts, Total: total, Filter: string(req.Status)}
 	if req.TaskID != "" {
 		res.Task, err = f.taskDetail(ctx, req.TaskID)
 		return res, err
@@ -196,7 +195,7 @@ func (f *Frontend) CancelTask(ctx context.Context, req *CancelRequest) (*CancelR
 		}
 		f.notify("task", t.ID)
 		res.CancelRequested = true
-		res.Message = "cancellation requested; the container is stopped and the task ends as cancelled"
+		res.Message = "cancellation requested; the task ends as cancelled"
 	}
 	res.Status, res.Phase = string(t.Status.State), string(t.Status.Phase)
 	return res, nil
@@ -286,7 +285,7 @@ func (f *Frontend) RequestRevision(ctx context.Context, req *RevisionRequest) (*
 		return nil, err
 	}
 	return &FollowUpResult{TaskID: t.ID, DiffID: d.ID, Run: t.Spec.DesiredRuns, Status: string(t.Status.State),
-		Message: fmt.Sprintf("revision requested as run %d of task %s; wait for it, then review its new diff", t.Spec.DesiredRuns, t.ID)}, nil
+		Message: "revision requested; its diff will supersede this one"}, nil
 }
 
 // revisableDiff explains why diff d of task t cannot be revised, or returns nil.
@@ -358,7 +357,7 @@ func (f *Frontend) AnswerQuestion(ctx context.Context, req *AnswerRequest) (*Fol
 		return nil, err
 	}
 	return &FollowUpResult{TaskID: t.ID, Run: t.Spec.DesiredRuns, Status: string(t.Status.State),
-		Message: fmt.Sprintf("answer sent; the agent continues as run %d", t.Spec.DesiredRuns)}, nil
+		Message: "answer sent; the agent continues with it"}, nil
 }
 
 // WaitForTasks waits until every task has finished (or needs input) or the

@@ -39,18 +39,18 @@ type RuntimeSnapshot struct {
 // ControllerStats are one controller's reconcile figures.
 type ControllerStats struct {
 	Name           string `json:"name"`
-	Running        bool   `json:"running"`
-	Workers        int    `json:"workers"`
-	QueueDepth     int    `json:"queueDepth"`
-	Reconciles     uint64 `json:"reconciles"`
-	Errors         uint64 `json:"errors"`
-	TerminalErrors uint64 `json:"terminalErrors"`
-	Panics         uint64 `json:"panics"`
-	Requeues       uint64 `json:"requeues"`
-	Resyncs        uint64 `json:"resyncs"`
+	Running        bool   `json:"running,omitempty"`
+	Workers        int    `json:"workers,omitempty"`
+	QueueDepth     int    `json:"queueDepth,omitempty"`
+	Reconciles     uint64 `json:"reconciles,omitempty"`
+	Errors         uint64 `json:"errors,omitempty"`
+	TerminalErrors uint64 `json:"terminalErrors,omitempty"`
+	Panics         uint64 `json:"panics,omitempty"`
+	Requeues       uint64 `json:"requeues,omitempty"`
+	Resyncs        uint64 `json:"resyncs,omitempty"`
 	// OverduePasses are passes running now past their timeout, each holding
 	// a worker: not zero means something does not heed cancellation.
-	OverduePasses int64      `json:"overduePasses"`
+	OverduePasses int64      `json:"overduePasses,omitempty"`
 	LastResync    *time.Time `json:"lastResync,omitempty"`
 	LastError     string     `json:"lastError,omitempty"`
 }

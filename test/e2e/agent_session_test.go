@@ -200,7 +200,7 @@ func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 		t.Errorf("run 1 mounts %v, run 2 mounts %v: want the same workspace and home", m1, m2)
 	}
 	var review service.ReviewResult
-	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review)
+	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID, "format": "detailed"}, &review) // detailed: with its commits
 	d2 := review.Diff
 	reply2 := "run 2: " + asAnswer + "\nsession memory: " + asPrompt + "\n"
 	if got := asFiles(d2); !slices.Equal(got, []string{"reply-2.txt:added"}) || d2.Status != "pending" || d2.BaseCommit != head ||
@@ -231,7 +231,7 @@ func TestNeedsInputAnswerContinuesSession(t *testing.T) {
 		t.Errorf("run 3 mounts %v, want run 1's %v", m3, m1)
 	}
 	var review3 service.ReviewResult
-	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review3)
+	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID, "format": "detailed"}, &review3)
 	d3 := review3.Diff
 	if got := asFiles(d3); !slices.Equal(got, []string{"reply-2.txt:added", "reply-3.txt:added"}) || d3.BaseCommit != head ||
 		d3.RunNumber != 3 || d3.Status != "pending" || !strings.Contains(d3.Patch, "+run 3: "+asFeedback) {

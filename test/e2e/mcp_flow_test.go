@@ -383,7 +383,7 @@ func flowWholeFlow(t *testing.T, fi *flowInstall, s *flowServer) {
 		for {
 			var ws service.WorkStatusResult
 			s.call(t, "work_status", map[string]any{"taskId": started.TaskID}, &ws)
-			if ws.Task.Phase == "Running" {
+			if service.PhaseOf(ws.Task.Status, ws.Task.Phase) == "Running" {
 				break
 			}
 			if time.Now().After(deadline) || ws.Task.Finished {

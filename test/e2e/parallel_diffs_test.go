@@ -326,8 +326,8 @@ func TestTenTasksOnOneRepository(t *testing.T) {
 	}
 	var pending service.ReviewResult
 	s.call(t, "review_changes", map[string]any{"showContent": false}, &pending)
-	if pending.Count != len(all) {
-		t.Errorf("review_changes lists %d pending diffs, want %d", pending.Count, len(all))
+	if len(pending.Pending) != len(all) {
+		t.Errorf("review_changes lists %d pending diffs, want %d", len(pending.Pending), len(all))
 	}
 	for _, task := range all {
 		d := s.pdDiff(t, task.diffID)

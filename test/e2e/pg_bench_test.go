@@ -11,7 +11,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -58,7 +58,7 @@ func BenchmarkStoreDrivers(b *testing.B) {
 // timedApply runs a task adding a file through s and applies its diff,
 // returning how long task_worker and apply_changes took.
 func timedApply(b *testing.B, s *flowServer, fi *flowInstall, i int) (worker, apply time.Duration) {
-	var started mcp.TaskWorkerResult
+	var started service.TaskWorkerResult
 	t0 := time.Now()
 	s.call(b, "task_worker", map[string]any{"task": fmt.Sprintf("echo %d > added-%d.txt", i, i), "workFolder": fi.repo, "agent": "shell"}, &started)
 	worker = time.Since(t0)
@@ -66,11 +66,11 @@ func timedApply(b *testing.B, s *flowServer, fi *flowInstall, i int) (worker, ap
 	if w.DiffID == "" {
 		b.Fatalf("task %s made no diff: %+v", started.TaskID, w)
 	}
-	var res mcp.ApplyResult
+	var res service.ApplyResult
 	t0 = time.Now()
 	s.call(b, "apply_changes", map[string]any{"diffId": w.DiffID}, &res)
 	apply = time.Since(t0)
-	if res.Outcome != mcp.OutcomeApplied {
+	if res.Outcome != service.OutcomeApplied {
 		b.Fatalf("apply: %+v", res)
 	}
 	return worker, apply

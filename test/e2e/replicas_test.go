@@ -12,7 +12,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
-	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -61,7 +61,7 @@ func TestChaos_ServeReplicasOnPostgres(t *testing.T) {
 	var ids []string
 	submit := func() {
 		via := replicas[rng.IntN(len(replicas))]
-		var started mcp.TaskWorkerResult
+		var started service.TaskWorkerResult
 		script := fmt.Sprintf("sleep 0.%d; echo once > once.txt", 1+rng.IntN(9))
 		if err := via.callErr("task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started); err != nil {
 			t.Fatal(err)
