@@ -200,6 +200,6 @@ func (s *System) wakePending(ctx context.Context) {
 		return
 	}
 	for _, t := range pending {
-		s.taskCtl.Enqueue(t.ID)
+		s.Notify(KindTask, t.ID)
 	}
 }

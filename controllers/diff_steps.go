@@ -318,7 +318,7 @@ func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src s
 	}
 	unlock := r.locks.lock(key, !dryRun)
 	defer unlock()
-	return workspace.Apply(ctx, workspace.ApplySpec{
+	return r.workspaces.Apply(ctx, workspace.ApplySpec{
 		Target:       r.targetOf(sc),
 		Patch:        d.Patch,
 		Mode:         workspace.ApplyMode(d.Spec.ApplyMode),
@@ -387,8 +387,7 @@ func (r *diffReconciler) cleanUpRejected(ctx context.Context, sc *diffScope) err
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	ws := &workspace.Workspace{TaskID: sc.task.ID, Dir: dir}
-	if err := ws.Remove(); err != nil {
+	if err := r.workspaces.Remove(sc.task.ID, dir); err != nil {
 		return fmt.Errorf("remove workspace of rejected diff: %w", err)
 	}
 	r.log.Info("removed workspace of rejected diff", zap.String("diff", sc.diff.ID),
@@ -533,7 +532,7 @@ func (r *diffReconciler) targetKey(ctx context.Context, target string, mode work
 	if mode == workspace.Branch {
 		return canonicalPath(target), nil
 	}
-	top, _, err := workspace.WorkFolderInfoIn(ctx, target, r.allowedRoots())
+	top, err := r.workspaces.WorkFolderTop(ctx, target, r.allowedRoots())
 	if err != nil {
 		return "", fmt.Errorf("inspect target %s: %w", target, err)
 	}
@@ -552,7 +551,7 @@ func (r *diffReconciler) allowedRoots() workspace.Roots {
 // workspace is gone.
 func (r *diffReconciler) sourceGitDir(t *models.Task) string {
 	dir := workspaceDirOf(r.paths, t)
-	ws, err := workspace.Open(filepath.Dir(dir), t.ID)
+	ws, err := r.workspaces.Open(filepath.Dir(dir), t.ID)
 	if err != nil {
 		return ""
 	}

@@ -175,7 +175,7 @@ func (h *harness) finishedTaskWithDiff(repo string) (*models.Task, *models.Diff)
 // settleDiff runs diff passes until the diff's apply has an outcome.
 func (h *harness) settleDiff(id string) *models.Diff {
 	h.t.Helper()
-	r := newDiffReconciler(h.s)
+	r := h.s.diffRec
 	for i := 0; ; i++ {
 		if _, err := r.Reconcile(h.ctx, reconciler.Request{Key: id}); err != nil && !reconciler.IsTerminal(err) {
 			h.t.Logf("pass %d: %v", i, err)
@@ -334,7 +334,7 @@ func TestTargetWatch_SwappedTargetIsNotLookedInto(t *testing.T) {
 	repo := testutil.NewRepo(t, filepath.Join(l.root, "repo"), map[string]string{"README.md": "hello\n"})
 	outside := l.outsideClone(t, repo, "repo")
 	_, d := h.finishedTaskWithDiff(repo)
-	w := newTargetWatch(h.s)
+	w := &targetWatch{store: h.store, workspaces: hostWorkspaces{}, log: h.s.log, roots: h.s.diffRec.roots, seen: map[string]string{}}
 	var notified []string
 	w.notify = func(_, id string) { notified = append(notified, id) }
 

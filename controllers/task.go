@@ -233,7 +233,7 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 		// Carry on with the next phase at once instead of waiting for a
 		// resync; the queue runs it after this pass returns.
 		if !t.Settled() {
-			s.taskCtl.Enqueue(t.ID)
+			s.Notify(KindTask, t.ID)
 		}
 		if holdsSlot(from) && !holdsSlot(to) || to.Terminal() {
 			s.wakePending(ctx)

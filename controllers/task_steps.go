@@ -180,8 +180,7 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 		sc.fail(ReasonInvalidSpec, err.Error())
 		return nil, false, nil
 	}
-	wb, ok := s.workspaces.(workspaceBeginner)
-	if !ok || s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.config().Workers) {
+	if s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.config().Workers) {
 		// Background builds are bounded like passes are, so a burst of tasks
 		// does not start a burst of git processes: past the bound, the pass
 		// prepares the workspace itself.
@@ -189,7 +188,7 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 		return nil, ws != nil, err
 	}
 	b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
-		return wb.Begin(ctx, r.prepareSpec(t, user))
+		return s.workspaces.Begin(ctx, r.prepareSpec(t, user))
 	})
 	if err != nil {
 		return nil, false, r.prepareFailed(sc, err)
