@@ -22,7 +22,7 @@ import (
 // of an unexpected shape — is only output, never an error: the parser must not
 // be able to stop a log follower.
 
-// maxStatusText bounds the agent texts copied into the task row; the full text
+// maxStatusText bounds the agent texts copied into the run's row; the full text
 // stays in the log file.
 const maxStatusText = 16 << 10
 
@@ -119,26 +119,10 @@ func assistantText(raw json.RawMessage) string {
 	return strings.Join(parts, "\n")
 }
 
-// apply copies the progress into a task status and reports whether it changed
-// anything. Fields the stream has not mentioned yet are left alone, so a
-// resumed session keeps its id until the new run announces one.
-func (p *claudeProgress) apply(st *models.TaskStatus) bool {
-	changed := false
-	set := func(dst *string, v string) {
-		if v != "" && *dst != v {
-			*dst, changed = v, true
-		}
-	}
-	set(&st.SessionID, p.SessionID)
-	set(&st.LastMessage, p.LastMessage)
-	set(&st.ResultText, p.ResultText)
-	if p.NumTurns != 0 && st.NumTurns != p.NumTurns {
-		st.NumTurns, changed = p.NumTurns, true
-	}
-	if p.CostUSD != 0 && st.CostUSD != p.CostUSD {
-		st.CostUSD, changed = p.CostUSD, true
-	}
-	return changed
+// runProgress is the progress as the run's execution_logs row keeps it.
+func (p *claudeProgress) runProgress() models.RunProgress {
+	return models.RunProgress{SessionID: p.SessionID, NumTurns: p.NumTurns, CostUSD: p.CostUSD,
+		LastMessage: p.LastMessage, ResultText: p.ResultText}
 }
 
 // questionFrom returns the agent's final words when they ask the user

@@ -3,8 +3,6 @@ package controllers
 import (
 	"strings"
 	"testing"
-
-	"github.com/claude-parallel/claude-parallel/models"
 )
 
 func TestClaudeProgress_Feed(t *testing.T) {
@@ -31,12 +29,9 @@ func TestClaudeProgress_Feed(t *testing.T) {
 	if p != want {
 		t.Fatalf("progress %+v, want %+v", p, want)
 	}
-	var st models.TaskStatus
-	if !p.apply(&st) || p.apply(&st) {
-		t.Fatalf("apply should change once")
-	}
+	st := p.runProgress()
 	if st.SessionID != "s1" || st.NumTurns != 4 || st.CostUSD != 0.5 || st.ResultText != "All done." {
-		t.Fatalf("status %+v", st)
+		t.Fatalf("run progress %+v", st)
 	}
 }
 

@@ -116,6 +116,32 @@ func (h *harness) reconcileErr(id string) (reconciler.Result, error) {
 	return (&taskReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: id})
 }
 
+// diffPass runs the diff controller's pass the task controller's Notify asks
+// for (the harness runs no diff controller of its own), twice: the second
+// must change nothing.
+func (h *harness) diffPass(id string) *models.Diff {
+	h.t.Helper()
+	r := newDiffReconciler(h.s)
+	if _, err := r.Reconcile(h.ctx, reconciler.Request{Key: id}); err != nil {
+		h.t.Fatalf("reconcile diff %s: %v", id, err)
+	}
+	first, err := h.store.GetDiff(h.ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := r.Reconcile(h.ctx, reconciler.Request{Key: id}); err != nil {
+		h.t.Fatalf("reconcile diff %s again: %v", id, err)
+	}
+	again, err := h.store.GetDiff(h.ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if again.ResourceVersion != first.ResourceVersion {
+		h.t.Errorf("second diff pass wrote again: %+v → %+v", first.Status, again.Status)
+	}
+	return again
+}
+
 // stepTwice runs passes until the task's status moves on, then rewinds the
 // status to what it was before — as if the process had died just before its
 // status write — and does it again. Both runs must end in the same status,
@@ -165,7 +191,7 @@ func (h *harness) rewind(id string, st models.TaskStatus) {
 // stableStatus blanks the fields that legitimately differ between two runs of
 // the same step (clocks, versions).
 func stableStatus(st models.TaskStatus) models.TaskStatus {
-	st.RunStartedAt, st.EndTime, st.LastOutputAt = nil, nil, nil
+	st.RunStartedAt, st.EndTime = nil, nil
 	st.ObservedGeneration = 0
 	return st
 }

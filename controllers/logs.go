@@ -2,15 +2,12 @@ package controllers
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/models/tasklog"
 )
 
 // A log follower copies one container's output into the run's log file,
@@ -32,23 +30,14 @@ import (
 // partial line (the process died while writing it), reads the lines of the
 // last second or so back, and resumes Docker's stream from there through
 // engine.LogResume, which skips what is already stored: after a crash, a
-// restart or a cut stream the file has no gap and no duplicated line. It
-// keeps the execution_logs row (size, last line time, complete) and the
-// task's LastOutputAt up to date, throttled, and for stream-json profiles
-// folds the agent's progress into the task status as it arrives.
+// restart or a cut stream the file has no gap and no duplicated line. The
+// path and line format are tasklog's. It keeps the run's execution_logs row
+// (size, last line time, complete and, for stream-json profiles, the agent's
+// progress) up to date, throttled. That row is the follower's alone: it never
+// writes the task's status, so it never races the task controller.
 
-// Tunables of the follower.
-const (
-	// tailChunk is the first amount of the file read back on a restart; it
-	// doubles until it covers engine.LogResumeOverlap or maxTailRead.
-	tailChunk   = 64 << 10
-	maxTailRead = 16 << 20
-	// syncEvery bounds how much output a machine crash can lose.
-	syncEvery = time.Second
-	// logFileMode: output may contain what the agent printed of its secrets.
-	logFileMode = 0o640
-	logDirMode  = 0o750
-)
+// syncEvery bounds how much output a machine crash can lose.
+const syncEvery = time.Second
 
 // followerKey names one followed container: a task run.
 type followerKey struct {
@@ -71,7 +60,7 @@ type followTarget struct {
 
 // taskLogPath is where a task run's output goes.
 func (s *System) taskLogPath(taskID string, run int) string {
-	return filepath.Join(s.paths.TaskLogDir, taskID, "run-"+strconv.Itoa(run)+".log")
+	return tasklog.Path(s.paths.TaskLogDir, taskID, run)
 }
 
 // taskFollowTarget is the follow target of a task's current run.
@@ -218,7 +207,7 @@ type logFollower struct {
 	lastSync     time.Time
 	lastProgress time.Time
 	progress     claudeProgress
-	progressNew  bool // progress changed since the last status write
+	progressNew  bool // progress changed since the last row write
 	// secrets hides what the agent printed of its secrets before a line
 	// reaches the file (and so the store, the responses); set per pass from
 	// the configuration in force.
@@ -410,9 +399,8 @@ func (f *logFollower) store(line string, resume *engine.LogResume) bool {
 		return false
 	}
 	stamp, _, _ := strings.Cut(raw, " ")
-	n, _ := f.w.WriteString(stamp)
-	m, _ := f.w.WriteString(" " + text + "\n")
-	f.size += int64(n + m)
+	n, _ := f.w.WriteString(tasklog.FormatLine(stamp, text))
+	f.size += int64(n)
 	f.lastTS = ts
 	f.dirty = true
 	if f.target.StreamJSON && f.progress.Feed(text) {
@@ -461,56 +449,26 @@ func (f *logFollower) complete(ctx context.Context) {
 	f.log.Debug("log follower drained container output", zap.Int64("bytes", f.size))
 }
 
-// writeProgress updates the execution_logs row and the task's output progress.
+// writeProgress writes the run's execution_logs row: the file's size and
+// newest line, whether it is complete, and the agent's progress. The row is
+// written whole and by this follower only, so no compare-and-swap is needed;
+// the task controller reads it, never the other way round. The texts are
+// redacted once more (as every status text is) before they are stored.
 func (f *logFollower) writeProgress(ctx context.Context, complete bool) error {
-	s, t := f.s, f.target
+	t := f.target
 	row := &models.ExecutionLog{TaskID: t.TaskID, Run: t.Run, Path: t.Path, Size: f.size, Complete: complete}
 	if !f.lastTS.IsZero() {
 		ts := f.lastTS.UTC()
 		row.LastLogTime = &ts
 	}
-	if err := s.store.UpsertExecutionLog(ctx, row); err != nil && !errors.Is(err, models.ErrNotFound) {
+	if t.StreamJSON {
+		row.Progress = f.progress.runProgress()
+		redactEach(f.secrets, &row.Progress.SessionID, &row.Progress.LastMessage, &row.Progress.ResultText)
+	}
+	if err := f.s.store.UpsertExecutionLog(ctx, row); err != nil && !errors.Is(err, models.ErrNotFound) {
 		return fmt.Errorf("record execution log: %w", err)
 	}
-	last := f.lastTS
-	return s.updateRunStatus(ctx, t.TaskID, t.Run, func(st *models.TaskStatus) bool {
-		changed := false
-		if !last.IsZero() && (st.LastOutputAt == nil || st.LastOutputAt.Before(last)) {
-			ts := last.UTC()
-			st.LastOutputAt, changed = &ts, true
-		}
-		if t.StreamJSON && f.progress.apply(st) {
-			changed = true
-		}
-		return changed
-	})
-}
-
-// updateRunStatus applies mutate to the status of a task's run if that run is
-// still the task's current, unfinished one, retrying on write conflicts with
-// the task controller. mutate reports whether it changed anything.
-func (s *System) updateRunStatus(ctx context.Context, taskID string, run int, mutate func(*models.TaskStatus) bool) error {
-	const attempts = 5
-	for i := 0; i < attempts; i++ {
-		t, err := s.store.GetTask(ctx, taskID)
-		if errors.Is(err, models.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if t.Status.RunNumber != run || t.Status.Finished {
-			return nil
-		}
-		if !mutate(&t.Status) {
-			return nil
-		}
-		err = s.store.UpdateTaskStatus(ctx, t)
-		if !errors.Is(err, models.ErrConflict) {
-			return err
-		}
-	}
-	return fmt.Errorf("update status of task %s run %d: %w after %d attempts", taskID, run, models.ErrConflict, attempts)
+	return nil
 }
 
 // openFile opens the log file for appending (once per follower), dropping a
@@ -520,17 +478,9 @@ func (f *logFollower) openFile() error {
 	if f.file != nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(f.target.Path), logDirMode); err != nil {
-		return fmt.Errorf("create log directory: %w", err)
-	}
-	file, err := os.OpenFile(f.target.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, logFileMode)
+	file, size, err := tasklog.OpenAppend(f.target.Path)
 	if err != nil {
-		return fmt.Errorf("open task log: %w", err)
-	}
-	size, err := dropPartialLine(file)
-	if err != nil {
-		_ = file.Close()
-		return fmt.Errorf("open task log %s: %w", f.target.Path, err)
+		return err
 	}
 	f.file, f.w, f.size = file, bufio.NewWriterSize(file, 32<<10), size
 	if f.target.StreamJSON && size > 0 {
@@ -557,13 +507,7 @@ func (f *logFollower) replayProgress() {
 	if _, err := f.file.Seek(0, io.SeekStart); err != nil {
 		return
 	}
-	sc := bufio.NewScanner(f.file)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	for sc.Scan() {
-		if _, text, ok := engine.ParseLogLine(sc.Text()); ok {
-			f.progress.Feed(text)
-		}
-	}
+	_ = tasklog.Scan(f.file, func(text string) { f.progress.Feed(text) })
 	f.progressNew = true
 }
 
@@ -574,7 +518,7 @@ func (f *logFollower) readTail() ([]engine.LogLine, error) {
 	if err := f.w.Flush(); err != nil {
 		return nil, fmt.Errorf("flush task log: %w", err)
 	}
-	lines, err := readTailLines(f.file, f.size)
+	lines, err := tasklog.ReadTail(f.file, f.size, engine.LogResumeOverlap)
 	if err != nil {
 		return nil, fmt.Errorf("read task log tail: %w", err)
 	}
@@ -582,78 +526,6 @@ func (f *logFollower) readTail() ([]engine.LogLine, error) {
 		f.lastTS = lines[n-1].Time
 	}
 	return lines, nil
-}
-
-// readTailLines parses the complete lines at the end of the first size bytes
-// of r, reading back in growing chunks until they span LogResumeOverlap (or
-// the file's start, or maxTailRead).
-func readTailLines(r io.ReaderAt, size int64) ([]engine.LogLine, error) {
-	for chunk := int64(tailChunk); ; chunk *= 2 {
-		off := max(0, size-chunk)
-		buf := make([]byte, size-off)
-		if _, err := r.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
-		}
-		if off > 0 {
-			// The first line may start before the chunk: skip it.
-			i := bytes.IndexByte(buf, '\n')
-			if i < 0 {
-				buf = nil
-			} else {
-				buf = buf[i+1:]
-			}
-		}
-		var lines []engine.LogLine
-		for _, l := range strings.Split(string(buf), "\n") {
-			if ts, text, ok := engine.ParseLogLine(l); ok {
-				lines = append(lines, engine.LogLine{Time: ts, Text: text})
-			}
-		}
-		if off == 0 || chunk >= maxTailRead {
-			return lines, nil
-		}
-		if len(lines) > 0 && lines[len(lines)-1].Time.Sub(lines[0].Time) > engine.LogResumeOverlap {
-			return lines, nil
-		}
-	}
-}
-
-// dropPartialLine truncates f after its last newline (a line cut by a crash
-// is read again from Docker) and returns the resulting size.
-func dropPartialLine(f *os.File) (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := st.Size()
-	if size == 0 {
-		return 0, nil
-	}
-	var last [1]byte
-	if _, err := f.ReadAt(last[:], size-1); err != nil {
-		return 0, err
-	}
-	if last[0] == '\n' {
-		return size, nil
-	}
-	// Search backwards for the previous newline.
-	keep := int64(0)
-	for end := size; end > 0; {
-		start := max(0, end-tailChunk)
-		buf := make([]byte, end-start)
-		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-			return 0, err
-		}
-		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
-			keep = start + int64(i) + 1
-			break
-		}
-		end = start
-	}
-	if err := f.Truncate(keep); err != nil {
-		return 0, err
-	}
-	return keep, nil
 }
 
 // shortID is the 12-character form people see of a container id or a commit.
@@ -669,7 +541,7 @@ func shortID(id string) string {
 // follower stores them already, and this catches an error text (Docker's,
 // git's) that quotes one, and a row written by an older version.
 func redactTaskWrite(r *redact.Redactor, st *models.TaskStatus, events []taskEvent) {
-	redactEach(r, &st.Message, &st.LastMessage, &st.ResultText, &st.PendingQuestion, &st.SessionID)
+	redactEach(r, &st.Message, &st.PendingQuestion)
 	for i := range events {
 		events[i].message = r.String(events[i].message)
 	}
