@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
@@ -154,7 +155,7 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 		}
 		s.seen.observe(name, true, true)
 		r.record(ctx, row, containerRow(info, taskID, run, true), now)
-		s.followers.ensure(s.adoptedFollowTarget(info, task, taskID, run))
+		s.followers.Ensure(s.adoptedFollowTarget(info, task, taskID, run))
 		return reconciler.Result{}, nil
 
 	case containerRemove:
@@ -168,7 +169,7 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 			}
 		}
 		s.seen.forget(name)
-		s.followers.forget(followerKey{taskID, run})
+		s.followers.Forget(taskID, run)
 		r.event(ctx, name, "ContainerRemoved", fmt.Sprintf("removed container %s, stopped for more than %s", name, maxAge))
 		return reconciler.Result{}, nil
 
@@ -259,13 +260,13 @@ func (r *containerReconciler) event(ctx context.Context, name, reason, message s
 
 // adoptedFollowTarget says where an adopted container's output goes: its
 // task run's log when the task exists, else logs/tasks/adopted/<name>.log.
-func (s *System) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) followTarget {
+func (s *System) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) logfollow.Target {
 	if task != nil {
 		profile, _ := s.config().Profile(task.Spec.Agent)
-		return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID, Path: s.taskLogPath(taskID, run),
+		return logfollow.Target{TaskID: taskID, Run: run, ContainerID: info.ID, Path: s.taskLogPath(taskID, run),
 			TrackTask: true, StreamJSON: profile.OutputFormat == "stream-json"}
 	}
-	return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID,
+	return logfollow.Target{TaskID: taskID, Run: run, ContainerID: info.ID,
 		Path: filepath.Join(s.paths.TaskLogDir, "adopted", info.Name+".log")}
 }
 

@@ -67,8 +67,8 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	s.stopGrace = 0
 	s.progressEvery = 20 * time.Millisecond
 	s.drainWait = 5 * time.Second
-	s.followers.start(ctx)
-	t.Cleanup(s.followers.stop)
+	s.followers.Start(ctx)
+	t.Cleanup(s.followers.Stop)
 	// Workspaces begun while a task is Pending finish in the background; the
 	// test's directories must outlive them.
 	t.Cleanup(s.builds.stop)

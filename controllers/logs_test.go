@@ -115,10 +115,10 @@ func TestLogFollower_RedactsSecretsBeforeFileAndStore(t *testing.T) {
 
 	// A follower started again on the same file (a restart) stores nothing
 	// twice: resume compares the redacted lines.
-	h.s.followers.forget(followerKey{task.ID, 1})
+	h.s.followers.Forget(task.ID, 1)
 	info, _ := h.fe.Inspect(h.ctx, name)
-	f := h.s.followers.ensure(h.s.taskFollowTarget(got, info))
-	if !f.wait(h.ctx, 5*time.Second) {
+	f := h.s.followers.Ensure(h.s.taskFollowTarget(got, info))
+	if !f.Wait(h.ctx, 5*time.Second) {
 		t.Fatal("restarted follower did not finish")
 	}
 	if again := h.logFile(task.ID, 1); again != log {

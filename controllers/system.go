@@ -22,6 +22,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
@@ -170,7 +171,7 @@ type System struct {
 	admission admission
 	disk      diskGuard       // verdicts of the workspace size walk (diskguard.go)
 	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
-	followers *followerSet
+	followers *logfollow.Set
 	seen      containerCounts
 
 	runMu  sync.Mutex
@@ -215,7 +216,7 @@ func newSystem(deps Deps, p ports) (*System, error) {
 		progressEvery: time.Second,
 	}
 	s.cfg.Store(cfg)
-	s.followers = newFollowerSet(s)
+	s.followers = newFollowers(s)
 
 	iv := cfg.Intervals
 	mgr, err := reconciler.NewManager(reconciler.ManagerOptions{
@@ -369,7 +370,7 @@ func (s *System) Status() SystemStatus {
 		Controllers:       ms.Controllers,
 		ContainersManaged: managed,
 		ContainersAdopted: adopted,
-		LogFollowers:      s.followers.active(),
+		LogFollowers:      s.followers.Active(),
 	}
 }
 
@@ -385,7 +386,7 @@ func (s *System) startTerm() {
 	// this term's lease holds (see models.Store.FenceContext).
 	ctx = s.store.FenceContext(ctx, LeaseName, s.mgr.Holder())
 	s.builds.start(ctx)
-	s.followers.start(ctx)
+	s.followers.Start(ctx)
 }
 
 // stopTerm runs after every controller of the term has stopped: the followers
@@ -393,7 +394,7 @@ func (s *System) startTerm() {
 // nothing more.
 func (s *System) stopTerm() {
 	s.builds.stop()
-	s.followers.stop()
+	s.followers.Stop()
 	s.seen.reset()
 }
 
@@ -419,7 +420,7 @@ func (s *System) watchDocker(ctx context.Context) error {
 	}, func() {
 		s.log.Info("docker events subscribed, resyncing")
 		// Docker answers again: followers cut by the outage resume now.
-		s.followers.retryNow()
+		s.followers.RetryNow()
 		if err := s.resyncContainers(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("container resync after docker reconnect failed", zap.Error(err))
 		}

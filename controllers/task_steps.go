@@ -115,26 +115,39 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		}
 	}
 
-	var inFlight building
+	// The first run's workspace is snapshotted as soon as the task may run,
+	// before it waits for a slot: DESIGN §4 promises the task sees the work
+	// folder as it was when the task was accepted, not as it is when a slot
+	// frees minutes later. (A task with dependencies is snapshotted when they
+	// have completed, so it can see their applied changes.)
+	var build building
 	if st.RunNumber == 0 && st.WorkspacePath == "" {
-		b, ok, err := r.snapshotWhileWaiting(ctx, sc)
-		if err != nil || !ok {
+		plan, ok := r.runPlan(sc)
+		if !ok {
+			return nil
+		}
+		b, err := r.workspaceBuild(ctx, sc, plan.user, true)
+		if err != nil || b == nil {
 			return err
 		}
-		inFlight = b
+		build = b
 	}
 
 	admitted, release, err := s.tryAdmit(ctx, t)
 	if err != nil {
 		return err
 	}
-	if !admitted {
-		if inFlight != nil {
-			// No slot: the snapshot completes while the task waits.
-			if ws, err := r.recordPrepared(ctx, sc, inFlight); err != nil || ws == nil {
-				return err
-			}
+	if admitted {
+		sc.release = release // given back after the status write, whatever this pass does
+	}
+	if _, ready := build.(readyBuild); build != nil && (ready || !admitted) {
+		// No slot (the snapshot completes while the task waits), or the
+		// workspace was prepared in this pass: record it now.
+		if ws, err := r.recordPrepared(ctx, sc, build); err != nil || ws == nil {
+			return err
 		}
+	}
+	if !admitted {
 		st.Reason = ReasonWaitingForSlot
 		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.config().MaxParallel)
 		sc.requeueAfter(waitRequeue)
@@ -142,7 +155,6 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	}
 	// Admitted: a snapshot still being taken goes on in the background, and
 	// the Preparing pass creates the container meanwhile (preparing.go).
-	sc.release = release
 	run := nextRunNumber(t)
 	st.Phase = models.TaskPhasePreparing
 	st.RunNumber = run
@@ -154,37 +166,46 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	return nil
 }
 
-// snapshotWhileWaiting begins the first run's workspace as soon as the task
-// may run, before it waits for a slot: DESIGN §4 promises the task sees the
-// work folder as it was when the task was accepted, not as it is when a slot
-// frees minutes later. (A task with dependencies is snapshotted when they have
-// completed, so it can see their applied changes.) What depends on the spec is
-// checked before it returns; the rest of the snapshot may still be running
-// (see preparing.go). It reports false when the task was failed because its
-// spec cannot run; the building is nil when it was prepared in one go.
-func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (building, bool, error) {
+// workspaceBuild is the one way a run gets its workspace, whichever pass
+// asks: the build already in flight for the task, else (when mayBegin and the
+// bound on background builds allows) a new one in the background, whose
+// spec-dependent checks are done before it returns, else the workspace
+// prepared in the pass itself, as a readyBuild. A nil building with a nil
+// error means the task was failed: its work folder or base cannot be used.
+func (r *taskReconciler) workspaceBuild(ctx context.Context, sc *taskScope, user runAs, mayBegin bool) (building, error) {
 	s, t := r.s, sc.task
-	plan, ok := r.runPlan(sc)
-	if !ok {
-		return nil, false, nil
+	if b := s.builds.get(t.ID); b != nil {
+		return b, nil
 	}
-	user := plan.user
-	wb, ok := s.workspaces.(workspaceBeginner)
-	if !ok || s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.config().Workers) {
-		// Background builds are bounded like passes are, so a burst of tasks
-		// does not start a burst of git processes: past the bound, the pass
-		// prepares the workspace itself.
-		ws, err := r.prepareWorkspace(ctx, sc, user)
-		return nil, ws != nil, err
+	// Background builds are bounded like passes are, so a burst of tasks
+	// does not start a burst of git processes: past the bound, the pass
+	// prepares the workspace itself.
+	if wb, ok := s.workspaces.(workspaceBeginner); ok && mayBegin && s.builds.inFlight() < max(1, s.config().Workers) {
+		b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
+			return wb.Begin(ctx, r.prepareSpec(t, user))
+		})
+		if err != nil {
+			return nil, r.prepareFailed(sc, err)
+		}
+		return b, nil
 	}
-	b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
-		return wb.Begin(ctx, r.prepareSpec(t, user))
-	})
+	ws, err := s.workspaces.Prepare(ctx, r.prepareSpec(t, user))
 	if err != nil {
-		return nil, false, r.prepareFailed(sc, err)
+		return nil, r.prepareFailed(sc, err)
 	}
-	return b, true, nil
+	return readyBuild{ws}, nil
 }
+
+// readyBuild is a workspace prepared within the pass: a building that has
+// already finished.
+type readyBuild struct{ ws *workspace.Workspace }
+
+func (b readyBuild) Layout() *workspace.Workspace {
+	l := *b.ws
+	return &l
+}
+
+func (b readyBuild) Wait(context.Context) (*workspace.Workspace, error) { return b.ws, nil }
 
 // reconcilePreparing prepares the workspace and creates and starts the run's
 // container. It owns WorkspacePath, BaseCommit, ContainerID, RunStartedAt and
@@ -203,24 +224,16 @@ func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) 
 	if err != nil {
 		return err
 	}
-	// The container spec is built once, from the workspace's directories
-	// (known before a background build ends), and serves the create and the
-	// adoption check alike.
-	var (
-		ws      *workspace.Workspace
-		created *createResult
-		spec    engine.RunSpec
-		specErr error
-	)
-	if b := s.builds.get(t.ID); b != nil {
-		// The snapshot begun while Pending is still being recorded: create the
-		// container on its directories meanwhile. It is started only below,
-		// once the workspace is ready.
-		spec, specErr = r.runSpec(t, plan, b.Layout(), session)
-		ws, created, err = r.createWhilePreparing(ctx, sc, spec, specErr, b)
-	} else if ws, err = r.prepareWorkspace(ctx, sc, plan.user); ws != nil {
-		spec, specErr = r.runSpec(t, plan, ws, session)
+	// One path whatever prepared the workspace: the container spec is built
+	// once, from the workspace's directories (they exist before a background
+	// build ends), and the container is created while the build finishes; it
+	// is started only below, once the workspace is ready.
+	b, err := r.workspaceBuild(ctx, sc, plan.user, false)
+	if err != nil || b == nil {
+		return err
 	}
+	spec, specErr := r.runSpec(t, plan, b.Layout(), session)
+	ws, created, err := r.createWhilePreparing(ctx, sc, spec, specErr, b)
 	if err != nil || ws == nil {
 		return err
 	}
@@ -299,8 +312,9 @@ type createResult struct {
 	err error
 }
 
-// createWhilePreparing creates the run's container while the background build
-// b finishes, and returns the ready workspace with the create's outcome. Only
+// createWhilePreparing creates the run's container while the build b finishes
+// (at once for a readyBuild), and returns the ready workspace with the
+// create's outcome. Only
 // the Docker call runs beside the wait; everything that touches the pass's
 // scope happens after both. A nil workspace with a nil error means the task
 // was failed.
@@ -342,20 +356,9 @@ func (r *taskReconciler) prepareSpec(t *models.Task, user runAs) workspace.Prepa
 	}
 }
 
-// prepareWorkspace makes the task's workspace ready and records where it is
-// and its base commit. A nil workspace with a nil error means the task was
+// recordPrepared waits for the build b and records where the ready workspace
+// is and its base commit. A nil workspace with a nil error means the task was
 // failed: its work folder or base cannot be used.
-func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, user runAs) (*workspace.Workspace, error) {
-	ws, err := r.s.workspaces.Prepare(ctx, r.prepareSpec(sc.task, user))
-	if err != nil {
-		return nil, r.prepareFailed(sc, err)
-	}
-	r.recordWorkspace(sc, ws)
-	return ws, nil
-}
-
-// recordPrepared waits for the background build b and records its workspace
-// as prepareWorkspace does.
 func (r *taskReconciler) recordPrepared(ctx context.Context, sc *taskScope, b building) (*workspace.Workspace, error) {
 	ws, err := b.Wait(ctx)
 	if err != nil {
@@ -487,7 +490,7 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	}
 	timeout := s.taskTimeout(t)
 	deadline := runStart(t, info).Add(timeout)
-	follower := s.followers.ensure(s.taskFollowTarget(t, info))
+	follower := s.followers.Ensure(s.taskFollowTarget(t, info))
 
 	if !info.Finished() {
 		sc.notePaused(info, deadline)
@@ -513,7 +516,7 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 
 	// The container has exited. Its output must all be in the log file before
 	// the run is recorded as over.
-	if follower != nil && !follower.wait(ctx, s.drainWait) {
+	if follower != nil && !follower.Wait(ctx, s.drainWait) {
 		sc.requeueAfter(500 * time.Millisecond)
 		return nil
 	}
@@ -599,7 +602,7 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 	s, t := r.s, sc.task
 	st := &t.Status
 	run := st.RunNumber
-	s.followers.forget(followerKey{t.ID, run})
+	s.followers.Forget(t.ID, run)
 
 	in := outcomeInput{
 		Cancelled:    t.Spec.DesiredState == models.TaskDesiredCancel,
