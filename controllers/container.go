@@ -12,6 +12,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
@@ -132,7 +133,7 @@ type containerDeps struct {
 	// container, kindContainer for this controller.
 	notify func(kind, id string)
 	// followers copy an adopted container's output into a log file.
-	followers *followerSet
+	followers *logfollow.Set
 	// logPath is where a task run's output goes (logs.go).
 	logPath func(taskID string, run int) string
 }
@@ -192,7 +193,7 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 		}
 		r.seen.observe(name, true, true)
 		r.record(ctx, row, containerRow(info, taskID, run, true), now)
-		r.followers.ensure(r.adoptedFollowTarget(info, task, taskID, run))
+		r.followers.Ensure(r.adoptedFollowTarget(info, task, taskID, run))
 		return reconciler.Result{}, nil
 
 	case containerRemove:
@@ -206,7 +207,7 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 			}
 		}
 		r.seen.forget(name)
-		r.followers.forget(followerKey{taskID, run})
+		r.followers.Forget(taskID, run)
 		r.event(ctx, name, "ContainerRemoved", fmt.Sprintf("removed container %s, stopped for more than %s", name, maxAge))
 		return reconciler.Result{}, nil
 
@@ -295,13 +296,13 @@ func (r *containerReconciler) event(ctx context.Context, name, reason, message s
 
 // adoptedFollowTarget says where an adopted container's output goes: its
 // task run's log when the task exists, else logs/tasks/adopted/<name>.log.
-func (r *containerReconciler) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) followTarget {
+func (r *containerReconciler) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) logfollow.Target {
 	if task != nil {
 		profile, _ := r.config().Profile(task.Spec.Agent)
-		return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID, Path: r.logPath(taskID, run),
+		return logfollow.Target{TaskID: taskID, Run: run, ContainerID: info.ID, Path: r.logPath(taskID, run),
 			TrackTask: true, StreamJSON: profile.OutputFormat == "stream-json"}
 	}
-	return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID,
+	return logfollow.Target{TaskID: taskID, Run: run, ContainerID: info.ID,
 		Path: filepath.Join(r.paths.TaskLogDir, "adopted", info.Name+".log")}
 }
 

@@ -181,7 +181,7 @@ func TestSystem_RunsTasksWithFakeEngine(t *testing.T) {
 		c.Intervals.LeaseRenew = config.D(time.Second)
 		c.Intervals.Resync = config.D(2 * time.Second)
 	})
-	h.s.followers.stop() // Run starts its own term
+	h.s.followers.Stop() // Run starts its own term
 	h.fe.AutoRun = func(spec engine.RunSpec) ([]string, int, bool) {
 		_ = os.WriteFile(filepath.Join(workDirOf(spec), spec.Name+".txt"), []byte("x\n"), 0o644)
 		return []string{"working", "done"}, 0, true

@@ -174,8 +174,8 @@ func (r *diffReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 		case werr == nil:
 			res = sc.result
 		case errors.Is(werr, models.ErrConflict) && reterr == nil:
-			// Someone else wrote the diff in between (a spec change, the task
-			// controller superseding it, retention): decide again on fresh data.
+			// Someone else wrote the diff in between (a spec change,
+			// retention): decide again on fresh data.
 			log.Debug("diff status write conflicted, requeueing", zap.Error(werr))
 			res = reconciler.Result{RequeueAfter: conflictRequeue}
 		case errors.Is(werr, models.ErrNotFound):
@@ -207,6 +207,11 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 		}
 		done, err := r.settleInterruptedApply(ctx, sc)
 		if done || err != nil {
+			return err
+		}
+	}
+	if d.AwaitingDecision() {
+		if done, err := r.supersede(ctx, sc); done || err != nil {
 			return err
 		}
 	}

@@ -589,3 +589,43 @@ func inRepository(folder, top string) bool {
 	rel, err := filepath.Rel(top, folder)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
+
+// supersede ends a diff still awaiting a decision once a newer run of its
+// task has left its result: a diff of a later run exists, or a later run
+// reached collection (its exit was recorded) and ended, which leaves no diff
+// when it changed nothing. The newest result replaces the older ones: they
+// were all taken against the same base. It owns the move to Superseded; the
+// task controller only enqueues the older diffs when a run ends.
+func (r *diffReconciler) supersede(ctx context.Context, sc *diffScope) (bool, error) {
+	d := sc.diff
+	newer, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: d.TaskID})
+	if err != nil {
+		return false, fmt.Errorf("list diffs of task %s: %w", d.TaskID, err)
+	}
+	by := supersedingRun(d, sc.task, newer)
+	if by == 0 {
+		return false, nil
+	}
+	st := &d.Status
+	st.Phase, st.Reason = models.DiffPhaseSuperseded, "Superseded"
+	st.Message = fmt.Sprintf("superseded by run %d", by)
+	st.ConflictFiles = nil
+	return true, nil
+}
+
+// supersedingRun is the newest run of task whose result replaces d, or 0
+// when none does yet. A run that failed before its container ran, or whose
+// workspace was gone when it ended, left no result and replaces nothing.
+func supersedingRun(d *models.Diff, task *models.Task, diffs []models.Diff) int {
+	by := 0
+	for i := range diffs {
+		if diffs[i].RunNumber > d.RunNumber {
+			by = max(by, diffs[i].RunNumber)
+		}
+	}
+	st := task.Status
+	if st.RunNumber > d.RunNumber && st.Finished && st.ExitCode != nil && st.Reason != ReasonWorkspaceMissing {
+		by = max(by, st.RunNumber)
+	}
+	return by
+}

@@ -20,6 +20,10 @@ import (
 // (workspace.Begin) and, when the task is admitted at once, leaves the rest
 // running in the background; the Preparing pass then creates the container
 // while that rest finishes, and starts it only once the workspace is ready.
+// There is one path from Pending to Running (taskReconciler.workspaceBuild):
+// a workspace prepared within a pass (no background build possible, or a
+// revision reusing its workspace) is a readyBuild, a build that has finished,
+// and goes the same way.
 // Nothing of this is state a restart needs: a build lost with its process is
 // done again by the next Preparing pass (Prepare starts over on a workspace
 // without its marker), and a container created meanwhile is adopted by name.

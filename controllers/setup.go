@@ -55,7 +55,7 @@ func (s *System) setup(p ports, reg prometheus.Registerer) error {
 	// (dockerevents.go).
 	events := &dockerEvents{
 		rt: p.rt, storeID: s.storeID, log: s.log, notify: notify,
-		retryFollowers: s.followers.retryNow, resyncContainers: s.containers.resync, resyncAll: s.mgr.ResyncAll,
+		retryFollowers: s.followers.RetryNow, resyncContainers: s.containers.resync, resyncAll: s.mgr.ResyncAll,
 	}
 
 	// The workspace size walk, whose verdicts the task controller acts on

@@ -22,6 +22,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
@@ -129,7 +130,7 @@ type System struct {
 	admission admission
 	disk      *diskGuard      // verdicts of the workspace size walk (diskguard.go)
 	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
-	followers *followerSet
+	followers *logfollow.Set
 
 	runMu  sync.Mutex
 	runCtx context.Context // the context Run was called with
@@ -173,7 +174,7 @@ func newSystem(deps Deps, p ports) (*System, error) {
 		progressEvery: time.Second,
 	}
 	s.cfg.Store(cfg)
-	s.followers = newFollowerSet(s)
+	s.followers = newFollowers(s)
 
 	iv := cfg.Intervals
 	mgr, err := reconciler.NewManager(reconciler.ManagerOptions{
@@ -267,7 +268,7 @@ func (s *System) Status() SystemStatus {
 		Controllers:       ms.Controllers,
 		ContainersManaged: managed,
 		ContainersAdopted: adopted,
-		LogFollowers:      s.followers.active(),
+		LogFollowers:      s.followers.Active(),
 	}
 }
 
@@ -283,7 +284,7 @@ func (s *System) startTerm() {
 	// this term's lease holds (see models.Store.FenceContext).
 	ctx = s.store.FenceContext(ctx, LeaseName, s.mgr.Holder())
 	s.builds.start(ctx)
-	s.followers.start(ctx)
+	s.followers.Start(ctx)
 }
 
 // stopTerm runs after every controller of the term has stopped: the followers
@@ -291,7 +292,7 @@ func (s *System) startTerm() {
 // nothing more.
 func (s *System) stopTerm() {
 	s.builds.stop()
-	s.followers.stop()
+	s.followers.Stop()
 	s.containers.seen.reset()
 }
 

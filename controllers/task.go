@@ -28,8 +28,9 @@ import (
 // steps ends in adoption, never in a second container.
 
 const (
-	// conflictRequeue is how soon a pass whose status write lost a race with
-	// another writer (the log follower) runs again on fresh data.
+	// conflictRequeue is how soon a pass whose status write lost a race runs
+	// again on fresh data. The status has one writer (this controller); a
+	// front end's spec change (cancel, answer, revision) moves the row too.
 	conflictRequeue = 50 * time.Millisecond
 	// waitRequeue is the fallback poll for a task waiting for a slot or a
 	// dependency; the normal wake-up is an Enqueue when a run ends.
@@ -83,6 +84,9 @@ type taskScope struct {
 	// that made them true succeeded.
 	events []taskEvent
 	steps  []Step
+	// notifyDiffs are diffs the diff controller should look at again once
+	// the status is written (older diffs a finished run supersedes).
+	notifyDiffs []string
 }
 
 type taskEvent struct{ reason, message string }
@@ -156,8 +160,8 @@ func (r *taskReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 		case werr == nil:
 			res = sc.result
 		case errors.Is(werr, models.ErrConflict) && reterr == nil:
-			// Someone else (the log follower) wrote in between; decide again
-			// on fresh data rather than overwrite theirs.
+			// A front end changed the spec in between; decide again on
+			// fresh data rather than overwrite it.
 			log.Debug("task status write conflicted, requeueing", zap.Error(werr))
 			res = reconciler.Result{RequeueAfter: conflictRequeue}
 		case errors.Is(werr, models.ErrNotFound) && reterr == nil:
@@ -225,6 +229,9 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 	}
 	for _, st := range sc.steps {
 		s.step(st, t.ID, t.Status.RunNumber)
+	}
+	for _, id := range sc.notifyDiffs {
+		s.Notify(KindDiff, id)
 	}
 	if from != to {
 		s.log.Info("task phase changed", zap.String("task", t.ID), zap.Int("run", t.Status.RunNumber),

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,10 +17,6 @@ import (
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
-// agentHome is where a task's own home directory is mounted; HOME points there
-// so an agent's session files survive into the task's next run.
-const agentHome = "/home/agent"
-
 // fail ends the run as Failed with a reason and a sentence.
 func (sc *taskScope) fail(reason, message string) {
 	st := &sc.task.Status
@@ -32,8 +26,9 @@ func (sc *taskScope) fail(reason, message string) {
 // reconcileFollowUp starts the run a revision or an answer asked for after a
 // run that ended, succeeded or not (models.Task.WantsFollowUp). It owns the
 // move from the finished phase back to Pending and clears
-// the finished run's per-run fields; the session id, the workspace and the
-// diff id stay, since the next run continues them.
+// the finished run's per-run fields; the workspace and the diff id stay,
+// since the next run continues them (its agent session is read from the
+// earlier runs' rows when its container is built).
 func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) error {
 	t := sc.task
 	if !t.WantsFollowUp() {
@@ -49,8 +44,7 @@ func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) err
 	st.Message = fmt.Sprintf("run %d requested (%s)", nextRunNumber(t), kind)
 	st.ExitCode, st.RunStartedAt, st.EndTime = nil, nil, nil
 	st.ContainerID, st.ContainerName = "", ""
-	st.PendingQuestion, st.ResultText, st.LastMessage = "", "", ""
-	st.NumTurns, st.CostUSD = 0, 0
+	st.PendingQuestion = ""
 	return nil
 }
 
@@ -121,26 +115,39 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		}
 	}
 
-	var inFlight building
+	// The first run's workspace is snapshotted as soon as the task may run,
+	// before it waits for a slot: DESIGN §4 promises the task sees the work
+	// folder as it was when the task was accepted, not as it is when a slot
+	// frees minutes later. (A task with dependencies is snapshotted when they
+	// have completed, so it can see their applied changes.)
+	var build building
 	if st.RunNumber == 0 && st.WorkspacePath == "" {
-		b, ok, err := r.snapshotWhileWaiting(ctx, sc)
-		if err != nil || !ok {
+		plan, ok := r.runPlan(sc)
+		if !ok {
+			return nil
+		}
+		b, err := r.workspaceBuild(ctx, sc, plan.user, true)
+		if err != nil || b == nil {
 			return err
 		}
-		inFlight = b
+		build = b
 	}
 
 	admitted, release, err := s.tryAdmit(ctx, t)
 	if err != nil {
 		return err
 	}
-	if !admitted {
-		if inFlight != nil {
-			// No slot: the snapshot completes while the task waits.
-			if ws, err := r.recordPrepared(ctx, sc, inFlight); err != nil || ws == nil {
-				return err
-			}
+	if admitted {
+		sc.release = release // given back after the status write, whatever this pass does
+	}
+	if _, ready := build.(readyBuild); build != nil && (ready || !admitted) {
+		// No slot (the snapshot completes while the task waits), or the
+		// workspace was prepared in this pass: record it now.
+		if ws, err := r.recordPrepared(ctx, sc, build); err != nil || ws == nil {
+			return err
 		}
+	}
+	if !admitted {
 		st.Reason = ReasonWaitingForSlot
 		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.config().MaxParallel)
 		sc.requeueAfter(waitRequeue)
@@ -148,7 +155,6 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	}
 	// Admitted: a snapshot still being taken goes on in the background, and
 	// the Preparing pass creates the container meanwhile (preparing.go).
-	sc.release = release
 	run := nextRunNumber(t)
 	st.Phase = models.TaskPhasePreparing
 	st.RunNumber = run
@@ -160,41 +166,46 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	return nil
 }
 
-// snapshotWhileWaiting begins the first run's workspace as soon as the task
-// may run, before it waits for a slot: DESIGN §4 promises the task sees the
-// work folder as it was when the task was accepted, not as it is when a slot
-// frees minutes later. (A task with dependencies is snapshotted when they have
-// completed, so it can see their applied changes.) What depends on the spec is
-// checked before it returns; the rest of the snapshot may still be running
-// (see preparing.go). It reports false when the task was failed because its
-// spec cannot run; the building is nil when it was prepared in one go.
-func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (building, bool, error) {
+// workspaceBuild is the one way a run gets its workspace, whichever pass
+// asks: the build already in flight for the task, else (when mayBegin and the
+// bound on background builds allows) a new one in the background, whose
+// spec-dependent checks are done before it returns, else the workspace
+// prepared in the pass itself, as a readyBuild. A nil building with a nil
+// error means the task was failed: its work folder or base cannot be used.
+func (r *taskReconciler) workspaceBuild(ctx context.Context, sc *taskScope, user runAs, mayBegin bool) (building, error) {
 	s, t := r.s, sc.task
-	profile, ok := s.config().Profile(t.Spec.Agent)
-	if !ok {
-		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
-		return nil, false, nil
+	if b := s.builds.get(t.ID); b != nil {
+		return b, nil
 	}
-	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	// Background builds are bounded like passes are, so a burst of tasks
+	// does not start a burst of git processes: past the bound, the pass
+	// prepares the workspace itself.
+	if mayBegin && s.builds.inFlight() < max(1, s.config().Workers) {
+		b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
+			return s.workspaces.Begin(ctx, r.prepareSpec(t, user))
+		})
+		if err != nil {
+			return nil, r.prepareFailed(sc, err)
+		}
+		return b, nil
+	}
+	ws, err := s.workspaces.Prepare(ctx, r.prepareSpec(t, user))
 	if err != nil {
-		sc.fail(ReasonInvalidSpec, err.Error())
-		return nil, false, nil
+		return nil, r.prepareFailed(sc, err)
 	}
-	if s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.config().Workers) {
-		// Background builds are bounded like passes are, so a burst of tasks
-		// does not start a burst of git processes: past the bound, the pass
-		// prepares the workspace itself.
-		ws, err := r.prepareWorkspace(ctx, sc, user)
-		return nil, ws != nil, err
-	}
-	b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
-		return s.workspaces.Begin(ctx, r.prepareSpec(t, user))
-	})
-	if err != nil {
-		return nil, false, r.prepareFailed(sc, err)
-	}
-	return b, true, nil
+	return readyBuild{ws}, nil
 }
+
+// readyBuild is a workspace prepared within the pass: a building that has
+// already finished.
+type readyBuild struct{ ws *workspace.Workspace }
+
+func (b readyBuild) Layout() *workspace.Workspace {
+	l := *b.ws
+	return &l
+}
+
+func (b readyBuild) Wait(context.Context) (*workspace.Workspace, error) { return b.ws, nil }
 
 // reconcilePreparing prepares the workspace and creates and starts the run's
 // container. It owns WorkspacePath, BaseCommit, ContainerID, RunStartedAt and
@@ -205,32 +216,32 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 // and an adopted container is started only if it never was.
 func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) error {
 	s, t := r.s, sc.task
-	profile, ok := s.config().Profile(t.Spec.Agent)
+	plan, ok := r.runPlan(sc)
 	if !ok {
-		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
 		return nil
 	}
-	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	session, err := r.resumedSession(ctx, t)
 	if err != nil {
-		sc.fail(ReasonInvalidSpec, err.Error())
-		return nil
+		return err
 	}
-	var (
-		ws      *workspace.Workspace
-		created *createResult
-	)
-	if b := s.builds.get(t.ID); b != nil {
-		// The snapshot begun while Pending is still being recorded: create the
-		// container on its directories meanwhile. It is started only below,
-		// once the workspace is ready.
-		ws, created, err = r.createWhilePreparing(ctx, sc, profile, user, b)
-	} else {
-		ws, err = r.prepareWorkspace(ctx, sc, user)
+	// One path whatever prepared the workspace: the container spec is built
+	// once, from the workspace's directories (they exist before a background
+	// build ends), and the container is created while the build finishes; it
+	// is started only below, once the workspace is ready.
+	b, err := r.workspaceBuild(ctx, sc, plan.user, false)
+	if err != nil || b == nil {
+		return err
 	}
+	spec, specErr := r.runSpec(t, plan, b.Layout(), session)
+	ws, created, err := r.createWhilePreparing(ctx, sc, spec, specErr, b)
 	if err != nil || ws == nil {
 		return err
 	}
-	info, err := r.ensureContainer(ctx, sc, profile, ws, user, created)
+	if specErr != nil {
+		sc.fail(ReasonInvalidSpec, specErr.Error())
+		return nil
+	}
+	info, err := r.ensureContainer(ctx, sc, plan.profile, spec, created)
 	if err != nil || info == nil {
 		return err
 	}
@@ -249,26 +260,69 @@ func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) 
 	return nil
 }
 
+// runPlan is what a run is started with that does not depend on the
+// workspace: the agent profile and the identity the container runs as. It is
+// looked up once per pass; false means the task was failed (its spec cannot
+// run).
+type runPlan struct {
+	profile config.Profile
+	user    runAs
+}
+
+func (r *taskReconciler) runPlan(sc *taskScope) (runPlan, bool) {
+	t := sc.task
+	profile, ok := r.s.config().Profile(t.Spec.Agent)
+	if !ok {
+		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
+		return runPlan{}, false
+	}
+	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	if err != nil {
+		sc.fail(ReasonInvalidSpec, err.Error())
+		return runPlan{}, false
+	}
+	return runPlan{profile: profile, user: user}, true
+}
+
+// resumedSession is the agent session the task's current run continues: none
+// for a first run, else the newest one an earlier run recorded on its own
+// row (written there by that run's log follower, never on the task).
+func (r *taskReconciler) resumedSession(ctx context.Context, t *models.Task) (string, error) {
+	if t.Status.RunNumber <= 1 {
+		return "", nil
+	}
+	id, err := r.s.store.LastSessionID(ctx, t.ID, t.Status.RunNumber)
+	if err != nil {
+		return "", fmt.Errorf("read agent session: %w", err)
+	}
+	return id, nil
+}
+
+// runSpec is the container spec of the task's current run on layout.
+func (r *taskReconciler) runSpec(t *models.Task, plan runPlan, layout *workspace.Workspace, session string) (engine.RunSpec, error) {
+	return buildRunSpec(runSpecInput{
+		Task: t, Run: t.Status.RunNumber, Profile: plan.profile, Workspace: layout,
+		StoreID: r.s.storeID, User: plan.user.user, SessionID: session, LookupEnv: os.LookupEnv,
+	})
+}
+
 // createResult is the outcome of a container create made ahead of its use.
 type createResult struct {
 	id  string
 	err error
 }
 
-// createWhilePreparing creates the run's container while the background build
-// b finishes, and returns the ready workspace with the create's outcome. Only
+// createWhilePreparing creates the run's container while the build b finishes
+// (at once for a readyBuild), and returns the ready workspace with the
+// create's outcome. Only
 // the Docker call runs beside the wait; everything that touches the pass's
 // scope happens after both. A nil workspace with a nil error means the task
 // was failed.
-func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, profile config.Profile,
-	user runAs, b building) (*workspace.Workspace, *createResult, error) {
+func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, spec engine.RunSpec, specErr error,
+	b building) (*workspace.Workspace, *createResult, error) {
 	s, t := r.s, sc.task
-	spec, err := buildRunSpec(runSpecInput{
-		Task: t, Run: t.Status.RunNumber, Profile: profile, Workspace: b.Layout(),
-		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
-	})
-	if err != nil {
-		// ensureContainer fails the task with the same error once it is ready.
+	if specErr != nil {
+		// The pass fails the task with specErr once the workspace is ready.
 		ws, err := r.recordPrepared(ctx, sc, b)
 		return ws, nil, err
 	}
@@ -302,20 +356,9 @@ func (r *taskReconciler) prepareSpec(t *models.Task, user runAs) workspace.Prepa
 	}
 }
 
-// prepareWorkspace makes the task's workspace ready and records where it is
-// and its base commit. A nil workspace with a nil error means the task was
+// recordPrepared waits for the build b and records where the ready workspace
+// is and its base commit. A nil workspace with a nil error means the task was
 // failed: its work folder or base cannot be used.
-func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, user runAs) (*workspace.Workspace, error) {
-	ws, err := r.s.workspaces.Prepare(ctx, r.prepareSpec(sc.task, user))
-	if err != nil {
-		return nil, r.prepareFailed(sc, err)
-	}
-	r.recordWorkspace(sc, ws)
-	return ws, nil
-}
-
-// recordPrepared waits for the background build b and records its workspace
-// as prepareWorkspace does.
 func (r *taskReconciler) recordPrepared(ctx context.Context, sc *taskScope, b building) (*workspace.Workspace, error) {
 	ws, err := b.Wait(ctx)
 	if err != nil {
@@ -349,22 +392,15 @@ func (r *taskReconciler) recordWorkspace(sc *taskScope, ws *workspace.Workspace)
 	r.s.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
 }
 
-// ensureContainer creates the run's container (unless created carries the
+// ensureContainer creates the run's container from spec (unless created carries the
 // outcome of a create made already), or adopts the one a previous pass created
 // before it died, and starts it unless it already ran. A nil result with a nil
 // error means the task was failed.
 func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, profile config.Profile,
-	ws *workspace.Workspace, user runAs, created *createResult) (*engine.ContainerInfo, error) {
+	spec engine.RunSpec, created *createResult) (*engine.ContainerInfo, error) {
 	s, t := r.s, sc.task
 	run := t.Status.RunNumber
-	spec, err := buildRunSpec(runSpecInput{
-		Task: t, Run: run, Profile: profile, Workspace: ws,
-		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
-	})
-	if err != nil {
-		sc.fail(ReasonInvalidSpec, err.Error())
-		return nil, nil
-	}
+	var err error
 	log := s.log.With(zap.String("task", t.ID), zap.Int("run", run), zap.String("container", spec.Name))
 
 	var id string
@@ -425,8 +461,9 @@ func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, pro
 // reconcileRunning watches the run's container until it exits. It owns
 // ExitCode, the TimedOut or OOMKilled reason carried to Collecting, the
 // container stop at the deadline, and the move to Collecting (or to Failed
-// when the container vanished). The log follower it keeps alive owns
-// LastOutputAt and the agent's progress fields.
+// when the container vanished). The log follower it keeps alive owns the
+// run's execution_logs row (output time, the agent's progress); the task's
+// status is never written by it.
 func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) error {
 	s, t := r.s, sc.task
 	st := &t.Status
@@ -453,7 +490,7 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	}
 	timeout := s.taskTimeout(t)
 	deadline := runStart(t, info).Add(timeout)
-	follower := s.followers.ensure(s.taskFollowTarget(t, info))
+	follower := s.followers.Ensure(s.taskFollowTarget(t, info))
 
 	if !info.Finished() {
 		sc.notePaused(info, deadline)
@@ -479,13 +516,8 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 
 	// The container has exited. Its output must all be in the log file before
 	// the run is recorded as over.
-	if follower != nil && !follower.wait(ctx, s.drainWait) {
+	if follower != nil && !follower.Wait(ctx, s.drainWait) {
 		sc.requeueAfter(500 * time.Millisecond)
-		return nil
-	}
-	// The follower's last progress write moved the row on: decide on it.
-	if fresh, err := s.store.GetTask(ctx, t.ID); err == nil && fresh.ResourceVersion != t.ResourceVersion {
-		sc.requeueAfter(time.Millisecond)
 		return nil
 	}
 	s.step(StepExited, t.ID, st.RunNumber)
@@ -563,14 +595,14 @@ func (s *System) daemonStateAtExit(ctx context.Context, info engine.ContainerInf
 }
 
 // reconcileCollecting captures what the run left in its workspace and ends
-// the run. It owns DiffID, the Superseded phase of the task's older diffs
-// still awaiting review, PendingQuestion, and the final Phase, Reason and
-// Message.
+// the run. It owns DiffID, PendingQuestion, and the final Phase, Reason and
+// Message; the task's older diffs still awaiting review are handed to the
+// diff controller, which supersedes them.
 func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope) error {
 	s, t := r.s, sc.task
 	st := &t.Status
 	run := st.RunNumber
-	s.followers.forget(followerKey{t.ID, run})
+	s.followers.Forget(t.ID, run)
 
 	in := outcomeInput{
 		Cancelled:    t.Spec.DesiredState == models.TaskDesiredCancel,
@@ -597,7 +629,15 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 	s.step(StepDiffRecorded, t.ID, run)
 
 	if profile, ok := s.config().Profile(t.Spec.Agent); ok && profile.OutputFormat == "stream-json" {
-		in.Question = questionFrom(st.ResultText, st.LastMessage)
+		// The run's own row holds what the agent said; its follower, the
+		// row's only writer, drained before the run left Running.
+		el, err := s.store.GetExecutionLog(ctx, t.ID, run)
+		switch {
+		case err == nil:
+			in.Question = questionFrom(el.Progress.ResultText, el.Progress.LastMessage)
+		case !errors.Is(err, models.ErrNotFound):
+			return fmt.Errorf("read progress of run %d: %w", run, err)
+		}
 	}
 	o := runOutcome(in)
 	st.Phase, st.Reason, st.Message, st.PendingQuestion = o.Phase, o.Reason, o.Message, o.PendingQuestion
@@ -620,7 +660,8 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 	if i := slices.IndexFunc(diffs, func(d models.Diff) bool { return d.RunNumber == run }); i >= 0 {
 		st.DiffID = diffs[i].ID
 		in.Capture, in.CaptureText = captureDiff, diffSummary(&diffs[i])
-		return r.supersedeDiffs(ctx, diffs, run)
+		r.supersedeDiffs(sc, diffs, run)
+		return nil
 	}
 	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.config().MaxPatchBytes)
 	switch {
@@ -650,7 +691,8 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 			s.Notify(KindDiff, stored.ID)
 		}
 	}
-	return r.supersedeDiffs(ctx, diffs, run)
+	r.supersedeDiffs(sc, diffs, run)
+	return nil
 }
 
 // tooLargeMessage tells the user of a run whose change was too large to keep
@@ -664,25 +706,18 @@ func tooLargeMessage(t *models.Task, ws *workspace.Workspace, run int, err error
 		err, ws.WorkDir, t.Spec.WorkFolder, ws.GitDir, workspace.RunRef(run), workspace.BranchName(t.ID))
 }
 
-// supersedeDiffs marks the task's diffs (as listed) of earlier runs that
-// still await a decision as Superseded: the newest run's result (a diff
-// against the same base, or no change at all) replaces them.
-func (r *taskReconciler) supersedeDiffs(ctx context.Context, diffs []models.Diff, run int) error {
-	s := r.s
+// supersedeDiffs asks the diff controller to look at the task's diffs (as
+// listed) of earlier runs that still await a decision: the newest run's
+// result (a diff against the same base, or no change at all) replaces them.
+// The diff controller decides and writes Superseded itself (diffSuperseded);
+// the keys are enqueued once this pass's status write made the run's result
+// visible.
+func (r *taskReconciler) supersedeDiffs(sc *taskScope, diffs []models.Diff, run int) {
 	for i := range diffs {
-		d := &diffs[i]
-		if !d.AwaitingDecision() || d.RunNumber >= run {
-			continue
+		if d := &diffs[i]; d.AwaitingDecision() && d.RunNumber < run {
+			sc.notifyDiffs = append(sc.notifyDiffs, d.ID)
 		}
-		d.Status.Phase = models.DiffPhaseSuperseded
-		d.Status.Reason = "Superseded"
-		d.Status.Message = fmt.Sprintf("superseded by run %d", run)
-		if err := s.store.UpdateDiffStatus(ctx, d); err != nil {
-			return fmt.Errorf("supersede diff: %w", err)
-		}
-		s.Notify(KindDiff, d.ID)
 	}
-	return nil
 }
 
 func diffSummary(d *models.Diff) string {
@@ -757,122 +792,4 @@ func containerRow(info engine.ContainerInfo, taskID string, run int, adopted boo
 		c.ExitCode = &code
 	}
 	return c
-}
-
-// runAs is the identity a task's container runs as, and the owner its
-// workspace is handed to (-1: left as it is).
-type runAs struct {
-	user     string
-	uid, gid int
-}
-
-// containerUser picks the container's user: when the server runs as root,
-// the profile's non-root uid:gid, and the workspace is handed to it; when it
-// runs as an ordinary user, that same uid:gid, so the files the agent writes
-// stay readable and removable by the server.
-func containerUser(profileUser string, euid, egid int) (runAs, error) {
-	if euid != 0 {
-		return runAs{user: fmt.Sprintf("%d:%d", euid, egid), uid: -1, gid: -1}, nil
-	}
-	uid, gid, err := config.ParseUser(profileUser)
-	if err != nil {
-		return runAs{}, fmt.Errorf("profile user: %w", err)
-	}
-	return runAs{user: fmt.Sprintf("%d:%d", uid, gid), uid: uid, gid: gid}, nil
-}
-
-// runSpecInput is what a run's container is built from.
-type runSpecInput struct {
-	Task      *models.Task
-	Run       int
-	Profile   config.Profile
-	Workspace *workspace.Workspace
-	StoreID   string
-	User      string
-	LookupEnv func(string) (string, bool)
-}
-
-// buildRunSpec describes the container of one task run. Everything comes
-// from the profile except the prompt (one argv element), the resource
-// requests (clamped to the profile's ceilings) and the task's own workspace
-// and home, the only host paths mounted. Environment values are read from the
-// server's environment here, at creation, and go nowhere but to Docker.
-func buildRunSpec(in runSpecInput) (engine.RunSpec, error) {
-	t, p, ws := in.Task, in.Profile, in.Workspace
-	argv, err := commandFor(t, in.Run, p)
-	if err != nil {
-		return engine.RunSpec{}, fmt.Errorf("profile %q: %w", t.Spec.Agent, err)
-	}
-	env := []string{"HOME=" + agentHome}
-	for _, name := range p.Env {
-		if name == "HOME" {
-			continue
-		}
-		if v, ok := in.LookupEnv(name); ok {
-			env = append(env, name+"="+v)
-		}
-	}
-	workDir := p.WorkDir
-	if workDir == "" {
-		workDir = "/workspace"
-	}
-	mem, cpus, pids := resourcesFor(t.Spec, p)
-	return engine.RunSpec{
-		Name:        engine.ContainerName(t.ID, in.Run),
-		Image:       p.Image,
-		Cmd:         argv,
-		Env:         env,
-		Labels:      engine.Labels(in.StoreID, t.ID, in.Run),
-		User:        in.User,
-		WorkDir:     path.Join(workDir, ws.Subdir),
-		Network:     p.Network,
-		MemoryBytes: mem,
-		NanoCPUs:    cpus,
-		PidsLimit:   pids,
-		Mounts: []engine.Mount{
-			{Source: ws.WorkDir, Target: workDir},
-			{Source: ws.HomeDir, Target: agentHome},
-		},
-	}, nil
-}
-
-// commandFor renders the argv of a run: the profile's command with the prompt
-// for the first run, its resume command with the follow-up text and the agent
-// session for later ones. A profile that resumes by session id but has none
-// recorded (the first run never announced one) starts afresh with the
-// follow-up appended to the prompt.
-func commandFor(t *models.Task, run int, p config.Profile) ([]string, error) {
-	data := config.TemplateData{
-		Prompt:    t.Spec.Prompt,
-		SessionID: t.Status.SessionID,
-		Feedback:  t.Spec.FollowUp,
-		TaskID:    t.ID,
-		Run:       run,
-	}
-	if run <= 1 {
-		return p.RenderCommand(data)
-	}
-	if data.SessionID == "" && strings.Contains(strings.Join(p.ResumeCommand, "\x00"), "SessionID") {
-		data.Prompt = t.Spec.Prompt + "\n\n" + t.Spec.FollowUp
-		return p.RenderCommand(data)
-	}
-	return p.RenderResumeCommand(data)
-}
-
-// resourcesFor returns the limits of a run: the task's requests where it made
-// them, else the profile's defaults, never above the profile's ceilings.
-func resourcesFor(spec models.TaskSpec, p config.Profile) (memory, nanoCPUs, pids int64) {
-	pick := func(req, def, ceiling int64) int64 {
-		v := def
-		if req > 0 {
-			v = req
-		}
-		if ceiling > 0 && v > ceiling {
-			v = ceiling
-		}
-		return v
-	}
-	return pick(spec.MemoryBytes, p.Resources.MemoryBytes, p.Ceilings.MemoryBytes),
-		pick(spec.NanoCPUs, p.Resources.NanoCPUs, p.Ceilings.NanoCPUs),
-		pick(0, p.Resources.Pids, p.Ceilings.Pids)
 }

@@ -100,6 +100,9 @@ func newBenchEnv(b *testing.B, eng *engine.Engine) *benchEnv {
 	cfg.Log.Dir = filepath.Join(home, "logs")
 	cfg.MaxParallel = 25
 	cfg.DefaultAgent = "shell"
+	// The benchmark's repositories are under the temporary directory, which
+	// the default allowed roots (the user's home) leave out.
+	cfg.AllowedRoots = []string{os.TempDir()}
 	shell := cfg.Profiles["shell"]
 	shell.Resources = config.Resources{MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, Pids: 64}
 	cfg.Profiles["shell"] = shell
