@@ -81,7 +81,7 @@ func TestContainerReconcile_AdoptsOrphanAndFollowsItsOutput(t *testing.T) {
 	if managed, adopted := h.s.containers.seen.counts(); managed != 0 || adopted != 1 {
 		t.Errorf("counts managed %d adopted %d", managed, adopted)
 	}
-	path := filepath.Join(h.s.paths.TaskLogDir, "adopted", name+".log")
+	path := filepath.Join(h.s.tasks.paths.TaskLogDir, "adopted", name+".log")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b, _ := os.ReadFile(path)
@@ -181,7 +181,7 @@ func TestSystem_RunsTasksWithFakeEngine(t *testing.T) {
 		c.Intervals.LeaseRenew = config.D(time.Second)
 		c.Intervals.Resync = config.D(2 * time.Second)
 	})
-	h.s.followers.Stop() // Run starts its own term
+	h.s.tasks.followers.Stop() // Run starts its own term
 	h.fe.AutoRun = func(spec engine.RunSpec) ([]string, int, bool) {
 		_ = os.WriteFile(filepath.Join(workDirOf(spec), spec.Name+".txt"), []byte("x\n"), 0o644)
 		return []string{"working", "done"}, 0, true

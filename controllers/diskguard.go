@@ -124,16 +124,16 @@ func (g *diskGuard) verdict(taskID string) (oversize, bool) {
 func (r *taskReconciler) guardDisk(ctx context.Context, sc *taskScope) (done bool, err error) {
 	switch sc.task.Status.Phase {
 	case models.TaskPhasePending:
-		return r.s.holdWhileDiskLow(sc), nil
+		return r.deps.holdWhileDiskLow(sc), nil
 	case models.TaskPhaseRunning:
-		return r.s.stopOversizeRun(ctx, sc)
+		return r.deps.stopOversizeRun(ctx, sc)
 	}
 	return false, nil
 }
 
 // holdWhileDiskLow keeps a task from starting a run (or taking its
 // snapshot) while the workspaces' volume has less than the reserve free.
-func (s *System) holdWhileDiskLow(sc *taskScope) bool {
+func (s *taskDeps) holdWhileDiskLow(sc *taskScope) bool {
 	reserve := s.config().Limits.DiskReserveBytes
 	if reserve <= 0 {
 		return false
@@ -161,7 +161,7 @@ func (s *System) holdWhileDiskLow(sc *taskScope) bool {
 // stopOversizeRun ends a run the last size walk found over the cap: its
 // container is stopped and the task fails as WorkspaceTooLarge. The
 // workspace is kept for inspection until retention removes it.
-func (s *System) stopOversizeRun(ctx context.Context, sc *taskScope) (bool, error) {
+func (s *taskDeps) stopOversizeRun(ctx context.Context, sc *taskScope) (bool, error) {
 	t := sc.task
 	o, ok := s.disk.verdict(t.ID)
 	if !ok || o.run != t.Status.RunNumber {

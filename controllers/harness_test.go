@@ -64,14 +64,14 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	if err != nil {
 		t.Fatalf("new system: %v", err)
 	}
-	s.stopGrace = 0
-	s.progressEvery = 20 * time.Millisecond
-	s.drainWait = 5 * time.Second
-	s.followers.Start(ctx)
-	t.Cleanup(s.followers.Stop)
+	s.tasks.stopGrace = 0
+	s.tasks.progressEvery = 20 * time.Millisecond
+	s.tasks.drainWait = 5 * time.Second
+	s.tasks.followers.Start(ctx)
+	t.Cleanup(s.tasks.followers.Stop)
 	// Workspaces begun while a task is Pending finish in the background; the
 	// test's directories must outlive them.
-	t.Cleanup(s.builds.stop)
+	t.Cleanup(s.tasks.builds.stop)
 	h.s = s
 	h.repo = testutil.NewRepo(t, t.TempDir(), map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
 	return h
@@ -113,7 +113,7 @@ func (h *harness) reconcile(id string) reconciler.Result {
 func (h *harness) reconcileErr(id string) (reconciler.Result, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	return (&taskReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: id})
+	return (&taskReconciler{deps: h.s.tasks}).Reconcile(ctx, reconciler.Request{Key: id})
 }
 
 // diffPass runs the diff controller's pass the task controller's Notify asks
@@ -227,7 +227,7 @@ func (h *harness) stepsSeen() []string {
 
 func (h *harness) logFile(id string, run int) string {
 	h.t.Helper()
-	b, err := os.ReadFile(h.s.taskLogPath(id, run))
+	b, err := os.ReadFile(h.s.tasks.taskLogPath(id, run))
 	if err != nil {
 		h.t.Fatalf("read task log: %v", err)
 	}

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"time"
 
 	"github.com/claude-parallel/claude-parallel/config/redact"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
@@ -16,12 +15,12 @@ import (
 // and the store port the followers write their run rows through.
 
 // taskLogPath is where a task run's output goes.
-func (s *System) taskLogPath(taskID string, run int) string {
+func (s *taskDeps) taskLogPath(taskID string, run int) string {
 	return tasklog.Path(s.paths.TaskLogDir, taskID, run)
 }
 
 // taskFollowTarget is the follow target of a task's current run.
-func (s *System) taskFollowTarget(t *models.Task, info engine.ContainerInfo) logfollow.Target {
+func (s *taskDeps) taskFollowTarget(t *models.Task, info engine.ContainerInfo) logfollow.Target {
 	profile, _ := s.config().Profile(t.Spec.Agent)
 	return logfollow.Target{
 		TaskID:      t.ID,
@@ -33,20 +32,9 @@ func (s *System) taskFollowTarget(t *models.Task, info engine.ContainerInfo) log
 	}
 }
 
-// newFollowers builds the log followers of s. They reach the store only
-// through runRecorder and the engine only to read logs.
-func newFollowers(s *System) *logfollow.Set {
-	return logfollow.NewSet(logfollow.Deps{
-		Engine:        s.rt,
-		Runs:          runRecorder{s.store},
-		Redactor:      func() *redact.Redactor { return s.config().Redactor() },
-		ProgressEvery: func() time.Duration { return s.progressEvery },
-		Log:           s.log,
-	})
-}
-
 // runRecorder is the followers' port to the store: the run's own row, and
-// nothing else.
+// nothing else (setup gives it to logfollow.NewSet). The followers reach the
+// engine only to read logs.
 type runRecorder struct{ store *models.Store }
 
 func (r runRecorder) RecordRun(ctx context.Context, row *models.ExecutionLog) error {

@@ -115,9 +115,9 @@ func TestLogFollower_RedactsSecretsBeforeFileAndStore(t *testing.T) {
 
 	// A follower started again on the same file (a restart) stores nothing
 	// twice: resume compares the redacted lines.
-	h.s.followers.Forget(task.ID, 1)
+	h.s.tasks.followers.Forget(task.ID, 1)
 	info, _ := h.fe.Inspect(h.ctx, name)
-	f := h.s.followers.Ensure(h.s.taskFollowTarget(got, info))
+	f := h.s.tasks.followers.Ensure(h.s.tasks.taskFollowTarget(got, info))
 	if !f.Wait(h.ctx, 5*time.Second) {
 		t.Fatal("restarted follower did not finish")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/config/redact"
+	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
 
@@ -23,52 +24,68 @@ import (
 //
 // The components reach each other only through notify (the manager's
 // Notify: KindTask, KindDiff, kindContainer), so none holds another.
-func (s *System) setup(p ports, reg prometheus.Registerer) error {
+func (s *System) setup(p ports, afterStep func(Step, string, int), reg prometheus.Registerer) error {
 	cfg := s.config()
 	iv := cfg.Intervals
+	paths, storeID := cfg.Paths(), s.store.InstallationID()
 	notify := s.mgr.Notify
 	named := func(kind, name string) *zap.Logger { return s.log.With(zap.String(kind, name)) }
 	roots := func() []string { return allowedRoots(s.config()) }
 	secrets := func() *redact.Redactor { return s.config().Redactor() }
+	step := func(st Step, taskID string, run int) {
+		if afterStep != nil {
+			afterStep(st, taskID, run)
+		}
+	}
+
+	// The workspace size walk, whose verdicts the task controller acts on
+	// (diskguard.go).
+	disk := &diskGuard{
+		store: s.store, log: named("runnable", workspaceSizeName), now: time.Now, notify: notify,
+		limit: func() int64 { return s.config().Limits.WorkspaceMaxBytes },
+	}
 
 	// Task: a task intent from Pending to its final phase (task.go,
-	// task_steps.go); keys are task ids.
-	tasks := &taskReconciler{s: s}
+	// task_steps.go); keys are task ids. Its log followers copy each run's
+	// output into its log file and the run's row (controllers/logfollow).
+	s.tasks = &taskDeps{
+		store: s.store, ports: p, paths: paths, storeID: storeID, log: s.log, config: s.config,
+		now: time.Now, notify: notify, step: step, disk: disk,
+		stopGrace: 5 * time.Second, drainWait: 20 * time.Second, progressEvery: time.Second,
+	}
+	s.tasks.followers = logfollow.NewSet(logfollow.Deps{
+		Engine: p.rt, Runs: runRecorder{s.store}, Redactor: secrets, Log: s.log,
+		ProgressEvery: func() time.Duration { return s.tasks.progressEvery },
+	})
+	tasks := &taskReconciler{deps: s.tasks}
 
 	// Container: Docker and the container registry in step — adopt, remove,
 	// forget (container.go); keys are container names.
 	s.containers = &containerReconciler{containerDeps: containerDeps{
-		store: s.store, rt: p.rt, storeID: s.storeID, paths: s.paths,
-		log: named("controller", containerControllerName), now: s.now, config: s.config,
-		notify: notify, followers: s.followers, logPath: s.taskLogPath,
+		store: s.store, rt: p.rt, storeID: storeID, paths: paths,
+		log: named("controller", containerControllerName), now: time.Now, config: s.config,
+		notify: notify, followers: s.tasks.followers, logPath: s.tasks.taskLogPath,
 	}}
 
 	// Diff: apply, reject and re-check captured diffs (diff.go,
 	// diff_steps.go); keys are diff ids.
 	s.diffRec = &diffReconciler{
-		store: s.store, rt: p.rt, workspaces: p.workspaces, paths: s.paths, storeID: s.storeID,
-		log: named("controller", diffControllerName), now: s.now, notify: notify, step: s.step,
+		store: s.store, rt: p.rt, workspaces: p.workspaces, paths: paths, storeID: storeID,
+		log: named("controller", diffControllerName), now: time.Now, notify: notify, step: step,
 		locks: newTargetLocks(), roots: roots, secrets: secrets,
 	}
 
 	// Docker's events, as hints for the task and container controllers
 	// (dockerevents.go).
 	events := &dockerEvents{
-		rt: p.rt, storeID: s.storeID, log: s.log, notify: notify,
-		retryFollowers: s.followers.RetryNow, resyncContainers: s.containers.resync, resyncAll: s.mgr.ResyncAll,
-	}
-
-	// The workspace size walk, whose verdicts the task controller acts on
-	// (diskguard.go).
-	s.disk = &diskGuard{
-		store: s.store, log: named("runnable", workspaceSizeName), now: s.now, notify: notify,
-		limit: func() int64 { return s.config().Limits.WorkspaceMaxBytes },
+		rt: p.rt, storeID: storeID, log: s.log, notify: notify,
+		retryFollowers: s.tasks.followers.RetryNow, resyncContainers: s.containers.resync, resyncAll: s.mgr.ResyncAll,
 	}
 
 	// Retention: old tasks, diffs, logs and workspaces go (retention.go).
 	retain := &retention{
-		store: s.store, workspaces: p.workspaces, paths: s.paths, batch: retentionBatch,
-		log: named("runnable", retentionName), now: s.now, notify: notify,
+		store: s.store, workspaces: p.workspaces, paths: paths, batch: retentionBatch,
+		log: named("runnable", retentionName), now: time.Now, notify: notify,
 		maxAge: func() time.Duration { return s.config().Retention.DataMaxAge.Duration },
 	}
 
@@ -89,7 +106,7 @@ func (s *System) setup(p ports, reg prometheus.Registerer) error {
 		addController(s.mgr, diffControllerName, s.diffRec, ctl(s.store.ListLiveDiffIDs), KindDiff),
 		s.mgr.AddPeriodic(containerGCName, iv.ContainerGC.Duration, s.containers.resync),
 		s.mgr.AddRunnable(dockerEventsName, events.run),
-		s.mgr.AddPeriodic(workspaceSizeName, iv.WorkspaceCheck.Duration, s.disk.checkWorkspaceSizes),
+		s.mgr.AddPeriodic(workspaceSizeName, iv.WorkspaceCheck.Duration, disk.checkWorkspaceSizes),
 		s.mgr.AddPeriodic(retentionName, iv.Retention.Duration, retain.run),
 		s.mgr.AddRunnable(targetWatchName, watchTargets),
 	)

@@ -22,7 +22,6 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
-	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
@@ -104,33 +103,18 @@ type SystemStatus struct {
 // running what setup (setup.go) wires — the task, container and diff
 // controllers and the leader-only jobs — and the log followers.
 type System struct {
-	cfg     atomic.Pointer[config.Config] // swapped by SetConfig; read through config()
-	store   *models.Store
-	log     *zap.Logger
-	paths   config.Paths
-	storeID string // installation id: the claude-parallel.store label
-	ports
+	cfg   atomic.Pointer[config.Config] // swapped by SetConfig; read through config()
+	store *models.Store
+	log   *zap.Logger
+	mgr   *reconciler.Manager
 
-	afterStep func(Step, string, int)
-	now       func() time.Time
-	// stopGrace is how long a stopped container gets between SIGTERM and SIGKILL.
-	stopGrace time.Duration
-	// drainWait bounds how long one reconcile pass waits for a log follower to
-	// drain an exited container's output before it requeues instead.
-	drainWait time.Duration
-	// progressEvery throttles the follower's writes of output progress.
-	progressEvery time.Duration
-
-	mgr *reconciler.Manager
-	// The controllers setup built: the container controller's counts go into
-	// Status; tests drive passes of each by hand.
+	// What setup built that the System itself touches: the task controller's
+	// workspace builds and log followers live and die with a leadership term,
+	// the container controller's counts go into Status. Tests drive passes of
+	// each controller by hand.
+	tasks      *taskDeps
 	containers *containerReconciler
 	diffRec    *diffReconciler
-
-	admission admission
-	disk      *diskGuard      // verdicts of the workspace size walk (diskguard.go)
-	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
-	followers *logfollow.Set
 
 	runMu  sync.Mutex
 	runCtx context.Context // the context Run was called with
@@ -161,20 +145,8 @@ func newSystem(deps Deps, p ports) (*System, error) {
 		log = zap.NewNop()
 	}
 	cfg := deps.Config
-	s := &System{
-		store:         deps.Store,
-		log:           log,
-		paths:         cfg.Paths(),
-		storeID:       deps.Store.InstallationID(),
-		ports:         p,
-		afterStep:     deps.AfterStep,
-		now:           time.Now,
-		stopGrace:     5 * time.Second,
-		drainWait:     20 * time.Second,
-		progressEvery: time.Second,
-	}
+	s := &System{store: deps.Store, log: log}
 	s.cfg.Store(cfg)
-	s.followers = newFollowers(s)
 
 	iv := cfg.Intervals
 	mgr, err := reconciler.NewManager(reconciler.ManagerOptions{
@@ -195,7 +167,7 @@ func newSystem(deps Deps, p ports) (*System, error) {
 	}
 	s.mgr = mgr
 
-	if err := s.setup(p, deps.Registerer); err != nil {
+	if err := s.setup(p, deps.AfterStep, deps.Registerer); err != nil {
 		return nil, fmt.Errorf("new system: %w", err)
 	}
 	return s, nil
@@ -245,7 +217,7 @@ func (s *System) SetConfig(cfg *config.Config) {
 	ctx := s.runCtx
 	s.runMu.Unlock()
 	if ctx != nil && s.mgr.IsLeader() {
-		go s.wakePending(ctx)
+		go s.tasks.wakePending(ctx)
 	}
 }
 
@@ -268,7 +240,7 @@ func (s *System) Status() SystemStatus {
 		Controllers:       ms.Controllers,
 		ContainersManaged: managed,
 		ContainersAdopted: adopted,
-		LogFollowers:      s.followers.Active(),
+		LogFollowers:      s.tasks.followers.Active(),
 	}
 }
 
@@ -283,22 +255,15 @@ func (s *System) startTerm() {
 	// Log followers write to the store like the controllers: only while
 	// this term's lease holds (see models.Store.FenceContext).
 	ctx = s.store.FenceContext(ctx, LeaseName, s.mgr.Holder())
-	s.builds.start(ctx)
-	s.followers.Start(ctx)
+	s.tasks.builds.start(ctx)
+	s.tasks.followers.Start(ctx)
 }
 
 // stopTerm runs after every controller of the term has stopped: the followers
 // and the workspace builds stop too, so a process that lost the lease writes
 // nothing more.
 func (s *System) stopTerm() {
-	s.builds.stop()
-	s.followers.Stop()
+	s.tasks.builds.stop()
+	s.tasks.followers.Stop()
 	s.containers.seen.reset()
-}
-
-// step reports a durable step to the fault-injection hook.
-func (s *System) step(step Step, taskID string, run int) {
-	if s.afterStep != nil {
-		s.afterStep(step, taskID, run)
-	}
 }

@@ -69,8 +69,9 @@ const (
 // of its own time (see noteRetry).
 const retryNoteTimeout = 10 * time.Second
 
-// taskReconciler is the task controller's Reconciler; keys are task ids.
-type taskReconciler struct{ s *System }
+// taskReconciler is the task controller's Reconciler; keys are task ids. It
+// depends on taskDeps (taskdeps.go), not on System.
+type taskReconciler struct{ deps *taskDeps }
 
 // taskScope is what the steps of one pass share.
 type taskScope struct {
@@ -130,7 +131,7 @@ func (sc *taskScope) requeueAfter(d time.Duration) {
 
 // Reconcile moves one task one step towards its spec.
 func (r *taskReconciler) Reconcile(ctx context.Context, req reconciler.Request) (res reconciler.Result, reterr error) {
-	s := r.s
+	s := r.deps
 	task, err := s.store.GetTask(ctx, req.Key)
 	if errors.Is(err, models.ErrNotFound) {
 		return res, nil
@@ -208,7 +209,7 @@ func (r *taskReconciler) reconcilePhase(ctx context.Context, sc *taskScope) erro
 // pass's events are committed with it, in one transaction; then it reports
 // its steps and wakes whoever the transition concerns.
 func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK bool) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	if passOK && observesGeneration(t) {
 		t.Status.ObservedGeneration = t.Generation
 	}
@@ -231,7 +232,7 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 		s.step(st, t.ID, t.Status.RunNumber)
 	}
 	for _, id := range sc.notifyDiffs {
-		s.Notify(KindDiff, id)
+		s.notify(KindDiff, id)
 	}
 	if from != to {
 		s.log.Info("task phase changed", zap.String("task", t.ID), zap.Int("run", t.Status.RunNumber),
@@ -240,7 +241,7 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 		// Carry on with the next phase at once instead of waiting for a
 		// resync; the queue runs it after this pass returns.
 		if !t.Settled() {
-			s.Notify(KindTask, t.ID)
+			s.notify(KindTask, t.ID)
 		}
 		if holdsSlot(from) && !holdsSlot(to) || to.Terminal() {
 			s.wakePending(ctx)
@@ -310,7 +311,7 @@ func nextRunNumber(t *models.Task) int {
 
 // taskTimeout is how long a run may last: the task's own timeout capped by
 // max_task_timeout, else default_task_timeout.
-func (s *System) taskTimeout(t *models.Task) time.Duration {
+func (s *taskDeps) taskTimeout(t *models.Task) time.Duration {
 	d := s.config().DefaultTaskTimeout.Duration
 	if t.Spec.TimeoutSeconds > 0 {
 		d = time.Duration(t.Spec.TimeoutSeconds) * time.Second

@@ -53,7 +53,7 @@ func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) err
 // container and reports not done, so the Running and Collecting steps end the
 // run as Cancelled keeping what it left behind.
 func (r *taskReconciler) reconcileCancel(ctx context.Context, sc *taskScope) (done bool, err error) {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	cancel := func() {
 		st.Phase, st.Reason, st.Message = models.TaskPhaseCancelled, ReasonCancelled, cancelMessage(t.Spec.CancelReason)
@@ -95,7 +95,7 @@ func (r *taskReconciler) reconcileCancel(ctx context.Context, sc *taskScope) (do
 // can never complete, and admission: the new run's RunNumber and
 // ContainerName and the move to Preparing.
 func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	// Dependencies gate the first run only: a revision continues work that
 	// already ran, and its dependencies may since have been cleaned away.
@@ -173,7 +173,7 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 // prepared in the pass itself, as a readyBuild. A nil building with a nil
 // error means the task was failed: its work folder or base cannot be used.
 func (r *taskReconciler) workspaceBuild(ctx context.Context, sc *taskScope, user runAs, mayBegin bool) (building, error) {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	if b := s.builds.get(t.ID); b != nil {
 		return b, nil
 	}
@@ -215,7 +215,7 @@ func (b readyBuild) Wait(context.Context) (*workspace.Workspace, error) { return
 // ready, a name conflict adopts the container already created for this run,
 // and an adopted container is started only if it never was.
 func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	plan, ok := r.runPlan(sc)
 	if !ok {
 		return nil
@@ -271,7 +271,7 @@ type runPlan struct {
 
 func (r *taskReconciler) runPlan(sc *taskScope) (runPlan, bool) {
 	t := sc.task
-	profile, ok := r.s.config().Profile(t.Spec.Agent)
+	profile, ok := r.deps.config().Profile(t.Spec.Agent)
 	if !ok {
 		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
 		return runPlan{}, false
@@ -291,7 +291,7 @@ func (r *taskReconciler) resumedSession(ctx context.Context, t *models.Task) (st
 	if t.Status.RunNumber <= 1 {
 		return "", nil
 	}
-	id, err := r.s.store.LastSessionID(ctx, t.ID, t.Status.RunNumber)
+	id, err := r.deps.store.LastSessionID(ctx, t.ID, t.Status.RunNumber)
 	if err != nil {
 		return "", fmt.Errorf("read agent session: %w", err)
 	}
@@ -302,7 +302,7 @@ func (r *taskReconciler) resumedSession(ctx context.Context, t *models.Task) (st
 func (r *taskReconciler) runSpec(t *models.Task, plan runPlan, layout *workspace.Workspace, session string) (engine.RunSpec, error) {
 	return buildRunSpec(runSpecInput{
 		Task: t, Run: t.Status.RunNumber, Profile: plan.profile, Workspace: layout,
-		StoreID: r.s.storeID, User: plan.user.user, SessionID: session, LookupEnv: os.LookupEnv,
+		StoreID: r.deps.storeID, User: plan.user.user, SessionID: session, LookupEnv: os.LookupEnv,
 	})
 }
 
@@ -320,7 +320,7 @@ type createResult struct {
 // was failed.
 func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, spec engine.RunSpec, specErr error,
 	b building) (*workspace.Workspace, *createResult, error) {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	if specErr != nil {
 		// The pass fails the task with specErr once the workspace is ready.
 		ws, err := r.recordPrepared(ctx, sc, b)
@@ -349,8 +349,8 @@ func (r *taskReconciler) prepareSpec(t *models.Task, user runAs) workspace.Prepa
 		WorkFolder:         t.Spec.WorkFolder,
 		BaseRef:            t.Spec.BaseRef,
 		IncludeUncommitted: t.Spec.IncludeUncommitted,
-		Root:               r.s.paths.WorkspaceDir,
-		AllowedRoots:       allowedRoots(r.s.config()),
+		Root:               r.deps.paths.WorkspaceDir,
+		AllowedRoots:       allowedRoots(r.deps.config()),
 		UID:                user.uid,
 		GID:                user.gid,
 	}
@@ -389,7 +389,7 @@ func (r *taskReconciler) recordWorkspace(sc *taskScope, ws *workspace.Workspace)
 	t := sc.task
 	t.Status.WorkspacePath = ws.Dir
 	t.Status.BaseCommit = ws.BaseCommit
-	r.s.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
+	r.deps.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
 }
 
 // ensureContainer creates the run's container from spec (unless created carries the
@@ -398,7 +398,7 @@ func (r *taskReconciler) recordWorkspace(sc *taskScope, ws *workspace.Workspace)
 // error means the task was failed.
 func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, profile config.Profile,
 	spec engine.RunSpec, created *createResult) (*engine.ContainerInfo, error) {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	run := t.Status.RunNumber
 	var err error
 	log := s.log.With(zap.String("task", t.ID), zap.Int("run", run), zap.String("container", spec.Name))
@@ -465,7 +465,7 @@ func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, pro
 // run's execution_logs row (output time, the agent's progress); the task's
 // status is never written by it.
 func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	info, err := s.rt.Inspect(ctx, containerRef(t))
 	if errors.Is(err, engine.ErrNotFound) {
@@ -585,7 +585,7 @@ func exitReason(info engine.ContainerInfo, deadline time.Time, timeout time.Dura
 // after the daemon came back; for a failed run noticed at once, the daemon may
 // be shutting down right now, still serving the connection the end was read
 // over but refusing new ones, which one probe tells.
-func (s *System) daemonStateAtExit(ctx context.Context, info engine.ContainerInfo) engine.DaemonState {
+func (s *taskDeps) daemonStateAtExit(ctx context.Context, info engine.ContainerInfo) engine.DaemonState {
 	state := engine.DaemonStateAt(s.rt.Outages(), info.FinishedAt)
 	if state == engine.DaemonUp && info.ExitCode != 0 && !info.FinishedAt.IsZero() &&
 		s.now().Sub(info.FinishedAt) < engine.DaemonShutdownWindow && s.rt.RefusesConnections(ctx) {
@@ -599,7 +599,7 @@ func (s *System) daemonStateAtExit(ctx context.Context, info engine.ContainerInf
 // Message; the task's older diffs still awaiting review are handed to the
 // diff controller, which supersedes them.
 func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	run := st.RunNumber
 	s.followers.Forget(t.ID, run)
@@ -650,7 +650,7 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 // that still await a decision. A pass retried after its status write failed
 // finds the run's diff stored and does not capture it again.
 func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	run := st.RunNumber
 	diffs, err := s.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
@@ -688,7 +688,7 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 		in.Capture, in.CaptureText = captureDiff, diffSummary(stored)
 		if created {
 			sc.event("DiffCaptured", fmt.Sprintf("run %d: %s (%s)", run, in.CaptureText, stored.ID))
-			s.Notify(KindDiff, stored.ID)
+			s.notify(KindDiff, stored.ID)
 		}
 	}
 	r.supersedeDiffs(sc, diffs, run)
@@ -760,7 +760,7 @@ func ownsContainer(labels map[string]string, storeID, taskID string, run int) bo
 // recordContainer writes the registry row of a task's container. The row is
 // an observation the container controller repairs on its next pass, so a
 // failure here is logged, not fatal.
-func (s *System) recordContainer(ctx context.Context, info engine.ContainerInfo, taskID string, run int, adopted bool) {
+func (s *taskDeps) recordContainer(ctx context.Context, info engine.ContainerInfo, taskID string, run int, adopted bool) {
 	c := containerRow(info, taskID, run, adopted)
 	if err := s.store.UpsertContainer(ctx, &c); err != nil {
 		s.log.Warn("record container failed", zap.String("container", info.Name), zap.Error(err))

@@ -48,7 +48,7 @@ func (c *countingDiffs) CaptureDiff(ctx context.Context, ws *workspace.Workspace
 func TestTaskReconcile_RunsToSucceededWithDiffAndLog(t *testing.T) {
 	h := newHarness(t)
 	counted := &countingDiffs{}
-	h.s.diffs = counted
+	h.s.tasks.diffs = counted
 	task := h.createTask("echo hi > new.txt")
 	name := engine.ContainerName(task.ID, 1)
 
@@ -111,7 +111,7 @@ func TestTaskReconcile_RunsToSucceededWithDiffAndLog(t *testing.T) {
 		t.Errorf("%d captures for one run, want 1", n)
 	}
 	el, err := h.store.GetExecutionLog(h.ctx, task.ID, 1)
-	if err != nil || !el.Complete || el.Path != h.s.taskLogPath(task.ID, 1) || el.LastLogTime == nil {
+	if err != nil || !el.Complete || el.Path != h.s.tasks.taskLogPath(task.ID, 1) || el.LastLogTime == nil {
 		t.Fatalf("execution log = %+v, %v", el, err)
 	}
 
@@ -638,7 +638,7 @@ func TestTaskReconcile_ReloadedConfigApplies(t *testing.T) {
 	if got := h.stepTwice(second.ID); got.Status.Phase != models.TaskPhasePreparing {
 		t.Fatalf("second still held back after max_parallel went to 2: %+v", got.Status)
 	}
-	if got := h.s.taskTimeout(h.task(second.ID)); got != 42*time.Minute {
+	if got := h.s.tasks.taskTimeout(h.task(second.ID)); got != 42*time.Minute {
 		t.Fatalf("timeout after reload %s, want 42m", got)
 	}
 	if h.cfg.MaxParallel != 1 {
@@ -904,7 +904,7 @@ func TestTaskReconcile_LogResumesFromFileAfterRestart(t *testing.T) {
 		b.WriteString(dockerStamp(l.Time) + " " + l.Text + "\n")
 	}
 	b.WriteString(dockerStamp(lines[6].Time) + " li")
-	path := h.s.taskLogPath(task.ID, 1)
+	path := h.s.tasks.taskLogPath(task.ID, 1)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
