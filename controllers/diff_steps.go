@@ -591,18 +591,17 @@ func inRepository(folder, top string) bool {
 }
 
 // supersede ends a diff still awaiting a decision once a newer run of its
-// task has left its result: a diff of a later run exists, or a later run
-// reached collection (its exit was recorded) and ended, which leaves no diff
-// when it changed nothing. The newest result replaces the older ones: they
-// were all taken against the same base. It owns the move to Superseded; the
-// task controller only enqueues the older diffs when a run ends.
+// task has left its result (supersedingRun). The newest result replaces the
+// older ones: they were all taken against the same base. It owns the move to
+// Superseded; the task controller only enqueues the older diffs while it
+// collects a run, and ends the run once they are superseded.
 func (r *diffReconciler) supersede(ctx context.Context, sc *diffScope) (bool, error) {
 	d := sc.diff
 	newer, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: d.TaskID})
 	if err != nil {
 		return false, fmt.Errorf("list diffs of task %s: %w", d.TaskID, err)
 	}
-	by := supersedingRun(d, sc.task, newer)
+	by := supersedingRun(d, sc.task, newer, func() bool { return r.sourceGitDir(sc.task) != "" })
 	if by == 0 {
 		return false, nil
 	}
@@ -614,9 +613,13 @@ func (r *diffReconciler) supersede(ctx context.Context, sc *diffScope) (bool, er
 }
 
 // supersedingRun is the newest run of task whose result replaces d, or 0
-// when none does yet. A run that failed before its container ran, or whose
-// workspace was gone when it ended, left no result and replaces nothing.
-func supersedingRun(d *models.Diff, task *models.Task, diffs []models.Diff) int {
+// when none does yet: a later run that left a diff, or a later run whose
+// container has exited and whose changes are being collected from its
+// workspace (or were: a run that changed nothing leaves no diff). A run that
+// failed before its container ran, or whose workspace was gone when it was
+// collected, left no result and replaces nothing. hasWorkspace tells whether
+// the task's workspace is there.
+func supersedingRun(d *models.Diff, task *models.Task, diffs []models.Diff, hasWorkspace func() bool) int {
 	by := 0
 	for i := range diffs {
 		if diffs[i].RunNumber > d.RunNumber {
@@ -624,8 +627,12 @@ func supersedingRun(d *models.Diff, task *models.Task, diffs []models.Diff) int 
 		}
 	}
 	st := task.Status
-	if st.RunNumber > d.RunNumber && st.Finished && st.ExitCode != nil && st.Reason != ReasonWorkspaceMissing {
-		by = max(by, st.RunNumber)
+	if st.RunNumber > by && st.RunNumber > d.RunNumber && st.ExitCode != nil {
+		switch {
+		case st.Phase == models.TaskPhaseCollecting && hasWorkspace(),
+			st.Finished && st.Reason != ReasonWorkspaceMissing:
+			by = st.RunNumber
+		}
 	}
 	return by
 }

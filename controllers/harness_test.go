@@ -209,7 +209,28 @@ func (h *harness) runUntil(id string, timeout time.Duration, cond func(*models.T
 			h.t.Fatalf("task %s: condition not met within %s; status %+v", id, timeout, t.Status)
 		}
 		h.reconcile(id)
+		h.notifiedDiffPasses(id)
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// notifiedDiffPasses plays the diff controller (the harness runs none) for
+// the diffs a collecting run of task id asks it to supersede: its older
+// diffs still awaiting a decision.
+func (h *harness) notifiedDiffPasses(id string) {
+	h.t.Helper()
+	t := h.task(id)
+	if t.Status.Phase != models.TaskPhaseCollecting {
+		return
+	}
+	diffs, err := h.store.ListDiffs(h.ctx, models.DiffFilter{TaskID: id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, d := range olderAwaiting(diffs, t.Status.RunNumber) {
+		if _, err := h.s.diffRec.Reconcile(h.ctx, reconciler.Request{Key: d}); err != nil {
+			h.t.Fatalf("reconcile diff %s: %v", d, err)
+		}
 	}
 }
 

@@ -62,7 +62,9 @@ func TestLogFollower_NeverWritesTaskStatus(t *testing.T) {
 // TestDiffReconcile_SupersedesWhenANewerRunEnds: the diff controller alone
 // decides that a newer run's result replaces a diff awaiting review. A run
 // that never ran its container leaves no result and supersedes nothing; one
-// that ran and changed nothing does. Each verdict is stable on a second pass.
+// whose container exited and whose workspace is being collected does (the
+// task controller ends that run only once its older diffs are superseded).
+// Each verdict is stable on a second pass.
 func TestDiffReconcile_SupersedesWhenANewerRunEnds(t *testing.T) {
 	e := newDiffTestEnv(t)
 	repo := e.newRepo(dtBaseFiles())
@@ -96,12 +98,43 @@ func TestDiffReconcile_SupersedesWhenANewerRunEnds(t *testing.T) {
 		t.Fatalf("after a run that never started: %s, want Pending", st.Phase)
 	}
 	exit := 0
-	endRun(3, models.TaskPhaseSucceeded, ReasonNoChanges, &exit)
+	endRun(3, models.TaskPhaseCollecting, "", &exit)
 	st := twice().Status
 	if st.Phase != models.DiffPhaseSuperseded || st.State != models.DiffStateSuperseded || st.Message != "superseded by run 3" {
-		t.Fatalf("after run 3 ended with no change: %+v, want Superseded by run 3", st)
+		t.Fatalf("while run 3 is collected: %+v, want Superseded by run 3", st)
 	}
 	if got := dtEventReasons(t, e.store, models.EventKindDiff, d.ID); got[len(got)-1] != string(models.DiffPhaseSuperseded) {
 		t.Errorf("timeline %v, want it to end with Superseded", got)
+	}
+}
+
+func TestSupersedingRun(t *testing.T) {
+	exit := 0
+	d := &models.Diff{RunNumber: 1}
+	task := func(run int, phase models.TaskPhase, reason string, exit *int) *models.Task {
+		st := models.TaskStatus{RunNumber: run, Phase: phase, Reason: reason, ExitCode: exit, Finished: phase.Terminal()}
+		return &models.Task{Status: st}
+	}
+	yes, no := func() bool { return true }, func() bool { return false }
+	cases := []struct {
+		name  string
+		task  *models.Task
+		diffs []models.Diff
+		ws    func() bool
+		want  int
+	}{
+		{"same run", task(1, models.TaskPhaseSucceeded, ReasonCompleted, &exit), nil, yes, 0},
+		{"later run still running", task(2, models.TaskPhaseRunning, "", nil), nil, yes, 0},
+		{"later run collected from its workspace", task(2, models.TaskPhaseCollecting, "", &exit), nil, yes, 2},
+		{"later run collecting, workspace gone", task(2, models.TaskPhaseCollecting, "", &exit), nil, no, 0},
+		{"later run ended with no change", task(2, models.TaskPhaseSucceeded, ReasonNoChanges, &exit), nil, no, 2},
+		{"later run ended without its workspace", task(2, models.TaskPhaseFailed, ReasonWorkspaceMissing, &exit), nil, no, 0},
+		{"later run never started its container", task(2, models.TaskPhaseFailed, ReasonImageNotFound, nil), nil, yes, 0},
+		{"a later run's diff", task(3, models.TaskPhasePending, ReasonFollowUp, nil), []models.Diff{{RunNumber: 1}, {RunNumber: 2}}, yes, 2},
+	}
+	for _, c := range cases {
+		if got := supersedingRun(d, c.task, c.diffs, c.ws); got != c.want {
+			t.Errorf("%s: superseded by run %d, want %d", c.name, got, c.want)
+		}
 	}
 }

@@ -32,6 +32,9 @@ const (
 	// again on fresh data. The status has one writer (this controller); a
 	// front end's spec change (cancel, answer, revision) moves the row too.
 	conflictRequeue = 50 * time.Millisecond
+	// supersedeRequeue is how soon a collecting run whose older diffs the
+	// diff controller has been asked to supersede looks again.
+	supersedeRequeue = 20 * time.Millisecond
 	// waitRequeue is the fallback poll for a task waiting for a slot or a
 	// dependency; the normal wake-up is an Enqueue when a run ends.
 	waitRequeue = 5 * time.Second
@@ -85,9 +88,6 @@ type taskScope struct {
 	// that made them true succeeded.
 	events []taskEvent
 	steps  []Step
-	// notifyDiffs are diffs the diff controller should look at again once
-	// the status is written (older diffs a finished run supersedes).
-	notifyDiffs []string
 }
 
 type taskEvent struct{ reason, message string }
@@ -230,9 +230,6 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 	}
 	for _, st := range sc.steps {
 		s.step(st, t.ID, t.Status.RunNumber)
-	}
-	for _, id := range sc.notifyDiffs {
-		s.notify(KindDiff, id)
 	}
 	if from != to {
 		s.log.Info("task phase changed", zap.String("task", t.ID), zap.Int("run", t.Status.RunNumber),

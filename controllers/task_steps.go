@@ -622,8 +622,19 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 	case err != nil:
 		return fmt.Errorf("open workspace: %w", err)
 	default:
-		if err := r.captureDiff(ctx, sc, ws, &in); err != nil {
+		older, err := r.captureDiff(ctx, sc, ws, &in)
+		if err != nil {
 			return err
+		}
+		if len(older) > 0 {
+			// The older diffs this run's result replaces are superseded by
+			// the diff controller, their status's only writer; the run ends
+			// once they are, so whoever sees it ended sees them superseded.
+			for _, id := range older {
+				s.notify(KindDiff, id)
+			}
+			sc.requeueAfter(supersedeRequeue)
+			return nil
 		}
 	}
 	s.step(StepDiffRecorded, t.ID, run)
@@ -649,19 +660,18 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 // called), points DiffID at it and supersedes the older diffs of the task
 // that still await a decision. A pass retried after its status write failed
 // finds the run's diff stored and does not capture it again.
-func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) error {
+func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) (older []string, err error) {
 	s, t := r.deps, sc.task
 	st := &t.Status
 	run := st.RunNumber
 	diffs, err := s.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
 	if err != nil {
-		return fmt.Errorf("list diffs of task %s: %w", t.ID, err)
+		return nil, fmt.Errorf("list diffs of task %s: %w", t.ID, err)
 	}
 	if i := slices.IndexFunc(diffs, func(d models.Diff) bool { return d.RunNumber == run }); i >= 0 {
 		st.DiffID = diffs[i].ID
 		in.Capture, in.CaptureText = captureDiff, diffSummary(&diffs[i])
-		r.supersedeDiffs(sc, diffs, run)
-		return nil
+		return olderAwaiting(diffs, run), nil
 	}
 	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.config().MaxPatchBytes)
 	switch {
@@ -677,12 +687,12 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 		in.Capture, in.CaptureText = captureRefused, err.Error()
 		st.DiffID = ""
 	case err != nil:
-		return fmt.Errorf("capture diff: %w", err)
+		return nil, fmt.Errorf("capture diff: %w", err)
 	default:
 		d.TaskID, d.RunNumber = t.ID, run
 		stored, created, err := s.store.CreateDiff(ctx, d)
 		if err != nil {
-			return fmt.Errorf("store diff: %w", err)
+			return nil, fmt.Errorf("store diff: %w", err)
 		}
 		st.DiffID = stored.ID
 		in.Capture, in.CaptureText = captureDiff, diffSummary(stored)
@@ -691,8 +701,7 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 			s.notify(KindDiff, stored.ID)
 		}
 	}
-	r.supersedeDiffs(sc, diffs, run)
-	return nil
+	return olderAwaiting(diffs, run), nil
 }
 
 // tooLargeMessage tells the user of a run whose change was too large to keep
@@ -706,18 +715,19 @@ func tooLargeMessage(t *models.Task, ws *workspace.Workspace, run int, err error
 		err, ws.WorkDir, t.Spec.WorkFolder, ws.GitDir, workspace.RunRef(run), workspace.BranchName(t.ID))
 }
 
-// supersedeDiffs asks the diff controller to look at the task's diffs (as
-// listed) of earlier runs that still await a decision: the newest run's
-// result (a diff against the same base, or no change at all) replaces them.
-// The diff controller decides and writes Superseded itself (diffSuperseded);
-// the keys are enqueued once this pass's status write made the run's result
-// visible.
-func (r *taskReconciler) supersedeDiffs(sc *taskScope, diffs []models.Diff, run int) {
+// olderAwaiting lists the task's diffs (as listed) of runs before run that
+// still await a decision: the newest run's result (a diff against the same
+// base, or no change at all) replaces them. The diff controller decides and
+// writes Superseded (supersedingRun); the task controller only asks it to
+// look.
+func olderAwaiting(diffs []models.Diff, run int) []string {
+	var ids []string
 	for i := range diffs {
 		if d := &diffs[i]; d.AwaitingDecision() && d.RunNumber < run {
-			sc.notifyDiffs = append(sc.notifyDiffs, d.ID)
+			ids = append(ids, d.ID)
 		}
 	}
+	return ids
 }
 
 func diffSummary(d *models.Diff) string {
