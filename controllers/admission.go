@@ -95,7 +95,7 @@ func checkDependencies(self string, dependsOn []string, deps map[string]*models.
 }
 
 // loadTasks returns the rows of ids that exist, by id.
-func (s *System) loadTasks(ctx context.Context, ids []string) (map[string]*models.Task, error) {
+func (s *taskDeps) loadTasks(ctx context.Context, ids []string) (map[string]*models.Task, error) {
 	out, err := s.store.TasksByID(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load tasks: %w", err)
@@ -106,7 +106,7 @@ func (s *System) loadTasks(ctx context.Context, ids []string) (map[string]*model
 // tryAdmit decides, under the admission lock, whether task may start a run
 // now. When it may, the task is reserved until release is called, which the
 // caller does once the Preparing status is written (or failed to be).
-func (s *System) tryAdmit(ctx context.Context, task *models.Task) (admitted bool, release func(), err error) {
+func (s *taskDeps) tryAdmit(ctx context.Context, task *models.Task) (admitted bool, release func(), err error) {
 	a := &s.admission
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -188,7 +188,7 @@ func (s *System) tryAdmit(ctx context.Context, task *models.Task) (admitted bool
 
 // wakePending enqueues every pending task: a slot was freed or a task
 // finished, so one of them may now be admitted or see its dependency done.
-func (s *System) wakePending(ctx context.Context) {
+func (s *taskDeps) wakePending(ctx context.Context) {
 	notFinished := false
 	pending, err := s.store.ListTasks(ctx, models.TaskFilter{
 		Phases:   []models.TaskPhase{models.TaskPhasePending},
@@ -200,6 +200,6 @@ func (s *System) wakePending(ctx context.Context) {
 		return
 	}
 	for _, t := range pending {
-		s.taskCtl.Enqueue(t.ID)
+		s.notify(KindTask, t.ID)
 	}
 }

@@ -10,7 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
+	"github.com/claude-parallel/claude-parallel/controllers/logfollow"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/reconciler"
 )
@@ -32,6 +34,10 @@ import (
 //     by the task controller.
 //
 // Deciding is a pure function (decideContainer); Reconcile only applies it.
+
+// containerGCName is the container controller's periodic pass over every
+// container Docker or the registry knows (containerReconciler.resync).
+const containerGCName = "container-gc"
 
 // containerAction is what the controller does with one container.
 type containerAction int
@@ -104,14 +110,47 @@ func decideContainer(c containerFacts, owner ownerFacts, now time.Time, maxAge t
 	return containerKeep
 }
 
-// containerReconciler is the container controller's Reconciler.
-type containerReconciler struct{ s *System }
+// containerEngine is what the container controller needs of Docker.
+type containerEngine interface {
+	Inspect(ctx context.Context, idOrName string) (engine.ContainerInfo, error)
+	Remove(ctx context.Context, id string, force bool) error
+	List(ctx context.Context, labels map[string]string, all bool) ([]engine.ContainerInfo, error)
+}
+
+// containerDeps is what the container controller depends on; setup
+// (setup.go) fills it in.
+type containerDeps struct {
+	store   *models.Store
+	rt      containerEngine
+	storeID string // installation id: containers of another are never touched
+	paths   config.Paths
+	log     *zap.Logger
+	now     func() time.Time
+	// config is the configuration in force, read on every pass
+	// (retention.stopped_container_max_age, intervals.container_gc, profiles).
+	config func() *config.Config
+	// notify enqueues a key: KindTask for a task that must look at its
+	// container, kindContainer for this controller.
+	notify func(kind, id string)
+	// followers copy an adopted container's output into a log file.
+	followers *logfollow.Set
+	// logPath is where a task run's output goes (logs.go).
+	logPath func(taskID string, run int) string
+}
+
+// containerReconciler is the container controller's Reconciler; keys are
+// container names.
+type containerReconciler struct {
+	containerDeps
+	// seen is what the last passes saw running, for SystemStatus.
+	seen containerCounts
+}
 
 // Reconcile brings the registry row of one container in line with Docker and
 // adopts or removes the container as decideContainer says.
 func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Request) (reconciler.Result, error) {
-	s, name := r.s, req.Key
-	info, err := s.rt.Inspect(ctx, name)
+	name := req.Key
+	info, err := r.rt.Inspect(ctx, name)
 	if errors.Is(err, engine.ErrNotFound) {
 		return reconciler.Result{}, r.reconcileGone(ctx, name)
 	}
@@ -119,10 +158,10 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 		return reconciler.Result{}, fmt.Errorf("inspect container %s: %w", name, err)
 	}
 	storeID, taskID, run, ok := engine.Owner(info.Labels)
-	if !ok || storeID != s.storeID {
+	if !ok || storeID != r.storeID {
 		return reconciler.Result{}, nil // not ours: never touched
 	}
-	task, err := s.store.GetTask(ctx, taskID)
+	task, err := r.store.GetTask(ctx, taskID)
 	if err != nil && !errors.Is(err, models.ErrNotFound) {
 		return reconciler.Result{}, fmt.Errorf("container %s: %w", name, err)
 	}
@@ -134,16 +173,16 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 		owner = ownerFacts{Exists: true, Phase: task.Status.Phase, RunNumber: task.Status.RunNumber}
 	}
 	facts := containerFacts{Run: run, Running: info.Running(), FinishedAt: info.FinishedAt, CreatedAt: info.CreatedAt}
-	now := s.now()
-	maxAge := s.config().Retention.StoppedContainerMaxAge.Duration
-	row, err := s.store.GetContainerByName(ctx, name)
+	now := r.now()
+	maxAge := r.config().Retention.StoppedContainerMaxAge.Duration
+	row, err := r.store.GetContainerByName(ctx, name)
 	if errors.Is(err, models.ErrNotFound) {
 		row, err = nil, nil
 	}
 	if err != nil {
 		return reconciler.Result{}, fmt.Errorf("container %s: %w", name, err)
 	}
-	log := s.log.With(zap.String("container", name), zap.String("task", taskID), zap.Int("run", run))
+	log := r.log.With(zap.String("container", name), zap.String("task", taskID), zap.Int("run", run))
 
 	switch decideContainer(facts, owner, now, maxAge) {
 	case containerAdopt:
@@ -152,34 +191,34 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 			r.event(ctx, name, "ContainerAdopted",
 				fmt.Sprintf("adopted running container %s of %s run %d, which no live task run owns", name, taskID, run))
 		}
-		s.seen.observe(name, true, true)
+		r.seen.observe(name, true, true)
 		r.record(ctx, row, containerRow(info, taskID, run, true), now)
-		s.followers.ensure(s.adoptedFollowTarget(info, task, taskID, run))
+		r.followers.Ensure(r.adoptedFollowTarget(info, task, taskID, run))
 		return reconciler.Result{}, nil
 
 	case containerRemove:
 		log.Info("removing stopped container", zap.Time("finishedAt", info.FinishedAt), zap.Duration("maxAge", maxAge))
-		if err := s.rt.Remove(ctx, info.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
+		if err := r.rt.Remove(ctx, info.ID, false); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return reconciler.Result{}, fmt.Errorf("remove container %s: %w", name, err)
 		}
 		if row != nil {
-			if err := s.store.DeleteContainer(ctx, name); err != nil && !errors.Is(err, models.ErrNotFound) {
+			if err := r.store.DeleteContainer(ctx, name); err != nil && !errors.Is(err, models.ErrNotFound) {
 				return reconciler.Result{}, fmt.Errorf("container %s: %w", name, err)
 			}
 		}
-		s.seen.forget(name)
-		s.followers.forget(followerKey{taskID, run})
+		r.seen.forget(name)
+		r.followers.Forget(taskID, run)
 		r.event(ctx, name, "ContainerRemoved", fmt.Sprintf("removed container %s, stopped for more than %s", name, maxAge))
 		return reconciler.Result{}, nil
 
 	default: // containerKeep
 		adopted := row != nil && row.Adopted && facts.Running && !owner.ownsRun(run)
-		s.seen.observe(name, facts.Running, adopted)
+		r.seen.observe(name, facts.Running, adopted)
 		r.record(ctx, row, containerRow(info, taskID, run, adopted), now)
 		if task != nil && task.Status.Phase == models.TaskPhaseRunning && !facts.Running {
 			// The container of a running task has stopped: the task may have
 			// missed the event (the controller was down).
-			s.taskCtl.Enqueue(taskID)
+			r.notify(KindTask, taskID)
 		}
 		if !facts.Running && !owner.ownsRun(run) {
 			// Come back when it is old enough to be removed.
@@ -198,20 +237,19 @@ func (r *containerReconciler) Reconcile(ctx context.Context, req reconciler.Requ
 // reconcileGone handles a container Docker no longer has: its registry row
 // goes and its task is told.
 func (r *containerReconciler) reconcileGone(ctx context.Context, name string) error {
-	s := r.s
-	s.seen.forget(name)
-	row, err := s.store.GetContainerByName(ctx, name)
+	r.seen.forget(name)
+	row, err := r.store.GetContainerByName(ctx, name)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("container %s: %w", name, err)
 	}
-	if err := s.store.DeleteContainer(ctx, name); err != nil && !errors.Is(err, models.ErrNotFound) {
+	if err := r.store.DeleteContainer(ctx, name); err != nil && !errors.Is(err, models.ErrNotFound) {
 		return fmt.Errorf("container %s: %w", name, err)
 	}
 	if row.TaskID != "" {
-		s.taskCtl.Enqueue(row.TaskID)
+		r.notify(KindTask, row.TaskID)
 	}
 	return nil
 }
@@ -220,12 +258,11 @@ func (r *containerReconciler) reconcileGone(ctx context.Context, name string) er
 // to refresh last_seen_at about once per GC interval: writing every pass
 // would wake every process on the database for nothing.
 func (r *containerReconciler) record(ctx context.Context, old *models.Container, c models.Container, now time.Time) {
-	s := r.s
-	if old != nil && !containerRowChanged(*old, c) && now.Sub(old.LastSeenAt) < s.config().Intervals.ContainerGC.Duration/2 {
+	if old != nil && !containerRowChanged(*old, c) && now.Sub(old.LastSeenAt) < r.config().Intervals.ContainerGC.Duration/2 {
 		return
 	}
-	if err := s.store.UpsertContainer(ctx, &c); err != nil {
-		s.log.Warn("record container failed", zap.String("container", c.Name), zap.Error(err))
+	if err := r.store.UpsertContainer(ctx, &c); err != nil {
+		r.log.Warn("record container failed", zap.String("container", c.Name), zap.Error(err))
 	}
 }
 
@@ -252,48 +289,48 @@ func equalTimePtr(a, b *time.Time) bool {
 // event records a line on the container's timeline; it is for people, so a
 // failure is only logged.
 func (r *containerReconciler) event(ctx context.Context, name, reason, message string) {
-	if err := r.s.store.RecordEvent(ctx, models.EventKindContainer, name, reason, message); err != nil {
-		r.s.log.Warn("record container event failed", zap.String("container", name), zap.Error(err))
+	if err := r.store.RecordEvent(ctx, models.EventKindContainer, name, reason, message); err != nil {
+		r.log.Warn("record container event failed", zap.String("container", name), zap.Error(err))
 	}
 }
 
 // adoptedFollowTarget says where an adopted container's output goes: its
 // task run's log when the task exists, else logs/tasks/adopted/<name>.log.
-func (s *System) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) followTarget {
+func (r *containerReconciler) adoptedFollowTarget(info engine.ContainerInfo, task *models.Task, taskID string, run int) logfollow.Target {
 	if task != nil {
-		profile, _ := s.config().Profile(task.Spec.Agent)
-		return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID, Path: s.taskLogPath(taskID, run),
+		profile, _ := r.config().Profile(task.Spec.Agent)
+		return logfollow.Target{TaskID: taskID, Run: run, ContainerID: info.ID, Path: r.logPath(taskID, run),
 			TrackTask: true, StreamJSON: profile.OutputFormat == "stream-json"}
 	}
-	return followTarget{TaskID: taskID, Run: run, ContainerID: info.ID,
-		Path: filepath.Join(s.paths.TaskLogDir, "adopted", info.Name+".log")}
+	return logfollow.Target{TaskID: taskID, Run: run, ContainerID: info.ID,
+		Path: filepath.Join(r.paths.TaskLogDir, "adopted", info.Name+".log")}
 }
 
 // resyncContainers enqueues every container of this store that Docker or the
 // registry knows, and every running task whose container Docker no longer
 // has. It is the container controller's periodic pass and runs after each
 // Docker reconnect.
-func (s *System) resyncContainers(ctx context.Context) error {
-	list, err := s.rt.List(ctx, engine.StoreLabels(s.storeID), true)
+func (r *containerReconciler) resync(ctx context.Context) error {
+	list, err := r.rt.List(ctx, engine.StoreLabels(r.storeID), true)
 	if err != nil {
 		return fmt.Errorf("container resync: %w", err)
 	}
-	rows, err := s.store.ListContainers(ctx, models.ContainerFilter{})
+	rows, err := r.store.ListContainers(ctx, models.ContainerFilter{})
 	if err != nil {
 		return fmt.Errorf("container resync: %w", err)
 	}
 	inDocker := make(map[string]bool, len(list))
 	for _, c := range list {
 		inDocker[c.Name] = true
-		s.containerCtl.Enqueue(c.Name)
+		r.notify(kindContainer, c.Name)
 	}
 	for _, row := range rows {
 		if !inDocker[row.Name] {
-			s.containerCtl.Enqueue(row.Name)
+			r.notify(kindContainer, row.Name)
 		}
 	}
 	notFinished := false
-	running, err := s.store.ListTasks(ctx, models.TaskFilter{
+	running, err := r.store.ListTasks(ctx, models.TaskFilter{
 		Phases: []models.TaskPhase{models.TaskPhaseRunning}, Finished: &notFinished,
 	})
 	if err != nil {
@@ -301,7 +338,7 @@ func (s *System) resyncContainers(ctx context.Context) error {
 	}
 	for _, t := range running {
 		if !inDocker[t.Status.ContainerName] {
-			s.taskCtl.Enqueue(t.ID)
+			r.notify(KindTask, t.ID)
 		}
 	}
 	return nil

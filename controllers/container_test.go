@@ -53,7 +53,7 @@ func (h *harness) reconcileContainer(name string) reconciler.Result {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	res, err := (&containerReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: name})
+	res, err := h.s.containers.Reconcile(ctx, reconciler.Request{Key: name})
 	if err != nil {
 		h.t.Fatalf("reconcile container %s: %v", name, err)
 	}
@@ -78,10 +78,10 @@ func TestContainerReconcile_AdoptsOrphanAndFollowsItsOutput(t *testing.T) {
 	if events, _ := h.store.ListEvents(h.ctx, models.EventKindContainer, name, 0); len(events) != 1 || events[0].Reason != "ContainerAdopted" {
 		t.Fatalf("events %+v: want one adoption event", events)
 	}
-	if managed, adopted := h.s.seen.counts(); managed != 0 || adopted != 1 {
+	if managed, adopted := h.s.containers.seen.counts(); managed != 0 || adopted != 1 {
 		t.Errorf("counts managed %d adopted %d", managed, adopted)
 	}
-	path := filepath.Join(h.s.paths.TaskLogDir, "adopted", name+".log")
+	path := filepath.Join(h.s.tasks.paths.TaskLogDir, "adopted", name+".log")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b, _ := os.ReadFile(path)
@@ -156,7 +156,7 @@ func TestContainerReconcile_GoneContainerFailsItsRunningTask(t *testing.T) {
 	if row, err := h.store.GetContainerByName(h.ctx, name); err != nil || row.Adopted {
 		t.Fatalf("owned container row %+v, %v", row, err)
 	}
-	if managed, adopted := h.s.seen.counts(); managed != 1 || adopted != 0 {
+	if managed, adopted := h.s.containers.seen.counts(); managed != 1 || adopted != 0 {
 		t.Errorf("counts managed %d adopted %d", managed, adopted)
 	}
 	if err := h.fe.Remove(h.ctx, name, true); err != nil {
@@ -181,7 +181,7 @@ func TestSystem_RunsTasksWithFakeEngine(t *testing.T) {
 		c.Intervals.LeaseRenew = config.D(time.Second)
 		c.Intervals.Resync = config.D(2 * time.Second)
 	})
-	h.s.followers.stop() // Run starts its own term
+	h.s.tasks.followers.Stop() // Run starts its own term
 	h.fe.AutoRun = func(spec engine.RunSpec) ([]string, int, bool) {
 		_ = os.WriteFile(filepath.Join(workDirOf(spec), spec.Name+".txt"), []byte("x\n"), 0o644)
 		return []string{"working", "done"}, 0, true

@@ -87,17 +87,6 @@ const (
 	diffReasonOutsideRoots      = ReasonOutsideAllowedRoots
 )
 
-func init() {
-	extraControllers = append(extraControllers, func(s *System) (controllerSpec, error) {
-		return controllerSpec{
-			Name:       diffControllerName,
-			Kinds:      []string{KindDiff},
-			Reconciler: newDiffReconciler(s),
-			ListKeys:   s.store.ListLiveDiffIDs,
-		}, nil
-	})
-}
-
 // diffContainers is what the diff reconciler needs of the container engine:
 // removing the container of a rejected run.
 type diffContainers interface {
@@ -106,15 +95,17 @@ type diffContainers interface {
 }
 
 // diffReconciler is the diff controller's Reconciler; keys are diff ids. It
-// depends on a few narrow things rather than on System, so its tests build
-// it directly over a real store and real git repositories.
+// depends on a few narrow things rather than on System, which setup
+// (setup.go) fills in and its tests build directly over a real store and
+// real git repositories.
 type diffReconciler struct {
-	store   *models.Store
-	rt      diffContainers
-	paths   config.Paths
-	storeID string
-	log     *zap.Logger
-	now     func() time.Time
+	store      *models.Store
+	rt         diffContainers
+	workspaces Workspaces
+	paths      config.Paths
+	storeID    string
+	log        *zap.Logger
+	now        func() time.Time
 	// notify enqueues a key (KindDiff: a diff of this controller).
 	notify func(kind, id string)
 	// step reports a durable step to the fault-injection hook.
@@ -126,22 +117,6 @@ type diffReconciler struct {
 	// secrets returns the redactor in force; a status message quotes git's
 	// and Docker's errors, which may quote a secret. nil redacts nothing.
 	secrets func() *redact.Redactor
-}
-
-func newDiffReconciler(s *System) *diffReconciler {
-	return &diffReconciler{
-		store:   s.store,
-		rt:      s.rt,
-		paths:   s.paths,
-		storeID: s.storeID,
-		log:     s.log.With(zap.String("controller", diffControllerName)),
-		now:     func() time.Time { return s.now() },
-		notify:  s.Notify,
-		step:    s.step,
-		locks:   newTargetLocks(),
-		roots:   func() []string { return allowedRoots(s.config()) },
-		secrets: func() *redact.Redactor { return s.config().Redactor() },
-	}
 }
 
 // diffScope is what the steps of one pass share.
@@ -199,8 +174,8 @@ func (r *diffReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 		case werr == nil:
 			res = sc.result
 		case errors.Is(werr, models.ErrConflict) && reterr == nil:
-			// Someone else wrote the diff in between (a spec change, the task
-			// controller superseding it, retention): decide again on fresh data.
+			// Someone else wrote the diff in between (a spec change,
+			// retention): decide again on fresh data.
 			log.Debug("diff status write conflicted, requeueing", zap.Error(werr))
 			res = reconciler.Result{RequeueAfter: conflictRequeue}
 		case errors.Is(werr, models.ErrNotFound):
@@ -232,6 +207,11 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 		}
 		done, err := r.settleInterruptedApply(ctx, sc)
 		if done || err != nil {
+			return err
+		}
+	}
+	if d.AwaitingDecision() {
+		if done, err := r.supersede(ctx, sc); done || err != nil {
 			return err
 		}
 	}

@@ -318,7 +318,7 @@ func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src s
 	}
 	unlock := r.locks.lock(key, !dryRun)
 	defer unlock()
-	return workspace.Apply(ctx, workspace.ApplySpec{
+	return r.workspaces.Apply(ctx, workspace.ApplySpec{
 		Target:       r.targetOf(sc),
 		Patch:        d.Patch,
 		Mode:         workspace.ApplyMode(d.Spec.ApplyMode),
@@ -387,8 +387,7 @@ func (r *diffReconciler) cleanUpRejected(ctx context.Context, sc *diffScope) err
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	ws := &workspace.Workspace{TaskID: sc.task.ID, Dir: dir}
-	if err := ws.Remove(); err != nil {
+	if err := r.workspaces.Remove(sc.task.ID, dir); err != nil {
 		return fmt.Errorf("remove workspace of rejected diff: %w", err)
 	}
 	r.log.Info("removed workspace of rejected diff", zap.String("diff", sc.diff.ID),
@@ -533,7 +532,7 @@ func (r *diffReconciler) targetKey(ctx context.Context, target string, mode work
 	if mode == workspace.Branch {
 		return canonicalPath(target), nil
 	}
-	top, _, err := workspace.WorkFolderInfoIn(ctx, target, r.allowedRoots())
+	top, err := r.workspaces.WorkFolderTop(ctx, target, r.allowedRoots())
 	if err != nil {
 		return "", fmt.Errorf("inspect target %s: %w", target, err)
 	}
@@ -552,7 +551,7 @@ func (r *diffReconciler) allowedRoots() workspace.Roots {
 // workspace is gone.
 func (r *diffReconciler) sourceGitDir(t *models.Task) string {
 	dir := workspaceDirOf(r.paths, t)
-	ws, err := workspace.Open(filepath.Dir(dir), t.ID)
+	ws, err := r.workspaces.Open(filepath.Dir(dir), t.ID)
 	if err != nil {
 		return ""
 	}
@@ -589,4 +588,51 @@ func canonicalPath(p string) string {
 func inRepository(folder, top string) bool {
 	rel, err := filepath.Rel(top, folder)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// supersede ends a diff still awaiting a decision once a newer run of its
+// task has left its result (supersedingRun). The newest result replaces the
+// older ones: they were all taken against the same base. It owns the move to
+// Superseded; the task controller only enqueues the older diffs while it
+// collects a run, and ends the run once they are superseded.
+func (r *diffReconciler) supersede(ctx context.Context, sc *diffScope) (bool, error) {
+	d := sc.diff
+	newer, err := r.store.ListDiffs(ctx, models.DiffFilter{TaskID: d.TaskID})
+	if err != nil {
+		return false, fmt.Errorf("list diffs of task %s: %w", d.TaskID, err)
+	}
+	by := supersedingRun(d, sc.task, newer, func() bool { return r.sourceGitDir(sc.task) != "" })
+	if by == 0 {
+		return false, nil
+	}
+	st := &d.Status
+	st.Phase, st.Reason = models.DiffPhaseSuperseded, "Superseded"
+	st.Message = fmt.Sprintf("superseded by run %d", by)
+	st.ConflictFiles = nil
+	return true, nil
+}
+
+// supersedingRun is the newest run of task whose result replaces d, or 0
+// when none does yet: a later run that left a diff, or a later run whose
+// container has exited and whose changes are being collected from its
+// workspace (or were: a run that changed nothing leaves no diff). A run that
+// failed before its container ran, or whose workspace was gone when it was
+// collected, left no result and replaces nothing. hasWorkspace tells whether
+// the task's workspace is there.
+func supersedingRun(d *models.Diff, task *models.Task, diffs []models.Diff, hasWorkspace func() bool) int {
+	by := 0
+	for i := range diffs {
+		if diffs[i].RunNumber > d.RunNumber {
+			by = max(by, diffs[i].RunNumber)
+		}
+	}
+	st := task.Status
+	if st.RunNumber > by && st.RunNumber > d.RunNumber && st.ExitCode != nil {
+		switch {
+		case st.Phase == models.TaskPhaseCollecting && hasWorkspace(),
+			st.Finished && st.Reason != ReasonWorkspaceMissing:
+			by = st.RunNumber
+		}
+	}
+	return by
 }

@@ -123,12 +123,13 @@ func newDiffTestEnv(t *testing.T) *dtEnv {
 	t.Cleanup(func() { _ = store.Close() })
 	e := &dtEnv{t: t, ctx: ctx, store: store, clock: clock, paths: paths, containers: &dtContainers{}}
 	e.r = &diffReconciler{
-		store:   store,
-		rt:      e.containers,
-		paths:   paths,
-		storeID: store.InstallationID(),
-		log:     zaptest.NewLogger(t),
-		now:     time.Now,
+		store:      store,
+		rt:         e.containers,
+		workspaces: hostWorkspaces{},
+		paths:      paths,
+		storeID:    store.InstallationID(),
+		log:        zaptest.NewLogger(t),
+		now:        time.Now,
 		notify: func(kind, id string) {
 			if kind != KindDiff {
 				t.Errorf("notify kind %q, want %q", kind, KindDiff)

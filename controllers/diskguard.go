@@ -32,17 +32,18 @@ const (
 // workspaceSizeName is the periodic job that measures running workspaces.
 const workspaceSizeName = "workspace-size"
 
-func init() {
-	extraRunnables = append(extraRunnables, func(s *System) (runnableSpec, error) {
-		return runnableSpec{Name: workspaceSizeName, Every: s.config().Intervals.WorkspaceCheck.Duration,
-			Run: s.checkWorkspaceSizes}, nil
-	})
-}
-
 // diskGuard holds what the last size walk found: the runs whose workspace
-// is over the cap. The walk runs off the reconcile path; the task's next
-// pass acts on its verdict.
+// is over the cap. The walk runs off the reconcile path (the workspace-size
+// job); the task's next pass acts on its verdict.
 type diskGuard struct {
+	store *models.Store
+	log   *zap.Logger
+	now   func() time.Time
+	// limit is limits.workspace_max_bytes in force (0: no cap).
+	limit func() int64
+	// notify enqueues a task found over the cap (KindTask).
+	notify func(kind, id string)
+
 	mu   sync.Mutex
 	over map[string]oversize // by task id
 }
@@ -72,12 +73,12 @@ func taskWorkspaceDir(t *models.Task) string { return t.Status.WorkspacePath }
 // checkWorkspaceSizes measures the workspace of every running task against
 // limits.workspace_max_bytes and enqueues those over it. A tree is walked only
 // as far as the cap, so a runaway costs no more than a tree at the cap.
-func (s *System) checkWorkspaceSizes(ctx context.Context) error {
-	limit := s.config().Limits.WorkspaceMaxBytes
+func (g *diskGuard) checkWorkspaceSizes(ctx context.Context) error {
+	limit := g.limit()
 	over := map[string]oversize{}
 	if limit > 0 {
 		notFinished := false
-		running, err := s.store.ListTasks(ctx, models.TaskFilter{
+		running, err := g.store.ListTasks(ctx, models.TaskFilter{
 			Phases: []models.TaskPhase{models.TaskPhaseRunning}, Finished: &notFinished})
 		if err != nil {
 			return fmt.Errorf("workspace sizes: list running tasks: %w", err)
@@ -92,21 +93,29 @@ func (s *System) checkWorkspaceSizes(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.log.Warn("measure workspace failed", zap.String("task", t.ID), zap.Error(err))
+				g.log.Warn("measure workspace failed", zap.String("task", t.ID), zap.Error(err))
 				continue
 			}
 			if isOver {
-				over[t.ID] = oversize{run: t.Status.RunNumber, bytes: n, limit: limit, at: s.now()}
+				over[t.ID] = oversize{run: t.Status.RunNumber, bytes: n, limit: limit, at: g.now()}
 			}
 		}
 	}
-	s.disk.mu.Lock()
-	s.disk.over = over
-	s.disk.mu.Unlock()
+	g.mu.Lock()
+	g.over = over
+	g.mu.Unlock()
 	for id := range over {
-		s.taskCtl.Enqueue(id)
+		g.notify(KindTask, id)
 	}
 	return nil
+}
+
+// verdict is what the last walk found of taskID's workspace, if it was over.
+func (g *diskGuard) verdict(taskID string) (oversize, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o, ok := g.over[taskID]
+	return o, ok
 }
 
 // guardDisk runs before the steps of a pending or running task: it holds a
@@ -115,16 +124,16 @@ func (s *System) checkWorkspaceSizes(ctx context.Context) error {
 func (r *taskReconciler) guardDisk(ctx context.Context, sc *taskScope) (done bool, err error) {
 	switch sc.task.Status.Phase {
 	case models.TaskPhasePending:
-		return r.s.holdWhileDiskLow(sc), nil
+		return r.deps.holdWhileDiskLow(sc), nil
 	case models.TaskPhaseRunning:
-		return r.s.stopOversizeRun(ctx, sc)
+		return r.deps.stopOversizeRun(ctx, sc)
 	}
 	return false, nil
 }
 
 // holdWhileDiskLow keeps a task from starting a run (or taking its
 // snapshot) while the workspaces' volume has less than the reserve free.
-func (s *System) holdWhileDiskLow(sc *taskScope) bool {
+func (s *taskDeps) holdWhileDiskLow(sc *taskScope) bool {
 	reserve := s.config().Limits.DiskReserveBytes
 	if reserve <= 0 {
 		return false
@@ -152,11 +161,9 @@ func (s *System) holdWhileDiskLow(sc *taskScope) bool {
 // stopOversizeRun ends a run the last size walk found over the cap: its
 // container is stopped and the task fails as WorkspaceTooLarge. The
 // workspace is kept for inspection until retention removes it.
-func (s *System) stopOversizeRun(ctx context.Context, sc *taskScope) (bool, error) {
+func (s *taskDeps) stopOversizeRun(ctx context.Context, sc *taskScope) (bool, error) {
 	t := sc.task
-	s.disk.mu.Lock()
-	o, ok := s.disk.over[t.ID]
-	s.disk.mu.Unlock()
+	o, ok := s.disk.verdict(t.ID)
 	if !ok || o.run != t.Status.RunNumber {
 		return false, nil
 	}

@@ -61,7 +61,7 @@ func TestTaskReconcile_WorkspaceOverCapFailsTheRun(t *testing.T) {
 	task := h.createTask("fill the disk")
 	running := h.runUntil(task.ID, 30*time.Second, phaseIs(models.TaskPhaseRunning))
 
-	if err := h.s.checkWorkspaceSizes(h.ctx); err != nil {
+	if err := h.s.tasks.disk.checkWorkspaceSizes(h.ctx); err != nil {
 		t.Fatal(err)
 	}
 	h.reconcile(task.ID)
@@ -77,7 +77,7 @@ func TestTaskReconcile_WorkspaceOverCapFailsTheRun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(running.Status.WorkspacePath, "work", "big.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.s.checkWorkspaceSizes(h.ctx); err != nil {
+	if err := h.s.tasks.disk.checkWorkspaceSizes(h.ctx); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // idempotent: the second pass finds it failed

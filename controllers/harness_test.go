@@ -64,14 +64,14 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	if err != nil {
 		t.Fatalf("new system: %v", err)
 	}
-	s.stopGrace = 0
-	s.progressEvery = 20 * time.Millisecond
-	s.drainWait = 5 * time.Second
-	s.followers.start(ctx)
-	t.Cleanup(s.followers.stop)
+	s.tasks.stopGrace = 0
+	s.tasks.progressEvery = 20 * time.Millisecond
+	s.tasks.drainWait = 5 * time.Second
+	s.tasks.followers.Start(ctx)
+	t.Cleanup(s.tasks.followers.Stop)
 	// Workspaces begun while a task is Pending finish in the background; the
 	// test's directories must outlive them.
-	t.Cleanup(s.builds.stop)
+	t.Cleanup(s.tasks.builds.stop)
 	h.s = s
 	h.repo = testutil.NewRepo(t, t.TempDir(), map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
 	return h
@@ -113,7 +113,33 @@ func (h *harness) reconcile(id string) reconciler.Result {
 func (h *harness) reconcileErr(id string) (reconciler.Result, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
-	return (&taskReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: id})
+	return (&taskReconciler{deps: h.s.tasks}).Reconcile(ctx, reconciler.Request{Key: id})
+}
+
+// diffPass runs the diff controller's pass the task controller's Notify asks
+// for (the harness runs no diff controller of its own), twice: the second
+// must change nothing.
+func (h *harness) diffPass(id string) *models.Diff {
+	h.t.Helper()
+	r := h.s.diffRec
+	if _, err := r.Reconcile(h.ctx, reconciler.Request{Key: id}); err != nil {
+		h.t.Fatalf("reconcile diff %s: %v", id, err)
+	}
+	first, err := h.store.GetDiff(h.ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := r.Reconcile(h.ctx, reconciler.Request{Key: id}); err != nil {
+		h.t.Fatalf("reconcile diff %s again: %v", id, err)
+	}
+	again, err := h.store.GetDiff(h.ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if again.ResourceVersion != first.ResourceVersion {
+		h.t.Errorf("second diff pass wrote again: %+v → %+v", first.Status, again.Status)
+	}
+	return again
 }
 
 // stepTwice runs passes until the task's status moves on, then rewinds the
@@ -165,7 +191,7 @@ func (h *harness) rewind(id string, st models.TaskStatus) {
 // stableStatus blanks the fields that legitimately differ between two runs of
 // the same step (clocks, versions).
 func stableStatus(st models.TaskStatus) models.TaskStatus {
-	st.RunStartedAt, st.EndTime, st.LastOutputAt = nil, nil, nil
+	st.RunStartedAt, st.EndTime = nil, nil
 	st.ObservedGeneration = 0
 	return st
 }
@@ -183,7 +209,28 @@ func (h *harness) runUntil(id string, timeout time.Duration, cond func(*models.T
 			h.t.Fatalf("task %s: condition not met within %s; status %+v", id, timeout, t.Status)
 		}
 		h.reconcile(id)
+		h.notifiedDiffPasses(id)
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// notifiedDiffPasses plays the diff controller (the harness runs none) for
+// the diffs a collecting run of task id asks it to supersede: its older
+// diffs still awaiting a decision.
+func (h *harness) notifiedDiffPasses(id string) {
+	h.t.Helper()
+	t := h.task(id)
+	if t.Status.Phase != models.TaskPhaseCollecting {
+		return
+	}
+	diffs, err := h.store.ListDiffs(h.ctx, models.DiffFilter{TaskID: id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, d := range olderAwaiting(diffs, t.Status.RunNumber) {
+		if _, err := h.s.diffRec.Reconcile(h.ctx, reconciler.Request{Key: d}); err != nil {
+			h.t.Fatalf("reconcile diff %s: %v", d, err)
+		}
 	}
 }
 
@@ -201,7 +248,7 @@ func (h *harness) stepsSeen() []string {
 
 func (h *harness) logFile(id string, run int) string {
 	h.t.Helper()
-	b, err := os.ReadFile(h.s.taskLogPath(id, run))
+	b, err := os.ReadFile(h.s.tasks.taskLogPath(id, run))
 	if err != nil {
 		h.t.Fatalf("read task log: %v", err)
 	}

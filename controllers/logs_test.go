@@ -11,6 +11,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/models/tasklog"
 )
 
 func TestDropPartialLine(t *testing.T) {
@@ -19,7 +20,7 @@ func TestDropPartialLine(t *testing.T) {
 		{"a\nb\n", "a\nb\n"},
 		{"a\nb\npart", "a\nb\n"},
 		{"only part", ""},
-		{"a\n" + strings.Repeat("x", 3*tailChunk), "a\n"},
+		{"a\n" + strings.Repeat("x", 3*(64<<10)), "a\n"},
 	}
 	for _, c := range cases {
 		p := filepath.Join(t.TempDir(), "log")
@@ -30,11 +31,11 @@ func TestDropPartialLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		size, err := dropPartialLine(f)
+		size, err := tasklog.DropPartialLine(f)
 		f.Close()
 		got, _ := os.ReadFile(p)
 		if err != nil || string(got) != c.want || size != int64(len(c.want)) {
-			t.Errorf("dropPartialLine(%.20q) = %.20q (%d), %v", c.in, got, size, err)
+			t.Errorf("DropPartialLine(%.20q) = %.20q (%d), %v", c.in, got, size, err)
 		}
 	}
 }
@@ -49,7 +50,7 @@ func TestReadTailLines_CoversTheResumeOverlap(t *testing.T) {
 		fmt.Fprintf(&b, "%s line %04d %s\n", dockerStamp(ts), i, strings.Repeat("x", 20))
 	}
 	content := b.String()
-	lines, err := readTailLines(strings.NewReader(content), int64(len(content)))
+	lines, err := tasklog.ReadTail(strings.NewReader(content), int64(len(content)), engine.LogResumeOverlap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +82,12 @@ func TestLogFollower_RedactsSecretsBeforeFileAndStore(t *testing.T) {
 		`{"type":"assistant","message":{"content":[{"type":"text","text":"escaped \u0073k-ant-api03-`+canary[len("sk-ant-api03-"):]+`"}]},"session_id":"sess-1"}`,
 		split,
 	)
-	h.runUntil(task.ID, 5*time.Second, func(t *models.Task) bool { return t.Status.NumTurns == 2 })
+	h.runUntil(task.ID, 5*time.Second, func(t *models.Task) bool { return t.Progress.NumTurns == 2 })
 	h.fe.Emit(name, `{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"done: `+canary+`","session_id":"sess-1"}`)
 	h.fe.Exit(name, 0)
 	got := h.runUntil(task.ID, 10*time.Second, finished)
 
-	st := got.Status
+	st := got.Progress // the run's row, as the task reads join it
 	if st.ResultText != "done: [REDACTED:ANTHROPIC_API_KEY]" || st.LastMessage != "escaped [REDACTED:ANTHROPIC_API_KEY]" {
 		t.Errorf("status texts: result %q, last message %q", st.ResultText, st.LastMessage)
 	}
@@ -114,10 +115,10 @@ func TestLogFollower_RedactsSecretsBeforeFileAndStore(t *testing.T) {
 
 	// A follower started again on the same file (a restart) stores nothing
 	// twice: resume compares the redacted lines.
-	h.s.followers.forget(followerKey{task.ID, 1})
+	h.s.tasks.followers.Forget(task.ID, 1)
 	info, _ := h.fe.Inspect(h.ctx, name)
-	f := h.s.followers.ensure(h.s.taskFollowTarget(got, info))
-	if !f.wait(h.ctx, 5*time.Second) {
+	f := h.s.tasks.followers.Ensure(h.s.tasks.taskFollowTarget(got, info))
+	if !f.Wait(h.ctx, 5*time.Second) {
 		t.Fatal("restarted follower did not finish")
 	}
 	if again := h.logFile(task.ID, 1); again != log {

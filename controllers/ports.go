@@ -49,14 +49,33 @@ type ContainerRuntime interface {
 
 var _ ContainerRuntime = (*engine.Engine)(nil)
 
-// Workspaces prepares the per-task workspaces (DESIGN §4).
+// Workspaces is every host-side git and workspace operation the controllers
+// perform (DESIGN §4): preparing, opening and removing a task's workspace,
+// and looking at and applying to a user's work folder. The controllers call
+// package workspace for its types, errors and naming rules only, never for an
+// operation, so a test can swap any of them.
 type Workspaces interface {
 	// Prepare creates the task's workspace, or returns it unchanged when it is
 	// already ready, so it is safe to call again after a crash.
 	Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error)
+	// Begin checks spec and prepares the workspace in the background: the
+	// returned building's Wait gives the ready workspace (preparing.go).
+	Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error)
 	// Open returns the ready workspace of a task, or an error matching
 	// workspace.ErrNotFound.
 	Open(root, taskID string) (*workspace.Workspace, error)
+	// Remove deletes the workspace of taskID at dir, files the container's
+	// user made read-only included; a missing workspace is not an error.
+	Remove(taskID, dir string) error
+	// OpenWorkFolder opens a user's work folder checked against roots (nil:
+	// no check); the caller closes it.
+	OpenWorkFolder(ctx context.Context, folder string, roots workspace.Roots) (*workspace.WorkFolder, error)
+	// WorkFolderTop is the top of the work tree holding folder, checked
+	// against roots.
+	WorkFolderTop(ctx context.Context, folder string, roots workspace.Roots) (string, error)
+	// Apply applies (or, with spec.DryRun, checks) a captured diff on a
+	// target, with workspace.Apply's outcomes and errors.
+	Apply(ctx context.Context, spec workspace.ApplySpec) (workspace.ApplyResult, error)
 }
 
 // DiffCapturer records what a finished run changed in its workspace.
@@ -73,12 +92,39 @@ type DiffCapturer interface {
 // hostWorkspaces is Workspaces on the host file system.
 type hostWorkspaces struct{}
 
+var _ Workspaces = hostWorkspaces{}
+
 func (hostWorkspaces) Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error) {
 	return workspace.Prepare(ctx, spec)
 }
 
+func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
+	b, err := workspace.Begin(ctx, spec)
+	if err != nil {
+		return nil, err // not a typed nil inside the interface
+	}
+	return b, nil
+}
+
 func (hostWorkspaces) Open(root, taskID string) (*workspace.Workspace, error) {
 	return workspace.Open(root, taskID)
+}
+
+func (hostWorkspaces) Remove(taskID, dir string) error {
+	return (&workspace.Workspace{TaskID: taskID, Dir: dir}).Remove()
+}
+
+func (hostWorkspaces) OpenWorkFolder(ctx context.Context, folder string, roots workspace.Roots) (*workspace.WorkFolder, error) {
+	return workspace.OpenWorkFolder(ctx, folder, roots)
+}
+
+func (hostWorkspaces) WorkFolderTop(ctx context.Context, folder string, roots workspace.Roots) (string, error) {
+	top, _, err := workspace.WorkFolderInfoIn(ctx, folder, roots)
+	return top, err
+}
+
+func (hostWorkspaces) Apply(ctx context.Context, spec workspace.ApplySpec) (workspace.ApplyResult, error) {
+	return workspace.Apply(ctx, spec)
 }
 
 // workspaceDiffs is DiffCapturer over workspace.CaptureDiff.

@@ -20,15 +20,13 @@ import (
 // (workspace.Begin) and, when the task is admitted at once, leaves the rest
 // running in the background; the Preparing pass then creates the container
 // while that rest finishes, and starts it only once the workspace is ready.
+// There is one path from Pending to Running (taskReconciler.workspaceBuild):
+// a workspace prepared within a pass (no background build possible, or a
+// revision reusing its workspace) is a readyBuild, a build that has finished,
+// and goes the same way.
 // Nothing of this is state a restart needs: a build lost with its process is
 // done again by the next Preparing pass (Prepare starts over on a workspace
 // without its marker), and a container created meanwhile is adopted by name.
-
-// workspaceBeginner is implemented by Workspaces that can prepare a workspace
-// in the background (hostWorkspaces); others are prepared in one go.
-type workspaceBeginner interface {
-	Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error)
-}
 
 // building is a workspace being prepared in the background
 // (building).
@@ -38,14 +36,6 @@ type building interface {
 	// Wait returns the ready workspace, or why it could not be prepared, or
 	// ctx's error when ctx ends first (the build goes on).
 	Wait(ctx context.Context) (*workspace.Workspace, error)
-}
-
-func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
-	b, err := workspace.Begin(ctx, spec)
-	if err != nil {
-		return nil, err // not a typed nil inside the interface
-	}
-	return b, nil
 }
 
 // workspaceBuilds holds the workspace preparations still running in the

@@ -59,7 +59,7 @@ func TestTaskReconcile_CreatesContainerWhileSnapshotFinishes(t *testing.T) {
 	var release sync.Once
 	open := func() { release.Do(func() { close(gate) }) }
 	t.Cleanup(open) // before the harness waits for its builds, even on failure
-	h.s.workspaces = gatedWorkspaces{gate: gate}
+	h.s.tasks.workspaces = gatedWorkspaces{gate: gate}
 	files := map[string]string{}
 	for i := range 50 {
 		files[fmt.Sprintf("d%d/f%d.txt", i%5, i)] = strings.Repeat("x", i)
@@ -72,7 +72,7 @@ func TestTaskReconcile_CreatesContainerWhileSnapshotFinishes(t *testing.T) {
 	if got.Status.Phase != models.TaskPhasePreparing || got.Status.RunNumber != 1 {
 		t.Fatalf("after admission: %+v", got.Status)
 	}
-	if h.s.builds.get(task.ID) == nil {
+	if h.s.tasks.builds.get(task.ID) == nil {
 		t.Fatal("the admitted task's snapshot is not being built in the background")
 	}
 	name := engine.ContainerName(task.ID, 1)
@@ -136,7 +136,7 @@ func TestTaskReconcile_BlockedSnapshotIsRetriedAndSaysWhy(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(h.ctx, passTimeout)
 			defer cancel()
-			_, err := (&taskReconciler{s: h.s}).Reconcile(ctx, reconciler.Request{Key: task.ID})
+			_, err := (&taskReconciler{deps: h.s.tasks}).Reconcile(ctx, reconciler.Request{Key: task.ID})
 			done <- err
 		}()
 		select {

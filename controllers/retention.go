@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/config"
-	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -46,18 +45,12 @@ const retentionBatch = 100
 // diffReasonWorkspaceGone's message, kept from the original server.
 const workspaceGoneMessage = "workspace is gone"
 
-func init() {
-	extraRunnables = append(extraRunnables, func(s *System) (runnableSpec, error) {
-		r := newRetention(s)
-		return runnableSpec{Name: retentionName, Every: s.config().Intervals.Retention.Duration, Run: r.run}, nil
-	})
-}
-
 // retention is the retention job. Like diffReconciler it depends on a few
-// narrow things, so its tests build it directly.
+// narrow things, which setup (setup.go) fills in and its tests build directly.
 type retention struct {
-	store *models.Store
-	paths config.Paths
+	store      *models.Store
+	workspaces Workspaces
+	paths      config.Paths
 	// maxAge is read on every run, so a reloaded configuration applies.
 	maxAge func() time.Duration
 	batch  int
@@ -65,18 +58,6 @@ type retention struct {
 	now    func() time.Time
 	// notify enqueues a diff whose status retention changed.
 	notify func(kind, id string)
-}
-
-func newRetention(s *System) *retention {
-	return &retention{
-		store:  s.store,
-		paths:  s.paths,
-		maxAge: func() time.Duration { return s.config().Retention.DataMaxAge.Duration },
-		batch:  retentionBatch,
-		log:    s.log.With(zap.String("runnable", retentionName)),
-		now:    func() time.Time { return s.now() },
-		notify: s.Notify,
-	}
 }
 
 // retentionCounts is what one run removed, for the log.
@@ -241,7 +222,7 @@ func (r *retention) removeTaskFiles(t *models.Task) error {
 		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err := (&workspace.Workspace{TaskID: t.ID, Dir: dir}).Remove(); err != nil {
+		if err := r.workspaces.Remove(t.ID, dir); err != nil {
 			return fmt.Errorf("remove workspace of task %s: %w", t.ID, err)
 		}
 	}

@@ -21,13 +21,14 @@ const dtDay = 24 * time.Hour
 // for maxAge, fetching batch rows at a time.
 func newRetentionForTest(e *dtEnv, maxAge time.Duration, batch int) *retention {
 	return &retention{
-		store:  e.store,
-		paths:  e.paths,
-		maxAge: func() time.Duration { return maxAge },
-		batch:  batch,
-		log:    zaptest.NewLogger(e.t),
-		now:    time.Now,
-		notify: func(string, string) {},
+		store:      e.store,
+		workspaces: hostWorkspaces{},
+		paths:      e.paths,
+		maxAge:     func() time.Duration { return maxAge },
+		batch:      batch,
+		log:        zaptest.NewLogger(e.t),
+		now:        time.Now,
+		notify:     func(string, string) {},
 	}
 }
 

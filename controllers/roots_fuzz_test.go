@@ -169,7 +169,7 @@ func TestDocker_SwapFuzzNeverLeavesAllowedRoots(t *testing.T) {
 		switch {
 		case got.Status.Phase == models.TaskPhaseSucceeded:
 			succeeded++
-			if log, err := os.ReadFile(e.s.taskLogPath(got.ID, got.Status.RunNumber)); err != nil || !slices.Contains(stripStamps(string(log)), "hello") {
+			if log, err := os.ReadFile(e.s.tasks.taskLogPath(got.ID, got.Status.RunNumber)); err != nil || !slices.Contains(stripStamps(string(log)), "hello") {
 				t.Errorf("task %s succeeded but its log does not show README.md: %q, %v", got.ID, log, err)
 			}
 		case got.Status.Reason == wantOutsideReason:

@@ -145,7 +145,7 @@ func (h *harness) finishedTaskWithDiff(repo string) (*models.Task, *models.Diff)
 	h.t.Helper()
 	task := h.createTask("edit", func(t *models.Task) { t.Spec.WorkFolder = repo })
 	ws, err := workspace.Prepare(h.ctx, workspace.PrepareSpec{
-		TaskID: task.ID, WorkFolder: repo, Root: h.s.paths.WorkspaceDir, UID: -1, GID: -1,
+		TaskID: task.ID, WorkFolder: repo, Root: h.s.tasks.paths.WorkspaceDir, UID: -1, GID: -1,
 	})
 	if err != nil {
 		h.t.Fatalf("prepare workspace: %v", err)
@@ -175,7 +175,7 @@ func (h *harness) finishedTaskWithDiff(repo string) (*models.Task, *models.Diff)
 // settleDiff runs diff passes until the diff's apply has an outcome.
 func (h *harness) settleDiff(id string) *models.Diff {
 	h.t.Helper()
-	r := newDiffReconciler(h.s)
+	r := h.s.diffRec
 	for i := 0; ; i++ {
 		if _, err := r.Reconcile(h.ctx, reconciler.Request{Key: id}); err != nil && !reconciler.IsTerminal(err) {
 			h.t.Logf("pass %d: %v", i, err)
@@ -263,13 +263,13 @@ func TestTaskSnapshot_DependentFolderSwappedOutsideIsRefused(t *testing.T) {
 			got := h.runUntil(b.ID, 30*time.Second, func(t *models.Task) bool {
 				return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 			})
-			h.s.builds.stop() // a background snapshot, if any, has ended
+			h.s.tasks.builds.stop() // a background snapshot, if any, has ended
 			if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason ||
 				!strings.Contains(got.Status.Message, repo) {
 				t.Errorf("b: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming %s",
 					got.Status.Phase, got.Status.Reason, got.Status.Message, repo)
 			}
-			for _, dir := range []string{h.s.paths.WorkspaceDir, h.cfg.Log.Dir, filepath.Dir(h.cfg.DBPath)} {
+			for _, dir := range []string{h.s.tasks.paths.WorkspaceDir, h.cfg.Log.Dir, filepath.Dir(h.cfg.DBPath)} {
 				if found := filesContaining(t, dir, l.canary); len(found) > 0 {
 					t.Errorf("the outside canary reached %v", found)
 				}
@@ -293,13 +293,13 @@ func TestTaskSnapshot_GitFileOutsideRootsIsRefused(t *testing.T) {
 	got := h.runUntil(task.ID, 30*time.Second, func(t *models.Task) bool {
 		return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 	})
-	h.s.builds.stop()
+	h.s.tasks.builds.stop()
 	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason ||
 		!strings.Contains(got.Status.Message, filepath.Join(outside, ".git")) {
 		t.Errorf("task: phase %s reason %s message %q; want Failed, OutsideAllowedRoots naming the git directory",
 			got.Status.Phase, got.Status.Reason, got.Status.Message)
 	}
-	if found := filesContaining(t, h.s.paths.WorkspaceDir, l.canary); len(found) > 0 {
+	if found := filesContaining(t, h.s.tasks.paths.WorkspaceDir, l.canary); len(found) > 0 {
 		t.Errorf("the outside canary reached %v", found)
 	}
 }
@@ -318,7 +318,7 @@ func TestTaskSnapshot_ReloadedRootsApplyAtOnce(t *testing.T) {
 	got := h.runUntil(task.ID, 30*time.Second, func(t *models.Task) bool {
 		return t.Status.Finished || t.Status.Phase == models.TaskPhaseRunning
 	})
-	h.s.builds.stop()
+	h.s.tasks.builds.stop()
 	if got.Status.Phase != models.TaskPhaseFailed || got.Status.Reason != wantOutsideReason {
 		t.Errorf("task after the roots were narrowed: phase %s reason %s: %s", got.Status.Phase, got.Status.Reason, got.Status.Message)
 	}
@@ -334,7 +334,7 @@ func TestTargetWatch_SwappedTargetIsNotLookedInto(t *testing.T) {
 	repo := testutil.NewRepo(t, filepath.Join(l.root, "repo"), map[string]string{"README.md": "hello\n"})
 	outside := l.outsideClone(t, repo, "repo")
 	_, d := h.finishedTaskWithDiff(repo)
-	w := newTargetWatch(h.s)
+	w := &targetWatch{store: h.store, workspaces: hostWorkspaces{}, log: h.s.log, roots: h.s.diffRec.roots, seen: map[string]string{}}
 	var notified []string
 	w.notify = func(_, id string) { notified = append(notified, id) }
 

@@ -35,6 +35,10 @@ const (
 	KindTask = "task"
 	KindDiff = "diff"
 
+	// kindContainer routes Notify to the container controller; only the
+	// controllers use it.
+	kindContainer = "container"
+
 	taskControllerName      = "task"
 	containerControllerName = "container"
 )
@@ -95,83 +99,22 @@ type SystemStatus struct {
 	LogFollowers int
 }
 
-// Registration points for controllers and leader-only jobs written in other
-// files of this package (controllers/diff.go, controllers/retention.go), so
-// that system.go does not depend on them at compile time. Such a file appends
-// a factory in its init():
-//
-//	func init() {
-//		extraControllers = append(extraControllers, func(s *System) (controllerSpec, error) {
-//			r := &diffReconciler{s: s}
-//			return controllerSpec{Name: "diff", Kinds: []string{KindDiff}, Reconciler: r,
-//				ListKeys: s.store.ListLiveDiffIDs}, nil
-//		})
-//	}
-//
-// A factory may use every field of System (cfg, store, log, paths, storeID,
-// the ports, Notify); it must not start goroutines: System runs the
-// controller and the runnables only while this process holds the lease.
-var (
-	extraControllers []controllerFactory
-	extraRunnables   []runnableFactory
-)
-
-// controllerFactory builds one extra controller for s.
-type controllerFactory func(s *System) (controllerSpec, error)
-
-// controllerSpec describes a controller added through extraControllers.
-type controllerSpec struct {
-	Name       string   // controller name, in logs, metrics and Status
-	Kinds      []string // Notify kinds routed to it, e.g. KindDiff
-	Reconciler reconciler.Reconciler
-	// ListKeys lists the live keys for the periodic and wake-up resyncs; it
-	// should cost in proportion to live objects, not history.
-	ListKeys func(ctx context.Context) ([]string, error)
-	Resync   time.Duration // 0: config intervals.resync
-}
-
-// runnableFactory builds one extra leader-only job for s.
-type runnableFactory func(s *System) (runnableSpec, error)
-
-// runnableSpec describes a leader-only job added through extraRunnables.
-type runnableSpec struct {
-	Name string
-	// Every > 0 runs Run at the start of each leadership term and then every
-	// Every (jittered); 0 runs it once per term, and it must return when ctx ends.
-	Every time.Duration
-	Run   func(ctx context.Context) error
-}
-
-// System is the controller side of claude-parallel: a reconciler.Manager with
-// the task and container controllers (and those registered by other files),
-// the Docker event watch, and the log followers.
+// System is the controller side of claude-parallel: a reconciler.Manager
+// running what setup (setup.go) wires — the task, container and diff
+// controllers and the leader-only jobs — and the log followers.
 type System struct {
-	cfg     atomic.Pointer[config.Config] // swapped by SetConfig; read through config()
-	store   *models.Store
-	log     *zap.Logger
-	paths   config.Paths
-	storeID string // installation id: the claude-parallel.store label
-	ports
+	cfg   atomic.Pointer[config.Config] // swapped by SetConfig; read through config()
+	store *models.Store
+	log   *zap.Logger
+	mgr   *reconciler.Manager
 
-	afterStep func(Step, string, int)
-	now       func() time.Time
-	// stopGrace is how long a stopped container gets between SIGTERM and SIGKILL.
-	stopGrace time.Duration
-	// drainWait bounds how long one reconcile pass waits for a log follower to
-	// drain an exited container's output before it requeues instead.
-	drainWait time.Duration
-	// progressEvery throttles the follower's writes of output progress.
-	progressEvery time.Duration
-
-	mgr          *reconciler.Manager
-	taskCtl      *reconciler.Controller
-	containerCtl *reconciler.Controller
-
-	admission admission
-	disk      diskGuard       // verdicts of the workspace size walk (diskguard.go)
-	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
-	followers *followerSet
-	seen      containerCounts
+	// What setup built that the System itself touches: the task controller's
+	// workspace builds and log followers live and die with a leadership term,
+	// the container controller's counts go into Status. Tests drive passes of
+	// each controller by hand.
+	tasks      *taskDeps
+	containers *containerReconciler
+	diffRec    *diffReconciler
 
 	runMu  sync.Mutex
 	runCtx context.Context // the context Run was called with
@@ -202,20 +145,8 @@ func newSystem(deps Deps, p ports) (*System, error) {
 		log = zap.NewNop()
 	}
 	cfg := deps.Config
-	s := &System{
-		store:         deps.Store,
-		log:           log,
-		paths:         cfg.Paths(),
-		storeID:       deps.Store.InstallationID(),
-		ports:         p,
-		afterStep:     deps.AfterStep,
-		now:           time.Now,
-		stopGrace:     5 * time.Second,
-		drainWait:     20 * time.Second,
-		progressEvery: time.Second,
-	}
+	s := &System{store: deps.Store, log: log}
 	s.cfg.Store(cfg)
-	s.followers = newFollowerSet(s)
 
 	iv := cfg.Intervals
 	mgr, err := reconciler.NewManager(reconciler.ManagerOptions{
@@ -236,68 +167,8 @@ func newSystem(deps Deps, p ports) (*System, error) {
 	}
 	s.mgr = mgr
 
-	opts := func(listKeys func(context.Context) ([]string, error), resync time.Duration) reconciler.Options {
-		if resync <= 0 {
-			resync = iv.Resync.Duration
-		}
-		return reconciler.Options{
-			Workers:          cfg.Workers,
-			ReconcileTimeout: iv.ReconcileTimeout.Duration,
-			MaxBackoff:       30 * time.Second,
-			Logger:           log,
-			ListKeys:         listKeys,
-			ResyncInterval:   resync,
-			Registerer:       deps.Registerer,
-		}
-	}
-	if s.taskCtl, err = reconciler.New(taskControllerName, &taskReconciler{s: s}, opts(s.store.ListLiveTaskIDs, 0)); err != nil {
+	if err := s.setup(p, deps.AfterStep, deps.Registerer); err != nil {
 		return nil, fmt.Errorf("new system: %w", err)
-	}
-	if err := mgr.Add(s.taskCtl, KindTask); err != nil {
-		return nil, fmt.Errorf("new system: %w", err)
-	}
-	// The container controller has no ListKeys: its keys come from Docker, and
-	// listing Docker on every store commit (the wake-up resync) would be a
-	// waste. Its own periodic pass and the event watch feed it instead.
-	if s.containerCtl, err = reconciler.New(containerControllerName, &containerReconciler{s: s}, opts(nil, 0)); err != nil {
-		return nil, fmt.Errorf("new system: %w", err)
-	}
-	if err := mgr.Add(s.containerCtl); err != nil {
-		return nil, fmt.Errorf("new system: %w", err)
-	}
-	if err := mgr.AddPeriodic("container-gc", iv.ContainerGC.Duration, s.resyncContainers); err != nil {
-		return nil, fmt.Errorf("new system: %w", err)
-	}
-	if err := mgr.AddRunnable("docker-events", s.watchDocker); err != nil {
-		return nil, fmt.Errorf("new system: %w", err)
-	}
-
-	for _, f := range extraControllers {
-		spec, err := f(s)
-		if err != nil {
-			return nil, fmt.Errorf("new system: %w", err)
-		}
-		c, err := reconciler.New(spec.Name, spec.Reconciler, opts(spec.ListKeys, spec.Resync))
-		if err != nil {
-			return nil, fmt.Errorf("new system: %w", err)
-		}
-		if err := mgr.Add(c, spec.Kinds...); err != nil {
-			return nil, fmt.Errorf("new system: %w", err)
-		}
-	}
-	for _, f := range extraRunnables {
-		spec, err := f(s)
-		if err != nil {
-			return nil, fmt.Errorf("new system: %w", err)
-		}
-		if spec.Every > 0 {
-			err = mgr.AddPeriodic(spec.Name, spec.Every, spec.Run)
-		} else {
-			err = mgr.AddRunnable(spec.Name, spec.Run)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("new system: %w", err)
-		}
 	}
 	return s, nil
 }
@@ -346,7 +217,7 @@ func (s *System) SetConfig(cfg *config.Config) {
 	ctx := s.runCtx
 	s.runMu.Unlock()
 	if ctx != nil && s.mgr.IsLeader() {
-		go s.wakePending(ctx)
+		go s.tasks.wakePending(ctx)
 	}
 }
 
@@ -361,7 +232,7 @@ func (s *System) Notify(kind, id string) { s.mgr.Notify(kind, id) }
 // Status reports leadership, the controllers' counters and container counts.
 func (s *System) Status() SystemStatus {
 	ms := s.mgr.Status()
-	managed, adopted := s.seen.counts()
+	managed, adopted := s.containers.seen.counts()
 	return SystemStatus{
 		IsLeader:          ms.Leader,
 		Holder:            ms.Holder,
@@ -369,7 +240,7 @@ func (s *System) Status() SystemStatus {
 		Controllers:       ms.Controllers,
 		ContainersManaged: managed,
 		ContainersAdopted: adopted,
-		LogFollowers:      s.followers.active(),
+		LogFollowers:      s.tasks.followers.Active(),
 	}
 }
 
@@ -384,55 +255,15 @@ func (s *System) startTerm() {
 	// Log followers write to the store like the controllers: only while
 	// this term's lease holds (see models.Store.FenceContext).
 	ctx = s.store.FenceContext(ctx, LeaseName, s.mgr.Holder())
-	s.builds.start(ctx)
-	s.followers.start(ctx)
+	s.tasks.builds.start(ctx)
+	s.tasks.followers.Start(ctx)
 }
 
 // stopTerm runs after every controller of the term has stopped: the followers
 // and the workspace builds stop too, so a process that lost the lease writes
 // nothing more.
 func (s *System) stopTerm() {
-	s.builds.stop()
-	s.followers.stop()
-	s.seen.reset()
-}
-
-// step reports a durable step to the fault-injection hook.
-func (s *System) step(step Step, taskID string, run int) {
-	if s.afterStep != nil {
-		s.afterStep(step, taskID, run)
-	}
-}
-
-// watchDocker follows the labelled container events of this store for the
-// whole term: each one enqueues its task and its container; every
-// (re)subscription is followed by a full resync, since events missed while
-// disconnected are lost.
-func (s *System) watchDocker(ctx context.Context) error {
-	s.rt.Watch(ctx, engine.StoreLabels(s.storeID), func(ev engine.Event) {
-		if _, taskID, _, ok := engine.Owner(ev.Attributes); ok && taskEventActions[ev.Action] {
-			s.taskCtl.Enqueue(taskID)
-		}
-		if ev.Name != "" {
-			s.containerCtl.Enqueue(ev.Name)
-		}
-	}, func() {
-		s.log.Info("docker events subscribed, resyncing")
-		// Docker answers again: followers cut by the outage resume now.
-		s.followers.retryNow()
-		if err := s.resyncContainers(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("container resync after docker reconnect failed", zap.Error(err))
-		}
-		if err := s.mgr.ResyncAll(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("resync after docker reconnect failed", zap.Error(err))
-		}
-	})
-	return nil
-}
-
-// taskEventActions are the container events after which the owning task may
-// have to act (its container ended, vanished or came back).
-var taskEventActions = map[string]bool{
-	"die": true, "destroy": true, "oom": true, "stop": true, "kill": true,
-	"start": true, "restart": true, "pause": true, "unpause": true,
+	s.tasks.builds.stop()
+	s.tasks.followers.Stop()
+	s.containers.seen.reset()
 }

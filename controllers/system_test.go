@@ -78,7 +78,7 @@ func newDockerEnv(t *testing.T, tune ...func(*config.Config)) *dockerEnv {
 	if err != nil {
 		t.Fatalf("new system: %v", err)
 	}
-	s.stopGrace = time.Second
+	s.tasks.stopGrace = time.Second
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() {
@@ -190,7 +190,7 @@ func TestDocker_TaskLifecycle(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(got.Status.WorkspacePath, "work", "hello.txt")); err != nil || string(b) != "hello\n" {
 		t.Errorf("workspace file: %q, %v", b, err)
 	}
-	logText, err := os.ReadFile(e.s.taskLogPath(ok.ID, 1))
+	logText, err := os.ReadFile(e.s.tasks.taskLogPath(ok.ID, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestDocker_AdoptsOrphanAndRemovesOldStopped(t *testing.T) {
 	for {
 		row, err := e.store.GetContainerByName(e.ctx, spec.Name)
 		_, gone := e.eng.Inspect(e.ctx, id2)
-		logText, _ := os.ReadFile(filepath.Join(e.s.paths.TaskLogDir, "adopted", spec.Name+".log"))
+		logText, _ := os.ReadFile(filepath.Join(e.s.tasks.paths.TaskLogDir, "adopted", spec.Name+".log"))
 		if err == nil && row.Adopted && errors.Is(gone, engine.ErrNotFound) &&
 			slices.Equal(stripStamps(string(logText)), []string{"orphan output"}) {
 			break

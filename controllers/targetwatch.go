@@ -44,20 +44,13 @@ import (
 
 const targetWatchName = "target-watch"
 
-func init() {
-	extraRunnables = append(extraRunnables, func(s *System) (runnableSpec, error) {
-		return runnableSpec{Name: targetWatchName, Run: func(ctx context.Context) error {
-			w := newTargetWatch(s)
-			return w.loop(ctx, s.config().Intervals.Resync.Duration)
-		}}, nil
-	})
-}
-
-// targetWatch is one term's watch; its tests build it directly.
+// targetWatch is one term's watch: setup (setup.go) builds one per term,
+// its tests build it directly.
 type targetWatch struct {
-	store  *models.Store
-	log    *zap.Logger
-	notify func(kind, id string)
+	store      *models.Store
+	workspaces Workspaces
+	log        *zap.Logger
+	notify     func(kind, id string)
 	// roots returns the allowed roots in force (nil: no check); a target
 	// outside them is fingerprinted as such, never looked into.
 	roots func() []string
@@ -74,16 +67,6 @@ type targetWatch struct {
 
 // targetWatchPage bounds the diffs one look fingerprints.
 const targetWatchPage = 200
-
-func newTargetWatch(s *System) *targetWatch {
-	return &targetWatch{
-		store:  s.store,
-		log:    s.log.With(zap.String("runnable", targetWatchName)),
-		notify: s.Notify,
-		roots:  func() []string { return allowedRoots(s.config()) },
-		seen:   map[string]string{},
-	}
-}
 
 // loop looks at once and then every interval until ctx ends.
 func (w *targetWatch) loop(ctx context.Context, every time.Duration) error {
@@ -135,7 +118,7 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 		}
 		h, ok := heads[a.target]
 		if !ok {
-			h = readTargetHead(ctx, a.target, roots)
+			h = readTargetHead(ctx, w.workspaces, a.target, roots)
 			heads[a.target] = h
 		}
 		if ctx.Err() != nil {
@@ -176,8 +159,8 @@ type targetHead struct {
 	folder    *workspace.WorkFolder
 }
 
-func readTargetHead(ctx context.Context, folder string, roots workspace.Roots) targetHead {
-	wf, err := workspace.OpenWorkFolder(ctx, folder, roots)
+func readTargetHead(ctx context.Context, ws Workspaces, folder string, roots workspace.Roots) targetHead {
+	wf, err := ws.OpenWorkFolder(ctx, folder, roots)
 	if err != nil {
 		// The dry run reports the same failure in its own words; what
 		// matters here is that the fingerprint moves when it comes or goes.

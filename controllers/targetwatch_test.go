@@ -14,7 +14,7 @@ import (
 // newTargetWatchForTest watches e's store and sends its hints to e's queue,
 // where settle picks them up as the diff controller's queue would.
 func newTargetWatchForTest(e *dtEnv) *targetWatch {
-	return &targetWatch{store: e.store, log: zaptest.NewLogger(e.t), notify: e.r.notify, seen: map[string]string{}}
+	return &targetWatch{store: e.store, workspaces: hostWorkspaces{}, log: zaptest.NewLogger(e.t), notify: e.r.notify, seen: map[string]string{}}
 }
 
 // look runs one look of w and returns the diffs it asked to re-check.

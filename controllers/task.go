@@ -30,9 +30,13 @@ import (
 // steps ends in adoption, never in a second container.
 
 const (
-	// conflictRequeue is how soon a pass whose status write lost a race with
-	// another writer (the log follower) runs again on fresh data.
+	// conflictRequeue is how soon a pass whose status write lost a race runs
+	// again on fresh data. The status has one writer (this controller); a
+	// front end's spec change (cancel, answer, revision) moves the row too.
 	conflictRequeue = 50 * time.Millisecond
+	// supersedeRequeue is how soon a collecting run whose older diffs the
+	// diff controller has been asked to supersede looks again.
+	supersedeRequeue = 20 * time.Millisecond
 	// waitRequeue is the fallback poll for a task waiting for a slot or a
 	// dependency; the normal wake-up is an Enqueue when a run ends.
 	waitRequeue = 5 * time.Second
@@ -73,8 +77,9 @@ const (
 // of its own time (see noteRetry).
 const retryNoteTimeout = 10 * time.Second
 
-// taskReconciler is the task controller's Reconciler; keys are task ids.
-type taskReconciler struct{ s *System }
+// taskReconciler is the task controller's Reconciler; keys are task ids. It
+// depends on taskDeps (taskdeps.go), not on System.
+type taskReconciler struct{ deps *taskDeps }
 
 // taskScope is what the steps of one pass share.
 type taskScope struct {
@@ -131,7 +136,7 @@ func (sc *taskScope) requeueAfter(d time.Duration) {
 
 // Reconcile moves one task one step towards its spec.
 func (r *taskReconciler) Reconcile(ctx context.Context, req reconciler.Request) (res reconciler.Result, reterr error) {
-	s := r.s
+	s := r.deps
 	task, err := s.store.GetTask(ctx, req.Key)
 	if errors.Is(err, models.ErrNotFound) {
 		return res, nil
@@ -161,8 +166,8 @@ func (r *taskReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 		case werr == nil:
 			res = sc.result
 		case errors.Is(werr, models.ErrConflict) && reterr == nil:
-			// Someone else (the log follower) wrote in between; decide again
-			// on fresh data rather than overwrite theirs.
+			// A front end changed the spec in between; decide again on
+			// fresh data rather than overwrite it.
 			log.Debug("task status write conflicted, requeueing", zap.Error(werr))
 			res = reconciler.Result{RequeueAfter: conflictRequeue}
 		case errors.Is(werr, models.ErrNotFound) && reterr == nil:
@@ -209,7 +214,7 @@ func (r *taskReconciler) reconcilePhase(ctx context.Context, sc *taskScope) erro
 // pass's events are committed with it, in one transaction; then it reports
 // its steps and wakes whoever the transition concerns.
 func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK bool) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	if passOK && observesGeneration(t) {
 		t.Status.ObservedGeneration = t.Generation
 	}
@@ -238,7 +243,7 @@ func (r *taskReconciler) writeStatus(ctx context.Context, sc *taskScope, passOK 
 		// Carry on with the next phase at once instead of waiting for a
 		// resync; the queue runs it after this pass returns.
 		if !t.Settled() {
-			s.taskCtl.Enqueue(t.ID)
+			s.notify(KindTask, t.ID)
 		}
 		if holdsSlot(from) && !holdsSlot(to) || to.Terminal() {
 			s.wakePending(ctx)
@@ -308,7 +313,7 @@ func nextRunNumber(t *models.Task) int {
 
 // taskTimeout is how long a run may last: the task's own timeout capped by
 // max_task_timeout, else default_task_timeout.
-func (s *System) taskTimeout(t *models.Task) time.Duration {
+func (s *taskDeps) taskTimeout(t *models.Task) time.Duration {
 	d := s.config().DefaultTaskTimeout.Duration
 	if t.Spec.TimeoutSeconds > 0 {
 		d = time.Duration(t.Spec.TimeoutSeconds) * time.Second

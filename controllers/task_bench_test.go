@@ -65,7 +65,7 @@ func idlePass(b *testing.B, finished int) func() time.Duration {
 	for range 10 {
 		h.createTask("waiting", func(t *models.Task) { t.Spec.DependsOn = []string{blocker.ID} })
 	}
-	r := &taskReconciler{s: h.s}
+	r := &taskReconciler{deps: h.s.tasks}
 	return func() time.Duration {
 		start := time.Now()
 		ids, err := h.store.ListLiveTaskIDs(ctx)

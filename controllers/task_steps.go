@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,10 +17,6 @@ import (
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
-// agentHome is where a task's own home directory is mounted; HOME points there
-// so an agent's session files survive into the task's next run.
-const agentHome = "/home/agent"
-
 // fail ends the run as Failed with a reason and a sentence.
 func (sc *taskScope) fail(reason, message string) {
 	st := &sc.task.Status
@@ -32,8 +26,9 @@ func (sc *taskScope) fail(reason, message string) {
 // reconcileFollowUp starts the run a revision or an answer asked for after a
 // run that ended, succeeded or not (models.Task.WantsFollowUp). It owns the
 // move from the finished phase back to Pending and clears
-// the finished run's per-run fields; the session id, the workspace and the
-// diff id stay, since the next run continues them.
+// the finished run's per-run fields; the workspace and the diff id stay,
+// since the next run continues them (its agent session is read from the
+// earlier runs' rows when its container is built).
 func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) error {
 	t := sc.task
 	if !t.WantsFollowUp() {
@@ -49,8 +44,7 @@ func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) err
 	st.Message = fmt.Sprintf("run %d requested (%s)", nextRunNumber(t), kind)
 	st.ExitCode, st.RunStartedAt, st.EndTime = nil, nil, nil
 	st.ContainerID, st.ContainerName = "", ""
-	st.PendingQuestion, st.ResultText, st.LastMessage = "", "", ""
-	st.NumTurns, st.CostUSD = 0, 0
+	st.PendingQuestion = ""
 	return nil
 }
 
@@ -59,7 +53,7 @@ func (r *taskReconciler) reconcileFollowUp(_ context.Context, sc *taskScope) err
 // container and reports not done, so the Running and Collecting steps end the
 // run as Cancelled keeping what it left behind.
 func (r *taskReconciler) reconcileCancel(ctx context.Context, sc *taskScope) (done bool, err error) {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	cancel := func() {
 		st.Phase, st.Reason, st.Message = models.TaskPhaseCancelled, ReasonCancelled, cancelMessage(t.Spec.CancelReason)
@@ -101,7 +95,7 @@ func (r *taskReconciler) reconcileCancel(ctx context.Context, sc *taskScope) (do
 // can never complete, and admission: the new run's RunNumber and
 // ContainerName and the move to Preparing.
 func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	// Dependencies gate the first run only: a revision continues work that
 	// already ran, and its dependencies may since have been cleaned away.
@@ -121,26 +115,39 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 		}
 	}
 
-	var inFlight building
+	// The first run's workspace is snapshotted as soon as the task may run,
+	// before it waits for a slot: DESIGN §4 promises the task sees the work
+	// folder as it was when the task was accepted, not as it is when a slot
+	// frees minutes later. (A task with dependencies is snapshotted when they
+	// have completed, so it can see their applied changes.)
+	var build building
 	if st.RunNumber == 0 && st.WorkspacePath == "" {
-		b, ok, err := r.snapshotWhileWaiting(ctx, sc)
-		if err != nil || !ok {
+		plan, ok := r.runPlan(sc)
+		if !ok {
+			return nil
+		}
+		b, err := r.workspaceBuild(ctx, sc, plan.user, true)
+		if err != nil || b == nil {
 			return err
 		}
-		inFlight = b
+		build = b
 	}
 
 	admitted, release, err := s.tryAdmit(ctx, t)
 	if err != nil {
 		return err
 	}
-	if !admitted {
-		if inFlight != nil {
-			// No slot: the snapshot completes while the task waits.
-			if ws, err := r.recordPrepared(ctx, sc, inFlight); err != nil || ws == nil {
-				return err
-			}
+	if admitted {
+		sc.release = release // given back after the status write, whatever this pass does
+	}
+	if _, ready := build.(readyBuild); build != nil && (ready || !admitted) {
+		// No slot (the snapshot completes while the task waits), or the
+		// workspace was prepared in this pass: record it now.
+		if ws, err := r.recordPrepared(ctx, sc, build); err != nil || ws == nil {
+			return err
 		}
+	}
+	if !admitted {
 		st.Reason = ReasonWaitingForSlot
 		st.Message = fmt.Sprintf("waiting for a free slot (max_parallel %d)", s.config().MaxParallel)
 		sc.requeueAfter(waitRequeue)
@@ -148,7 +155,6 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	}
 	// Admitted: a snapshot still being taken goes on in the background, and
 	// the Preparing pass creates the container meanwhile (preparing.go).
-	sc.release = release
 	run := nextRunNumber(t)
 	st.Phase = models.TaskPhasePreparing
 	st.RunNumber = run
@@ -160,42 +166,46 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	return nil
 }
 
-// snapshotWhileWaiting begins the first run's workspace as soon as the task
-// may run, before it waits for a slot: DESIGN §4 promises the task sees the
-// work folder as it was when the task was accepted, not as it is when a slot
-// frees minutes later. (A task with dependencies is snapshotted when they have
-// completed, so it can see their applied changes.) What depends on the spec is
-// checked before it returns; the rest of the snapshot may still be running
-// (see preparing.go). It reports false when the task was failed because its
-// spec cannot run; the building is nil when it was prepared in one go.
-func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope) (building, bool, error) {
-	s, t := r.s, sc.task
-	profile, ok := s.config().Profile(t.Spec.Agent)
-	if !ok {
-		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
-		return nil, false, nil
+// workspaceBuild is the one way a run gets its workspace, whichever pass
+// asks: the build already in flight for the task, else (when mayBegin and the
+// bound on background builds allows) a new one in the background, whose
+// spec-dependent checks are done before it returns, else the workspace
+// prepared in the pass itself, as a readyBuild. A nil building with a nil
+// error means the task was failed: its work folder or base cannot be used.
+func (r *taskReconciler) workspaceBuild(ctx context.Context, sc *taskScope, user runAs, mayBegin bool) (building, error) {
+	s, t := r.deps, sc.task
+	if b := s.builds.get(t.ID); b != nil {
+		return b, nil
 	}
-	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	// Background builds are bounded like passes are, so a burst of tasks
+	// does not start a burst of git processes: past the bound, the pass
+	// prepares the workspace itself.
+	if mayBegin && s.builds.inFlight() < max(1, s.config().Workers) {
+		b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
+			return s.workspaces.Begin(ctx, r.prepareSpec(t, user))
+		})
+		if err != nil {
+			return nil, r.prepareFailed(sc, err)
+		}
+		return b, nil
+	}
+	ws, err := s.workspaces.Prepare(ctx, r.prepareSpec(t, user))
 	if err != nil {
-		sc.fail(ReasonInvalidSpec, err.Error())
-		return nil, false, nil
+		return nil, r.prepareFailed(sc, err)
 	}
-	wb, ok := s.workspaces.(workspaceBeginner)
-	if !ok || s.builds.get(t.ID) == nil && s.builds.inFlight() >= max(1, s.config().Workers) {
-		// Background builds are bounded like passes are, so a burst of tasks
-		// does not start a burst of git processes: past the bound, the pass
-		// prepares the workspace itself.
-		ws, err := r.prepareWorkspace(ctx, sc, user)
-		return nil, ws != nil, err
-	}
-	b, err := s.builds.begin(t.ID, s.config().Intervals.ReconcileTimeout.Duration, func(ctx context.Context) (building, error) {
-		return wb.Begin(ctx, r.prepareSpec(t, user))
-	})
-	if err != nil {
-		return nil, false, r.prepareFailed(sc, err)
-	}
-	return b, true, nil
+	return readyBuild{ws}, nil
 }
+
+// readyBuild is a workspace prepared within the pass: a building that has
+// already finished.
+type readyBuild struct{ ws *workspace.Workspace }
+
+func (b readyBuild) Layout() *workspace.Workspace {
+	l := *b.ws
+	return &l
+}
+
+func (b readyBuild) Wait(context.Context) (*workspace.Workspace, error) { return b.ws, nil }
 
 // reconcilePreparing prepares the workspace and creates and starts the run's
 // container. It owns WorkspacePath, BaseCommit, ContainerID, RunStartedAt and
@@ -205,33 +215,33 @@ func (r *taskReconciler) snapshotWhileWaiting(ctx context.Context, sc *taskScope
 // ready, a name conflict adopts the container already created for this run,
 // and an adopted container is started only if it never was.
 func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
-	profile, ok := s.config().Profile(t.Spec.Agent)
+	s, t := r.deps, sc.task
+	plan, ok := r.runPlan(sc)
 	if !ok {
-		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
 		return nil
 	}
-	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	session, err := r.resumedSession(ctx, t)
 	if err != nil {
-		sc.fail(ReasonInvalidSpec, err.Error())
-		return nil
+		return err
 	}
-	var (
-		ws      *workspace.Workspace
-		created *createResult
-	)
-	if b := s.builds.get(t.ID); b != nil {
-		// The snapshot begun while Pending is still being recorded: create the
-		// container on its directories meanwhile. It is started only below,
-		// once the workspace is ready.
-		ws, created, err = r.createWhilePreparing(ctx, sc, profile, user, b)
-	} else {
-		ws, err = r.prepareWorkspace(ctx, sc, user)
+	// One path whatever prepared the workspace: the container spec is built
+	// once, from the workspace's directories (they exist before a background
+	// build ends), and the container is created while the build finishes; it
+	// is started only below, once the workspace is ready.
+	b, err := r.workspaceBuild(ctx, sc, plan.user, false)
+	if err != nil || b == nil {
+		return err
 	}
+	spec, specErr := r.runSpec(t, plan, b.Layout(), session)
+	ws, created, err := r.createWhilePreparing(ctx, sc, spec, specErr, b)
 	if err != nil || ws == nil {
 		return err
 	}
-	info, err := r.ensureContainer(ctx, sc, profile, ws, user, created)
+	if specErr != nil {
+		sc.fail(ReasonInvalidSpec, specErr.Error())
+		return nil
+	}
+	info, err := r.ensureContainer(ctx, sc, plan.profile, ws, spec, created)
 	if err != nil || info == nil {
 		return err
 	}
@@ -250,26 +260,75 @@ func (r *taskReconciler) reconcilePreparing(ctx context.Context, sc *taskScope) 
 	return nil
 }
 
+// runPlan is what a run is started with that does not depend on the
+// workspace: the agent profile and the identity the container runs as. It is
+// looked up once per pass; false means the task was failed (its spec cannot
+// run).
+type runPlan struct {
+	profile config.Profile
+	user    runAs
+}
+
+func (r *taskReconciler) runPlan(sc *taskScope) (runPlan, bool) {
+	t := sc.task
+	profile, ok := r.deps.config().Profile(t.Spec.Agent)
+	if !ok {
+		sc.fail(ReasonInvalidSpec, fmt.Sprintf("unknown agent profile %q", t.Spec.Agent))
+		return runPlan{}, false
+	}
+	user, err := containerUser(profile.User, os.Geteuid(), os.Getegid())
+	if err != nil {
+		sc.fail(ReasonInvalidSpec, err.Error())
+		return runPlan{}, false
+	}
+	return runPlan{profile: profile, user: user}, true
+}
+
+// resumedSession is the agent session the task's current run continues: none
+// for a first run, else the newest one an earlier run recorded on its own
+// row (written there by that run's log follower, never on the task).
+func (r *taskReconciler) resumedSession(ctx context.Context, t *models.Task) (string, error) {
+	if t.Status.RunNumber <= 1 {
+		return "", nil
+	}
+	id, err := r.deps.store.LastSessionID(ctx, t.ID, t.Status.RunNumber)
+	if err != nil {
+		return "", fmt.Errorf("read agent session: %w", err)
+	}
+	return id, nil
+}
+
+// runSpec is the container spec of the task's current run on layout.
+func (r *taskReconciler) runSpec(t *models.Task, plan runPlan, layout *workspace.Workspace, session string) (engine.RunSpec, error) {
+	spec, err := buildRunSpec(runSpecInput{
+		Task: t, Run: t.Status.RunNumber, Profile: plan.profile, Workspace: layout,
+		StoreID: r.deps.storeID, User: plan.user.user, SessionID: session, LookupEnv: os.LookupEnv,
+	})
+	// In copy mode the two mounts become what transferIn and transferOut
+	// copy through the engine's API (a remote engine cannot bind a local path).
+	if err == nil && r.deps.config().TransferMode() == config.TransferCopy {
+		spec.CopyMounts = true
+	}
+	return spec, err
+}
+
 // createResult is the outcome of a container create made ahead of its use.
 type createResult struct {
 	id  string
 	err error
 }
 
-// createWhilePreparing creates the run's container while the background build
-// b finishes, and returns the ready workspace with the create's outcome. Only
+// createWhilePreparing creates the run's container while the build b finishes
+// (at once for a readyBuild), and returns the ready workspace with the
+// create's outcome. Only
 // the Docker call runs beside the wait; everything that touches the pass's
 // scope happens after both. A nil workspace with a nil error means the task
 // was failed.
-func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, profile config.Profile,
-	user runAs, b building) (*workspace.Workspace, *createResult, error) {
-	s, t := r.s, sc.task
-	spec, err := s.runSpec(runSpecInput{
-		Task: t, Run: t.Status.RunNumber, Profile: profile, Workspace: b.Layout(),
-		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
-	})
-	if err != nil {
-		// ensureContainer fails the task with the same error once it is ready.
+func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope, spec engine.RunSpec, specErr error,
+	b building) (*workspace.Workspace, *createResult, error) {
+	s, t := r.deps, sc.task
+	if specErr != nil {
+		// The pass fails the task with specErr once the workspace is ready.
 		ws, err := r.recordPrepared(ctx, sc, b)
 		return ws, nil, err
 	}
@@ -296,27 +355,16 @@ func (r *taskReconciler) prepareSpec(t *models.Task, user runAs) workspace.Prepa
 		WorkFolder:         t.Spec.WorkFolder,
 		BaseRef:            t.Spec.BaseRef,
 		IncludeUncommitted: t.Spec.IncludeUncommitted,
-		Root:               r.s.paths.WorkspaceDir,
-		AllowedRoots:       allowedRoots(r.s.config()),
+		Root:               r.deps.paths.WorkspaceDir,
+		AllowedRoots:       allowedRoots(r.deps.config()),
 		UID:                user.uid,
 		GID:                user.gid,
 	}
 }
 
-// prepareWorkspace makes the task's workspace ready and records where it is
-// and its base commit. A nil workspace with a nil error means the task was
+// recordPrepared waits for the build b and records where the ready workspace
+// is and its base commit. A nil workspace with a nil error means the task was
 // failed: its work folder or base cannot be used.
-func (r *taskReconciler) prepareWorkspace(ctx context.Context, sc *taskScope, user runAs) (*workspace.Workspace, error) {
-	ws, err := r.s.workspaces.Prepare(ctx, r.prepareSpec(sc.task, user))
-	if err != nil {
-		return nil, r.prepareFailed(sc, err)
-	}
-	r.recordWorkspace(sc, ws)
-	return ws, nil
-}
-
-// recordPrepared waits for the background build b and records its workspace
-// as prepareWorkspace does.
 func (r *taskReconciler) recordPrepared(ctx context.Context, sc *taskScope, b building) (*workspace.Workspace, error) {
 	ws, err := b.Wait(ctx)
 	if err != nil {
@@ -347,25 +395,18 @@ func (r *taskReconciler) recordWorkspace(sc *taskScope, ws *workspace.Workspace)
 	t := sc.task
 	t.Status.WorkspacePath = ws.Dir
 	t.Status.BaseCommit = ws.BaseCommit
-	r.s.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
+	r.deps.step(StepWorkspaceReady, t.ID, t.Status.RunNumber)
 }
 
-// ensureContainer creates the run's container (unless created carries the
+// ensureContainer creates the run's container from spec (unless created carries the
 // outcome of a create made already), or adopts the one a previous pass created
 // before it died, and starts it unless it already ran. A nil result with a nil
 // error means the task was failed.
 func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, profile config.Profile,
-	ws *workspace.Workspace, user runAs, created *createResult) (*engine.ContainerInfo, error) {
-	s, t := r.s, sc.task
+	ws *workspace.Workspace, spec engine.RunSpec, created *createResult) (*engine.ContainerInfo, error) {
+	s, t := r.deps, sc.task
 	run := t.Status.RunNumber
-	spec, err := s.runSpec(runSpecInput{
-		Task: t, Run: run, Profile: profile, Workspace: ws,
-		StoreID: s.storeID, User: user.user, LookupEnv: os.LookupEnv,
-	})
-	if err != nil {
-		sc.fail(ReasonInvalidSpec, err.Error())
-		return nil, nil
-	}
+	var err error
 	log := s.log.With(zap.String("task", t.ID), zap.Int("run", run), zap.String("container", spec.Name))
 
 	var id string
@@ -429,10 +470,11 @@ func (r *taskReconciler) ensureContainer(ctx context.Context, sc *taskScope, pro
 // reconcileRunning watches the run's container until it exits. It owns
 // ExitCode, the TimedOut or OOMKilled reason carried to Collecting, the
 // container stop at the deadline, and the move to Collecting (or to Failed
-// when the container vanished). The log follower it keeps alive owns
-// LastOutputAt and the agent's progress fields.
+// when the container vanished). The log follower it keeps alive owns the
+// run's execution_logs row (output time, the agent's progress); the task's
+// status is never written by it.
 func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	info, err := s.rt.Inspect(ctx, containerRef(t))
 	if errors.Is(err, engine.ErrNotFound) {
@@ -457,7 +499,7 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 	}
 	timeout := s.taskTimeout(t)
 	deadline := runStart(t, info).Add(timeout)
-	follower := s.followers.ensure(s.taskFollowTarget(t, info))
+	follower := s.followers.Ensure(s.taskFollowTarget(t, info))
 
 	if !info.Finished() {
 		sc.notePaused(info, deadline)
@@ -483,13 +525,8 @@ func (r *taskReconciler) reconcileRunning(ctx context.Context, sc *taskScope) er
 
 	// The container has exited. Its output must all be in the log file before
 	// the run is recorded as over.
-	if follower != nil && !follower.wait(ctx, s.drainWait) {
+	if follower != nil && !follower.Wait(ctx, s.drainWait) {
 		sc.requeueAfter(500 * time.Millisecond)
-		return nil
-	}
-	// The follower's last progress write moved the row on: decide on it.
-	if fresh, err := s.store.GetTask(ctx, t.ID); err == nil && fresh.ResourceVersion != t.ResourceVersion {
-		sc.requeueAfter(time.Millisecond)
 		return nil
 	}
 	s.step(StepExited, t.ID, st.RunNumber)
@@ -557,7 +594,7 @@ func exitReason(info engine.ContainerInfo, deadline time.Time, timeout time.Dura
 // after the daemon came back; for a failed run noticed at once, the daemon may
 // be shutting down right now, still serving the connection the end was read
 // over but refusing new ones, which one probe tells.
-func (s *System) daemonStateAtExit(ctx context.Context, info engine.ContainerInfo) engine.DaemonState {
+func (s *taskDeps) daemonStateAtExit(ctx context.Context, info engine.ContainerInfo) engine.DaemonState {
 	state := engine.DaemonStateAt(s.rt.Outages(), info.FinishedAt)
 	if state == engine.DaemonUp && info.ExitCode != 0 && !info.FinishedAt.IsZero() &&
 		s.now().Sub(info.FinishedAt) < engine.DaemonShutdownWindow && s.rt.RefusesConnections(ctx) {
@@ -567,14 +604,14 @@ func (s *System) daemonStateAtExit(ctx context.Context, info engine.ContainerInf
 }
 
 // reconcileCollecting captures what the run left in its workspace and ends
-// the run. It owns DiffID, the Superseded phase of the task's older diffs
-// still awaiting review, PendingQuestion, and the final Phase, Reason and
-// Message.
+// the run. It owns DiffID, PendingQuestion, and the final Phase, Reason and
+// Message; the task's older diffs still awaiting review are handed to the
+// diff controller, which supersedes them.
 func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	st := &t.Status
 	run := st.RunNumber
-	s.followers.forget(followerKey{t.ID, run})
+	s.followers.Forget(t.ID, run)
 
 	in := outcomeInput{
 		Cancelled:    t.Spec.DesiredState == models.TaskDesiredCancel,
@@ -600,15 +637,34 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 			}
 			break
 		}
-		if err := r.captureDiff(ctx, sc, ws, &in); err != nil {
+		older, err := r.captureDiff(ctx, sc, ws, &in)
+		if err != nil {
 			return err
+		}
+		if len(older) > 0 {
+			// The older diffs this run's result replaces are superseded by
+			// the diff controller, their status's only writer; the run ends
+			// once they are, so whoever sees it ended sees them superseded.
+			for _, id := range older {
+				s.notify(KindDiff, id)
+			}
+			sc.requeueAfter(supersedeRequeue)
+			return nil
 		}
 	}
 	s.step(StepDiffRecorded, t.ID, run)
 
 	if profile, ok := s.config().Profile(t.Spec.Agent); ok && profile.OutputFormat == "stream-json" {
-		in.Question = questionFrom(st.ResultText, st.LastMessage)
-		in.AgentResult = st.ResultText
+		// The run's own row holds what the agent said; its follower, the
+		// row's only writer, drained before the run left Running.
+		el, err := s.store.GetExecutionLog(ctx, t.ID, run)
+		switch {
+		case err == nil:
+			in.Question = questionFrom(el.Progress.ResultText, el.Progress.LastMessage)
+			in.AgentResult = el.Progress.ResultText
+		case !errors.Is(err, models.ErrNotFound):
+			return fmt.Errorf("read progress of run %d: %w", run, err)
+		}
 	}
 	o := runOutcome(in)
 	st.Phase, st.Reason, st.Message, st.PendingQuestion = o.Phase, o.Reason, o.Message, o.PendingQuestion
@@ -620,18 +676,18 @@ func (r *taskReconciler) reconcileCollecting(ctx context.Context, sc *taskScope)
 // called), points DiffID at it and supersedes the older diffs of the task
 // that still await a decision. A pass retried after its status write failed
 // finds the run's diff stored and does not capture it again.
-func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) error {
-	s, t := r.s, sc.task
+func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) (older []string, err error) {
+	s, t := r.deps, sc.task
 	st := &t.Status
 	run := st.RunNumber
 	diffs, err := s.store.ListDiffs(ctx, models.DiffFilter{TaskID: t.ID})
 	if err != nil {
-		return fmt.Errorf("list diffs of task %s: %w", t.ID, err)
+		return nil, fmt.Errorf("list diffs of task %s: %w", t.ID, err)
 	}
 	if i := slices.IndexFunc(diffs, func(d models.Diff) bool { return d.RunNumber == run }); i >= 0 {
 		st.DiffID = diffs[i].ID
 		in.Capture, in.CaptureText = captureDiff, diffSummary(&diffs[i])
-		return r.supersedeDiffs(ctx, diffs, run)
+		return olderAwaiting(diffs, run), nil
 	}
 	d, err := s.diffs.CaptureDiff(ctx, ws, run, s.config().MaxPatchBytes)
 	switch {
@@ -647,21 +703,21 @@ func (r *taskReconciler) captureDiff(ctx context.Context, sc *taskScope, ws *wor
 		in.Capture, in.CaptureText = captureRefused, err.Error()
 		st.DiffID = ""
 	case err != nil:
-		return fmt.Errorf("capture diff: %w", err)
+		return nil, fmt.Errorf("capture diff: %w", err)
 	default:
 		d.TaskID, d.RunNumber = t.ID, run
 		stored, created, err := s.store.CreateDiff(ctx, d)
 		if err != nil {
-			return fmt.Errorf("store diff: %w", err)
+			return nil, fmt.Errorf("store diff: %w", err)
 		}
 		st.DiffID = stored.ID
 		in.Capture, in.CaptureText = captureDiff, diffSummary(stored)
 		if created {
 			sc.event("DiffCaptured", fmt.Sprintf("run %d: %s (%s)", run, in.CaptureText, stored.ID))
-			s.Notify(KindDiff, stored.ID)
+			s.notify(KindDiff, stored.ID)
 		}
 	}
-	return r.supersedeDiffs(ctx, diffs, run)
+	return olderAwaiting(diffs, run), nil
 }
 
 // tooLargeMessage tells the user of a run whose change was too large to keep
@@ -675,25 +731,19 @@ func tooLargeMessage(t *models.Task, ws *workspace.Workspace, run int, err error
 		err, ws.WorkDir, t.Spec.WorkFolder, ws.GitDir, workspace.RunRef(run), workspace.BranchName(t.ID))
 }
 
-// supersedeDiffs marks the task's diffs (as listed) of earlier runs that
-// still await a decision as Superseded: the newest run's result (a diff
-// against the same base, or no change at all) replaces them.
-func (r *taskReconciler) supersedeDiffs(ctx context.Context, diffs []models.Diff, run int) error {
-	s := r.s
+// olderAwaiting lists the task's diffs (as listed) of runs before run that
+// still await a decision: the newest run's result (a diff against the same
+// base, or no change at all) replaces them. The diff controller decides and
+// writes Superseded (supersedingRun); the task controller only asks it to
+// look.
+func olderAwaiting(diffs []models.Diff, run int) []string {
+	var ids []string
 	for i := range diffs {
-		d := &diffs[i]
-		if !d.AwaitingDecision() || d.RunNumber >= run {
-			continue
+		if d := &diffs[i]; d.AwaitingDecision() && d.RunNumber < run {
+			ids = append(ids, d.ID)
 		}
-		d.Status.Phase = models.DiffPhaseSuperseded
-		d.Status.Reason = "Superseded"
-		d.Status.Message = fmt.Sprintf("superseded by run %d", run)
-		if err := s.store.UpdateDiffStatus(ctx, d); err != nil {
-			return fmt.Errorf("supersede diff: %w", err)
-		}
-		s.Notify(KindDiff, d.ID)
 	}
-	return nil
+	return ids
 }
 
 func diffSummary(d *models.Diff) string {
@@ -736,7 +786,7 @@ func ownsContainer(labels map[string]string, storeID, taskID string, run int) bo
 // recordContainer writes the registry row of a task's container. The row is
 // an observation the container controller repairs on its next pass, so a
 // failure here is logged, not fatal.
-func (s *System) recordContainer(ctx context.Context, info engine.ContainerInfo, taskID string, run int, adopted bool) {
+func (s *taskDeps) recordContainer(ctx context.Context, info engine.ContainerInfo, taskID string, run int, adopted bool) {
 	c := containerRow(info, taskID, run, adopted)
 	if err := s.store.UpsertContainer(ctx, &c); err != nil {
 		s.log.Warn("record container failed", zap.String("container", info.Name), zap.Error(err))
@@ -768,122 +818,4 @@ func containerRow(info engine.ContainerInfo, taskID string, run int, adopted boo
 		c.ExitCode = &code
 	}
 	return c
-}
-
-// runAs is the identity a task's container runs as, and the owner its
-// workspace is handed to (-1: left as it is).
-type runAs struct {
-	user     string
-	uid, gid int
-}
-
-// containerUser picks the container's user: when the server runs as root,
-// the profile's non-root uid:gid, and the workspace is handed to it; when it
-// runs as an ordinary user, that same uid:gid, so the files the agent writes
-// stay readable and removable by the server.
-func containerUser(profileUser string, euid, egid int) (runAs, error) {
-	if euid != 0 {
-		return runAs{user: fmt.Sprintf("%d:%d", euid, egid), uid: -1, gid: -1}, nil
-	}
-	uid, gid, err := config.ParseUser(profileUser)
-	if err != nil {
-		return runAs{}, fmt.Errorf("profile user: %w", err)
-	}
-	return runAs{user: fmt.Sprintf("%d:%d", uid, gid), uid: uid, gid: gid}, nil
-}
-
-// runSpecInput is what a run's container is built from.
-type runSpecInput struct {
-	Task      *models.Task
-	Run       int
-	Profile   config.Profile
-	Workspace *workspace.Workspace
-	StoreID   string
-	User      string
-	LookupEnv func(string) (string, bool)
-}
-
-// buildRunSpec describes the container of one task run. Everything comes
-// from the profile except the prompt (one argv element), the resource
-// requests (clamped to the profile's ceilings) and the task's own workspace
-// and home, the only host paths mounted. Environment values are read from the
-// server's environment here, at creation, and go nowhere but to Docker.
-func buildRunSpec(in runSpecInput) (engine.RunSpec, error) {
-	t, p, ws := in.Task, in.Profile, in.Workspace
-	argv, err := commandFor(t, in.Run, p)
-	if err != nil {
-		return engine.RunSpec{}, fmt.Errorf("profile %q: %w", t.Spec.Agent, err)
-	}
-	env := []string{"HOME=" + agentHome}
-	for _, name := range p.Env {
-		if name == "HOME" {
-			continue
-		}
-		if v, ok := in.LookupEnv(name); ok {
-			env = append(env, name+"="+v)
-		}
-	}
-	workDir := p.WorkDir
-	if workDir == "" {
-		workDir = "/workspace"
-	}
-	mem, cpus, pids := resourcesFor(t.Spec, p)
-	return engine.RunSpec{
-		Name:        engine.ContainerName(t.ID, in.Run),
-		Image:       p.Image,
-		Cmd:         argv,
-		Env:         env,
-		Labels:      engine.Labels(in.StoreID, t.ID, in.Run),
-		User:        in.User,
-		WorkDir:     path.Join(workDir, ws.Subdir),
-		Network:     p.Network,
-		MemoryBytes: mem,
-		NanoCPUs:    cpus,
-		PidsLimit:   pids,
-		Mounts: []engine.Mount{
-			{Source: ws.WorkDir, Target: workDir},
-			{Source: ws.HomeDir, Target: agentHome},
-		},
-	}, nil
-}
-
-// commandFor renders the argv of a run: the profile's command with the prompt
-// for the first run, its resume command with the follow-up text and the agent
-// session for later ones. A profile that resumes by session id but has none
-// recorded (the first run never announced one) starts afresh with the
-// follow-up appended to the prompt.
-func commandFor(t *models.Task, run int, p config.Profile) ([]string, error) {
-	data := config.TemplateData{
-		Prompt:    t.Spec.Prompt,
-		SessionID: t.Status.SessionID,
-		Feedback:  t.Spec.FollowUp,
-		TaskID:    t.ID,
-		Run:       run,
-	}
-	if run <= 1 {
-		return p.RenderCommand(data)
-	}
-	if data.SessionID == "" && strings.Contains(strings.Join(p.ResumeCommand, "\x00"), "SessionID") {
-		data.Prompt = t.Spec.Prompt + "\n\n" + t.Spec.FollowUp
-		return p.RenderCommand(data)
-	}
-	return p.RenderResumeCommand(data)
-}
-
-// resourcesFor returns the limits of a run: the task's requests where it made
-// them, else the profile's defaults, never above the profile's ceilings.
-func resourcesFor(spec models.TaskSpec, p config.Profile) (memory, nanoCPUs, pids int64) {
-	pick := func(req, def, ceiling int64) int64 {
-		v := def
-		if req > 0 {
-			v = req
-		}
-		if ceiling > 0 && v > ceiling {
-			v = ceiling
-		}
-		return v
-	}
-	return pick(spec.MemoryBytes, p.Resources.MemoryBytes, p.Ceilings.MemoryBytes),
-		pick(spec.NanoCPUs, p.Resources.NanoCPUs, p.Ceilings.NanoCPUs),
-		pick(0, p.Resources.Pids, p.Ceilings.Pids)
 }

@@ -48,7 +48,7 @@ func (c *countingDiffs) CaptureDiff(ctx context.Context, ws *workspace.Workspace
 func TestTaskReconcile_RunsToSucceededWithDiffAndLog(t *testing.T) {
 	h := newHarness(t)
 	counted := &countingDiffs{}
-	h.s.diffs = counted
+	h.s.tasks.diffs = counted
 	task := h.createTask("echo hi > new.txt")
 	name := engine.ContainerName(task.ID, 1)
 
@@ -111,7 +111,7 @@ func TestTaskReconcile_RunsToSucceededWithDiffAndLog(t *testing.T) {
 		t.Errorf("%d captures for one run, want 1", n)
 	}
 	el, err := h.store.GetExecutionLog(h.ctx, task.ID, 1)
-	if err != nil || !el.Complete || el.Path != h.s.taskLogPath(task.ID, 1) || el.LastLogTime == nil {
+	if err != nil || !el.Complete || el.Path != h.s.tasks.taskLogPath(task.ID, 1) || el.LastLogTime == nil {
 		t.Fatalf("execution log = %+v, %v", el, err)
 	}
 
@@ -638,7 +638,7 @@ func TestTaskReconcile_ReloadedConfigApplies(t *testing.T) {
 	if got := h.stepTwice(second.ID); got.Status.Phase != models.TaskPhasePreparing {
 		t.Fatalf("second still held back after max_parallel went to 2: %+v", got.Status)
 	}
-	if got := h.s.taskTimeout(h.task(second.ID)); got != 42*time.Minute {
+	if got := h.s.tasks.taskTimeout(h.task(second.ID)); got != 42*time.Minute {
 		t.Fatalf("timeout after reload %s, want 42m", got)
 	}
 	if h.cfg.MaxParallel != 1 {
@@ -689,14 +689,14 @@ func TestTaskReconcile_StreamJSONProgressAndQuestion(t *testing.T) {
 		`{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Read"}]},"session_id":"sess-1"}`,
 	)
 	// Progress reaches the status while the agent works.
-	h.runUntil(task.ID, 5*time.Second, func(t *models.Task) bool { return t.Status.SessionID == "sess-1" && t.Status.NumTurns == 2 })
+	h.runUntil(task.ID, 5*time.Second, func(t *models.Task) bool { return t.Progress.SessionID == "sess-1" && t.Progress.NumTurns == 2 })
 	h.fe.Emit(name, `{"type":"result","subtype":"success","is_error":false,"num_turns":3,"result":"Which file should I fix?","session_id":"sess-1","total_cost_usd":0.25}`)
 	h.fe.Exit(name, 0)
 	got := h.runUntil(task.ID, 10*time.Second, finished)
-	st := got.Status
-	if st.State != models.TaskStateNeedsInput || st.PendingQuestion != "Which file should I fix?" || st.NumTurns != 3 ||
-		st.CostUSD != 0.25 || st.LastMessage != "Looking." || st.ResultText != "Which file should I fix?" {
-		t.Fatalf("status %+v", st)
+	st, pr := got.Status, got.Progress
+	if st.State != models.TaskStateNeedsInput || st.PendingQuestion != "Which file should I fix?" || pr.NumTurns != 3 ||
+		pr.CostUSD != 0.25 || pr.LastMessage != "Looking." || pr.ResultText != "Which file should I fix?" {
+		t.Fatalf("status %+v, progress %+v", st, pr)
 	}
 	// The key's value reached Docker only: no file under the installation's
 	// home (database and its WAL, logs, workspaces) holds it.
@@ -770,7 +770,7 @@ func TestTaskReconcile_RevisionRunsOnSameWorkspaceAndSupersedesDiff(t *testing.T
 	if second.Status.DiffID == "" || second.Status.DiffID == first.Status.DiffID || second.Status.ObservedGeneration != second.Generation {
 		t.Fatalf("status %+v", second.Status)
 	}
-	old, _ := h.store.GetDiff(h.ctx, first.Status.DiffID)
+	old := h.diffPass(first.Status.DiffID) // the diff controller decides it, notified by the task's
 	if old.Status.Phase != models.DiffPhaseSuperseded {
 		t.Errorf("old diff %s, want Superseded", old.Status.Phase)
 	}
@@ -835,7 +835,7 @@ func TestTaskReconcile_RevisionOfFailedRunRuns(t *testing.T) {
 			if second.Status.Phase != models.TaskPhaseSucceeded || second.Status.RunNumber != 2 {
 				t.Fatalf("run 2 ended: %+v", second.Status)
 			}
-			if old, _ := h.store.GetDiff(h.ctx, first.Status.DiffID); old.Status.Phase != models.DiffPhaseSuperseded {
+			if old := h.diffPass(first.Status.DiffID); old.Status.Phase != models.DiffPhaseSuperseded {
 				t.Errorf("the failed run's diff is %s, want Superseded by run 2's", old.Status.Phase)
 			}
 		})
@@ -881,7 +881,7 @@ func TestTaskReconcile_LogsSurviveCutStream(t *testing.T) {
 	if got := stripStamps(h.logFile(task.ID, 1)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("log lines = %q", got)
 	}
-	if done.Status.LastOutputAt == nil {
+	if done.Progress.LastOutputAt == nil {
 		t.Errorf("LastOutputAt not recorded")
 	}
 }
@@ -904,7 +904,7 @@ func TestTaskReconcile_LogResumesFromFileAfterRestart(t *testing.T) {
 		b.WriteString(dockerStamp(l.Time) + " " + l.Text + "\n")
 	}
 	b.WriteString(dockerStamp(lines[6].Time) + " li")
-	path := h.s.taskLogPath(task.ID, 1)
+	path := h.s.tasks.taskLogPath(task.ID, 1)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -1033,83 +1033,5 @@ func TestExitReason(t *testing.T) {
 		if got == ReasonDaemonRestart && !strings.HasPrefix(msg, fmt.Sprintf("container stopped by a Docker daemon restart (exit %d)", c.info.ExitCode)) {
 			t.Errorf("case %d: message %q", i, msg)
 		}
-	}
-}
-
-func TestContainerUser(t *testing.T) {
-	cases := []struct {
-		profile    string
-		euid, egid int
-		want       runAs
-		err        bool
-	}{
-		{"10001:10001", 0, 0, runAs{"10001:10001", 10001, 10001}, false},
-		{"10001", 0, 0, runAs{}, true}, // config refuses it too: one rule
-		{"10001:10001:1", 0, 0, runAs{}, true},
-		{"10001:10001", 1000, 1000, runAs{"1000:1000", -1, -1}, false},
-		{"0:0", 0, 0, runAs{}, true},
-		{"agent", 0, 0, runAs{}, true},
-		{"10001:0", 0, 0, runAs{}, true},
-	}
-	for _, c := range cases {
-		got, err := containerUser(c.profile, c.euid, c.egid)
-		if (err != nil) != c.err || got != c.want {
-			t.Errorf("containerUser(%q, %d): %+v, %v", c.profile, c.euid, got, err)
-		}
-	}
-}
-
-func TestBuildRunSpec(t *testing.T) {
-	cfg := config.Default()
-	shell := cfg.Profiles["shell"]
-	claude := cfg.Profiles["claude"]
-	ws := &workspace.Workspace{WorkDir: "/data/ws/task-000000000001/work", HomeDir: "/data/ws/task-000000000001/home", Subdir: "pkg/a"}
-	task := &models.Task{ID: "task-000000000001", Spec: models.TaskSpec{Prompt: "do it; rm -rf / # 'quoted'", Agent: "shell",
-		MemoryBytes: 100 << 30, NanoCPUs: 500_000_000}}
-	env := map[string]string{"ANTHROPIC_API_KEY": "secret", "HOME": "/root"}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-
-	spec, err := buildRunSpec(runSpecInput{Task: task, Run: 1, Profile: shell, Workspace: ws, StoreID: "store1", User: "10001:10001", LookupEnv: lookup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(spec.Cmd, []string{"sh", "-c", task.Spec.Prompt}) {
-		t.Errorf("cmd %q: the prompt must be one argv element", spec.Cmd)
-	}
-	if spec.MemoryBytes != shell.Ceilings.MemoryBytes || spec.NanoCPUs != 500_000_000 || spec.PidsLimit != shell.Resources.Pids {
-		t.Errorf("resources %d %d %d: want memory clamped to the ceiling, the CPUs asked, default pids", spec.MemoryBytes, spec.NanoCPUs, spec.PidsLimit)
-	}
-	if spec.WorkDir != "/workspace/pkg/a" || spec.Network != "none" || spec.User != "10001:10001" || spec.Name != "claude-parallel-task-000000000001-r1" {
-		t.Errorf("spec %+v", spec)
-	}
-	if !reflect.DeepEqual(spec.Env, []string{"HOME=" + agentHome}) {
-		t.Errorf("env %q: the shell profile passes nothing from the host", spec.Env)
-	}
-	if s, id, run, ok := engine.Owner(spec.Labels); !ok || s != "store1" || id != task.ID || run != 1 {
-		t.Errorf("labels %v", spec.Labels)
-	}
-
-	task.Spec.Agent = "claude"
-	task.Status.SessionID = "sess-9"
-	task.Spec.FollowUp = "also add tests"
-	spec, err = buildRunSpec(runSpecInput{Task: task, Run: 2, Profile: claude, Workspace: ws, StoreID: "store1", User: "10001:10001", LookupEnv: lookup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(spec.Cmd, "--resume") || !slices.Contains(spec.Cmd, "sess-9") || !slices.Contains(spec.Cmd, "also add tests") {
-		t.Errorf("resume cmd %q", spec.Cmd)
-	}
-	if !reflect.DeepEqual(spec.Env, []string{"HOME=" + agentHome, "ANTHROPIC_API_KEY=secret"}) {
-		t.Errorf("env %q", spec.Env)
-	}
-
-	// No session recorded: a fresh start with the follow-up appended.
-	task.Status.SessionID = ""
-	argv, err := commandFor(task, 2, claude)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(argv, "--resume") || argv[2] != task.Spec.Prompt+"\n\nalso add tests" {
-		t.Errorf("fallback cmd %q", argv)
 	}
 }

@@ -66,20 +66,10 @@ var _ archiveCopier = (*engine.Engine)(nil)
 // errTreeTooLarge reports a work tree copied out past limits.workspace_max_bytes.
 var errTreeTooLarge = errors.New("the container's work tree is larger than limits.workspace_max_bytes")
 
-// runSpec is buildRunSpec with the workspace transfer in force: in copy mode
-// the mounts become copy targets and the container gets no host path.
-func (s *System) runSpec(in runSpecInput) (engine.RunSpec, error) {
-	spec, err := buildRunSpec(in)
-	if err == nil && s.config().TransferMode() == config.TransferCopy {
-		spec.CopyMounts = true
-	}
-	return spec, err
-}
-
 // copier returns the engine's archive copy, or an error when the container
 // runtime cannot copy (a fake in tests).
-func (s *System) copier() (archiveCopier, error) {
-	c, ok := s.rt.(archiveCopier)
+func (d *taskDeps) copier() (archiveCopier, error) {
+	c, ok := d.rt.(archiveCopier)
 	if !ok {
 		return nil, errors.New("the container runtime cannot copy workspaces (workspace_transfer: copy)")
 	}
@@ -91,7 +81,7 @@ func (s *System) copier() (archiveCopier, error) {
 // one those its labels recorded when it was created.
 func (r *taskReconciler) transferIn(ctx context.Context, sc *taskScope, ws *workspace.Workspace, info engine.ContainerInfo,
 	spec engine.RunSpec, adopted bool) error {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	targets, copyMode := engine.CopyTargets(info.Labels)
 	if !adopted {
 		copyMode, targets = spec.CopyMounts, nil
@@ -153,7 +143,7 @@ func slicesIndexTarget(mounts []engine.Mount, target string) int {
 // container is gone, or its tree is over the size limit); true means capture
 // the diff as usual. A bind-mode run is left alone.
 func (r *taskReconciler) transferOut(ctx context.Context, sc *taskScope, ws *workspace.Workspace, in *outcomeInput) (bool, error) {
-	s, t := r.s, sc.task
+	s, t := r.deps, sc.task
 	run := t.Status.RunNumber
 	marker := filepath.Join(ws.Dir, transferMarker+strconv.Itoa(run))
 	if _, err := os.Lstat(marker); err == nil {

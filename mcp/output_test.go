@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"os"
@@ -50,6 +51,24 @@ func (s *session) setTask(id string, edit func(st *models.TaskStatus)) {
 	}
 }
 
+// setProgress writes what a run's log follower would, on the run's own row:
+// the time of its last output and the agent's account of the run.
+func (s *session) setProgress(taskID string, run int, edit func(l *models.ExecutionLog)) {
+	s.e.t.Helper()
+	ctx := context.Background()
+	l, err := s.e.store.GetExecutionLog(ctx, taskID, run)
+	if errors.Is(err, models.ErrNotFound) {
+		l, err = &models.ExecutionLog{TaskID: taskID, Run: run}, nil
+	}
+	if err != nil {
+		s.e.t.Fatal(err)
+	}
+	edit(l)
+	if err := s.e.store.UpsertExecutionLog(ctx, l); err != nil {
+		s.e.t.Fatal(err)
+	}
+}
+
 func newSession(t *testing.T) *session {
 	t.Helper()
 	e := newTestEnv(t)
@@ -72,21 +91,25 @@ func newSession(t *testing.T) *session {
 	s.doneDiff = d.ID
 	s.setTask(s.done, func(st *models.TaskStatus) {
 		now := time.Now()
-		st.RunStartedAt, st.EndTime, st.LastOutputAt = &now, &now, &now
+		st.RunStartedAt, st.EndTime = &now, &now
 	})
 	s.writeLog(s.done, "wrote-hello")
+	s.setProgress(s.done, 1, func(l *models.ExecutionLog) { now := time.Now(); l.LastLogTime = &now })
 
 	s.running = e.startTask(map[string]any{"task": "make test && echo ok", "taskDescription": "run the tests"}).TaskID
 	s.setTask(s.running, func(st *models.TaskStatus) {
 		now := time.Now()
-		st.Phase, st.RunNumber, st.ContainerName, st.RunStartedAt, st.LastOutputAt = models.TaskPhaseRunning, 1, models.ContainerName(s.running, 1), &now, &now
+		st.Phase, st.RunNumber, st.ContainerName, st.RunStartedAt = models.TaskPhaseRunning, 1, models.ContainerName(s.running, 1), &now
 	})
+	s.setProgress(s.running, 1, func(l *models.ExecutionLog) { now := time.Now(); l.LastLogTime = &now })
 
 	s.asking = e.startTask(map[string]any{"task": "migrate the users table", "taskDescription": "migration"}).TaskID
 	run(s.asking, models.TaskPhaseSucceeded)
 	s.setTask(s.asking, func(st *models.TaskStatus) {
 		st.PendingQuestion = "Which database should the migration target?"
-		st.SessionID, st.NumTurns, st.CostUSD, st.LastMessage = "sess-0f9e", 4, 0.0132, "I need to know the target database."
+	})
+	s.setProgress(s.asking, 1, func(l *models.ExecutionLog) {
+		l.Progress = models.RunProgress{SessionID: "sess-0f9e", NumTurns: 4, CostUSD: 0.0132, LastMessage: "I need to know the target database."}
 	})
 
 	s.failed = e.startTask(map[string]any{"task": "go build ./... && go vet ./...", "taskDescription": "build"}).TaskID

@@ -40,7 +40,6 @@ func TestResponses_RedactWhatIsStored(t *testing.T) {
 	exit := 0
 	task.Status.Phase, task.Status.RunNumber, task.Status.ExitCode = models.TaskPhaseSucceeded, 1, &exit
 	task.Status.ObservedGeneration, task.Status.DiffID = task.Generation, d.ID
-	task.Status.LastMessage, task.Status.ResultText = "printing "+canary, "the key is "+canary
 	if err := e.store.UpdateTaskStatus(ctx, task); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +54,8 @@ func TestResponses_RedactWhatIsStored(t *testing.T) {
 	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.store.UpsertExecutionLog(ctx, &models.ExecutionLog{TaskID: a.TaskID, Run: 1, Path: path, Size: int64(len(log)), Complete: true}); err != nil {
+	if err := e.store.UpsertExecutionLog(ctx, &models.ExecutionLog{TaskID: a.TaskID, Run: 1, Path: path, Size: int64(len(log)), Complete: true,
+		Progress: models.RunProgress{LastMessage: "printing " + canary, ResultText: "the key is " + canary}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 )
@@ -26,9 +27,10 @@ const (
 	LogsLargestFirst                 // by size, descending
 )
 
-// UpsertExecutionLog records the log file of one task run, keyed by (TaskID,
-// Run): created on first sight, every column overwritten afterwards (zero
-// values included). The task must exist. On success l.CreatedAt and
+// UpsertExecutionLog records the log file and progress of one task run, keyed
+// by (TaskID, Run): created on first sight, every column overwritten
+// afterwards (zero values included). The log follower of the run is its only
+// writer in the controllers, so it needs no compare-and-swap. The task must exist. On success l.CreatedAt and
 // l.UpdatedAt reflect the stored row.
 func (s *Store) UpsertExecutionLog(ctx context.Context, l *ExecutionLog) error {
 	if l.TaskID == "" || l.Run < 1 {
@@ -63,6 +65,11 @@ func (s *Store) UpsertExecutionLog(ctx context.Context, l *ExecutionLog) error {
 				"size":          nl.Size,
 				"complete":      nl.Complete,
 				"last_log_time": nl.LastLogTime,
+				"session_id":    nl.Progress.SessionID,
+				"num_turns":     nl.Progress.NumTurns,
+				"cost_usd":      nl.Progress.CostUSD,
+				"last_message":  nl.Progress.LastMessage,
+				"result_text":   nl.Progress.ResultText,
 				"updated_at":    nl.UpdatedAt,
 			}).Error
 	})
@@ -108,4 +115,61 @@ func (s *Store) ListExecutionLogs(ctx context.Context, f LogFilter) ([]Execution
 		return nil, fmt.Errorf("list execution logs: %w", err)
 	}
 	return out, nil
+}
+
+// LastSessionID returns the newest agent session id recorded by a run of the
+// task before run (the session a follow-up run resumes), or "" if none was.
+func (s *Store) LastSessionID(ctx context.Context, taskID string, before int) (string, error) {
+	var ids []string
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return db.Model(&ExecutionLog{}).Where("task_id = ? AND run < ? AND session_id <> ''", taskID, before).
+			Order("run DESC").Limit(1).Pluck("session_id", &ids).Error
+	})
+	if err != nil {
+		return "", fmt.Errorf("last session of task %s before run %d: %w", taskID, before, err)
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	return ids[0], nil
+}
+
+// attachProgress fills the Progress of each task from its current run's
+// execution_logs row, in one query (by primary key) for all of them.
+func (s *Store) attachProgress(ctx context.Context, tasks []*Task) error {
+	ids := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		t.Progress = TaskProgress{}
+		if t.Status.RunNumber > 0 {
+			ids = append(ids, t.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var rows []ExecutionLog
+	// In chunks, well under SQLite's limit on bound parameters.
+	for chunk := range slices.Chunk(ids, 500) {
+		part, err := readAll[ExecutionLog](ctx, s, func(db *gorm.DB) *gorm.DB {
+			return whereIn(db.Model(&ExecutionLog{}), "task_id", chunk)
+		})
+		if err != nil {
+			return fmt.Errorf("read run progress: %w", err)
+		}
+		rows = append(rows, part...)
+	}
+	type key struct {
+		id  string
+		run int
+	}
+	byRun := make(map[key]*ExecutionLog, len(rows))
+	for i := range rows {
+		byRun[key{rows[i].TaskID, rows[i].Run}] = &rows[i]
+	}
+	for _, t := range tasks {
+		if l := byRun[key{t.ID, t.Status.RunNumber}]; l != nil {
+			t.Progress = TaskProgress{LastOutputAt: l.LastLogTime, RunProgress: l.Progress}
+		}
+	}
+	return nil
 }

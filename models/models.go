@@ -20,10 +20,32 @@ type Task struct {
 
 	Spec   TaskSpec   `gorm:"embedded" json:"spec"`
 	Status TaskStatus `gorm:"embedded" json:"status"`
+
+	// Progress is what the log follower observed of the current run
+	// (Status.RunNumber): read from that run's execution_logs row by the
+	// store's task reads, never written through the task. Only the follower
+	// writes it, so the task's status has one writer, the task controller.
+	Progress TaskProgress `gorm:"-" json:"progress"`
 }
 
 // TableName keeps the original server's table name.
 func (Task) TableName() string { return "background_tasks" }
+
+// TaskProgress is the progress of a task's current run as the views show it.
+type TaskProgress struct {
+	LastOutputAt *time.Time `json:"lastOutputAt,omitempty"` // the run's ExecutionLog.LastLogTime
+	RunProgress
+}
+
+// RunProgress is what a claude agent run reported in its stream-json output,
+// kept on the run's execution_logs row by the log follower.
+type RunProgress struct {
+	SessionID   string  `gorm:"column:session_id;not null;default:''" json:"sessionId,omitempty"`
+	NumTurns    int     `gorm:"column:num_turns;not null;default:0" json:"numTurns,omitempty"`
+	CostUSD     float64 `gorm:"column:cost_usd;not null;default:0" json:"costUsd,omitempty"`
+	LastMessage string  `gorm:"column:last_message;not null;default:''" json:"lastMessage,omitempty"`
+	ResultText  string  `gorm:"column:result_text;not null;default:''" json:"resultText,omitempty"`
+}
 
 // TaskSpec is what was asked for a task. Only front ends write it, through
 // CreateTask and UpdateTaskSpec.
@@ -78,20 +100,15 @@ type TaskStatus struct {
 	// EndTime is when the task last reached a terminal phase; the store sets it
 	// if a terminal status write leaves it empty, so retention can rely on it.
 	EndTime       *time.Time `gorm:"column:end_time" json:"endTime,omitempty"`
-	LastOutputAt  *time.Time `gorm:"column:last_output_at" json:"lastOutputAt,omitempty"`
 	WorkspacePath string     `gorm:"column:workspace_path;not null;default:''" json:"workspacePath,omitempty"`
 	BaseCommit    string     `gorm:"column:base_commit;not null;default:''" json:"baseCommit,omitempty"` // resolved base
 	DiffID        string     `gorm:"column:diff_id;not null;default:''" json:"diffId,omitempty"`         // diff of the newest run
 
 	ObservedGeneration int64 `gorm:"column:observed_generation;not null;default:0" json:"observedGeneration"`
 
-	// Progress of a claude agent run, parsed from its stream-json output.
-	SessionID       string  `gorm:"column:session_id;not null;default:''" json:"sessionId,omitempty"`
-	NumTurns        int     `gorm:"column:num_turns;not null;default:0" json:"numTurns,omitempty"`
-	CostUSD         float64 `gorm:"column:cost_usd;not null;default:0" json:"costUsd,omitempty"`
-	LastMessage     string  `gorm:"column:last_message;not null;default:''" json:"lastMessage,omitempty"`
-	ResultText      string  `gorm:"column:result_text;not null;default:''" json:"resultText,omitempty"`
-	PendingQuestion string  `gorm:"column:pending_question;not null;default:''" json:"pendingQuestion,omitempty"`
+	// PendingQuestion is the agent's final question when a run ended asking
+	// one (decided by the task controller from the run's result text).
+	PendingQuestion string `gorm:"column:pending_question;not null;default:''" json:"pendingQuestion,omitempty"`
 }
 
 // Diff is the change one task run left behind: table git_diffs. The captured
@@ -187,7 +204,9 @@ type Container struct {
 // TableName names the table.
 func (Container) TableName() string { return "containers" }
 
-// ExecutionLog is the output file of one task run: table execution_logs.
+// ExecutionLog is one task run's row, table execution_logs: its output file
+// and the progress read from that output. The log follower is its only
+// writer (UpsertExecutionLog).
 type ExecutionLog struct {
 	TaskID   string `gorm:"column:task_id;primaryKey" json:"taskId"`
 	Run      int    `gorm:"column:run;primaryKey;autoIncrement:false" json:"run"`
@@ -197,8 +216,10 @@ type ExecutionLog struct {
 	// LastLogTime is the Docker timestamp of the last line written, so a
 	// follower restarted after a crash can resume without a gap or a duplicate.
 	LastLogTime *time.Time `gorm:"column:last_log_time" json:"lastLogTime,omitempty"`
-	CreatedAt   time.Time  `gorm:"column:created_at;not null" json:"createdAt"`
-	UpdatedAt   time.Time  `gorm:"column:updated_at;not null" json:"updatedAt"`
+	// Progress is the agent's own account of the run (stream-json profiles).
+	Progress  RunProgress `gorm:"embedded" json:"progress"`
+	CreatedAt time.Time   `gorm:"column:created_at;not null" json:"createdAt"`
+	UpdatedAt time.Time   `gorm:"column:updated_at;not null" json:"updatedAt"`
 
 	// Task exists only so AutoMigrate declares the foreign key; it is never loaded.
 	Task *Task `gorm:"foreignKey:TaskID;references:ID;constraint:OnDelete:CASCADE" json:"-"`

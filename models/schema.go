@@ -13,7 +13,11 @@ import (
 // SchemaVersion is the version of the schema this binary writes. Bump it with
 // every change to the models or indexes; a binary refuses a database whose
 // version is higher than its own (ErrSchemaTooNew) instead of guessing.
-const SchemaVersion = 1
+//
+// 2: the progress of a run (last output time, agent session, turns, cost,
+// last message, result) moved from background_tasks to the run's
+// execution_logs row, written by the log follower alone.
+const SchemaVersion = 2
 
 // Keys of table meta.
 const (
@@ -110,6 +114,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err := migrateCounts(tx); err != nil {
 			return err
 		}
+		if stored == 1 {
+			if err := moveProgressToRuns(tx); err != nil {
+				return err
+			}
+		}
 		// The installation id and creation time are written once (DO NOTHING
 		// keeps the first); the schema version is raised to ours.
 		now := s.now().Format(timeFormat)
@@ -129,6 +138,28 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// moveProgressToRuns copies the run progress a version-1 database kept on
+// background_tasks onto each task's current run row, so a follow-up run still
+// resumes the agent's session after an upgrade. The old columns stay (SQLite
+// keeps them harmlessly) and are no longer read or written.
+func moveProgressToRuns(tx *gorm.DB) error {
+	if !tx.Migrator().HasColumn(&Task{}, "session_id") {
+		return nil
+	}
+	err := tx.Exec(`UPDATE execution_logs SET
+		session_id   = t.session_id,
+		num_turns    = t.num_turns,
+		cost_usd     = t.cost_usd,
+		last_message = t.last_message,
+		result_text  = t.result_text
+		FROM background_tasks AS t
+		WHERE t.id = execution_logs.task_id AND t.run_number = execution_logs.run`).Error
+	if err != nil {
+		return fmt.Errorf("move run progress to execution_logs: %w", err)
+	}
+	return nil
 }
 
 // storedSchemaVersion reads meta.schema_version, 0 for a new database.

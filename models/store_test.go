@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,8 +47,8 @@ func TestOpen_CreatesDirectoryAndStableInstallationID(t *testing.T) {
 	if err := s2.DB().Raw("SELECT value FROM meta WHERE key = 'schema_version'").Scan(&version).Error; err != nil {
 		t.Fatal(err)
 	}
-	if version != "1" {
-		t.Fatalf("schema_version = %q, want 1", version)
+	if version != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("schema_version = %q, want %d", version, SchemaVersion)
 	}
 }
 
@@ -136,7 +138,7 @@ func TestOpen_NewerSchemaIsRefused(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("open newer schema: err = %v, want ErrSchemaTooNew", err)
 	}
-	for _, want := range []string{"99", "up to 1", path} {
+	for _, want := range []string{"99", fmt.Sprintf("up to %d", SchemaVersion), path} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

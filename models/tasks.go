@@ -176,6 +176,9 @@ var taskKind = objectKind[Task, TaskSpec, TaskStatus]{
 // GetTask returns one task, or ErrNotFound.
 func (s *Store) GetTask(ctx context.Context, id string) (*Task, error) {
 	t, err := readOne[Task](ctx, s, "id = ?", id)
+	if err == nil {
+		err = s.attachProgress(ctx, []*Task{t})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get task %s: %w", id, err)
 	}
@@ -203,6 +206,13 @@ func (s *Store) TasksByID(ctx context.Context, ids []string) (map[string]*Task, 
 // ListTasks returns the tasks matching f.
 func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	out, err := readAll[Task](ctx, s, func(db *gorm.DB) *gorm.DB { return taskListQuery(db, f) })
+	if err == nil {
+		ptrs := make([]*Task, len(out))
+		for i := range out {
+			ptrs[i] = &out[i]
+		}
+		err = s.attachProgress(ctx, ptrs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}

@@ -86,6 +86,8 @@ type ManagerStatus struct {
 	Leader      bool
 	LeaderSince time.Time // zero when not leading
 	Controllers []Stats
+	// Runnables names the leader-only jobs, in the order they were added.
+	Runnables []string
 }
 
 // NewManager validates opts and returns a Manager with no controllers yet.
@@ -251,6 +253,9 @@ func (m *Manager) Status() ManagerStatus {
 	}
 	for _, c := range m.controllers {
 		s.Controllers = append(s.Controllers, c.Stats())
+	}
+	for _, r := range m.runnables {
+		s.Runnables = append(s.Runnables, r.name)
 	}
 	return s
 }

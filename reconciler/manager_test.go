@@ -303,3 +303,19 @@ func TestGoSafe_RecoversAndLogsAPanic(t *testing.T) {
 		t.Errorf("panic log = %+v", entries)
 	}
 }
+
+// Status names the leader-only jobs as well as the controllers, so that what
+// a process runs can be read (and checked against its wiring) in one place.
+func TestManager_StatusNamesRunnables(t *testing.T) {
+	m := newManager(t, ManagerOptions{})
+	noop := func(context.Context) error { return nil }
+	if err := m.AddRunnable("watch", noop); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddPeriodic("gc", time.Minute, noop); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Status().Runnables; len(got) != 2 || got[0] != "watch" || got[1] != "gc" {
+		t.Fatalf("runnables %q, want [watch gc]", got)
+	}
+}

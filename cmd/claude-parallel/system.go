@@ -93,8 +93,9 @@ func (a *app) config() *config.Config { return a.cfg.Load() }
 // redactor hides the secrets of the configuration in force.
 func (a *app) redactor() *redact.Redactor { return a.config().Redactor() }
 
-// wireControllers builds the controllers (they run only in runControllers).
-// Without a Docker client there is nothing to control.
+// wireControllers builds the controllers (they run only in runControllers);
+// what runs, with which dependencies, is listed in one function,
+// controllers/setup.go. Without a Docker client there is nothing to control.
 func (a *app) wireControllers() error {
 	if a.engine == nil {
 		return errors.New("no docker client")

@@ -442,7 +442,7 @@ func TestLogResume_OutOfOrderStreams(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	at := func(us int) time.Time { return t0.Add(time.Duration(us) * time.Microsecond) }
 	file := []engine.LogLine{ // in stored order
-		{at(1), "out 1"}, {at(3), "out 2"}, {at(2), "err 1"}, {at(5), "out 3"}, {at(4), "err 2"}, {at(6), "out 4"},
+		{Time: at(1), Text: "out 1"}, {Time: at(3), Text: "out 2"}, {Time: at(2), Text: "err 1"}, {Time: at(5), Text: "out 3"}, {Time: at(4), Text: "err 2"}, {Time: at(6), Text: "out 4"},
 	}
 	for cut := 0; cut <= len(file); cut++ {
 		r := engine.NewLogResume(file[:cut])

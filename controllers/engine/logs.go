@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/claude-parallel/claude-parallel/models/tasklog"
 )
 
 // Logs streams the container's stdout and stderr, combined in the order Docker stored
@@ -77,71 +78,14 @@ func (s *logStream) Close() error {
 	return err
 }
 
-// ParseLogLine splits a line returned by Logs into Docker's timestamp and the text.
-// The trailing newline, if present, is removed from text. ok is false when the line
-// does not start with a timestamp.
-//
-// Docker cuts an output line longer than PartialLogSize into entries of that size
-// and, with timestamps, stamps each: the stream reads "TS1 <16 KiB>TS2 rest\n".
-// ParseLogLine joins such a line again (the stamps of the later entries are
-// dropped), so that a secret or a JSON object cut at the boundary is whole in the
-// text: the redactor and the stream-json parser see what the agent printed.
-func ParseLogLine(line string) (ts time.Time, text string, ok bool) {
-	stamp, rest, found := strings.Cut(line, " ")
-	if !found {
-		// A container line that was empty comes back as the stamp alone.
-		stamp, rest = strings.TrimRight(line, "\r\n"), ""
-	}
-	t, err := time.Parse(time.RFC3339Nano, stamp)
-	if err != nil {
-		return time.Time{}, "", false
-	}
-	return t, joinPartialEntries(strings.TrimSuffix(rest, "\n")), true
-}
+// ParseLogLine splits a line returned by Logs into Docker's timestamp and the
+// text, joining a long line Docker cut into PartialLogSize entries: the task
+// log's one line rule, tasklog.ParseLine.
+func ParseLogLine(line string) (ts time.Time, text string, ok bool) { return tasklog.ParseLine(line) }
 
 // PartialLogSize is the size of the pieces Docker's log copier cuts a long
-// output line into (its buffer, 16 KiB in every release so far).
-const PartialLogSize = 16 << 10
-
-// joinPartialEntries removes the stamp Docker put after every PartialLogSize
-// bytes of a long line. A stamp is taken out only at those exact offsets, so
-// text that merely looks like a stamp stays.
-func joinPartialEntries(text string) string {
-	if len(text) <= PartialLogSize {
-		return text
-	}
-	var b strings.Builder
-	for len(text) > PartialLogSize {
-		n := stampLenAt(text[PartialLogSize:])
-		if n == 0 {
-			break
-		}
-		if b.Len() == 0 {
-			b.Grow(len(text))
-		}
-		b.WriteString(text[:PartialLogSize])
-		text = text[PartialLogSize+n:]
-	}
-	if b.Len() == 0 {
-		return text
-	}
-	b.WriteString(text)
-	return b.String()
-}
-
-// stampLenAt returns the length of the Docker stamp and the space after it at
-// the start of s, or 0 when s does not start with one.
-func stampLenAt(s string) int {
-	const longest = len("2006-01-02T15:04:05.000000000+00:00")
-	end := strings.IndexByte(s[:min(len(s), longest+1)], ' ')
-	if end < len("2006-01-02T15:04:05Z") {
-		return 0
-	}
-	if _, err := time.Parse(time.RFC3339Nano, s[:end]); err != nil {
-		return 0
-	}
-	return end + 1
-}
+// output line into (tasklog.PartialLogSize).
+const PartialLogSize = tasklog.PartialLogSize
 
 // LogResumeOverlap is how far before the newest stored line a resumed read starts.
 // Lines of stdout and stderr are out of stamp order by microseconds at most; a second
@@ -165,10 +109,7 @@ type LogResume struct {
 }
 
 // LogLine is one stored line of a container's output.
-type LogLine struct {
-	Time time.Time
-	Text string
-}
+type LogLine = tasklog.Line
 
 type logKey struct {
 	ns   int64

@@ -130,8 +130,8 @@ func (d *dashboard) rowsData(ctx context.Context) (map[string]any, error) {
 			title = cut(t.Spec.Prompt, 80)
 		}
 		rows = append(rows, taskRow{ID: t.ID, Title: title, Phase: string(t.Status.Phase), Reason: t.Status.Reason,
-			LastMessage: cut(t.Status.LastMessage, 120), DiffID: t.Status.DiffID, Turns: t.Status.NumTurns,
-			Cost: t.Status.CostUSD, Duration: duration(t.StartTime, t.Status.EndTime, now)})
+			LastMessage: cut(t.Progress.LastMessage, 120), DiffID: t.Status.DiffID, Turns: t.Progress.NumTurns,
+			Cost: t.Progress.CostUSD, Duration: duration(t.StartTime, t.Status.EndTime, now)})
 	}
 	review, err := d.opts.Frontend.ReviewChanges(ctx, &service.ReviewRequest{})
 	if err != nil {

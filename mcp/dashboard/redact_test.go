@@ -60,12 +60,13 @@ func TestDashboard_RedactsWhatIsStoredAndReadsLogsBelowTheirFolder(t *testing.T)
 	if err := os.WriteFile(logPath, []byte("2024-05-01T10:00:01.000000000Z key "+canary+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.UpsertExecutionLog(ctx, &models.ExecutionLog{TaskID: task.ID, Run: 1, Path: logPath, Complete: true}); err != nil {
+	if err := store.UpsertExecutionLog(ctx, &models.ExecutionLog{TaskID: task.ID, Run: 1, Path: logPath, Complete: true,
+		Progress: models.RunProgress{LastMessage: "printing " + canary}}); err != nil {
 		t.Fatal(err)
 	}
 	exit := 0
 	task.Status.Phase, task.Status.RunNumber, task.Status.ExitCode = models.TaskPhaseSucceeded, 1, &exit
-	task.Status.ObservedGeneration, task.Status.DiffID, task.Status.LastMessage = task.Generation, d.ID, "printing "+canary
+	task.Status.ObservedGeneration, task.Status.DiffID = task.Generation, d.ID
 	if err := store.UpdateTaskStatus(ctx, task); err != nil {
 		t.Fatal(err)
 	}

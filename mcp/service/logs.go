@@ -11,9 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/models/tasklog"
 )
 
 // Bounds of a log reply: lines are cut, and the reply keeps the newest lines
@@ -117,7 +117,7 @@ func (f *Frontend) runLogPath(target logTarget, row *models.ExecutionLog) string
 	if row != nil && row.Path != "" && filepath.IsAbs(row.Path) && within(row.Path, dir) {
 		return row.Path
 	}
-	return filepath.Join(dir, target.taskID, fmt.Sprintf("run-%d.log", target.run))
+	return tasklog.Path(dir, target.taskID, target.run)
 }
 
 // runLogRow reads the execution log row of a run, nil when there is none.
@@ -319,20 +319,9 @@ func readLine(br *bufio.Reader) (string, error) {
 }
 
 // stripTimestamp removes the Docker timestamp the log follower puts before
-// every line ("2024-05-01T10:00:00.123456789Z text").
-func stripTimestamp(line string) string {
-	ts, rest, ok := strings.Cut(line, " ")
-	if !ok {
-		if _, err := time.Parse(time.RFC3339Nano, line); err == nil {
-			return ""
-		}
-		return line
-	}
-	if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
-		return line
-	}
-	return rest
-}
+// every line ("2024-05-01T10:00:00.123456789Z text"): the task log's format,
+// defined once in tasklog.
+func stripTimestamp(line string) string { return tasklog.StripStamp(line) }
 
 func cutBytes(s string, max int) string {
 	if len(s) <= max {

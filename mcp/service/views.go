@@ -406,11 +406,11 @@ func newTaskView(t *models.Task) *TaskView {
 		StartTime:       t.StartTime,
 		RunStartedAt:    t.Status.RunStartedAt,
 		EndTime:         t.Status.EndTime,
-		LastOutputAt:    t.Status.LastOutputAt,
+		LastOutputAt:    t.Progress.LastOutputAt,
 		DiffID:          t.Status.DiffID,
 		PendingQuestion: t.Status.PendingQuestion,
 	}
-	if s := t.Status; s.SessionID != "" || s.NumTurns > 0 || s.LastMessage != "" || s.ResultText != "" {
+	if s := t.Progress; s.SessionID != "" || s.NumTurns > 0 || s.LastMessage != "" || s.ResultText != "" {
 		v.Progress = &AgentProgress{SessionID: s.SessionID, NumTurns: s.NumTurns, CostUSD: s.CostUSD,
 			LastMessage: cut(s.LastMessage, 2000), ResultText: cut(s.ResultText, 8000)}
 	}
