@@ -83,6 +83,8 @@ type Store struct {
 	seenVersion   int64
 	versionKnown  bool
 	othersChanges int64
+	// walProbe spares most looks the SQLite call (see walprobe.go).
+	walProbe *walProbe
 
 	// changes wakes waiters after every change this store learns of (Changed).
 	changes changeSignal
@@ -180,6 +182,7 @@ func (s *Store) init(ctx context.Context, dsn string) error {
 	if s.versionConn, err = s.versionDB.Conn(ctx); err != nil {
 		return openError(s.path, "open data_version connection", err)
 	}
+	s.walProbe = newWALProbe(s.path)
 	return nil
 }
 
@@ -256,6 +259,11 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.versionConn != nil {
+			s.versionMu.Lock()
+			if s.walProbe != nil {
+				s.walProbe.close()
+			}
+			s.versionMu.Unlock()
 			errs = append(errs, s.versionConn.Close())
 		}
 		if s.versionDB != nil {
@@ -301,6 +309,9 @@ func (s *Store) DB() *gorm.DB { return s.db }
 func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()
+	if s.walProbe != nil && s.versionKnown && s.walProbe.unchanged(s.walProbe.read()) {
+		return s.othersChanges, nil
+	}
 	if err := s.lookAtVersion(ctx, false); err != nil {
 		return 0, err
 	}
@@ -315,10 +326,20 @@ func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
 	if s.versionConn == nil {
 		return errors.New("read data_version: store is still opening")
 	}
+	// The WAL-index header is read before SQLite is asked, so a commit
+	// between the two moves it again and the next look asks too.
+	var header [walIndexHeaderSize]byte
+	headerOK := false
+	if s.walProbe != nil {
+		header, headerOK = s.walProbe.read()
+	}
 	var v int64
 	err := s.retryBusy(ctx, func() error {
 		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
 	})
+	if s.walProbe != nil {
+		s.walProbe.record(header, headerOK && err == nil)
+	}
 	if err != nil {
 		s.versionKnown = false
 		return fmt.Errorf("read data_version: %w", err)
