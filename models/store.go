@@ -366,7 +366,12 @@ func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
 	// write, so a writer whose context ended just after its commit (a log
 	// follower stopping with its container) would set off a full resync.
 	look := context.WithoutCancel(ctx)
-	before := s.lookAtVersion(look, false)
+	var before error
+	// Nobody committed since the last look when the -shm header has not
+	// moved: then the look before needs no SQLite call.
+	if !s.versionKnown || s.walProbe == nil || !s.walProbe.unchanged(s.walProbe.read()) {
+		before = s.lookAtVersion(look, false)
+	}
 	err := tx()
 	if before == nil {
 		// A failed look leaves the version unknown: the next one counts.
