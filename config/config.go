@@ -89,6 +89,11 @@ type Intervals struct {
 	// WakePoll is how often the store is polled for commits made by another
 	// process (the MCP front end) so work starts without waiting for a resync.
 	WakePoll Duration `yaml:"wake_poll"`
+	// WakeWatch has the kernel report writes to the database's folder
+	// (inotify), so another process's commit is seen at once and the store
+	// is polled only every 25 × WakePoll besides; false polls every WakePoll,
+	// for file systems whose writers the kernel does not see.
+	WakeWatch bool `yaml:"wake_watch"`
 	// ReconcileTimeout bounds one reconcile pass.
 	ReconcileTimeout Duration `yaml:"reconcile_timeout"`
 	// WorkspaceCheck is how often the work trees of running tasks are
@@ -250,6 +255,7 @@ func defaultsFor(userHome string) *Config {
 			LeaseDuration:    D(15 * time.Second),
 			LeaseRenew:       D(5 * time.Second),
 			WakePoll:         D(200 * time.Millisecond),
+			WakeWatch:        true,
 			ReconcileTimeout: D(2 * time.Minute),
 			WorkspaceCheck:   D(10 * time.Second),
 		},

@@ -27,6 +27,7 @@ func TestLoad_RefusesBadFiles(t *testing.T) {
 		{"negative interval", "intervals:\n  resync: -5s\n", "intervals.resync", `must be > 0, got "-5s"`},
 		{"zero interval", "intervals:\n  container_gc: 0s\n", "intervals.container_gc", "must be > 0"},
 		{"duration garbage", "intervals:\n  wake_poll: soon\n", "intervals.wake_poll", "invalid duration"},
+		{"bool as yes", "intervals:\n  wake_watch: \"yes\"\n", "intervals.wake_watch", "must be true or false"},
 		{"duration without unit", "intervals:\n  resync: 30\n", "intervals.resync", "bare number"},
 		{"lease renew not shorter", "intervals:\n  lease_duration: 10s\n  lease_renew: 10s\n", "intervals.lease_renew", "shorter than"},
 		{"default timeout above max", "default_task_timeout: 5h\n", "default_task_timeout", "max_task_timeout"},

@@ -88,6 +88,8 @@ func (d *yamlDecoder) value(key string, n *yaml.Node, v reflect.Value, hint stri
 		}
 	case reflect.Int, reflect.Int64:
 		d.integer(key, n, v)
+	case reflect.Bool:
+		d.boolean(key, n, v)
 	default:
 		// Only reachable if a field of an unsupported kind is added to Config.
 		panic(fmt.Sprintf("config: no YAML decoding for %s (%s)", key, v.Type()))
@@ -240,6 +242,17 @@ func (d *yamlDecoder) integer(key string, n *yaml.Node, v reflect.Value) {
 		return
 	}
 	v.SetInt(i)
+}
+
+// boolean takes YAML 1.2's true and false only: "yes", "on" or "1" read
+// as a string, and the error says so rather than guessing.
+func (d *yamlDecoder) boolean(key string, n *yaml.Node, v reflect.Value) {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+		d.fail(key, n, "must be true or false, got %s", describeNode(n))
+		return
+	}
+	v.SetBool(b)
 }
 
 func (d *yamlDecoder) bytes(key string, n *yaml.Node, v reflect.Value) {
@@ -397,6 +410,8 @@ func encodeValue(v reflect.Value, hint string) *yaml.Node {
 		return strNode(v.String())
 	case reflect.Int, reflect.Int64:
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v.Int(), 10)}
+	case reflect.Bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v.Bool())}
 	default:
 		panic(fmt.Sprintf("config: no YAML encoding for %s", v.Type()))
 	}

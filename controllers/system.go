@@ -158,6 +158,7 @@ func newSystem(deps Deps, p ports) (*System, error) {
 		RenewInterval:    iv.LeaseRenew.Duration,
 		Changes:          deps.Store,
 		WakePoll:         iv.WakePoll.Duration,
+		PollOnly:         !iv.WakeWatch,
 		OnStartedLeading: s.startTerm,
 		OnStoppedLeading: s.stopTerm,
 		Registerer:       deps.Registerer,

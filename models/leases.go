@@ -34,6 +34,17 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl ti
 		if err != nil {
 			return err
 		}
+		// A renewal by the holder is the one write an idle leader makes,
+		// every few seconds: one UPDATE, without reading the row first.
+		renew := tx.Model(&Lease{}).Where("name = ? AND holder = ?", name, holder).
+			Updates(map[string]any{"renewed_at": now, "duration_ms": ttl.Milliseconds()})
+		if renew.Error != nil {
+			return renew.Error
+		}
+		if renew.RowsAffected == 1 {
+			acquired = true
+			return nil
+		}
 		var cur Lease
 		err = tx.Where("name = ?", name).Take(&cur).Error
 		switch {

@@ -83,6 +83,8 @@ type Store struct {
 	seenVersion   int64
 	versionKnown  bool
 	othersChanges int64
+	// walProbe spares most looks the SQLite call (see walprobe.go).
+	walProbe *walProbe
 
 	// changes wakes waiters after every change this store learns of (Changed).
 	changes changeSignal
@@ -186,6 +188,7 @@ func (s *Store) init(ctx context.Context, dsn string) error {
 	if s.versionConn, err = s.versionDB.Conn(ctx); err != nil {
 		return openError(s.path, "open data_version connection", err)
 	}
+	s.walProbe = newWALProbe(s.path)
 	return nil
 }
 
@@ -265,6 +268,11 @@ func (s *Store) Close() error {
 			s.pg.close()
 		}
 		if s.versionConn != nil {
+			s.versionMu.Lock()
+			if s.walProbe != nil {
+				s.walProbe.close()
+			}
+			s.versionMu.Unlock()
 			errs = append(errs, s.versionConn.Close())
 		}
 		if s.versionDB != nil {
@@ -313,6 +321,9 @@ func (s *Store) DataVersion(ctx context.Context) (int64, error) {
 	}
 	s.versionMu.Lock()
 	defer s.versionMu.Unlock()
+	if s.walProbe != nil && s.versionKnown && s.walProbe.unchanged(s.walProbe.read()) {
+		return s.othersChanges, nil
+	}
 	if err := s.lookAtVersion(ctx, false); err != nil {
 		return 0, err
 	}
@@ -327,10 +338,20 @@ func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
 	if s.versionConn == nil {
 		return errors.New("read data_version: store is still opening")
 	}
+	// The WAL-index header is read before SQLite is asked, so a commit
+	// between the two moves it again and the next look asks too.
+	var header [walIndexHeaderSize]byte
+	headerOK := false
+	if s.walProbe != nil {
+		header, headerOK = s.walProbe.read()
+	}
 	var v int64
 	err := s.retryBusy(ctx, func() error {
 		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
 	})
+	if s.walProbe != nil {
+		s.walProbe.record(header, headerOK && err == nil)
+	}
 	if err != nil {
 		s.versionKnown = false
 		return fmt.Errorf("read data_version: %w", err)
@@ -357,7 +378,12 @@ func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
 	// write, so a writer whose context ended just after its commit (a log
 	// follower stopping with its container) would set off a full resync.
 	look := context.WithoutCancel(ctx)
-	before := s.lookAtVersion(look, false)
+	var before error
+	// Nobody committed since the last look when the -shm header has not
+	// moved: then the look before needs no SQLite call.
+	if !s.versionKnown || s.walProbe == nil || !s.walProbe.unchanged(s.walProbe.read()) {
+		before = s.lookAtVersion(look, false)
+	}
 	err := tx()
 	if before == nil {
 		// A failed look leaves the version unknown: the next one counts.

@@ -204,3 +204,29 @@ func (s *keySet) list(context.Context) ([]string, error) {
 	defer s.mu.Unlock()
 	return append([]string(nil), s.keys...), nil
 }
+
+// hintedChanges is a fakeChanges that also announces writes, as
+// models.Store does with inotify.
+type hintedChanges struct {
+	fakeChanges
+	hints chan struct{}
+}
+
+func (h *hintedChanges) CommitHints(ctx context.Context) (<-chan struct{}, error) {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-h.hints:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out, nil
+}

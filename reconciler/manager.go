@@ -48,6 +48,9 @@ type ManagerOptions struct {
 	// write by another process sharing the database reaches the queues.
 	Changes  ChangeSource
 	WakePoll time.Duration
+	// PollOnly polls Changes every WakePoll even when it offers commit
+	// hints (CommitHinter).
+	PollOnly bool
 
 	// OnStartedLeading and OnStoppedLeading are called synchronously when this
 	// process gains and loses leadership; they must return quickly.

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"time"
 
 	"go.uber.org/zap"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -14,6 +15,27 @@ import (
 type ChangeSource interface {
 	DataVersion(ctx context.Context) (int64, error)
 }
+
+// CommitHinter is a ChangeSource that can also say when the store's files
+// were written (models.Store does, with inotify on Linux), so that an idle
+// watcher waits for writes instead of polling for them.
+type CommitHinter interface {
+	// CommitHints returns a channel that receives after writes, coalesced; it
+	// closes when ctx ends or the watch fails.
+	CommitHints(ctx context.Context) (<-chan struct{}, error)
+}
+
+// hintLooks are the delays, after a hint, at which the watcher looks at the
+// data version: a commit becomes visible a moment after the write that
+// announced it (SQLite publishes it in shared memory after writing the log),
+// so one look at once is not enough. Each look costs one read of the -shm
+// header while nothing moved.
+var hintLooks = []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond,
+	120 * time.Millisecond}
+
+// hintedPollFactor multiplies WakePoll into the slow poll kept beside the
+// hints, which only guards against a hint the kernel lost.
+const hintedPollFactor = 25
 
 // changeWatcher turns movements of the data version into a resync of every
 // controller: the cross-process wake-up. Polling is coarse on purpose; it only has
@@ -35,10 +57,63 @@ func (m *Manager) newChangeWatcher(ctx context.Context) *changeWatcher {
 }
 
 func (w *changeWatcher) run(ctx context.Context) {
+	if h, ok := w.m.opts.Changes.(CommitHinter); ok && !w.m.opts.PollOnly {
+		hints, err := h.CommitHints(ctx)
+		if err == nil {
+			w.runHinted(ctx, hints)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		w.m.log.Info("cross-process wake-ups fall back to polling", zap.Duration("every", w.m.opts.WakePoll),
+			zap.Error(err))
+	}
 	wait.JitterUntilWithContext(ctx, func(ctx context.Context) { w.poll(ctx, true) }, w.m.opts.WakePoll, 0, true)
 }
 
-func (w *changeWatcher) poll(ctx context.Context, resync bool) {
+// runHinted looks at the data version after each hint (at hintLooks) and
+// every hintedPollFactor × WakePoll otherwise, until ctx ends or the hints
+// stop (the watch failed: the caller polls instead).
+func (w *changeWatcher) runHinted(ctx context.Context, hints <-chan struct{}) {
+	slow := hintedPollFactor * w.m.opts.WakePoll
+	timer := time.NewTimer(slow)
+	defer timer.Stop()
+	var hintAt time.Time
+	next := len(hintLooks) // index of the next look after a hint; past the end: slow poll
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-hints:
+			if !ok {
+				return
+			}
+			hintAt, next = time.Now(), 0
+		case <-timer.C:
+		}
+		if next < len(hintLooks) {
+			next++
+		}
+		if w.poll(ctx, true) {
+			next = len(hintLooks) // the change is seen; later writes hint again
+		}
+		wait := slow
+		if next < len(hintLooks) {
+			wait = max(0, hintLooks[next]-time.Since(hintAt))
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// poll looks at the data version once and resyncs on a move; it reports
+// whether it saw one.
+func (w *changeWatcher) poll(ctx context.Context, resync bool) (moved bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = logPanic(w.m.log, "wake-up watcher", r)
@@ -50,22 +125,23 @@ func (w *changeWatcher) poll(ctx context.Context, resync bool) {
 			w.m.log.Warn("read data version failed, cross-process wake-ups paused", zap.Error(err))
 		}
 		w.failing = true
-		return
+		return false
 	}
 	if w.failing {
 		w.m.log.Info("read data version recovered")
 		w.failing = false
 	}
 	if w.known && v == w.last {
-		return
+		return false
 	}
 	changed := w.known || resync
 	w.last, w.known = v, true
 	if !changed {
-		return
+		return false
 	}
 	w.m.log.Debug("data version changed, resyncing", zap.Int64("dataVersion", v))
 	if err := w.m.ResyncAll(ctx); err != nil && ctx.Err() == nil {
 		w.m.log.Warn("resync after data version change failed", zap.Error(err))
 	}
+	return true
 }

@@ -192,7 +192,7 @@ func httpGet(url, token string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-func waitHTTP(t *testing.T, what, url string, want int, timeout time.Duration, diag func() string) string {
+func waitHTTP(t testing.TB, what, url string, want int, timeout time.Duration, diag func() string) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -207,7 +207,7 @@ func waitHTTP(t *testing.T, what, url string, want int, timeout time.Duration, d
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,235 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/claude-parallel/claude-parallel/mcp"
+	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
+)
+
+// idleServer is one real `serve --http` process on its own seeded home.
+type idleServer struct {
+	name string
+	home string
+	db   string
+	cmd  *exec.Cmd
+	addr string
+	err  *testutil.LockedBuffer
+}
+
+// startIdleServer seeds a home with history finished tasks (a tenth of their
+// diffs pending) and starts the real server on it with extra config.
+func startIdleServer(b *testing.B, name string, history int, config string) *idleServer {
+	b.Helper()
+	home := b.TempDir()
+	db := filepath.Join(home, "data", "claude-parallel.db")
+	st, err := models.Open(context.Background(), db, models.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if history > 0 {
+		testutil.SeedHistory(b, st.DB(), history)
+		// A diff awaiting a decision keeps its task's workspace (retention
+		// would otherwise reject it as WorkspaceGone, which is work, not rest).
+		var pending []string
+		if err := st.DB().Raw(`SELECT task_id FROM git_diffs WHERE desired = 'pending'`).Scan(&pending).Error; err != nil {
+			b.Fatal(err)
+		}
+		for _, id := range pending {
+			if err := os.MkdirAll(filepath.Join(home, "data", "workspaces", id), 0o700); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	st.Close()
+	if config != "" {
+		testutil.WriteFile(b, filepath.Join(home, "config.yaml"), config)
+	}
+	s := &idleServer{name: name, home: home, db: db, addr: freeAddr(b), err: &testutil.LockedBuffer{}}
+	s.cmd = exec.Command(flowBinary(b), "serve", "--http", s.addr)
+	s.cmd.Env = append(os.Environ(), "CLAUDE_PARALLEL_HOME="+home, "CLAUDE_PARALLEL_TOKEN=bench-token")
+	s.cmd.Stderr = s.err
+	if err := s.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		_, _ = s.cmd.Process.Wait()
+	})
+	waitHTTP(b, name+" ready", "http://"+s.addr+"/readyz", http.StatusOK, 2*time.Minute, func() string { return s.err.String() })
+	return s
+}
+
+// cpu is the process's user+system CPU time so far.
+func (s *idleServer) cpu(b *testing.B) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+// rss returns the resident set now and at its peak, in MiB.
+func (s *idleServer) rss(b *testing.B) (now, peak float64) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			now = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return now, peak
+}
+
+// pickups writes n task intents from this process (another process than the
+// server, as a CLI or a second server would) and measures each commit → the
+// leader's first write to the task, with the server idle before each.
+func (s *idleServer) pickups(b *testing.B, n int, gap time.Duration) []time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	st, err := models.Open(ctx, s.db, models.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	var out []time.Duration
+	for i := range n {
+		time.Sleep(gap)
+		// A folder that does not exist: the leader's first pass fails the
+		// task at once, which is the write this waits for.
+		task := &models.Task{Spec: models.TaskSpec{Prompt: "pickup", Agent: "shell",
+			WorkFolder: filepath.Join(s.home, fmt.Sprintf("absent-%d", i))}}
+		created, _, err := st.CreateTask(ctx, task)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for {
+			got, err := st.GetTask(ctx, created.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got.ResourceVersion != created.ResourceVersion {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				b.Fatalf("%s: task %s not picked up in a minute\n%s", s.name, created.ID, s.err.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+// reviewPending calls review_changes (the pending list) through the MCP
+// client n times: the calls that once loaded every pending diff.
+func (s *idleServer) reviewPending(b *testing.B, n int) {
+	b.Helper()
+	client := &http.Client{Transport: testutil.BearerTransport{Token: "bench-token"}}
+	cs, err := flowClient().Connect(context.Background(), &sdk.StreamableClientTransport{
+		Endpoint: "http://" + s.addr + mcp.EndpointPath, HTTPClient: client}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cs.Close()
+	for range n {
+		res, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "review_changes", Arguments: map[string]any{}})
+		if err != nil || res.IsError {
+			b.Fatalf("review_changes: %v %s", err, testutil.ToolText(res))
+		}
+	}
+}
+
+// BenchmarkIdleServer measures the real server at rest, on a store of 1,000
+// and of 1,000,000 finished tasks (100,000 of their diffs never decided;
+// CP_BENCH_NO_MILLION=1: 100,000 tasks): CPU per idle minute, resident memory
+// (also after review_changes calls), and how soon another process's intent is
+// picked up. Two servers run side by side on separate homes, so machine load
+// hits both alike: the default (commit hints: inotify and the -shm header) and
+// the same binary polling the store every 200 ms (intervals.wake_watch:
+// false), the behaviour before. Targets: ≤ 50 ms CPU a minute, ≤ 40 MB, pickup
+// ≤ 200 ms. CP_BENCH_IDLE sets the measured idle time (default 60s).
+func BenchmarkIdleServer(b *testing.B) {
+	flowRequireDocker(b)
+	idle := time.Minute
+	if v := os.Getenv("CP_BENCH_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("CP_BENCH_IDLE: %v", err)
+		}
+		idle = d
+	}
+	sizes := []int{1_000, 1_000_000}
+	if os.Getenv("CP_BENCH_NO_MILLION") != "" {
+		sizes[1] = 100_000
+	}
+	for range b.N {
+		for _, n := range sizes {
+			// The seeded history is dated 2024: kept, so that retention
+			// does not spend the measured minute deleting it.
+			const keep = "retention:\n  data_max_age: 100000h\n"
+			watch := startIdleServer(b, "watch", n, keep)
+			poll := startIdleServer(b, "poll", n, keep+"intervals:\n  wake_watch: false\n")
+			servers := []*idleServer{watch, poll}
+			time.Sleep(10 * time.Second) // past start-up work: first resyncs, GC of start-up garbage
+			before := make([]time.Duration, len(servers))
+			for i, s := range servers {
+				before[i] = s.cpu(b)
+			}
+			time.Sleep(idle)
+			perMin := make([]float64, len(servers))
+			for i, s := range servers {
+				perMin[i] = float64(s.cpu(b)-before[i]) / float64(time.Millisecond) * float64(time.Minute) / float64(idle)
+			}
+			rssW, _ := watch.rss(b)
+			rssP, _ := poll.rss(b)
+			b.Logf("%d tasks: idle CPU %.0f ms/min (polling every 200 ms: %.0f ms/min; ratio %.2f); RSS %.1f MiB (polling: %.1f MiB)",
+				n, perMin[0], perMin[1], perMin[0]/perMin[1], rssW, rssP)
+			b.ReportMetric(perMin[0], fmt.Sprintf("idle-cpu-ms/min@%d", n))
+			b.ReportMetric(rssW, fmt.Sprintf("rss-MiB@%d", n))
+
+			pw := watch.pickups(b, 10, 2*time.Second)
+			pp := poll.pickups(b, 10, 2*time.Second)
+			b.Logf("%d tasks: pickup of another process's intent, median %.1f ms, max %.1f ms (polling: median %.1f ms, max %.1f ms)",
+				n, ms(median(pw)), ms(slices.Max(pw)), ms(median(pp)), ms(slices.Max(pp)))
+			b.ReportMetric(ms(slices.Max(pw)), fmt.Sprintf("pickup-max-ms@%d", n))
+
+			watch.reviewPending(b, 5)
+			rssAfter, peak := watch.rss(b)
+			b.Logf("%d tasks: RSS after 5 review_changes calls %.1f MiB (peak %.1f MiB)", n, rssAfter, peak)
+			for _, s := range servers {
+				_ = s.cmd.Process.Signal(syscall.SIGTERM)
+				_, _ = s.cmd.Process.Wait()
+			}
+		}
+	}
+}
