@@ -211,6 +211,11 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 		}
 	}
 	if d.AwaitingDecision() {
+		// A diff whose workspace is gone is rejected before it could be
+		// superseded: no later run can have used that workspace since.
+		if r.rejectOrphan(sc) {
+			return nil
+		}
 		if done, err := r.supersede(ctx, sc); done || err != nil {
 			return err
 		}

@@ -636,3 +636,26 @@ func supersedingRun(d *models.Diff, task *models.Task, diffs []models.Diff, hasW
 	}
 	return by
 }
+
+// rejectOrphan rejects a diff that awaits a decision nobody is making while
+// its task's workspace is gone: without it the diff can never be applied as
+// a branch nor revised (the original server rejected such diffs too).
+// Retention notices these and enqueues them; the decision, like every diff
+// status, is this controller's. A pass answering a spec change (a preview,
+// a new apply mode) is not such a pass: its dry run reports WorkspaceGone
+// and leaves the choice to the caller. It reports whether it rejected d.
+func (r *diffReconciler) rejectOrphan(sc *diffScope) bool {
+	d := sc.diff
+	if d.Generation != d.Status.ObservedGeneration {
+		return false
+	}
+	dir := workspaceDirOf(r.paths, sc.task)
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return false // there, or unreadable: not known to be gone
+	}
+	st := &d.Status
+	st.Phase, st.Reason, st.Message, st.ConflictFiles = models.DiffPhaseRejected, diffReasonWorkspaceGone, workspaceGoneMessage, nil
+	r.log.Info("rejected diff whose workspace is gone", zap.String("diff", d.ID),
+		zap.String("task", d.TaskID), zap.String("workspace", dir))
+	return true
+}

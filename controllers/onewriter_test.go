@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +137,41 @@ func TestSupersedingRun(t *testing.T) {
 	for _, c := range cases {
 		if got := supersedingRun(d, c.task, c.diffs, c.ws); got != c.want {
 			t.Errorf("%s: superseded by run %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestStatusWrites_OneCallSiteEach: the task status has one writer (the task
+// reconciler's writeStatus) and the diff status one (the diff reconciler's
+// commitStatus); the log follower writes the run's row, retention and the
+// task reconciler only enqueue diffs. A second call site anywhere in the
+// program's packages fails this.
+func TestStatusWrites_OneCallSiteEach(t *testing.T) {
+	want := map[string]string{"UpdateTaskStatus": "task.go", "UpdateDiffStatus": "diff.go"}
+	sites := map[string][]string{}
+	for _, dir := range []string{".", "logfollow", "engine", "workspace", "../mcp", "../mcp/service", "../mcp/dashboard", "../mcp/ops", "../cmd/claude-parallel"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name := range want {
+				for range strings.Count(string(src), "."+name+"(") {
+					sites[name] = append(sites[name], filepath.Clean(f))
+				}
+			}
+		}
+	}
+	for name, file := range want {
+		if got := sites[name]; len(got) != 1 || got[0] != file {
+			t.Errorf("%s is called from %v, want once, from %s", name, got, file)
 		}
 	}
 }

@@ -278,10 +278,11 @@ func (r *retention) deleteOldEvents(ctx context.Context, cutoff time.Time, n *re
 	return ctx.Err()
 }
 
-// rejectOrphanedDiffs rejects the diffs awaiting a decision whose task's
-// workspace is gone, with reason WorkspaceGone. It writes the diff's status
-// (the diff controller leaves a Rejected diff alone) and leaves the spec,
-// which only front ends write.
+// rejectOrphanedDiffs hands the diffs awaiting a decision whose task's
+// workspace is gone to the diff controller, which rejects them with reason
+// WorkspaceGone (diffReconciler.rejectOrphan): it writes neither their status,
+// which is the diff controller's alone, nor their spec, which only front ends
+// write.
 func (r *retention) rejectOrphanedDiffs(ctx context.Context, _ time.Time, n *retentionCounts) error {
 	// Not filtered by Spec.Desired: a diff whose apply met a conflict waits
 	// for a decision too (models.Diff.Decision); rejectIfOrphaned decides.
@@ -304,52 +305,30 @@ func (r *retention) rejectOrphanedDiffs(ctx context.Context, _ time.Time, n *ret
 	return errors.Join(errs...)
 }
 
-// maxStatusAttempts bounds the re-read-and-retry loop of a status write that
-// keeps losing the race with another writer.
-const maxStatusAttempts = 5
-
-// rejectIfOrphaned rejects one diff if it still awaits a decision and its
-// task's workspace is missing. A status write that conflicts is decided again
-// on fresh data.
+// rejectIfOrphaned enqueues one diff for the diff controller if it still
+// awaits a decision and its task's workspace is missing; it reports whether
+// it did.
 func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, error) {
-	for range maxStatusAttempts {
-		d, err := r.store.GetDiff(ctx, id)
-		if errors.Is(err, models.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if !d.AwaitingDecision() {
-			return false, nil
-		}
-		t, err := r.store.GetTask(ctx, d.TaskID)
-		if errors.Is(err, models.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		dir := workspaceDirOf(r.paths, t)
-		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
-			return false, nil // there, or unreadable: not known to be gone
-		}
-		d.Status.Phase = models.DiffPhaseRejected
-		d.Status.Reason = diffReasonWorkspaceGone
-		d.Status.Message = workspaceGoneMessage
-		d.Status.ConflictFiles = nil
-		err = r.store.UpdateDiffStatus(ctx, d, models.TimelineEntry{Reason: string(models.DiffPhaseRejected),
-			Message: fmt.Sprintf("rejected: the workspace %s is gone", dir)})
-		if errors.Is(err, models.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		r.log.Info("rejected diff whose workspace is gone", zap.String("diff", d.ID),
-			zap.String("task", d.TaskID), zap.String("workspace", dir))
-		r.notify(KindDiff, d.ID)
-		return true, nil
+	d, err := r.store.GetDiff(ctx, id)
+	if errors.Is(err, models.ErrNotFound) {
+		return false, nil
 	}
-	return false, fmt.Errorf("reject diff %s: %w", id, models.ErrConflict)
+	if err != nil {
+		return false, err
+	}
+	if !d.AwaitingDecision() {
+		return false, nil
+	}
+	t, err := r.store.GetTask(ctx, d.TaskID)
+	if errors.Is(err, models.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Lstat(workspaceDirOf(r.paths, t)); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil // there, or unreadable: not known to be gone
+	}
+	r.notify(KindDiff, d.ID)
+	return true, nil
 }

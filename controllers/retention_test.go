@@ -28,7 +28,9 @@ func newRetentionForTest(e *dtEnv, maxAge time.Duration, batch int) *retention {
 		batch:      batch,
 		log:        zaptest.NewLogger(e.t),
 		now:        time.Now,
-		notify:     func(string, string) {},
+		// What retention enqueues goes to the test's diff controller queue
+		// (dtEnv.settle runs it), as the manager would route it.
+		notify: e.r.notify,
 	}
 }
 
@@ -226,6 +228,17 @@ func TestRetention_RejectsPendingDiffWhoseWorkspaceIsGone(t *testing.T) {
 	if err := r.run(e.ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Retention only enqueues; the diff controller, the status's one
+	// writer, rejects.
+	e.mu.Lock()
+	queued := slices.Clone(e.queue)
+	e.queue = nil
+	e.mu.Unlock()
+	slices.Sort(queued)
+	if want := []string{conflicted, orphan}; !slices.Equal(queued, sortedCopy(want)) {
+		t.Fatalf("retention enqueued %v, want the orphans %v", queued, want)
+	}
+	e.settle(queued...)
 	for _, id := range []string{orphan, conflicted} {
 		d := e.diff(id)
 		if st := d.Status; st.Phase != models.DiffPhaseRejected || st.State != models.DiffStateRejected ||
@@ -248,6 +261,12 @@ func TestRetention_RejectsPendingDiffWhoseWorkspaceIsGone(t *testing.T) {
 	rv := e.diff(orphan).ResourceVersion
 	if err := r.run(e.ctx); err != nil {
 		t.Fatal(err)
+	}
+	e.mu.Lock()
+	requeued := len(e.queue)
+	e.mu.Unlock()
+	if requeued != 0 {
+		t.Errorf("a second retention pass enqueued %d diffs, want none", requeued)
 	}
 	if _, err := e.reconcile(orphan); err != nil {
 		t.Fatal(err)
@@ -337,4 +356,10 @@ func TestRetention_SweepsFilesOfDeletedTasks(t *testing.T) {
 	if !dtExists(t, kept.workspace) || !dtExists(t, kept.logDir) || !dtExists(t, other) {
 		t.Errorf("swept too much: workspace %v, logs %v, other %v", dtExists(t, kept.workspace), dtExists(t, kept.logDir), dtExists(t, other))
 	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }
