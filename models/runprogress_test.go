@@ -20,7 +20,7 @@ func TestRunProgress_ReadWithTheTaskAndWrittenApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rv := task.ResourceVersion
-	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC) // microseconds: what PostgreSQL keeps
 	for _, l := range []ExecutionLog{
 		{TaskID: task.ID, Run: 1, Path: "/l/1", Progress: RunProgress{SessionID: "s-1", NumTurns: 4, ResultText: "old"}},
 		{TaskID: task.ID, Run: 2, Path: "/l/2", LastLogTime: &at, Progress: RunProgress{NumTurns: 2, CostUSD: 0.5, LastMessage: "now"}},
