@@ -449,3 +449,13 @@ func (f *fakeEngine) SetState(ref, state, action string) {
 	c.info.State = state
 	f.notify(c, action)
 }
+
+// CopyIn and CopyOut: the fake engine runs no copy-mode container (the copy
+// transfer is tested on the real engines in test/e2e and controllers/engine).
+func (f *fakeEngine) CopyIn(context.Context, string, []engine.Mount, string, func(int64)) error {
+	return errors.New("fake engine: no copy transfer")
+}
+
+func (f *fakeEngine) CopyOut(context.Context, string, string) (io.ReadCloser, error) {
+	return nil, errors.New("fake engine: no copy transfer")
+}

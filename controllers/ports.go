@@ -45,6 +45,10 @@ type ContainerRuntime interface {
 	// run the daemon stopped on its way down is reported as such.
 	Outages() []engine.Outage
 	RefusesConnections(ctx context.Context) bool
+	// CopyIn and CopyOut move a workspace into a created container and its
+	// work tree back out through the engine's API (workspace_transfer:
+	// copy, for an engine that cannot bind a local path).
+	archiveCopier
 }
 
 var _ ContainerRuntime = (*engine.Engine)(nil)

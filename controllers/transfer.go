@@ -54,8 +54,8 @@ func TransferSteps() []Step {
 	return []Step{StepCopyingIn, StepCopiedIn, StepCopyingOut, StepCopiedOut}
 }
 
-// archiveCopier is what the copy transfer needs of the engine beyond
-// ContainerRuntime; *engine.Engine has it.
+// archiveCopier is what the copy transfer needs of the engine, part of the
+// ContainerRuntime port.
 type archiveCopier interface {
 	CopyIn(ctx context.Context, id string, mounts []engine.Mount, user string, progress func(sent int64)) error
 	CopyOut(ctx context.Context, id, path string) (io.ReadCloser, error)
@@ -66,15 +66,8 @@ var _ archiveCopier = (*engine.Engine)(nil)
 // errTreeTooLarge reports a work tree copied out past limits.workspace_max_bytes.
 var errTreeTooLarge = errors.New("the container's work tree is larger than limits.workspace_max_bytes")
 
-// copier returns the engine's archive copy, or an error when the container
-// runtime cannot copy (a fake in tests).
-func (d *taskDeps) copier() (archiveCopier, error) {
-	c, ok := d.rt.(archiveCopier)
-	if !ok {
-		return nil, errors.New("the container runtime cannot copy workspaces (workspace_transfer: copy)")
-	}
-	return c, nil
-}
+// copier is the engine's archive copy (the ContainerRuntime port has it).
+func (d *taskDeps) copier() (archiveCopier, error) { return d.rt, nil }
 
 // transferIn copies the workspace into a copy-mode container that has not
 // started yet. A created container has the copy targets of spec; an adopted
