@@ -40,7 +40,8 @@ type building interface {
 	Wait(ctx context.Context) (*workspace.Workspace, error)
 }
 
-func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
+func (h hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
+	spec.CopyOnWrite = spec.CopyOnWrite || h.copyOnWrite
 	b, err := workspace.Begin(ctx, spec)
 	if err != nil {
 		return nil, err // not a typed nil inside the interface

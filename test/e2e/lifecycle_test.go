@@ -102,6 +102,7 @@ func newInstall(t *testing.T) *install {
 	t.Helper()
 	eng := enginetest.New(t)
 	home := t.TempDir()
+	testutil.UnmountBelowAtEnd(t, home) // copy-on-write workspaces are mounts
 	store, err := models.Open(context.Background(), filepath.Join(home, "data", "claude-parallel.db"), models.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
