@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -449,6 +450,9 @@ func (w *Workspace) ensureMounted() error {
 	if w.Overlay == "" {
 		return nil
 	}
+	// Two Opens at once must not both find it missing and mount it twice.
+	mountMu.Lock()
+	defer mountMu.Unlock()
 	if !baseKeyPattern.MatchString(w.Overlay) {
 		return fmt.Errorf("%w: base key %q", ErrInvalidSpec, w.Overlay)
 	}
@@ -464,6 +468,8 @@ func (w *Workspace) ensureMounted() error {
 	}
 	return nil
 }
+
+var mountMu sync.Mutex
 
 // isMountPoint reports whether dir is a mount point: it lies on another
 // device than its parent.

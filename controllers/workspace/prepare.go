@@ -267,7 +267,7 @@ func Begin(ctx context.Context, spec PrepareSpec) (*Building, error) {
 		defer close(b.done)
 		defer src.close()
 		if err := build(ctx, ws, src, spec, commit); err != nil {
-			_ = removeWorkspaceDir(dir)
+			_ = ws.Remove() // and the base, when this task was its only user
 			b.err = fmt.Errorf("prepare %s: %w", spec.TaskID, err)
 			return
 		}
