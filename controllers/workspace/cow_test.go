@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -29,7 +30,14 @@ func cowRoot(t *testing.T) string {
 
 func prepareIn(t *testing.T, root, src string, snapshot, cow bool) *Workspace {
 	t.Helper()
-	ws, err := Prepare(testCtx(t), PrepareSpec{
+	return prepareWithin(t, testCtx(t), root, src, snapshot, cow)
+}
+
+// prepareWithin is prepareIn with its own deadline, for trees that take
+// minutes to write on a loaded machine.
+func prepareWithin(t *testing.T, ctx context.Context, root, src string, snapshot, cow bool) *Workspace {
+	t.Helper()
+	ws, err := Prepare(ctx, PrepareSpec{
 		TaskID: nextTaskID(), WorkFolder: src, IncludeUncommitted: snapshot,
 		Root: root, UID: -1, GID: -1, CopyOnWrite: cow,
 	})

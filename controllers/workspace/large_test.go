@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -173,19 +174,23 @@ func TestCaptureDiff_LargeRepository(t *testing.T) {
 	start := time.Now()
 	src := newLargeCommit(t, n)
 	t.Logf("repository of %d files made in %v", n, time.Since(start))
+	// Writing 100,000 files took over two minutes (testCtx) at a load
+	// average of 30 on two cores.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
 	t.Run("copy", func(t *testing.T) {
 		start := time.Now()
-		ws := prepareIn(t, filepath.Join(t.TempDir(), "workspaces"), src, false, false)
+		ws := prepareWithin(t, ctx, filepath.Join(t.TempDir(), "workspaces"), src, false, false)
 		t.Logf("checked out in %v", time.Since(start))
 		largeCaptureRuns(t, ws)
 	})
 	t.Run("copy-on-write", func(t *testing.T) {
 		root := cowRoot(t)
 		start := time.Now()
-		first := prepareIn(t, root, src, false, true)
+		first := prepareWithin(t, ctx, root, src, false, true)
 		t.Logf("first task (base checked out) in %v", time.Since(start))
 		start = time.Now()
-		ws := prepareIn(t, root, src, false, true)
+		ws := prepareWithin(t, ctx, root, src, false, true)
 		t.Logf("second task on the base in %v", time.Since(start))
 		if ws.Overlay != first.Overlay {
 			t.Fatalf("second task on base %q, first on %q", ws.Overlay, first.Overlay)
