@@ -84,9 +84,12 @@ demo: image build
 ## and every read tool through the go-sdk MCP client at 1,000 vs 100,000
 ## and 1,000,000 finished tasks (CP_BENCH_NO_MILLION=1 skips the million) with task_worker and
 ## apply_changes latency (also against the real server over stdio).
+## BenchmarkHeavyRepositories: snapshot, capture and apply on 1 GB of binaries and on
+## 100,000 commits (CP_BENCH_HEAVY=binaries|history runs one; generating 1 GB takes
+## minutes on a loaded machine).
 BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkTaskStart|BenchmarkLargeRepository|BenchmarkHeavyRepositories|BenchmarkReadScaling|BenchmarkApplyChanges)$$'
 bench: image build
-	$(GO) test -p 1 -count=1 -timeout 60m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
+	$(GO) test -p 1 -count=1 -timeout 120m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 
 soak: image build
 	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...
