@@ -20,7 +20,9 @@ func mountOverlay(lower, upper, work, target string) error {
 			return fmt.Errorf("mount overlay: path %q cannot be passed to the kernel", p)
 		}
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	// redirect_dir: an agent may rename a folder of the base (without it the
+	// kernel answers EXDEV, which many tools do not expect).
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",redirect_dir=on"
 	if err := syscall.Mount("overlay", target, "overlay", syscall.MS_NODEV|syscall.MS_NOSUID, opts); err != nil {
 		return fmt.Errorf("mount overlay at %s: %w", target, err)
 	}

@@ -74,6 +74,9 @@ func TestCopyOnWrite_SamePatchAsCopy(t *testing.T) {
 			mustDo(t, os.Remove(filepath.Join(w, "a.txt")))
 			writeFile(t, filepath.Join(w, "a.txt", "inner"), "in\n", 0o644)
 		}},
+		{"folder renamed", func(t *testing.T, w string) {
+			mustDo(t, os.Rename(filepath.Join(w, "dir"), filepath.Join(w, "moved")))
+		}},
 		{"folder removed", func(t *testing.T, w string) { mustDo(t, os.RemoveAll(filepath.Join(w, "dir"))) }},
 		{"binary", func(t *testing.T, w string) { writeFile(t, filepath.Join(w, "bin.dat"), "\x00\x00new\xff", 0o644) }},
 	}
