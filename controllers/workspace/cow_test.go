@@ -261,3 +261,32 @@ func mustDo(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The later task's comparison runs git on the user's work folder: the
+// source's own config (a filter that runs a command) is never read, and a
+// symlink that leaves the tree is written as a symlink, not followed.
+func TestCopyOnWrite_LaterTaskHostileSource(t *testing.T) {
+	src := newSourceRepo(t)
+	root := cowRoot(t)
+	canary := filepath.Join(t.TempDir(), "canary")
+	testGit(t, src, "config", "filter.evil.clean", "touch "+canary+"; cat")
+	testGit(t, src, "config", "core.fsmonitor", "touch "+canary)
+	first := prepareIn(t, root, src, true, true)
+	writeFile(t, filepath.Join(src, ".gitattributes"), "* filter=evil\n", 0o644)
+	writeFile(t, filepath.Join(src, "a.txt"), "edited\n", 0o644)
+	mustDo(t, os.Symlink("/etc/passwd", filepath.Join(src, "outside")))
+	later := prepareIn(t, root, src, true, true)
+	if later.Overlay != first.Overlay {
+		t.Fatal("later task not on the first one's base")
+	}
+	if _, err := os.Stat(canary); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the source's configured command ran: %v", err)
+	}
+	if target, err := os.Readlink(filepath.Join(later.WorkDir, "outside")); err != nil || target != "/etc/passwd" {
+		t.Fatalf("outside: %q, %v; want the symlink itself", target, err)
+	}
+	plain := prepareIn(t, filepath.Join(t.TempDir(), "workspaces"), src, true, false)
+	if d := diffTrees(snapshotTree(t, plain.WorkDir), snapshotTree(t, later.WorkDir)); d != "" {
+		t.Fatalf("later overlay task differs from a copy:\n%s", d)
+	}
+}
