@@ -80,8 +80,17 @@ type hostWorkspaces struct {
 }
 
 func (h hostWorkspaces) Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error) {
-	spec.CopyOnWrite = spec.CopyOnWrite || h.copyOnWrite
-	return workspace.Prepare(ctx, spec)
+	return workspace.Prepare(ctx, h.spec(spec))
+}
+
+// spec turns copy-on-write on when the server found it usable and the
+// workspace folder is one that takes overlays (probed once per folder: a
+// configuration may name another one later).
+func (h hostWorkspaces) spec(spec workspace.PrepareSpec) workspace.PrepareSpec {
+	if h.copyOnWrite && !spec.CopyOnWrite && filepath.IsAbs(spec.Root) {
+		spec.CopyOnWrite, _ = workspace.CopyOnWriteAvailable(spec.Root)
+	}
+	return spec
 }
 
 // newHostWorkspaces probes once whether workspaces under root can be overlay

@@ -41,8 +41,7 @@ type building interface {
 }
 
 func (h hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
-	spec.CopyOnWrite = spec.CopyOnWrite || h.copyOnWrite
-	b, err := workspace.Begin(ctx, spec)
+	b, err := workspace.Begin(ctx, h.spec(spec))
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}
