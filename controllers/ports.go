@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
+	"go.uber.org/zap"
 )
 
 // The controllers reach the outside world (Docker, host git) only through the
@@ -94,16 +96,52 @@ type DiffCapturer interface {
 }
 
 // hostWorkspaces is Workspaces on the host file system.
-type hostWorkspaces struct{}
+type hostWorkspaces struct {
+	// copyOnWrite makes work trees overlay mounts on shared bases
+	// (workspace.PrepareSpec.CopyOnWrite), when the probe found them usable.
+	copyOnWrite bool
+}
 
 var _ Workspaces = hostWorkspaces{}
 
-func (hostWorkspaces) Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error) {
-	return workspace.Prepare(ctx, spec)
+func (h hostWorkspaces) Prepare(ctx context.Context, spec workspace.PrepareSpec) (*workspace.Workspace, error) {
+	return workspace.Prepare(ctx, h.spec(spec))
 }
 
-func (hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
-	b, err := workspace.Begin(ctx, spec)
+// spec turns copy-on-write on when the server found it usable and the
+// workspace folder is one that takes overlays (probed once per folder: a
+// configuration may name another one later).
+func (h hostWorkspaces) spec(spec workspace.PrepareSpec) workspace.PrepareSpec {
+	if h.copyOnWrite && !spec.CopyOnWrite && filepath.IsAbs(spec.Root) {
+		spec.CopyOnWrite, _ = workspace.CopyOnWriteAvailable(spec.Root)
+	}
+	return spec
+}
+
+// newHostWorkspaces probes once whether workspaces under root can be overlay
+// mounts, says which way they are made, and deletes the shared bases a
+// process that died left unused.
+func newHostWorkspaces(log *zap.Logger, root string) hostWorkspaces {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	ok, why := false, "no workspace folder"
+	if filepath.IsAbs(root) {
+		ok, why = workspace.CopyOnWriteAvailable(root)
+	}
+	if !ok {
+		log.Info("workspaces are copied per task (no copy-on-write)", zap.String("reason", why))
+		return hostWorkspaces{}
+	}
+	log.Info("workspaces are copy-on-write overlay mounts on shared bases", zap.String("root", root))
+	if err := workspace.SweepBases(root); err != nil {
+		log.Warn("sweep unused workspace bases", zap.Error(err))
+	}
+	return hostWorkspaces{copyOnWrite: true}
+}
+
+func (h hostWorkspaces) Begin(ctx context.Context, spec workspace.PrepareSpec) (building, error) {
+	b, err := workspace.Begin(ctx, h.spec(spec))
 	if err != nil {
 		return nil, err // not a typed nil inside the interface
 	}

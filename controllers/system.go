@@ -125,9 +125,13 @@ func NewSystem(deps Deps) (*System, error) {
 	if deps.Engine == nil {
 		return nil, errors.New("new system: no container engine")
 	}
+	var root string
+	if deps.Config != nil {
+		root = deps.Config.Paths().WorkspaceDir
+	}
 	return newSystem(deps, ports{
 		rt:         deps.Engine,
-		workspaces: hostWorkspaces{},
+		workspaces: newHostWorkspaces(deps.Logger, root),
 		diffs:      workspaceDiffs{},
 	})
 }

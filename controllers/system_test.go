@@ -59,6 +59,7 @@ func newDockerEnv(t *testing.T, tune ...func(*config.Config)) *dockerEnv {
 	eng := enginetest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	home := t.TempDir()
+	testutil.UnmountBelowAtEnd(t, home) // copy-on-write workspaces are mounts
 	cfg := config.Default()
 	cfg.Home = home
 	cfg.DBPath = filepath.Join(home, "data", "claude-parallel.db")

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/claude-parallel/claude-parallel/config"
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -83,6 +84,7 @@ func doctor(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		checkStore(ctx, r, p.DBPath)
 	}
 	checkGit(ctx, r)
+	checkWorkspaceMode(r, p.WorkspaceDir)
 	checkDocker(ctx, r, cfg)
 
 	if len(r.failed) > 0 {
@@ -138,6 +140,16 @@ func checkGit(ctx context.Context, r *doctorReport) {
 		return
 	}
 	r.ok("%s (%s)", strings.TrimSpace(string(v)), path)
+}
+
+// checkWorkspaceMode says how task workspaces are made: overlay mounts on a
+// shared base (copy-on-write) or a copy per task, and why not the former.
+func checkWorkspaceMode(r *doctorReport, root string) {
+	if ok, why := workspace.CopyOnWriteAvailable(root); ok {
+		r.ok("workspaces are copy-on-write overlay mounts on shared bases (%s)", root)
+	} else {
+		r.warn("workspaces are copied per task, slower for large repositories: %s", why)
+	}
 }
 
 // checkDocker connects the way the engine controller will: environment

@@ -62,6 +62,7 @@ func newServerEnv(t *testing.T) *serverEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testutil.UnmountBelowAtEnd(t, dir) // copy-on-write workspaces are mounts
 	e := &serverEnv{dir: dir, home: filepath.Join(dir, "cp-home")}
 	e.repo = cliRepo(t, dir)
 	e.env = append(cleanEnv(),

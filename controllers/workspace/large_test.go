@@ -2,6 +2,8 @@ package workspace
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -162,18 +164,47 @@ func newLargeCommit(tb testing.TB, n int) string {
 }
 
 // TestCaptureDiff_LargeRepository checks out a repository of 100,000 files
-// and captures an agent's small change twice (a revision). Checking each path
-// against the ignore rules made a capture quadratic: it never ended at this
-// size. No time is asserted (the machine may be loaded); each capture has
-// testCtx's two minutes.
+// and captures an agent's small change twice (a revision), in a copied
+// workspace and in a copy-on-write one (the second task on a base, whose
+// tree was not written again). Checking each path against the ignore rules
+// made a capture quadratic: it never ended at this size. No time is asserted
+// (the machine may be loaded); each capture has testCtx's two minutes.
 func TestCaptureDiff_LargeRepository(t *testing.T) {
 	const n = 100_000
 	start := time.Now()
 	src := newLargeCommit(t, n)
 	t.Logf("repository of %d files made in %v", n, time.Since(start))
-	start = time.Now()
-	ws := prepareWS(t, src, false)
-	t.Logf("checked out in %v", time.Since(start))
+	// Writing 100,000 files took over two minutes (testCtx) at a load
+	// average of 30 on two cores.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	t.Run("copy", func(t *testing.T) {
+		start := time.Now()
+		ws := prepareWithin(t, ctx, filepath.Join(t.TempDir(), "workspaces"), src, false, false)
+		t.Logf("checked out in %v", time.Since(start))
+		largeCaptureRuns(t, ws)
+	})
+	t.Run("copy-on-write", func(t *testing.T) {
+		root := cowRoot(t)
+		start := time.Now()
+		first := prepareWithin(t, ctx, root, src, false, true)
+		t.Logf("first task (base checked out) in %v", time.Since(start))
+		start = time.Now()
+		ws := prepareWithin(t, ctx, root, src, false, true)
+		t.Logf("second task on the base in %v", time.Since(start))
+		if ws.Overlay != first.Overlay {
+			t.Fatalf("second task on base %q, first on %q", ws.Overlay, first.Overlay)
+		}
+		largeCaptureRuns(t, ws)
+		// The first task's tree is the base's still.
+		if _, err := CaptureDiff(testCtx(t), first, CaptureOptions{RunNumber: 1}); !errors.Is(err, ErrNoChanges) {
+			t.Fatalf("first task captured %v, want ErrNoChanges", err)
+		}
+	})
+}
+
+func largeCaptureRuns(t *testing.T, ws *Workspace) {
+	t.Helper()
 	w := ws.WorkDir
 	if entries, err := os.ReadDir(filepath.Join(w, "d0999")); err != nil || len(entries) != largeFilesPerDir {
 		t.Fatalf("checkout: %d files in d0999, %v", len(entries), err)
@@ -184,7 +215,7 @@ func TestCaptureDiff_LargeRepository(t *testing.T) {
 	if err := os.Remove(filepath.Join(w, "d0009", "f009.txt")); err != nil {
 		t.Fatal(err)
 	}
-	start = time.Now()
+	start := time.Now()
 	d := capture(t, ws, 1)
 	t.Logf("captured in %v", time.Since(start))
 	want := "added d0007/new.txt,deleted d0009/f009.txt,modified d0500/f050.txt"

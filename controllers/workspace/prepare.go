@@ -50,6 +50,10 @@ type PrepareSpec struct {
 	// running as root hands the tree to the container's user this way. The git
 	// dir stays the server's; the container never sees it.
 	UID, GID int
+	// CopyOnWrite makes the work tree an overlay mount on a base shared by the
+	// tasks of the same source, commit and owner, written once (cow.go); the
+	// caller checks CopyOnWriteAvailable first. Otherwise the tree is copied.
+	CopyOnWrite bool
 }
 
 // Workspace is a prepared per-task workspace.
@@ -68,6 +72,9 @@ type Workspace struct {
 	UID                int       `json:"uid"`
 	GID                int       `json:"gid"`
 	Created            time.Time `json:"created"`
+	// Overlay is the key of the shared base work/ is an overlay on; "" when
+	// work/ is a copy.
+	Overlay string `json:"overlay,omitempty"`
 
 	Dir     string `json:"-"` // <Root>/<task id>
 	WorkDir string `json:"-"` // Dir/work: the container's tree
@@ -121,6 +128,9 @@ func Open(root, taskID string) (*Workspace, error) {
 		return nil, fmt.Errorf("open workspace %s: marker names %q", taskID, ws.TaskID)
 	}
 	ws.setDir(dir)
+	if err := ws.ensureMounted(); err != nil {
+		return nil, err
+	}
 	return ws, nil
 }
 
@@ -227,7 +237,7 @@ func Begin(ctx context.Context, spec PrepareSpec) (*Building, error) {
 	dir := filepath.Join(spec.Root, spec.TaskID)
 	// .prepare-<task id> is where earlier versions built a workspace.
 	for _, leftover := range []string{filepath.Join(spec.Root, ".prepare-"+spec.TaskID), dir} {
-		if err := removeTree(leftover); err != nil {
+		if err := removeWorkspaceDir(leftover); err != nil {
 			return nil, fmt.Errorf("prepare %s: clear leftovers: %w", spec.TaskID, err)
 		}
 	}
@@ -256,7 +266,7 @@ func Begin(ctx context.Context, spec PrepareSpec) (*Building, error) {
 		defer close(b.done)
 		defer src.close()
 		if err := build(ctx, ws, src, spec, commit); err != nil {
-			_ = removeTree(dir)
+			_ = ws.Remove() // and the base, when this task was its only user
 			b.err = fmt.Errorf("prepare %s: %w", spec.TaskID, err)
 			return
 		}
@@ -297,7 +307,9 @@ func build(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec, c
 	}
 
 	var base string
-	if spec.IncludeUncommitted {
+	if spec.CopyOnWrite {
+		base, err = buildOverlay(ctx, ws, src, spec, commit)
+	} else if spec.IncludeUncommitted {
 		base, err = snapshotBase(ctx, ws, src, spec)
 	} else {
 		base, err = checkoutBase(ctx, ws, src, spec, commit)
@@ -426,9 +438,16 @@ func resolveSourceRev(ctx context.Context, src repoInfo, rev string) (string, er
 // (writing one loose object per file made a snapshot of 100,000 files several
 // times slower than copying them).
 func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) (string, error) {
+	base, _, err := snapshotBaseCopy(ctx, ws, src, spec)
+	return base, err
+}
+
+// snapshotBaseCopy is snapshotBase that also returns what it copied.
+func snapshotBaseCopy(ctx context.Context, ws *Workspace, src repoInfo, spec PrepareSpec) (string, *copiedTree, error) {
 	var (
-		tree string
-		head commitInfo
+		tree   string
+		head   commitInfo
+		copied *copiedTree
 	)
 	imported := make(chan struct{})
 	if src.head == "" {
@@ -439,7 +458,7 @@ func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec Prepare
 		if err != nil {
 			return err
 		}
-		copied, err := copySnapshot(src, ws.WorkDir, listing)
+		copied, err = copySnapshot(src, ws.WorkDir, listing)
 		if err != nil {
 			return err
 		}
@@ -465,12 +484,13 @@ func snapshotBase(ctx context.Context, ws *Workspace, src repoInfo, spec Prepare
 		})
 	}
 	if err := runAll(ctx, jobs...); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if src.head != "" && tree == head.tree {
-		return src.head, nil
+		return src.head, copied, nil
 	}
-	return ws.commitTree(ctx, tree, src.head, fmt.Sprintf("claude-parallel %s: snapshot of the work folder", ws.TaskID))
+	c, err := ws.commitTree(ctx, tree, src.head, fmt.Sprintf("claude-parallel %s: snapshot of the work folder", ws.TaskID))
+	return c, copied, err
 }
 
 // checkoutBase writes the tree of base into work/.
@@ -715,5 +735,13 @@ func (w *Workspace) Remove() error {
 		return fmt.Errorf("%w: workspace has no directory", ErrInvalidSpec)
 	}
 	staging := filepath.Join(filepath.Dir(w.Dir), ".prepare-"+w.TaskID)
-	return errors.Join(removeTree(w.Dir), removeTree(staging))
+	var key string
+	if b, err := os.ReadFile(filepath.Join(w.Dir, baseRefName)); err == nil {
+		key = strings.TrimSpace(string(b))
+	}
+	if err := errors.Join(removeWorkspaceDir(w.Dir), removeTree(staging)); err != nil {
+		return err
+	}
+	// The base goes with the last workspace that used it.
+	return releaseBase(filepath.Dir(w.Dir), key)
 }

@@ -87,6 +87,10 @@ type copiedEntry struct {
 	mode uint32 // git's: 0100644, 0100755, 0120000
 	oid  [sha1.Size]byte
 	st   syscall.Stat_t
+	// src is the source's stat data, read before its contents: a base for
+	// copy-on-write workspaces keeps it (source.index) so that a later task
+	// finds what changed in the source since by stat data, as git status would.
+	src syscall.Stat_t
 }
 
 // copyOne is copyEntry with the folders' checks and creations shared; it also
@@ -131,6 +135,7 @@ func (c *treeCopier) copyOne(rel string) (copiedEntry, error) {
 			return e, fmt.Errorf("%s: no stat data", rel)
 		}
 		e = copiedEntry{ok: true, mode: 0o120000, oid: gitBlobID([]byte(target)), st: *st}
+		e.setSource(fi)
 		return e, nil
 	}
 	perm := fs.FileMode(0o644)
@@ -140,7 +145,15 @@ func (c *treeCopier) copyOne(rel string) (copiedEntry, error) {
 	}
 	e.oid, e.st, err = copyRegularHashed(c.from, c.to, rel, perm)
 	e.ok = err == nil
+	e.setSource(fi)
 	return e, err
+}
+
+// setSource keeps the source's stat data of the entry.
+func (e *copiedEntry) setSource(fi fs.FileInfo) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.src = *st
+	}
 }
 
 // gitBlobID is the id git gives a blob of these contents.

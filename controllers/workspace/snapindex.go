@@ -68,6 +68,12 @@ func (ct *copiedTree) indexable() bool {
 // reading them (a file copied in the second the index is written is "racily
 // clean", and git compares its contents, as with any index it writes itself).
 func (ct *copiedTree) writeIndexFile(file string) error {
+	return ct.writeIndex(file, false)
+}
+
+// writeIndex is writeIndexFile with, when source is set, the stat data of
+// the files copied from rather than of their copies.
+func (ct *copiedTree) writeIndex(file string, source bool) error {
 	type entry struct {
 		path string
 		e    *copiedEntry
@@ -106,6 +112,9 @@ func (ct *copiedTree) writeIndexFile(file string) error {
 		var fixed [62]byte
 		if e := en.e; e != nil {
 			st := &e.st
+			if source {
+				st = &e.src
+			}
 			w := statWords(st)
 			for i, v := range []uint32{
 				w[0], w[1], w[2], w[3], w[4], w[5], e.mode, uint32(st.Uid), uint32(st.Gid), uint32(st.Size),

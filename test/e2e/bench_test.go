@@ -18,6 +18,7 @@ import (
 	"github.com/claude-parallel/claude-parallel/controllers/engine"
 	"github.com/claude-parallel/claude-parallel/controllers/engine/enginetest"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // BenchmarkTaskStart measures, in one run, the time from writing a task
@@ -100,6 +101,7 @@ func newBenchEnvOn(b *testing.B, eng *engine.Engine, driver, dsn string) *benchE
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	home := b.TempDir()
+	testutil.UnmountBelowAtEnd(b, home) // copy-on-write workspaces are mounts
 	cfg := config.Default()
 	cfg.Home = home
 	cfg.DBPath = filepath.Join(home, "data", config.DBFileName)

@@ -175,6 +175,7 @@ func TestDiffApply_KillDuringApplyThenRestart(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			home := t.TempDir()
+			testutil.UnmountBelowAtEnd(t, home) // copy-on-write workspaces are mounts
 			paths := diffTestPaths(home)
 			store, err := models.Open(ctx, paths.DBPath, models.Options{})
 			if err != nil {

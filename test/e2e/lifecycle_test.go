@@ -109,6 +109,7 @@ func newInstallOn(t *testing.T, driver string) *install {
 	t.Helper()
 	eng := enginetest.New(t)
 	home := t.TempDir()
+	testutil.UnmountBelowAtEnd(t, home) // copy-on-write workspaces are mounts
 	target, dsn := filepath.Join(home, "data", "claude-parallel.db"), ""
 	if driver == models.DriverPostgres {
 		dsn = testutil.PostgresDSN(t)

@@ -94,6 +94,7 @@ func newFlowInstall(t testing.TB) *flowInstall {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testutil.UnmountBelowAtEnd(t, dir) // copy-on-write workspaces are mounts
 	fi := &flowInstall{t: t, dir: dir, home: filepath.Join(dir, "home"), repo: filepath.Join(dir, "work", "repo"),
 		config: filepath.Join(dir, "config.yaml")}
 	testutil.NewRepo(t, fi.repo, map[string]string{"README.md": "demo\n"})
