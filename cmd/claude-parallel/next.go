@@ -14,8 +14,9 @@ import (
 // same text without those hints and, after it, the claude-parallel commands
 // that come next.
 
-// toolCall finds a backquoted MCP tool name (snake_case) in a line of text.
-var toolCall = regexp.MustCompile("`[a-z]+(?:_[a-z]+)+`")
+// toolCall finds a backquoted MCP tool name (snake_case) in a line of text,
+// alone or with its arguments (`wait_for_tasks taskIds=[…]`).
+var toolCall = regexp.MustCompile("`[a-z]+(?:_[a-z]+)+[ `]")
 
 // forPeople drops the lines of text that tell an MCP client which tool to
 // call next, keeping the facts: a "fact → `tool` …" line keeps its fact.
@@ -32,8 +33,16 @@ func forPeople(text string) string {
 		}
 		out = append(out, l)
 	}
+	// A "Next:" heading whose calls were all dropped goes with them.
+	kept := out[:0]
+	for i, l := range out {
+		if l == "Next:\n" && (i+1 == len(out) || strings.TrimSpace(out[i+1]) == "") {
+			continue
+		}
+		kept = append(kept, l)
+	}
 	// Dropped lines may leave blank lines in pairs (or one at the end).
-	text = strings.Join(out, "")
+	text = strings.Join(kept, "")
 	for strings.Contains(text, "\n\n\n") {
 		text = strings.ReplaceAll(text, "\n\n\n", "\n\n")
 	}
