@@ -120,13 +120,18 @@ func (h hostWorkspaces) spec(spec workspace.PrepareSpec) workspace.PrepareSpec {
 
 // newHostWorkspaces probes once whether workspaces under root can be overlay
 // mounts, says which way they are made, and deletes the shared bases a
-// process that died left unused.
-func newHostWorkspaces(log *zap.Logger, root string) hostWorkspaces {
+// process that died left unused. copyTransfer (workspace_transfer: copy)
+// rules overlays out: the run's work tree comes back from the container and
+// is swapped in for the local one by renames, which a mount point refuses.
+func newHostWorkspaces(log *zap.Logger, root string, copyTransfer bool) hostWorkspaces {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	ok, why := false, "no workspace folder"
-	if filepath.IsAbs(root) {
+	switch {
+	case copyTransfer:
+		why = "workspace_transfer is copy: the work tree is copied out of the container and swapped in"
+	case filepath.IsAbs(root):
 		ok, why = workspace.CopyOnWriteAvailable(root)
 	}
 	if !ok {

@@ -131,7 +131,7 @@ func NewSystem(deps Deps) (*System, error) {
 	}
 	return newSystem(deps, ports{
 		rt:         deps.Engine,
-		workspaces: newHostWorkspaces(deps.Logger, root),
+		workspaces: newHostWorkspaces(deps.Logger, root, deps.Config != nil && deps.Config.TransferMode() == config.TransferCopy),
 		diffs:      workspaceDiffs{},
 	})
 }

@@ -508,7 +508,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 		}
 	}
 	var review service.ReviewResult
-	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review)
+	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID, "format": "detailed"}, &review)
 	d2 := review.Diff
 	if got := asFiles(d2); !slices.Equal(got, []string{"hello.txt:added", "notes/build.txt:added"}) || d2.BaseCommit != head ||
 		!strings.Contains(d2.Patch, "+bonjour, world\n") || !strings.Contains(d2.Patch, "+built by bash\n") {
@@ -540,7 +540,7 @@ func TestAgentClaude_WritesResumesAndAnswers(t *testing.T) {
 	} else {
 		t.Errorf("run 3: the model got no turn")
 	}
-	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID}, &review)
+	s.call(t, "review_changes", map[string]any{"diffId": v.DiffID, "format": "detailed"}, &review)
 	d3 := review.Diff
 	if got := asFiles(d3); !slices.Equal(got, []string{"hello.txt:added"}) || d3.BaseCommit != head ||
 		!strings.Contains(d3.Patch, "+bonjour, le monde\n") {

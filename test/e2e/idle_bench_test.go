@@ -36,6 +36,7 @@ type idleServer struct {
 func startIdleServer(b *testing.B, name string, history int, config string) *idleServer {
 	b.Helper()
 	home := b.TempDir()
+	testutil.UnmountBelowAtEnd(b, home) // copy-on-write workspaces are mounts
 	db := filepath.Join(home, "data", "claude-parallel.db")
 	st, err := models.Open(context.Background(), db, models.Options{})
 	if err != nil {

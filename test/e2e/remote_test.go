@@ -38,6 +38,7 @@ func remoteInstall(t *testing.T, repo string) (*install, []string) {
 func installOn(t *testing.T, eng *engine.Engine, repo string) *install {
 	t.Helper()
 	home := t.TempDir()
+	testutil.UnmountBelowAtEnd(t, home) // copy-on-write workspaces are mounts
 	store, err := models.Open(context.Background(), filepath.Join(home, "data", "claude-parallel.db"), models.Options{})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
