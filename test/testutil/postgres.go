@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -36,18 +33,12 @@ func postgresAdminDSN() (string, string) {
 			pgAdmin = dsn
 			return
 		}
-		_, file, _, _ := runtime.Caller(0)
-		script := filepath.Join(filepath.Dir(file), "..", "..", "hack", "ensure-postgres.sh")
-		out, err := exec.Command("bash", script).Output()
+		out, err := HackScript("ensure-postgres.sh")
 		if err != nil {
-			msg := err.Error()
-			if ee, ok := err.(*exec.ExitError); ok {
-				msg += ": " + string(ee.Stderr)
-			}
-			pgReason = "no PostgreSQL server: hack/ensure-postgres.sh: " + msg
+			pgReason = "no PostgreSQL server: " + err.Error()
 			return
 		}
-		pgAdmin = strings.TrimSpace(string(out))
+		pgAdmin = strings.TrimSpace(out)
 	})
 	return pgAdmin, pgReason
 }

@@ -22,9 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -88,20 +85,11 @@ func pings(e *engine.Engine) bool {
 	return err == nil
 }
 
-// runScript runs hack/<name> from the repository this file belongs to, with its
-// output on stderr so a failing setup explains itself in the test log.
+// runScript runs hack/name (its output goes to stderr, as the tests' log).
 func runScript(name string) error {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return errors.New("cannot locate the repository")
-	}
-	// This file is <repo>/controllers/engine/enginetest/enginetest.go.
-	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-	cmd := exec.Command("bash", filepath.Join(root, "hack", name))
-	cmd.Dir = root
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
-	return cmd.Run()
+	out, err := testutil.HackScript(name)
+	fmt.Fprint(os.Stderr, out)
+	return err
 }
 
 // Main is the body of a TestMain for packages whose tests need Docker.

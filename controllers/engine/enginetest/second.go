@@ -1,12 +1,7 @@
 package enginetest
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -32,17 +27,12 @@ func PrepareSecond() (string, error) {
 			secondErr = err
 			return
 		}
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		cmd := exec.Command("bash", filepath.Join(root, "hack", "ensure-docker2.sh"))
-		cmd.Dir = root
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, os.Stderr
-		if err := cmd.Run(); err != nil {
-			secondErr = fmt.Errorf("hack/ensure-docker2.sh: %w", err)
+		out, err := testutil.HackScript("ensure-docker2.sh")
+		if err != nil {
+			secondErr = err
 			return
 		}
-		lines := strings.Fields(out.String())
+		lines := strings.Fields(out)
 		if len(lines) == 0 {
 			secondErr = fmt.Errorf("hack/ensure-docker2.sh printed no address")
 			return
