@@ -46,35 +46,7 @@ func (f *Frontend) ViewLogs(ctx context.Context, req *LogsRequest) (*LogsResult,
 		return nil, err
 	}
 	res.Filter = req.Filter
-	res.Hint = logHint(req, res)
 	return res, nil
-}
-
-// logHint names the calls that show the lines this reply left out.
-func logHint(req *LogsRequest, res *LogsResult) string {
-	if !res.Truncated || res.MatchedLines == 0 {
-		return ""
-	}
-	same := fmt.Sprintf("identifier=%q", req.Identifier)
-	if req.Filter != "" {
-		same += fmt.Sprintf(" filter=%q", req.Filter)
-	}
-	if req.Tail != DefaultTailLines {
-		same += fmt.Sprintf(" tail=%d", req.Tail)
-	}
-	first, last := res.FirstLine, res.FirstLine+len(res.Lines)-1
-	if len(res.Lines) == 0 {
-		last = first - 1
-	}
-	var parts []string
-	parts = append(parts, fmt.Sprintf("Lines %d to %d of %d shown.", first, last, res.MatchedLines))
-	if first > 1 {
-		parts = append(parts, fmt.Sprintf("Older lines: call view_container_logs %s beforeLine=%d.", same, first))
-	}
-	if last < res.MatchedLines {
-		parts = append(parts, fmt.Sprintf("Newer lines: call view_container_logs %s fromLine=%d.", same, last+1))
-	}
-	return strings.Join(parts, " ")
 }
 
 // resolveLogTarget maps an identifier to a task run.

@@ -75,43 +75,41 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 			v.Events = append(v.Events, EventView{Time: e.Time, Reason: e.Reason, Message: e.Message})
 		}
 	}
-	hint := ""
 	if req.ShowContent {
 		// The patch gets what the rest of the view (file list, events) leaves
 		// of the bound, and at least a few lines.
 		budget := max(maxPatchInReply-jsonSize(v), minPatchInReply)
-		if hint, err = v.setPatchPart(d.Patch, req.File, req.Offset, budget); err != nil {
+		if err := v.setPatchPart(d.Patch, req.File, req.Offset, budget); err != nil {
 			return nil, err
 		}
 	}
-	return &ReviewResult{Diff: &v, Count: 1, Hint: hint, Detailed: req.Detailed}, nil
+	return &ReviewResult{Diff: &v, Count: 1, Detailed: req.Detailed}, nil
 }
 
 // setPatchPart shows the part of the patch (or of one file's patch) from
-// offset that fits the reply, and returns the hint for the rest.
-func (v *DiffView) setPatchPart(patch []byte, file string, offset, budget int) (string, error) {
+// offset that fits the reply; PatchTruncated and NextOffset say where the
+// rest starts (present.go turns them into the call that shows it).
+func (v *DiffView) setPatchPart(patch []byte, file string, offset, budget int) error {
 	text := strings.ToValidUTF8(string(patch), "\uFFFD")
-	fileArg := ""
 	if file != "" {
 		sec, ok := filePatch(text, file)
 		if !ok {
-			return "", &InputError{Arg: "file", Problem: fmt.Sprintf("diff %s changes no file %s", v.DiffID, Quote(file)),
+			return &InputError{Arg: "file", Problem: fmt.Sprintf("diff %s changes no file %s", v.DiffID, Quote(file)),
 				Accepted: "a path from the diff's file list"}
 		}
-		text, v.PatchFile, fileArg = sec, file, fmt.Sprintf(" file=%q", file)
+		text, v.PatchFile = sec, file
 	}
 	if offset > len(text) {
-		return "", &InputError{Arg: "offset", Problem: fmt.Sprintf("is %d, past the end of the patch (%d bytes)", offset, len(text)),
+		return &InputError{Arg: "offset", Problem: fmt.Sprintf("is %d, past the end of the patch (%d bytes)", offset, len(text)),
 			Accepted: fmt.Sprintf("0 to %d, the nextOffset of a previous reply", len(text))}
 	}
 	part, next := chunkAt(text, offset, budget)
 	v.Patch, v.PatchOffset = part, offset
 	if next >= len(text) {
-		return "", nil
+		return nil
 	}
 	v.PatchTruncated, v.NextOffset = true, next
-	return fmt.Sprintf("Patch%s cut: bytes %d to %d of %d shown. For the rest call review_changes diffId=%q%s offset=%d "+
-		"(or file=<path> for one file's patch).", fileArg, offset, next, len(text), v.DiffID, fileArg, next), nil
+	return nil
 }
 
 // messageSuffix carries the task's own sentence into a "no diff" answer: for
@@ -155,7 +153,6 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	// The page ends where its JSON would pass the bound; the cursor then
 	// names the last diff looked at, so the next page starts after it.
 	used, last := 0, -1
-	var cut []string
 	for i := range ds {
 		// A diff whose apply or rejection is on its way is decided; one whose
 		// apply met a conflict is not (models.Diff.Decision).
@@ -174,7 +171,6 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 			if end < len(text) {
 				part = part[:strings.LastIndexByte(part, '\n')+1] // whole lines only, possibly none
 				v.PatchTruncated = true
-				cut = append(cut, v.DiffID)
 			}
 			v.Patch = part
 			size += jsonLen(part)
@@ -187,14 +183,6 @@ func (f *Frontend) pendingDiffs(ctx context.Context, req *ReviewRequest) (*Revie
 	if last >= 0 && (more || last < len(ds)-1) {
 		res.NextCursor = models.Cursor{Time: ds[last].CreatedAt, ID: ds[last].ID}.String()
 	}
-	var hints []string
-	if res.NextCursor != "" {
-		hints = append(hints, fmt.Sprintf("More diffs wait: call review_changes cursor=%q for the next page.", res.NextCursor))
-	}
-	if len(cut) > 0 {
-		hints = append(hints, fmt.Sprintf("Patches left out or cut for %s: call review_changes diffId=<id> for one diff's patch.", strings.Join(cut, ", ")))
-	}
-	res.Hint = strings.Join(hints, " ")
 	return res, nil
 }
 

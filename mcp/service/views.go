@@ -168,9 +168,6 @@ type ReviewResult struct {
 	Count   int        `json:"count,omitempty" jsonschema:"diffs in this reply"`
 	// NextCursor continues the pending list, oldest first.
 	NextCursor string `json:"nextCursor,omitempty" jsonschema:"pass as cursor for the next page of pending diffs; absent on the last page"`
-	// Hint is the operation's sentence on what was left out; the reply says
-	// it through next instead (present.go).
-	Hint string `json:"-"`
 	// Detailed is format detailed: the reply keeps the commits and the
 	// patch's checksum, which a summary leaves out.
 	Detailed bool       `json:"-"`
@@ -332,15 +329,12 @@ type LogsResult struct {
 	// Filter is the filter asked for; the reply repeats it only in next
 	// (a filter may hold what the caller would not see echoed, such as part
 	// of a secret it looks for).
-	Filter    string   `json:"-"`
-	Lines     []string `json:"lines,omitempty" jsonschema:"the lines shown, timestamps removed"`
-	Truncated bool     `json:"truncated,omitempty" jsonschema:"lines were left out (tail or size bound); next names the calls for them"`
-	FirstLine int      `json:"firstLine,omitempty" jsonschema:"number of the first line shown, counting lines that match filter from 1"`
-	// Hint is the operation's sentence on what was left out; the reply says
-	// it through next instead (present.go).
-	Hint string     `json:"-"`
-	Runs []int      `json:"runs,omitempty" jsonschema:"every run of the task that has a log, when there are several"`
-	Next []NextCall `json:"next,omitempty" jsonschema:"suggested follow-up calls, including those for the lines left out"`
+	Filter    string     `json:"-"`
+	Lines     []string   `json:"lines,omitempty" jsonschema:"the lines shown, timestamps removed"`
+	Truncated bool       `json:"truncated,omitempty" jsonschema:"lines were left out (tail or size bound); next names the calls for them"`
+	FirstLine int        `json:"firstLine,omitempty" jsonschema:"number of the first line shown, counting lines that match filter from 1"`
+	Runs      []int      `json:"runs,omitempty" jsonschema:"every run of the task that has a log, when there are several"`
+	Next      []NextCall `json:"next,omitempty" jsonschema:"suggested follow-up calls, including those for the lines left out"`
 }
 
 // LogFileView is one log file in list_container_logs's reply.
