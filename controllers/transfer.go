@@ -66,9 +66,6 @@ var _ archiveCopier = (*engine.Engine)(nil)
 // errTreeTooLarge reports a work tree copied out past limits.workspace_max_bytes.
 var errTreeTooLarge = errors.New("the container's work tree is larger than limits.workspace_max_bytes")
 
-// copier is the engine's archive copy (the ContainerRuntime port has it).
-func (d *taskDeps) copier() (archiveCopier, error) { return d.rt, nil }
-
 // transferIn copies the workspace into a copy-mode container that has not
 // started yet. A created container has the copy targets of spec; an adopted
 // one those its labels recorded when it was created.
@@ -85,10 +82,7 @@ func (r *taskReconciler) transferIn(ctx context.Context, sc *taskScope, ws *work
 	if !copyMode {
 		return nil
 	}
-	c, err := s.copier()
-	if err != nil {
-		return err
-	}
+	c := s.rt
 	user := spec.User
 	if adopted && info.User != "" {
 		user = info.User
@@ -164,10 +158,7 @@ func (r *taskReconciler) transferOut(ctx context.Context, sc *taskScope, ws *wor
 	if !ok {
 		return true, nil
 	}
-	c, err := s.copier()
-	if err != nil {
-		return false, err
-	}
+	c := s.rt
 	budget := s.config().Limits.WorkspaceMaxBytes
 	if budget <= 0 {
 		budget = -1 // no cap
