@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"fmt"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 	"regexp"
 	"strings"
 	"sync"
@@ -124,21 +125,7 @@ func TestReads_NoQueryOverTheHistory(t *testing.T) {
 
 func explainSQL(t *testing.T, s *models.Store, sql string) []string {
 	t.Helper()
-	rows, err := s.DB().Raw("EXPLAIN QUERY PLAN " + sql).Rows()
-	if err != nil {
-		t.Fatalf("explain %s: %v", sql, err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	return plan
+	return testutil.QueryPlan(t, s.DB(), sql)
 }
 
 // work_status and review_changes page through their lists with nextCursor:

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 	"regexp"
 	"strings"
 	"testing"
@@ -98,19 +99,5 @@ func TestQueryPlans_ReconcileQueriesUseIndexes(t *testing.T) {
 
 func explain(t *testing.T, s *Store, sql string) []string {
 	t.Helper()
-	rows, err := s.DB().Raw("EXPLAIN QUERY PLAN " + sql).Rows()
-	if err != nil {
-		t.Fatalf("explain %s: %v", sql, err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	return plan
+	return testutil.QueryPlan(t, s.DB(), sql)
 }
