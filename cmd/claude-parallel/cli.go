@@ -56,10 +56,11 @@ func (c *cli) close() {
 	_ = c.app.close()
 }
 
-type markdowner interface{ Markdown() string }
+// markdowner is a service result: the service writes its text.
+type markdowner = service.Result
 
 // print writes a result: JSON with --json, else its readable text for
-// people (forPeople) and the commands to run next.
+// people (forPeople): its facts and the commands to run next.
 func (c *cli) print(v markdowner) error {
 	if c.json {
 		enc := json.NewEncoder(c.out)
@@ -69,7 +70,7 @@ func (c *cli) print(v markdowner) error {
 		}
 		return nil
 	}
-	_, err := io.WriteString(c.out, forPeople(v.Markdown())+nextLines(v))
+	_, err := io.WriteString(c.out, forPeople(v))
 	return err
 }
 

@@ -2,108 +2,102 @@ package main
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/claude-parallel/claude-parallel/mcp/service"
-	"github.com/claude-parallel/claude-parallel/models"
 )
 
-// The service's readable text is written for an MCP client: its hints name
-// tool calls (`wait_for_tasks` taskIds=[…]). A person at a terminal gets the
-// same text without those hints and, after it, the claude-parallel commands
-// that come next.
+// The service decides what follows a result (its suggested calls, written
+// for an MCP client as tool calls); a person at a terminal gets the result's
+// facts and, after them, the same steps as claude-parallel commands. A call
+// with no command here (answering a question, asking for a revision: MCP
+// only) is left out.
 
-// toolCall finds a backquoted MCP tool name (snake_case) in a line of text,
-// alone or with its arguments (`wait_for_tasks taskIds=[…]`).
-var toolCall = regexp.MustCompile("`[a-z]+(?:_[a-z]+)+[ `]")
-
-// forPeople drops the lines of text that tell an MCP client which tool to
-// call next, keeping the facts: a "fact → `tool` …" line keeps its fact.
-func forPeople(text string) string {
-	lines := strings.SplitAfter(text, "\n")
-	out := make([]string, 0, len(lines))
-	for _, l := range lines {
-		if i := strings.Index(l, " → `"); i >= 0 && toolCall.MatchString(l[i:]) {
-			out = append(out, l[:i]+"\n")
-			continue
+// commandsFor names the suggested calls as commands, each once, in order.
+func commandsFor(next []service.NextCall) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(cmds ...string) {
+		for _, c := range cmds {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
 		}
-		if toolCall.MatchString(l) || strings.HasPrefix(l, "More follow: call again with cursor") {
-			continue
-		}
-		out = append(out, l)
 	}
-	// A "Next:" heading whose calls were all dropped goes with them.
-	kept := out[:0]
-	for i, l := range out {
-		if l == "Next:\n" && (i+1 == len(out) || strings.TrimSpace(out[i+1]) == "") {
-			continue
-		}
-		kept = append(kept, l)
+	for _, n := range next {
+		add(commandFor(n)...)
 	}
-	// Dropped lines may leave blank lines in pairs (or one at the end).
-	text = strings.Join(kept, "")
-	for strings.Contains(text, "\n\n\n") {
-		text = strings.ReplaceAll(text, "\n\n\n", "\n\n")
-	}
-	return strings.TrimRight(text, "\n") + "\n"
+	return out
 }
 
-// nextSteps are the commands a person runs after seeing v, or nil.
-func nextSteps(v any) []string {
-	switch r := v.(type) {
-	case *service.TaskWorkerResult:
-		return []string{"claude-parallel task logs " + r.TaskID + " --follow", "claude-parallel task show " + r.TaskID}
-	case *service.WorkStatusResult:
-		if r.Task != nil {
-			return taskNext(r.Task)
+// commandFor is the claude-parallel command for one suggested call, or nil.
+func commandFor(n service.NextCall) []string {
+	str := func(k string) string { s, _ := n.Args[k].(string); return s }
+	const cp = "claude-parallel "
+	switch n.Tool {
+	case "wait_for_tasks":
+		ids, _ := n.Args["taskIds"].([]string)
+		var cmds []string
+		for _, id := range ids {
+			cmds = append(cmds, cp+"task logs "+id+" --follow")
 		}
-	case *service.ReviewResult:
-		if d := r.Diff; d != nil && d.Desired == string(models.DiffDesiredPending) && d.Status != string(models.DiffStateSuperseded) {
-			return diffNext(d.DiffID, d.Patch == "")
+		if len(ids) == 1 {
+			cmds = append(cmds, cp+"task show "+ids[0])
 		}
-		if len(r.Pending) > 0 {
-			return []string{"claude-parallel diff show " + r.Pending[0].DiffID + " --patch"}
+		return cmds
+	case "work_status":
+		switch {
+		case str("taskId") != "":
+			return []string{cp + "task show " + str("taskId")}
+		case str("cursor") != "":
+			return nil // the CLI's list has no pages: --limit shows more
+		case str("status") != "":
+			return []string{cp + "task list --status " + str("status")}
 		}
-	case *service.ApplyResult:
-		if r.Outcome == service.OutcomeInProgress {
-			return []string{"claude-parallel diff show " + r.DiffID}
+	case "review_changes":
+		switch {
+		case str("diffId") != "":
+			return []string{cp + "diff show " + str("diffId") + " --patch"}
+		case str("taskId") != "":
+			return []string{cp + "task show " + str("taskId")}
+		case str("cursor") != "":
+			return nil
+		default:
+			return []string{cp + "diff list"}
 		}
-	case *service.CancelResult:
-		if r.CancelRequested {
-			return []string{"claude-parallel task show " + r.TaskID}
+	case "apply_changes":
+		c := cp + "diff apply " + str("diffId") + " --wait"
+		if t := str("targetWorkspace"); t != "" {
+			c += " --to " + shellWord(t)
 		}
+		if m := str("mode"); m != "" {
+			c += " --mode " + m
+		}
+		return []string{c}
+	case "reject_changes":
+		return []string{cp + "diff reject " + str("diffId")}
+	case "view_container_logs":
+		return []string{cp + "task logs " + str("identifier")}
 	}
 	return nil
 }
 
-// taskNext follows a task: its output while it runs, its diff once done.
-func taskNext(t *service.TaskView) []string {
-	switch {
-	case !t.Finished:
-		return []string{"claude-parallel task logs " + t.TaskID + " --follow"}
-	case t.DiffID != "":
-		return []string{"claude-parallel diff show " + t.DiffID + " --patch"}
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@%+=,") == "" {
+		return s
 	}
-	return nil
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// diffNext decides on a pending diff, after reading its patch when the
-// reply did not show it.
-func diffNext(diffID string, patchHidden bool) []string {
-	var steps []string
-	if patchHidden {
-		steps = append(steps, "claude-parallel diff show "+diffID+" --patch")
+// forPeople is a result as a person reads it: its facts, then the "Next:"
+// commands, one a line, ready to copy.
+func forPeople(r service.Result) string {
+	text, next := service.Facts(r)
+	cmds := commandsFor(next)
+	if len(cmds) == 0 {
+		return text
 	}
-	return append(steps, "claude-parallel diff apply "+diffID+" --wait", "claude-parallel diff reject "+diffID)
-}
-
-// nextLines are the "Next:" lines printed after a result, "" when nothing
-// follows: one command a line, ready to copy.
-func nextLines(v any) string {
-	steps := nextSteps(v)
-	if len(steps) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("\nNext:\n  %s\n", strings.Join(steps, "\n  "))
+	return text + fmt.Sprintf("\nNext:\n  %s\n", strings.Join(cmds, "\n  "))
 }

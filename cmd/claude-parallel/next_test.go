@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
 )
 
@@ -53,12 +55,52 @@ func TestCLI_PrintsCommandsNotToolCalls(t *testing.T) {
 	}
 }
 
-func TestForPeople_DropsToolHintsKeepsFacts(t *testing.T) {
-	in := "## Task task-0123456789ab: completed\n\n- diff: **diff-0123456789ab** (1 file(s) changed) → `review_changes` diffId=\"diff-0123456789ab\"\n\n" +
-		"Answer with `answer_worker_question` taskId=\"task-0123456789ab\".\n\nMore follow: call again with cursor `abc`.\n"
-	got := forPeople(in)
-	want := "## Task task-0123456789ab: completed\n\n- diff: **diff-0123456789ab** (1 file(s) changed)\n"
-	if got != want {
-		t.Fatalf("forPeople:\n%q\nwant\n%q", got, want)
+// TestCommandsFor_EveryCallTheServiceSuggests: each tool call the service
+// may suggest becomes the command that does the same from a terminal, or
+// nothing when the CLI has none (never a tool name).
+func TestCommandsFor_EveryCallTheServiceSuggests(t *testing.T) {
+	call := func(tool string, kv ...any) service.NextCall {
+		n := service.NextCall{Tool: tool, Args: map[string]any{}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			n.Args[kv[i].(string)] = kv[i+1]
+		}
+		return n
+	}
+	const task, diff = "task-0123456789ab", "diff-0123456789ab"
+	for _, tc := range []struct {
+		in   service.NextCall
+		want []string
+	}{
+		{call("wait_for_tasks", "taskIds", []string{task}), []string{"claude-parallel task logs " + task + " --follow", "claude-parallel task show " + task}},
+		{call("wait_for_tasks", "taskIds", []string{task, "task-ba9876543210"}), []string{"claude-parallel task logs " + task + " --follow", "claude-parallel task logs task-ba9876543210 --follow"}},
+		{call("work_status", "taskId", task), []string{"claude-parallel task show " + task}},
+		{call("work_status", "status", "needs_input"), []string{"claude-parallel task list --status needs_input"}},
+		{call("work_status", "cursor", "abc"), nil},
+		{call("review_changes", "diffId", diff, "showContent", true), []string{"claude-parallel diff show " + diff + " --patch"}},
+		{call("review_changes", "diffId", diff, "offset", 20000), []string{"claude-parallel diff show " + diff + " --patch"}},
+		{call("review_changes", "taskId", task), []string{"claude-parallel task show " + task}},
+		{call("review_changes"), []string{"claude-parallel diff list"}},
+		{call("apply_changes", "diffId", diff), []string{"claude-parallel diff apply " + diff + " --wait"}},
+		{call("apply_changes", "diffId", diff, "targetWorkspace", "/srv/my repo's", "mode", "branch"),
+			[]string{"claude-parallel diff apply " + diff + ` --wait --to '/srv/my repo'\''s' --mode branch`}},
+		{call("reject_changes", "diffId", diff), []string{"claude-parallel diff reject " + diff}},
+		{call("view_container_logs", "identifier", task, "beforeLine", 10), []string{"claude-parallel task logs " + task}},
+		{call("request_revision", "diffId", diff, "feedback", "<what to change>"), nil},
+		{call("answer_worker_question", "taskId", task, "answer", "<your answer>"), nil},
+	} {
+		got := commandsFor([]service.NextCall{tc.in})
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s %v: got %q, want %q", tc.in.Tool, tc.in.Args, got, tc.want)
+		}
+		for _, c := range got {
+			if anyToolCall.MatchString(c) {
+				t.Errorf("%s: command %q names a tool", tc.in.Tool, c)
+			}
+		}
+	}
+	// The same command suggested twice is printed once.
+	two := commandsFor([]service.NextCall{call("work_status", "taskId", task), call("wait_for_tasks", "taskIds", []string{task})})
+	if want := []string{"claude-parallel task show " + task, "claude-parallel task logs " + task + " --follow"}; !slices.Equal(two, want) {
+		t.Errorf("duplicates: got %q, want %q", two, want)
 	}
 }

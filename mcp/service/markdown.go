@@ -11,7 +11,14 @@ import (
 // structured content: what a model or a person needs first, then details,
 // then the next useful call.
 
-type md struct{ strings.Builder }
+// md is a reply's text being written. With factsOnly the suggested calls
+// are kept (next) but not written: an adapter that names what follows in its
+// own terms, the CLI's commands, writes them itself.
+type md struct {
+	strings.Builder
+	factsOnly bool
+	next      []NextCall
+}
 
 func (m *md) line(format string, a ...any) { fmt.Fprintf(&m.Builder, format+"\n", a...) }
 func (m *md) blank()                       { m.WriteString("\n") }
@@ -68,9 +75,8 @@ func countsLine(counts map[string]int64, order []string) string {
 	return strings.Join(parts, ", ")
 }
 
-func (r *TaskWorkerResult) Markdown() string {
+func (r *TaskWorkerResult) text(m *md) string {
 	r.present()
-	var m md
 	if r.Created {
 		m.line("## Task %s accepted", r.TaskID)
 	} else {
@@ -83,7 +89,7 @@ func (r *TaskWorkerResult) Markdown() string {
 		m.blank()
 		m.line("%s.", strings.TrimSuffix(r.Message, "."))
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
@@ -94,12 +100,11 @@ func phaseSuffix(phase string) string {
 	return " (phase " + phase + ")"
 }
 
-func (r *WorkStatusResult) Markdown() string {
+func (r *WorkStatusResult) text(m *md) string {
 	r.present()
-	var m md
 	if t := r.Task; t != nil {
-		writeTask(&m, t)
-		writeNext(&m, r.Next)
+		writeTask(m, t)
+		writeNext(m, r.Next)
 		return m.String()
 	}
 	title := "Tasks"
@@ -139,7 +144,7 @@ func (r *WorkStatusResult) Markdown() string {
 		}
 		m.line("| %s | %s | %d | %s | %s | %s |", t.TaskID, tableCell(status), t.RunNumber, orDash(t.DiffID), fmtTime(t.StartTime), tableCell(desc))
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
@@ -224,12 +229,11 @@ func writeTask(m *md, t *TaskView) {
 	}
 }
 
-func (r *ReviewResult) Markdown() string {
+func (r *ReviewResult) text(m *md) string {
 	r.present()
-	var m md
 	if r.Diff != nil {
-		writeDiff(&m, r.Diff)
-		writeNext(&m, r.Next)
+		writeDiff(m, r.Diff)
+		writeNext(m, r.Next)
 		return m.String()
 	}
 	if len(r.Pending) == 0 {
@@ -239,9 +243,9 @@ func (r *ReviewResult) Markdown() string {
 	m.line("## %d diff(s) waiting for a decision", len(r.Pending))
 	for i := range r.Pending {
 		m.blank()
-		writeDiff(&m, &r.Pending[i])
+		writeDiff(m, &r.Pending[i])
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
@@ -304,9 +308,8 @@ func writeDiff(m *md, d *DiffView) {
 	}
 }
 
-func (r *ApplyResult) Markdown() string {
+func (r *ApplyResult) text(m *md) string {
 	r.present()
-	var m md
 	title := map[string]string{
 		OutcomeApplied: "applied", OutcomeConflict: "CONFLICT — not applied", OutcomeFailed: "FAILED — not applied",
 		OutcomeInProgress: "apply in progress", OutcomePreview: "preview (not applied)",
@@ -333,26 +336,24 @@ func (r *ApplyResult) Markdown() string {
 		m.blank()
 		m.line("%s", r.Message)
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
-func (r *RejectResult) Markdown() string {
+func (r *RejectResult) text(m *md) string {
 	r.present()
-	var m md
 	m.line("## Diff %s: %s", r.DiffID, r.Message)
 	m.blank()
 	m.line("- status: %s%s", r.Status, phaseSuffix(r.Phase))
 	if r.Reason != "" {
 		m.line("- reason: %s", r.Reason)
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
-func (r *FollowUpResult) Markdown() string {
+func (r *FollowUpResult) text(m *md) string {
 	r.present()
-	var m md
 	m.line("## Task %s: run %d requested (status %s)", r.TaskID, r.Run, r.Status)
 	m.blank()
 	if r.DiffID != "" {
@@ -361,25 +362,23 @@ func (r *FollowUpResult) Markdown() string {
 	if r.Message != "" {
 		m.line("%s.", strings.TrimSuffix(r.Message, "."))
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
-func (r *CancelResult) Markdown() string {
+func (r *CancelResult) text(m *md) string {
 	r.present()
-	var m md
 	m.line("## Task %s: %s%s%s", r.TaskID, r.Status, phaseSuffix(r.Phase), map[bool]string{true: ", cancellation requested"}[r.CancelRequested])
 	m.blank()
 	if r.Message != "" {
 		m.line("%s.", strings.TrimSuffix(r.Message, "."))
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
-func (r *WaitResult) Markdown() string {
+func (r *WaitResult) text(m *md) string {
 	r.present()
-	var m md
 	switch {
 	case r.AllFinished:
 		m.line("## All %d task(s) finished after %.0fs", len(r.Tasks), r.WaitedSeconds)
@@ -409,13 +408,12 @@ func (r *WaitResult) Markdown() string {
 			m.line("**%s asks:** %s", t.TaskID, t.Question)
 		}
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
-func (r *SystemStatusResult) Markdown() string {
+func (r *SystemStatusResult) text(m *md) string {
 	r.present()
-	var m md
 	m.line("## claude-parallel %s (installation %s)", r.Version, r.InstallationID)
 	m.blank()
 	if r.Docker.Reachable {
@@ -452,7 +450,7 @@ func (r *SystemStatusResult) Markdown() string {
 	m.line("Paths: config %s, home `%s`, database `%s`, logs `%s`, task logs `%s`, workspaces `%s`%s",
 		firstNonEmpty(p.ConfigFile, "(built-in defaults)"), p.Home, p.Database, p.Logs, p.TaskLogs, p.Workspaces,
 		map[bool]string{true: ", Docker host " + p.DockerHost}[p.DockerHost != ""])
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
@@ -477,9 +475,8 @@ func controllerLine(c ControllerStats) string {
 	return strings.Join(parts, ", ")
 }
 
-func (r *LogsResult) Markdown() string {
+func (r *LogsResult) text(m *md) string {
 	r.present()
-	var m md
 	m.line("## Logs of %s run %d%s", r.TaskID, r.Run, map[bool]string{true: " (container " + r.ContainerName + ")"}[r.ContainerName != ""])
 	m.blank()
 	switch {
@@ -504,13 +501,12 @@ func (r *LogsResult) Markdown() string {
 	if len(r.Runs) > 1 {
 		m.line("Runs with logs: %s", joinInts(r.Runs))
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 
-func (r *ListLogsResult) Markdown() string {
+func (r *ListLogsResult) text(m *md) string {
 	r.present()
-	var m md
 	if len(r.Logs) == 0 {
 		m.line("No task logs recorded.")
 		return m.String()
@@ -526,7 +522,7 @@ func (r *ListLogsResult) Markdown() string {
 		}
 		m.line("| %s | %d | %d | %t | %s |", task, l.Run, l.Size, l.Complete, fmtTime(l.UpdatedAt))
 	}
-	writeNext(&m, r.Next)
+	writeNext(m, r.Next)
 	return m.String()
 }
 

@@ -83,7 +83,7 @@ func (f *Frontend) ReviewChanges(ctx context.Context, req *ReviewRequest) (*Revi
 			return nil, err
 		}
 	}
-	return &ReviewResult{Diff: &v, Count: 1, Detailed: req.Detailed}, nil
+	return &ReviewResult{Diff: &v, Count: 1, Detailed: req.Detailed, PatchHidden: !req.ShowContent && d.FilesChanged > 0}, nil
 }
 
 // setPatchPart shows the part of the patch (or of one file's patch) from

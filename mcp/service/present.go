@@ -62,7 +62,8 @@ func CallText(n NextCall) string {
 
 // writeNext writes the suggested calls, one a line.
 func writeNext(m *md, next []NextCall) {
-	if len(next) == 0 {
+	m.next = next
+	if len(next) == 0 || m.factsOnly {
 		return
 	}
 	m.blank()
@@ -323,6 +324,9 @@ func (r *ReviewResult) present() {
 			r.Next = append(r.Next, n)
 		}
 		if d.Desired == string(models.DiffDesiredPending) && (d.Status == string(models.DiffStatePending) || d.Status == string(models.DiffStateConflict)) {
+			if r.PatchHidden {
+				r.Next = append(r.Next, call("review_changes", "shows the patch to decide on", "diffId", d.DiffID, "showContent", true))
+			}
 			r.Next = append(r.Next, decisionCalls(d)...)
 		}
 		if d.Status == string(models.DiffStateSuperseded) && d.TaskID != "" {

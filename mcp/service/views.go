@@ -170,8 +170,11 @@ type ReviewResult struct {
 	NextCursor string `json:"nextCursor,omitempty" jsonschema:"pass as cursor for the next page of pending diffs; absent on the last page"`
 	// Detailed is format detailed: the reply keeps the commits and the
 	// patch's checksum, which a summary leaves out.
-	Detailed bool       `json:"-"`
-	Next     []NextCall `json:"next,omitempty" jsonschema:"suggested follow-up calls, including the one for what this reply left out"`
+	Detailed bool `json:"-"`
+	// PatchHidden: the one diff's patch was not asked for (showContent
+	// false), so what follows starts with the call that shows it.
+	PatchHidden bool       `json:"-"`
+	Next        []NextCall `json:"next,omitempty" jsonschema:"suggested follow-up calls, including the one for what this reply left out"`
 }
 
 // Apply outcomes.
