@@ -203,7 +203,12 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 		return nil
 	case models.DiffPhaseApplying:
 		if d.Spec.Desired == models.DiffDesiredApplied {
-			return r.applyDiff(ctx, sc)
+			err := r.applyDiff(ctx, sc)
+			if d.Status.Phase == models.DiffPhaseConflict {
+				// Awaiting a decision again: the target watch compares this.
+				r.stampTargetFingerprint(ctx, sc)
+			}
+			return err
 		}
 		done, err := r.settleInterruptedApply(ctx, sc)
 		if done || err != nil {
@@ -229,6 +234,7 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 		r.reject(sc)
 		return r.cleanUpRejected(ctx, sc)
 	default:
+		r.stampTargetFingerprint(ctx, sc) // what the target watch compares (targetwatch.go)
 		return r.recheck(ctx, sc)
 	}
 }

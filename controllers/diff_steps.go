@@ -462,16 +462,13 @@ func diffNeedsWorkspace(d *models.Diff) bool {
 // target lies in the repository at top, so their passes re-check them
 // against the changed work tree.
 func (r *diffReconciler) requeueTargetPeers(ctx context.Context, self *models.Diff, top string) error {
-	peers, err := awaitingDecision(ctx, r.store)
-	if err != nil {
-		return err
-	}
-	for _, p := range peers {
-		if p.diff.ID != self.ID && p.target != "" && inRepository(canonicalPath(p.target), top) {
-			r.notify(KindDiff, p.diff.ID)
+	return eachAwaitingPage(ctx, r.store, func(peers []awaitingDiff) {
+		for _, p := range peers {
+			if p.diff.ID != self.ID && p.target != "" && inRepository(canonicalPath(p.target), top) {
+				r.notify(KindDiff, p.diff.ID)
+			}
 		}
-	}
-	return nil
+	})
 }
 
 // awaitingDiff is a diff awaiting a decision with the folder it would be
@@ -479,12 +476,6 @@ func (r *diffReconciler) requeueTargetPeers(ctx context.Context, self *models.Di
 type awaitingDiff struct {
 	diff   *models.Diff
 	target string // its spec's target, else its task's work folder ("" if the task is gone)
-}
-
-// awaitingDecision lists the diffs in state pending or conflict (patches
-// left out) with their targets, in two queries whatever their number.
-func awaitingDecision(ctx context.Context, store *models.Store) ([]awaitingDiff, error) {
-	return awaitingWithTargets(ctx, store, models.DiffFilter{States: models.DiffAwaitingStates()})
 }
 
 // awaitingWithTargets lists the diffs filter selects with the folder each

@@ -282,53 +282,49 @@ func (r *retention) deleteOldEvents(ctx context.Context, cutoff time.Time, n *re
 // workspace is gone to the diff controller, which rejects them with reason
 // WorkspaceGone (diffReconciler.rejectOrphan): it writes neither their status,
 // which is the diff controller's alone, nor their spec, which only front ends
-// write.
+// write. It reads them a page at a time with their tasks, two queries a page
+// and no patch: a store with a hundred thousand diffs nobody decided on once
+// held them all in memory here, with a query for each.
 func (r *retention) rejectOrphanedDiffs(ctx context.Context, _ time.Time, n *retentionCounts) error {
-	// Not filtered by Spec.Desired: a diff whose apply met a conflict waits
-	// for a decision too (models.Diff.Decision); rejectIfOrphaned decides.
-	diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{
-		States: models.DiffAwaitingStates(),
-	})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for i := range diffs {
-		ok, err := r.rejectIfOrphaned(ctx, diffs[i].ID)
+	var after *models.Cursor
+	for ctx.Err() == nil {
+		// Not filtered by Spec.Desired: a diff whose apply met a conflict
+		// waits for a decision too (models.Diff.Decision); the diff
+		// controller decides again on what it reads.
+		diffs, err := r.store.ListDiffs(ctx, models.DiffFilter{Awaiting: true, Order: models.DiffsOldestFirst,
+			Paged: true, After: after, Limit: r.batch})
 		if err != nil {
-			errs = append(errs, err)
+			return err
 		}
-		if ok {
-			n.rejected++
+		ids := make([]string, 0, len(diffs))
+		for i := range diffs {
+			ids = append(ids, diffs[i].TaskID)
 		}
+		tasks, err := r.store.TasksByID(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for i := range diffs {
+			if d := &diffs[i]; d.AwaitingDecision() && workspaceGone(r.paths, tasks[d.TaskID]) {
+				r.notify(KindDiff, d.ID)
+				n.rejected++
+			}
+		}
+		if len(diffs) < r.batch {
+			return nil
+		}
+		last := diffs[len(diffs)-1]
+		after = &models.Cursor{Time: last.CreatedAt, ID: last.ID}
 	}
-	return errors.Join(errs...)
+	return ctx.Err()
 }
 
-// rejectIfOrphaned enqueues one diff for the diff controller if it still
-// awaits a decision and its task's workspace is missing; it reports whether
-// it did.
-func (r *retention) rejectIfOrphaned(ctx context.Context, id string) (bool, error) {
-	d, err := r.store.GetDiff(ctx, id)
-	if errors.Is(err, models.ErrNotFound) {
-		return false, nil
+// workspaceGone reports whether task t's workspace is known to be gone (a
+// task deleted meanwhile is not: its diff goes with it).
+func workspaceGone(paths config.Paths, t *models.Task) bool {
+	if t == nil {
+		return false
 	}
-	if err != nil {
-		return false, err
-	}
-	if !d.AwaitingDecision() {
-		return false, nil
-	}
-	t, err := r.store.GetTask(ctx, d.TaskID)
-	if errors.Is(err, models.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if _, err := os.Lstat(workspaceDirOf(r.paths, t)); !errors.Is(err, fs.ErrNotExist) {
-		return false, nil // there, or unreadable: not known to be gone
-	}
-	r.notify(KindDiff, d.ID)
-	return true, nil
+	_, err := os.Lstat(workspaceDirOf(paths, t))
+	return errors.Is(err, fs.ErrNotExist) // there, or unreadable: not known to be gone
 }

@@ -32,9 +32,14 @@ import (
 // one git process per target repository and a stat per file; a dry run costs
 // several git processes, so only the diffs whose inputs changed pay for one.
 //
-// Fingerprints are kept in memory for one leadership term: the first sweep
-// of a term asks for a dry run of every diff awaiting a decision, which also
-// covers what changed while no process led.
+// The diff controller stores the fingerprint its dry run was reached on in
+// the diff's status (DiffStatus.TargetFingerprint, taken just before the dry
+// run), and the watch compares with that: a restarted server, or a new
+// leader, re-checks only the diffs whose target moved meanwhile, not every
+// diff of history awaiting a decision. In memory the watch keeps only the
+// fingerprints it already asked a dry run for and that are not stored yet
+// (the dry run has not happened, or could not store its verdict), so that it
+// asks once per change, not on every look.
 //
 // A look takes one page (targetWatchPage diffs, oldest first, through the
 // partial index of awaiting diffs) and the next look goes on from there,
@@ -54,15 +59,21 @@ type targetWatch struct {
 	// roots returns the allowed roots in force (nil: no check); a target
 	// outside them is fingerprinted as such, never looked into.
 	roots func() []string
-	// seen is each watched diff's fingerprint at the last look at it.
+	// seen is, for the diffs it asked a dry run for whose stored fingerprint
+	// still differs, the fingerprint it asked for (empty when every stored
+	// fingerprint matches).
 	seen map[string]string
 	// page is how many diffs a look fingerprints (targetWatchPage when 0);
 	// after is where the next look goes on, nil at the start of a sweep;
-	// sweep collects the fingerprints of the sweep under way, which replace
-	// seen when it ends (forgetting the diffs decided meanwhile).
+	// sweep collects the entries of seen met in the sweep under way, which
+	// replace seen when it ends (forgetting the diffs decided or re-checked
+	// meanwhile).
 	page  int
 	after *models.Cursor
 	sweep map[string]string
+	// fingerprinted counts the diffs fingerprinted and folders opened so
+	// far: the work of the looks, for the tests that bound it.
+	fingerprinted, opened int
 }
 
 // targetWatchPage bounds the diffs one look fingerprints.
@@ -120,13 +131,21 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 		if !ok {
 			h = readTargetHead(ctx, w.workspaces, a.target, roots)
 			heads[a.target] = h
+			w.opened++
 		}
 		if ctx.Err() != nil {
 			return notified, ctx.Err()
 		}
 		fp := diffFingerprint(h, a.diff)
+		w.fingerprinted++
+		if fp == a.diff.Status.TargetFingerprint {
+			continue // the stored verdict was reached on the target as it is
+		}
 		w.sweep[a.diff.ID] = fp
 		if w.seen[a.diff.ID] != fp {
+			if w.seen == nil {
+				w.seen = map[string]string{}
+			}
 			w.seen[a.diff.ID] = fp
 			w.notify(KindDiff, a.diff.ID)
 			notified++
@@ -143,11 +162,53 @@ func (w *targetWatch) look(ctx context.Context) (int, error) {
 	return notified, nil
 }
 
+// stampTargetFingerprint records in the diff's status the fingerprint of its
+// target as it is now, before the pass's dry run judges it: a change that
+// lands during the dry run moves the fingerprint from this one, so the watch
+// asks again rather than missing it. An apply that met a conflict is stamped
+// after its check instead, so an apply never waits for a fingerprint: only a
+// change in the moment between the two goes unnoticed until the next one. A
+// diff whose task is gone has no target to fingerprint (the watch skips it
+// too).
+func (r *diffReconciler) stampTargetFingerprint(ctx context.Context, sc *diffScope) {
+	target := r.targetOf(sc)
+	if target == "" {
+		return
+	}
+	h := readTargetHead(ctx, r.workspaces, target, r.allowedRoots())
+	defer h.close()
+	if ctx.Err() != nil {
+		return
+	}
+	sc.diff.Status.TargetFingerprint = diffFingerprint(h, sc.diff)
+}
+
 // awaitingPage is one page of the diffs awaiting a decision, oldest first
 // after after, with their targets, in two queries.
 func awaitingPage(ctx context.Context, store *models.Store, after *models.Cursor, limit int) ([]awaitingDiff, error) {
 	return awaitingWithTargets(ctx, store, models.DiffFilter{Awaiting: true, Order: models.DiffsOldestFirst,
 		Paged: true, After: after, Limit: limit})
+}
+
+// eachAwaitingPage calls fn with every diff awaiting a decision (patches
+// left out) with its target, a page of targetWatchPage at a time, oldest
+// first, two queries a page: memory stays one page however many diffs
+// history left undecided.
+func eachAwaitingPage(ctx context.Context, store *models.Store, fn func([]awaitingDiff)) error {
+	var after *models.Cursor
+	for ctx.Err() == nil {
+		diffs, err := awaitingPage(ctx, store, after, targetWatchPage)
+		if err != nil {
+			return err
+		}
+		fn(diffs)
+		if len(diffs) < targetWatchPage {
+			return nil
+		}
+		last := diffs[len(diffs)-1].diff
+		after = &models.Cursor{Time: last.CreatedAt, ID: last.ID}
+	}
+	return ctx.Err()
 }
 
 // targetHead is what one git process says of a target folder, and the

@@ -1,12 +1,16 @@
 package controllers
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/claude-parallel/claude-parallel/controllers/workspace"
 	"github.com/claude-parallel/claude-parallel/models"
 	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
@@ -41,13 +45,13 @@ func TestTargetWatch_HandEditsReachPendingDiffs(t *testing.T) {
 	e.settle(a.ID, b.ID)
 	w := newTargetWatchForTest(e)
 
-	// The first look of a term re-checks everything; the next sees no change.
-	if got := e.look(w); !slices.Equal(got, []string{a.ID, b.ID}) && !slices.Equal(got, []string{b.ID, a.ID}) {
-		t.Fatalf("first look asked for %v, want both diffs", got)
-	}
-	e.settle()
-	if got := e.look(w); len(got) != 0 {
-		t.Fatalf("look without a change asked for %v", got)
+	// The verdicts were reached on the targets as they are (their
+	// fingerprints are stored with them): a new watch, as after a restart,
+	// asks for nothing, and neither does the next look.
+	for look := range 2 {
+		if got := e.look(w); len(got) != 0 {
+			t.Fatalf("look %d without a change asked for %v", look, got)
+		}
 	}
 
 	// The user edits the line A changes: only A is re-checked, and conflicts.
@@ -104,7 +108,8 @@ func TestTargetWatch_LooksAtOnePagePerResync(t *testing.T) {
 		d := e.newDiff(repo, dtEditLine(t, "a.txt", 1+i, "line"))
 		ids = append(ids, d.ID)
 	}
-	e.settle(ids...)
+	// Not settled: no dry run has stored a fingerprint yet, so the watch
+	// asks for each diff once.
 	w := newTargetWatchForTest(e)
 	w.page = 2
 
@@ -127,5 +132,108 @@ func TestTargetWatch_LooksAtOnePagePerResync(t *testing.T) {
 		if got := e.look(w); len(got) != 0 {
 			t.Fatalf("look without a change asked for %v", got)
 		}
+	}
+}
+
+// countingWorkspaces counts the target folders opened (one git process each).
+type countingWorkspaces struct {
+	hostWorkspaces
+	opened atomic.Int64
+}
+
+func (c *countingWorkspaces) OpenWorkFolder(ctx context.Context, folder string, roots workspace.Roots) (*workspace.WorkFolder, error) {
+	c.opened.Add(1)
+	return c.hostWorkspaces.OpenWorkFolder(ctx, folder, roots)
+}
+
+// cloneSettledDiff copies diff d and its task n times with SQL (new ids,
+// same target, same stored verdict and fingerprint), as a store holding n
+// more diffs awaiting a decision on one repository would.
+func cloneSettledDiff(t *testing.T, e *dtEnv, d *models.Diff, n int) {
+	t.Helper()
+	db := e.store.DB()
+	clone := func(table string, set map[string]string, srcID string) {
+		var cols []string
+		if err := db.Raw(`SELECT name FROM pragma_table_info(?)`, table).Scan(&cols).Error; err != nil {
+			t.Fatal(err)
+		}
+		sel := make([]string, len(cols))
+		for i, c := range cols {
+			sel[i] = c
+			if v, ok := set[c]; ok {
+				sel[i] = v
+			}
+		}
+		q := `WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < ?)
+			INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `)
+			SELECT ` + strings.Join(sel, ", ") + ` FROM seq, ` + table + ` WHERE id = ?`
+		if err := db.Exec(q, n, srcID).Error; err != nil {
+			t.Fatalf("clone %s: %v", table, err)
+		}
+	}
+	taskID := `printf('task-%012x', 0x100000000000 + k)`
+	clone("background_tasks", map[string]string{"id": taskID, "diff_id": `printf('diff-%012x', 0x100000000000 + k)`}, d.TaskID)
+	clone("git_diffs", map[string]string{"id": `printf('diff-%012x', 0x100000000000 + k)`, "task_id": taskID}, d.ID)
+}
+
+// With 10,000 diffs awaiting a decision whose verdicts were reached on the
+// target as it is, a new watch (a restarted server, a new leader) asks for no
+// dry run at all, and each look fingerprints one page with one git process;
+// when the target then changes under all of them, a look asks for one page of
+// dry runs, not for every diff of history.
+func TestTargetWatch_TenThousandPendingDiffsCostAPagePerLook(t *testing.T) {
+	e := newDiffTestEnv(t)
+	repo := e.newRepo(dtBaseFiles())
+	d := e.newDiff(repo, dtEditLine(t, "a.txt", 3, "A's line"))
+	e.settle(d.ID)
+	d = e.diff(d.ID)
+	if d.Status.Phase != models.DiffPhasePending || d.Status.TargetFingerprint == "" {
+		t.Fatalf("settled diff: phase %s fingerprint %q (%s), want Pending with a fingerprint", d.Status.Phase, d.Status.TargetFingerprint, d.Status.Message)
+	}
+	const n = 10_000
+	cloneSettledDiff(t, e, d, n-1)
+
+	ws := &countingWorkspaces{}
+	w := newTargetWatchForTest(e)
+	w.workspaces = ws
+	looks := 0
+	for {
+		before := w.fingerprinted
+		got := e.look(w)
+		looks++
+		if len(got) != 0 {
+			t.Fatalf("look %d after a restart asked for %d dry runs, want none: the verdicts were reached on the target as it is", looks, len(got))
+		}
+		if w.fingerprinted-before > targetWatchPage {
+			t.Fatalf("look %d fingerprinted %d diffs, more than a page of %d", looks, w.fingerprinted-before, targetWatchPage)
+		}
+		if w.after == nil {
+			break // the sweep is over
+		}
+		if looks > n/targetWatchPage+1 {
+			t.Fatalf("the sweep did not end after %d looks", looks)
+		}
+	}
+	if w.fingerprinted != n {
+		t.Errorf("a sweep fingerprinted %d diffs, want each of the %d once", w.fingerprinted, n)
+	}
+	if got, pages := ws.opened.Load(), int64((n+targetWatchPage-1)/targetWatchPage); got != pages {
+		t.Errorf("a sweep of %d looks opened the target %d times, want once a page (%d)", looks, got, pages)
+	}
+	if len(w.seen) != 0 {
+		t.Errorf("the watch remembers %d fingerprints with nothing to ask for", len(w.seen))
+	}
+
+	// The user edits the file every diff touches: each look asks for the
+	// dry runs of its page only, and a diff once.
+	p := filepath.Join(repo, "a.txt")
+	dtWrite(t, p, testutil.ReplaceLine(testutil.ReadFile(t, p), 3, "the user's line"))
+	first := e.look(w)
+	if len(first) != targetWatchPage {
+		t.Fatalf("the first look after the edit asked for %d dry runs, want one page of %d", len(first), targetWatchPage)
+	}
+	second := e.look(w)
+	if len(second) != targetWatchPage || slices.ContainsFunc(second, func(id string) bool { return slices.Contains(first, id) }) {
+		t.Fatalf("the second look asked for %d dry runs (some asked before: %v), want the next page", len(second), second)
 	}
 }

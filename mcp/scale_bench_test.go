@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,25 @@ func (s *benchServer) call(tb testing.TB, name string, args map[string]any) time
 	return d
 }
 
+// countedCall is call with the heap allocations made meanwhile (client and
+// server: they share this process), counted outside the timed span.
+func (s *benchServer) countedCall(tb testing.TB, name string, args map[string]any) (time.Duration, uint64) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d := s.call(tb, name, args)
+	runtime.ReadMemStats(&after)
+	return d, after.Mallocs - before.Mallocs
+}
+
+// loadAverage is the machine's one-minute load average, "?" if unknown.
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(raw)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 func pct(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -111,12 +131,16 @@ func BenchmarkReadScaling(b *testing.B) {
 			{"system_status", func(*benchServer) map[string]any { return map[string]any{} }},
 		}
 		calls := benchCalls()
+		fmt.Printf("reads  | load average %s at the start (2 cores here: above 2 the tails are the machine's)\n", loadAverage())
 		for _, tool := range tools {
 			got := make([][]time.Duration, len(servers))
+			allocs := make([]uint64, len(servers))
 			for round := range calls {
 				for k := range servers {
 					i := (k + round) % len(servers) // alternate who goes first
-					got[i] = append(got[i], servers[i].call(b, tool.name, tool.args(servers[i])))
+					d, n := servers[i].countedCall(b, tool.name, tool.args(servers[i]))
+					got[i] = append(got[i], d)
+					allocs[i] += n
 				}
 			}
 			what := tool.name + " " + argsText(tool.args(servers[0]))
@@ -126,7 +150,11 @@ func BenchmarkReadScaling(b *testing.B) {
 					fmtMs(pct(got[i], .5)), fmtMs(pct(got[i], .99)),
 					float64(pct(got[i], .5))/float64(pct(got[0], .5)), float64(pct(got[i], .99))/float64(pct(got[0], .99)))
 			}
-			fmt.Println(line)
+			line += " | allocs/call (client+server)"
+			for i := range sizes {
+				line += fmt.Sprintf(" %dk %d", sizes[i]/1000, allocs[i]/uint64(calls))
+			}
+			fmt.Println(line + " | load " + loadAverage())
 		}
 
 		// Writes with a waiting front end, on the small store.
@@ -163,4 +191,23 @@ func argsText(args map[string]any) string {
 
 func fmtMs(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// BenchmarkWorkStatusOneTask is one work_status call for one task through
+// the go-sdk client against a store of 100,000 finished tasks (CP_BENCH_HISTORY
+// sets another size), with allocations reported: the call BenchmarkReadScaling
+// holds to p99 ≤ 2 ms, for profiling (-cpuprofile, -memprofile, -trace).
+func BenchmarkWorkStatusOneTask(b *testing.B) {
+	history := 100_000
+	if n, err := strconv.Atoi(os.Getenv("CP_BENCH_HISTORY")); err == nil && n > 0 {
+		history = n
+	}
+	s := newBenchServer(b, history)
+	args := map[string]any{"taskId": "task-" + fmt.Sprintf("%012x", 0x800000000000+7)}
+	s.call(b, "work_status", args)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.call(b, "work_status", args)
+	}
 }

@@ -45,6 +45,22 @@ func portableTool(tool mcp.Tool) mcp.Tool {
 	return tool
 }
 
+// rawOutputSchema gives tool its output schema as JSON, encoded once: the
+// library's output check encodes a structured schema again on every call
+// (a tenth of a one-task work_status's time). The JSON a client lists is
+// the same.
+func rawOutputSchema(tool mcp.Tool) mcp.Tool {
+	if tool.OutputSchema.Type == "" {
+		return tool
+	}
+	b, err := json.Marshal(tool.OutputSchema)
+	if err != nil {
+		return tool
+	}
+	tool.RawOutputSchema, tool.OutputSchema = b, mcp.ToolOutputSchema{}
+	return tool
+}
+
 // plainTypes walks a JSON schema in place: a property typed ["null", X]
 // becomes type X and is no longer required.
 func plainTypes(node any) {

@@ -43,7 +43,7 @@ func NewServer(deps service.Deps) *server.MCPServer {
 	)
 	for _, newTool := range toolConstructors {
 		tool, handler := newTool(fe)
-		s.AddTool(portableTool(tool), handler)
+		s.AddTool(rawOutputSchema(portableTool(tool)), handler)
 	}
 	addResourceTemplates(s, fe)
 	return s

@@ -95,3 +95,26 @@ func keysetPage(q *gorm.DB, col string, desc bool, after *Cursor) *gorm.DB {
 	}
 	return q.Order(col + " " + dir + ", id " + dir)
 }
+
+// DiffFilesChanged returns how many files diff id changes, or ErrNotFound:
+// one column of one row by its key, for a task's detail (work_status), which
+// needs no more of the diff.
+func (s *Store) DiffFilesChanged(ctx context.Context, id string) (int, error) {
+	var n []int
+	err := s.read(ctx, func(db *gorm.DB) error {
+		return diffFilesChangedQuery(db, id).Pluck("files_changed", &n).Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read files changed of diff %s: %w", id, err)
+	}
+	if len(n) == 0 {
+		return 0, fmt.Errorf("read files changed of diff %s: %w", id, ErrNotFound)
+	}
+	return n[0], nil
+}
+
+// diffFilesChangedQuery selects diff id's row by its key (shared with the
+// query-plan test).
+func diffFilesChangedQuery(db *gorm.DB, id string) *gorm.DB {
+	return db.Model(&Diff{}).Where("id = ?", id).Limit(1)
+}

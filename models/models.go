@@ -175,6 +175,12 @@ type DiffStatus struct {
 	AppliedAt     *time.Time       `gorm:"column:applied_at" json:"appliedAt,omitempty"`
 	AppliedTo     string           `gorm:"column:applied_to;not null;default:''" json:"appliedTo,omitempty"`
 	Branch        string           `gorm:"column:branch;not null;default:''" json:"branch,omitempty"` // branch mode: the branch created
+	// TargetFingerprint is what the verdict of the last dry run was reached
+	// on: the target's HEAD and the state on disk of the files the diff
+	// touches, taken just before that dry run. The target watch compares it
+	// with the target as it is now, so a restarted server re-checks only the
+	// diffs whose target moved, not every diff awaiting a decision.
+	TargetFingerprint string `gorm:"column:target_fingerprint;not null;default:''" json:"-"`
 
 	ObservedGeneration int64 `gorm:"column:observed_generation;not null;default:0" json:"observedGeneration"`
 }

@@ -67,6 +67,10 @@ func TestQueryPlans_ReconcileQueriesUseIndexes(t *testing.T) {
 			return diffListQuery(tx, DiffFilter{Awaiting: true, Order: DiffsOldestFirst, Paged: true,
 				After: &Cursor{Time: time.Now(), ID: "diff-x"}, Limit: 50}).Find(&diffs)
 		}, "idx_git_diffs_awaiting"},
+		{"files changed of a diff", func(tx *gorm.DB) *gorm.DB {
+			var n []int
+			return diffFilesChangedQuery(tx, "diff-x").Pluck("files_changed", &n)
+		}, ""},
 		{"task counts", func(tx *gorm.DB) *gorm.DB { return countsQuery(tx, Task{}.TableName()).Scan(&counts) }, ""},
 		{"diffs to retain", func(tx *gorm.DB) *gorm.DB {
 			return diffListQuery(tx, DiffFilter{States: []DiffState{DiffStateRejected}, UpdatedBefore: time.Now()}).Find(&diffs)

@@ -17,7 +17,10 @@ import (
 // 2: the progress of a run (last output time, agent session, turns, cost,
 // last message, result) moved from background_tasks to the run's
 // execution_logs row, written by the log follower alone.
-const SchemaVersion = 2
+//
+// 3: git_diffs.target_fingerprint, what a pending diff's verdict was reached
+// on (the target watch compares it instead of keeping it in memory).
+const SchemaVersion = 3
 
 // Keys of table meta.
 const (

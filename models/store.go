@@ -167,8 +167,19 @@ func (s *Store) connect(ctx context.Context, dsn string, opts Options) (*gorm.DB
 		NowFunc: s.now,
 		// Every write already runs in a transaction of ours (see write).
 		SkipDefaultTransaction: true,
+		// Statements are prepared once per connection and kept: preparing
+		// a SELECT of every column was most of a one-task read's SQLite
+		// time (work_status). The cache is bounded, as lists with IN (...)
+		// make a statement per length.
+		PrepareStmt:        true,
+		PrepareStmtMaxSize: preparedStatementsKept,
 	})
 }
+
+// preparedStatementsKept bounds the statements kept prepared (least
+// recently used go first): more than the store's distinct queries, fewer
+// than the IN (...) lengths a long life could meet.
+const preparedStatementsKept = 512
 
 func (s *Store) init(ctx context.Context, dsn string) error {
 	var err error

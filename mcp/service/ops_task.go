@@ -149,13 +149,14 @@ func (f *Frontend) taskDetail(ctx context.Context, id string) (*TaskView, error)
 	}
 	v := newTaskView(t)
 	if t.Status.DiffID != "" {
-		ds, err := f.d.Store.ListDiffs(ctx, models.DiffFilter{IDs: []string{t.Status.DiffID}})
-		if err != nil {
-			return nil, fmt.Errorf("read diff of task %s: %w", id, err)
-		}
-		if len(ds) == 1 {
-			n := ds[0].FilesChanged
+		// One column by key: the diff's row (its per-file list) would be most
+		// of this read's work.
+		n, err := f.d.Store.DiffFilesChanged(ctx, t.Status.DiffID)
+		switch {
+		case err == nil:
 			v.FilesChanged = &n
+		case !errors.Is(err, models.ErrNotFound):
+			return nil, fmt.Errorf("read diff of task %s: %w", id, err)
 		}
 	}
 	events, err := f.d.Store.ListEvents(ctx, models.EventKindTask, id, eventsShown)
