@@ -92,6 +92,13 @@ type Store struct {
 	// pg is set for a store on PostgreSQL (pg_store.go), nil on SQLite.
 	pg *pgState
 
+	// The connection of the writes that need not wait for fsync, opened on
+	// first use (durability.go).
+	busyTimeout time.Duration
+	relaxedOnce sync.Once
+	relaxedDB   *gorm.DB
+	relaxedSQL  *sql.DB
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -126,9 +133,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		path:      abs,
 		now:       func() time.Time { return opts.Now().UTC() },
 		log:       opts.Logger,
-		writeSlot: make(chan struct{}, 1),
-		fileLock:  newFileLock(abs),
-		observer:  opts.Observer,
+		writeSlot:   make(chan struct{}, 1),
+		fileLock:    newFileLock(abs),
+		observer:    opts.Observer,
+		busyTimeout: opts.BusyTimeout,
 	}
 	dsn := buildDSN(abs, opts.BusyTimeout)
 	if s.db, err = s.connect(ctx, dsn, opts); err != nil {
@@ -281,6 +289,10 @@ func (s *Store) Close() error {
 		if s.sqlDB != nil {
 			errs = append(errs, s.sqlDB.Close())
 		}
+		s.relaxedOnce.Do(func() {}) // none is opened after this
+		if s.relaxedSQL != nil {
+			errs = append(errs, s.relaxedSQL.Close())
+		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
 		}
@@ -413,13 +425,16 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err erro
 	defer unlock()
 	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
-			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return s.writeDB(ctx).WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 				d := dialectOf(tx)
 				if err := d.beginWrite(tx); err != nil {
 					return err
 				}
 				if err := s.checkFence(ctx, tx); err != nil {
 					return err
+				}
+				if writeTxHook != nil {
+					writeTxHook(tx)
 				}
 				if err := fn(tx); err != nil {
 					return err
