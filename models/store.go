@@ -64,11 +64,8 @@ type Store struct {
 	cols           columnSets
 	observer       StoreObserver
 
-	// writeSlot serialises this process's write transactions. SQLite takes one
-	// writer at a time anyway; queueing here (FIFO-ish, context-aware) is
-	// fairer and cheaper than every goroutine polling the lock through the
-	// busy handler's sleeps.
-	writeSlot chan struct{}
+	// writeSlot serialises this process's write transactions (writequeue.go).
+	writeSlot writeQueue
 	fileLock  *fileLock
 
 	// versionConn is pinned for PRAGMA data_version, whose value is only
@@ -130,10 +127,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{
-		path:      abs,
-		now:       func() time.Time { return opts.Now().UTC() },
-		log:       opts.Logger,
-		writeSlot:   make(chan struct{}, 1),
+		path:        abs,
+		now:         func() time.Time { return opts.Now().UTC() },
+		log:         opts.Logger,
 		fileLock:    newFileLock(abs),
 		observer:    opts.Observer,
 		busyTimeout: opts.BusyTimeout,
@@ -412,12 +408,10 @@ func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
 	start := time.Now()
 	defer func() { s.observeWrite(start, err) }()
-	select {
-	case s.writeSlot <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("wait for write slot: %w", context.Cause(ctx))
+	if err := s.writeSlot.acquire(ctx, writeClass(ctx)); err != nil {
+		return err
 	}
-	defer func() { <-s.writeSlot }()
+	defer s.writeSlot.release()
 	unlock, err := s.fileLock.lock(ctx)
 	if err != nil {
 		return err
