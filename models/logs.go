@@ -41,7 +41,13 @@ func (s *Store) UpsertExecutionLog(ctx context.Context, l *ExecutionLog) error {
 	now := s.now()
 	nl.UpdatedAt = now
 	utcTimes(&nl)
-	err := s.write(ctx, func(tx *gorm.DB) error {
+	// Progress while the output flows may be lost with a power cut; the
+	// row that says the output is complete may not (durability.go).
+	write := s.write
+	if !nl.Complete {
+		write = s.writeRelaxed
+	}
+	err := write(ctx, func(tx *gorm.DB) error {
 		var cur ExecutionLog
 		err := tx.Where("task_id = ? AND run = ?", nl.TaskID, nl.Run).Take(&cur).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {

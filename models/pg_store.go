@@ -66,11 +66,10 @@ func OpenPostgres(ctx context.Context, dsn string, opts Options) (*Store, error)
 	s := &Store{
 		path: display,
 		// PostgreSQL keeps microseconds: a time read back equals the one written.
-		now:       func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) },
-		log:       opts.Logger,
-		writeSlot: make(chan struct{}, 1),
-		observer:  opts.Observer,
-		pg:        &pgState{dsn: dsn, dbClock: dbClock, token: randomHex(8)},
+		now:      func() time.Time { return opts.Now().UTC().Truncate(time.Microsecond) },
+		log:      opts.Logger,
+		observer: opts.Observer,
+		pg:       &pgState{dsn: dsn, dbClock: dbClock, token: randomHex(8)},
 	}
 	// Times come back in UTC, as SQLite's do (pgx's default is time.Local).
 	sqlDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {

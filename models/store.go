@@ -64,11 +64,8 @@ type Store struct {
 	cols           columnSets
 	observer       StoreObserver
 
-	// writeSlot serialises this process's write transactions. SQLite takes one
-	// writer at a time anyway; queueing here (FIFO-ish, context-aware) is
-	// fairer and cheaper than every goroutine polling the lock through the
-	// busy handler's sleeps.
-	writeSlot chan struct{}
+	// writeSlot serialises this process's write transactions (writequeue.go).
+	writeSlot writeQueue
 	fileLock  *fileLock
 
 	// versionConn is pinned for PRAGMA data_version, whose value is only
@@ -91,6 +88,13 @@ type Store struct {
 
 	// pg is set for a store on PostgreSQL (pg_store.go), nil on SQLite.
 	pg *pgState
+
+	// The connection of the writes that need not wait for fsync, opened on
+	// first use (durability.go).
+	busyTimeout time.Duration
+	relaxedOnce sync.Once
+	relaxedDB   *gorm.DB
+	relaxedSQL  *sql.DB
 
 	closeOnce sync.Once
 	closeErr  error
@@ -123,12 +127,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{
-		path:      abs,
-		now:       func() time.Time { return opts.Now().UTC() },
-		log:       opts.Logger,
-		writeSlot: make(chan struct{}, 1),
-		fileLock:  newFileLock(abs),
-		observer:  opts.Observer,
+		path:        abs,
+		now:         func() time.Time { return opts.Now().UTC() },
+		log:         opts.Logger,
+		fileLock:    newFileLock(abs),
+		observer:    opts.Observer,
+		busyTimeout: opts.BusyTimeout,
 	}
 	dsn := buildDSN(abs, opts.BusyTimeout)
 	if s.db, err = s.connect(ctx, dsn, opts); err != nil {
@@ -292,6 +296,10 @@ func (s *Store) Close() error {
 		if s.sqlDB != nil {
 			errs = append(errs, s.sqlDB.Close())
 		}
+		s.relaxedOnce.Do(func() {}) // none is opened after this
+		if s.relaxedSQL != nil {
+			errs = append(errs, s.relaxedSQL.Close())
+		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
 		}
@@ -411,12 +419,10 @@ func (s *Store) ownWrite(ctx context.Context, tx func() error) error {
 func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
 	start := time.Now()
 	defer func() { s.observeWrite(start, err) }()
-	select {
-	case s.writeSlot <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("wait for write slot: %w", context.Cause(ctx))
+	if err := s.writeSlot.acquire(ctx, writeClass(ctx)); err != nil {
+		return err
 	}
-	defer func() { <-s.writeSlot }()
+	defer s.writeSlot.release()
 	unlock, err := s.fileLock.lock(ctx)
 	if err != nil {
 		return err
@@ -424,13 +430,16 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err erro
 	defer unlock()
 	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
-			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return s.writeDB(ctx).WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 				d := dialectOf(tx)
 				if err := d.beginWrite(tx); err != nil {
 					return err
 				}
 				if err := s.checkFence(ctx, tx); err != nil {
 					return err
+				}
+				if writeTxHook != nil {
+					writeTxHook(tx)
 				}
 				if err := fn(tx); err != nil {
 					return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,6 +125,10 @@ func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string,
 			return "", bad("%s contains a \"..\" element", Quote(p))
 		}
 	}
+	now := time.Now()
+	if real, ok := folderChecks.lookup(p, roots, now); ok {
+		return real, nil
+	}
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
@@ -146,6 +151,16 @@ func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string,
 		return "", bad("%s is outside the allowed roots", Quote(p))
 	}
 	top, dirs, fast := fastRepoDirs(real)
+	var stamp []fileStamp
+	if fast {
+		// Stamped, then looked at again: a change before the stamp shows in
+		// the second look (nothing is remembered), one after it in the
+		// stamp (the entry misses).
+		stamp = stampFolder(real, top)
+		if top2, dirs2, fast2 := fastRepoDirs(real); !fast2 || top2 != top || !slices.Equal(dirs2, dirs) {
+			stamp = nil
+		}
+	}
 	if !fast {
 		var err error
 		if top, err = gitTopLevel(ctx, real); err != nil {
@@ -170,6 +185,9 @@ func resolveRepoDir(ctx context.Context, arg, p string, roots []string) (string,
 		if !withinAny(d, resolvedRoots) {
 			return "", bad("the git directory of %s is %s, which is outside the allowed roots", Quote(p), Quote(d))
 		}
+	}
+	if fast {
+		folderChecks.remember(p, roots, real, stamp, now)
 	}
 	return real, nil
 }
