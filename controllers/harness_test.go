@@ -72,7 +72,6 @@ func newHarness(t testing.TB, tune ...func(*config.Config)) *harness {
 	// Workspaces begun while a task is Pending finish in the background; the
 	// test's directories must outlive them.
 	t.Cleanup(s.tasks.builds.stop)
-	t.Cleanup(s.tasks.ahead.stop)
 	h.s = s
 	h.repo = testutil.NewRepo(t, t.TempDir(), map[string]string{"README.md": "hello\n", "src/main.txt": "one\ntwo\n"})
 	return h

@@ -261,7 +261,6 @@ func (s *System) startTerm() {
 	// this term's lease holds (see models.Store.FenceContext).
 	ctx = s.store.FenceContext(ctx, LeaseName, s.mgr.Holder())
 	s.tasks.builds.start(ctx)
-	s.tasks.ahead.start(ctx)
 	s.tasks.followers.Start(ctx)
 }
 
@@ -270,7 +269,6 @@ func (s *System) startTerm() {
 // nothing more.
 func (s *System) stopTerm() {
 	s.tasks.builds.stop()
-	s.tasks.ahead.stop()
 	s.tasks.followers.Stop()
 	s.containers.seen.reset()
 }

@@ -121,10 +121,9 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	// frees minutes later. (A task with dependencies is snapshotted when they
 	// have completed, so it can see their applied changes.)
 	var build building
-	var plan runPlan
 	if st.RunNumber == 0 && st.WorkspacePath == "" {
-		var ok bool
-		if plan, ok = r.runPlan(sc); !ok {
+		plan, ok := r.runPlan(sc)
+		if !ok {
 			return nil
 		}
 		b, err := r.workspaceBuild(ctx, sc, plan.user, true)
@@ -164,23 +163,7 @@ func (r *taskReconciler) reconcilePending(ctx context.Context, sc *taskScope) er
 	st.Reason, st.Message = "", ""
 	st.ExitCode, st.RunStartedAt = nil, nil
 	sc.steps = append(sc.steps, StepAdmitted)
-	if build != nil {
-		r.createAhead(sc, plan, build)
-	}
 	return nil
-}
-
-// createAhead begins creating the admitted first run's container in the
-// background, beside the Preparing status write and the rest of the
-// snapshot (createahead.go); the Preparing pass takes the outcome. A spec
-// that cannot be built is left to that pass, which fails the task with it.
-func (r *taskReconciler) createAhead(sc *taskScope, plan runPlan, b building) {
-	s := r.deps
-	spec, err := r.runSpec(sc.task, plan, b.Layout(), "")
-	if err != nil {
-		return
-	}
-	s.ahead.begin(spec, s.config().Intervals.ReconcileTimeout.Duration, s.rt.Create)
 }
 
 // workspaceBuild is the one way a run gets its workspace, whichever pass
@@ -349,24 +332,13 @@ func (r *taskReconciler) createWhilePreparing(ctx context.Context, sc *taskScope
 		ws, err := r.recordPrepared(ctx, sc, b)
 		return ws, nil, err
 	}
-	// The create begun when the run was admitted, if there was one, else
-	// one begun now.
-	ahead := s.ahead.take(spec.Name)
-	var done chan createResult
-	if ahead == nil {
-		done = make(chan createResult, 1)
-		go func() {
-			id, err := s.rt.Create(ctx, spec)
-			done <- createResult{id, err}
-		}()
-	}
+	done := make(chan createResult, 1)
+	go func() {
+		id, err := s.rt.Create(ctx, spec)
+		done <- createResult{id, err}
+	}()
 	ws, err := r.recordPrepared(ctx, sc, b)
-	var c createResult
-	if ahead != nil {
-		c = ahead.wait(ctx)
-	} else {
-		c = <-done
-	}
+	c := <-done
 	if ws == nil && err == nil && c.err == nil {
 		// The task failed: nothing will start the container just created.
 		if rerr := s.rt.Remove(ctx, c.id, true); rerr != nil {

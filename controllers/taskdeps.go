@@ -39,6 +39,5 @@ type taskDeps struct {
 	admission admission
 	disk      *diskGuard      // verdicts of the workspace size walk (diskguard.go)
 	builds    workspaceBuilds // workspaces prepared in the background (preparing.go)
-	ahead     createsAhead    // containers created ahead of their Preparing pass (createahead.go)
 	followers *logfollow.Set  // the runs' output into log files
 }
