@@ -36,7 +36,7 @@ func (w *dockerEvents) run(ctx context.Context) error {
 		if _, taskID, _, ok := engine.Owner(ev.Attributes); ok && taskEventActions[ev.Action] {
 			w.notify(KindTask, taskID)
 		}
-		if ev.Name != "" {
+		if ev.Name != "" && containerEventActions(ev.Action) {
 			w.notify(kindContainer, ev.Name)
 		}
 	}, func() {
@@ -59,3 +59,12 @@ var taskEventActions = map[string]bool{
 	"die": true, "destroy": true, "oom": true, "stop": true, "kill": true,
 	"start": true, "restart": true, "pause": true, "unpause": true,
 }
+
+// containerEventActions says whether an event of action is a hint for the
+// container controller. Every action is, but "create": a container of this
+// store is created only by the task controller, which starts it at once and
+// records it itself, so the hint brought nothing but an inspect and a
+// registry write (an fsync) racing the container's start on a small machine;
+// a container created and then left (its creator died) is found by the
+// container controller's periodic pass and by the task's own adoption.
+func containerEventActions(action string) bool { return action != "create" }
