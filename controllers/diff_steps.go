@@ -225,7 +225,17 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		return nil // captured or applied wrongly once; a dry run would not tell more
 	}
 	target := r.targetOf(sc)
-	res, top, err := r.dryRun(ctx, sc)
+	dctx, stop := r.untilSpecChanges(ctx, sc.diff)
+	res, top, err := r.dryRun(dctx, sc)
+	stop()
+	if errors.Is(context.Cause(dctx), errSpecChanged) && ctx.Err() == nil {
+		// A front end decided meanwhile (apply, reject, another target):
+		// the verdict would answer a spec the diff no longer has, and the
+		// pass that carries out the new one waits for this one to end. It
+		// follows at once; this pass observes nothing and writes nothing.
+		sc.inFlight = true
+		return nil
+	}
 	if be := branchExists(err); be != nil {
 		markBranchExists(st, top, be)
 		if sc.diff.ApplyAnswered() {
@@ -257,6 +267,42 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		return fmt.Errorf("check against %s: unknown outcome %q", target, res.Outcome)
 	}
 	return nil
+}
+
+// errSpecChanged ends a re-check whose diff's spec changed while it ran.
+var errSpecChanged = errors.New("the diff's spec changed during the check")
+
+// untilSpecChanges returns a context for a re-check of d that also ends,
+// with cause errSpecChanged, once d's spec is no longer the one read: an
+// apply asked for just after a run finished would otherwise wait for the
+// dry run of the new diff, a git process, before its own pass may start (a
+// key is never reconciled twice at once). It wakes on the store's change
+// notification and reads only d's generation. stop releases it.
+func (r *diffReconciler) untilSpecChanges(ctx context.Context, d *models.Diff) (context.Context, func()) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	changed := r.store.Changed()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-cctx.Done():
+				return
+			case <-changed:
+			}
+			changed = r.store.Changed()
+			cur, err := r.store.ListDiffs(cctx, models.DiffFilter{IDs: []string{d.ID}})
+			if err == nil && (len(cur) == 0 || cur[0].Generation != d.Generation) {
+				cancel(errSpecChanged)
+				return
+			}
+		}
+	}()
+	return cctx, func() {
+		close(done)
+		cancel(nil)
+	}
 }
 
 // recheckFailed records a dry run that could not be made. An unsafe patch
