@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,9 +40,9 @@ import (
 // recognises a target that already holds the change (reverse check) and
 // reports it applied: a crash never applies a change twice or loses one.
 //
-// Applies to one target repository are serialised by targetLocks and the
-// dry runs share the lock, so no pass sees a target that another is half-way
-// through writing. After a worktree apply every other diff awaiting a
+// Applies to one target repository are serialised by workspace.Apply and
+// the dry runs share its lock, so no pass sees a target that another is
+// half-way through writing. After a worktree apply every other diff awaiting a
 // decision for the same repository is enqueued; its own pass re-runs the dry
 // run and moves it to Conflict (naming the files) or back to Pending, so an
 // agent learns that its change no longer applies before it tries.
@@ -109,8 +108,7 @@ type diffReconciler struct {
 	// notify enqueues a key (KindDiff: a diff of this controller).
 	notify func(kind, id string)
 	// step reports a durable step to the fault-injection hook.
-	step  func(step Step, taskID string, run int)
-	locks *targetLocks
+	step func(step Step, taskID string, run int)
 	// roots returns the allowed roots in force; nil (tests of the diff
 	// controller alone) checks none.
 	roots func() []string
@@ -323,50 +321,4 @@ func (r *diffReconciler) commitStatus(ctx context.Context, sc *diffScope) error 
 		}
 	}
 	return nil
-}
-
-// targetLocks serialises work on one target repository, keyed by the top of
-// its work tree: an apply holds its target exclusively and a dry run shares
-// it, so two diffs never patch one repository at once and no pass judges a
-// target another apply has half written. Locks live only while in use.
-type targetLocks struct {
-	mu    sync.Mutex
-	locks map[string]*targetLock
-}
-
-type targetLock struct {
-	sync.RWMutex
-	users int
-}
-
-func newTargetLocks() *targetLocks { return &targetLocks{locks: map[string]*targetLock{}} }
-
-// lock takes the lock of key, exclusively or shared, and returns its release.
-func (t *targetLocks) lock(key string, exclusive bool) (unlock func()) {
-	t.mu.Lock()
-	l := t.locks[key]
-	if l == nil {
-		l = &targetLock{}
-		t.locks[key] = l
-	}
-	l.users++
-	t.mu.Unlock()
-
-	if exclusive {
-		l.Lock()
-	} else {
-		l.RLock()
-	}
-	return func() {
-		if exclusive {
-			l.Unlock()
-		} else {
-			l.RUnlock()
-		}
-		t.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(t.locks, key)
-		}
-		t.mu.Unlock()
-	}
 }

@@ -50,11 +50,8 @@ func (r *diffReconciler) applyDiff(ctx context.Context, sc *diffScope) error {
 	if len(d.Patch) == 0 {
 		return r.applyFailed(ctx, sc, target, fmt.Errorf("%w: the diff has no patch", workspace.ErrInvalidSpec))
 	}
-	key, err := r.targetKey(ctx, target, mode)
-	if err != nil {
-		return r.applyFailed(ctx, sc, target, err)
-	}
-	res, err := r.runApply(ctx, sc, key, r.sourceGitDir(sc.task), false)
+	res, err := r.runApply(ctx, sc, r.sourceGitDir(sc.task), false)
+	key := r.targetKey(sc, res)
 	if be := branchExists(err); be != nil {
 		markBranchExists(&d.Status, key, be)
 		d.Status.Message += applyEndedNote
@@ -228,7 +225,17 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		return nil // captured or applied wrongly once; a dry run would not tell more
 	}
 	target := r.targetOf(sc)
-	res, top, err := r.dryRun(ctx, sc)
+	dctx, stop := r.untilSpecChanges(ctx, sc.diff)
+	res, top, err := r.dryRun(dctx, sc)
+	stop()
+	if errors.Is(context.Cause(dctx), errSpecChanged) && ctx.Err() == nil {
+		// A front end decided meanwhile (apply, reject, another target):
+		// the verdict would answer a spec the diff no longer has, and the
+		// pass that carries out the new one waits for this one to end. It
+		// follows at once; this pass observes nothing and writes nothing.
+		sc.inFlight = true
+		return nil
+	}
 	if be := branchExists(err); be != nil {
 		markBranchExists(st, top, be)
 		if sc.diff.ApplyAnswered() {
@@ -260,6 +267,42 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		return fmt.Errorf("check against %s: unknown outcome %q", target, res.Outcome)
 	}
 	return nil
+}
+
+// errSpecChanged ends a re-check whose diff's spec changed while it ran.
+var errSpecChanged = errors.New("the diff's spec changed during the check")
+
+// untilSpecChanges returns a context for a re-check of d that also ends,
+// with cause errSpecChanged, once d's spec is no longer the one read: an
+// apply asked for just after a run finished would otherwise wait for the
+// dry run of the new diff, a git process, before its own pass may start (a
+// key is never reconciled twice at once). It wakes on the store's change
+// notification and reads only d's generation. stop releases it.
+func (r *diffReconciler) untilSpecChanges(ctx context.Context, d *models.Diff) (context.Context, func()) {
+	cctx, cancel := context.WithCancelCause(ctx)
+	changed := r.store.Changed()
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-cctx.Done():
+				return
+			case <-changed:
+			}
+			changed = r.store.Changed()
+			cur, err := r.store.ListDiffs(cctx, models.DiffFilter{IDs: []string{d.ID}})
+			if err == nil && (len(cur) == 0 || cur[0].Generation != d.Generation) {
+				cancel(errSpecChanged)
+				return
+			}
+		}
+	}()
+	return cctx, func() {
+		close(done)
+		cancel(nil)
+	}
 }
 
 // recheckFailed records a dry run that could not be made. An unsafe patch
@@ -299,25 +342,20 @@ func (r *diffReconciler) recheckFailed(ctx context.Context, sc *diffScope, targe
 // It reads the run's base from the task's workspace when there is one, so
 // the verdict is the one the real apply would reach.
 func (r *diffReconciler) dryRun(ctx context.Context, sc *diffScope) (workspace.ApplyResult, string, error) {
-	key, err := r.targetKey(ctx, r.targetOf(sc), workspace.ApplyMode(sc.diff.Spec.ApplyMode))
-	if err != nil {
-		return workspace.ApplyResult{}, "", err
-	}
-	res, err := r.runApply(ctx, sc, key, r.sourceGitDir(sc.task), true)
-	return res, key, err
+	res, err := r.runApply(ctx, sc, r.sourceGitDir(sc.task), true)
+	return res, r.targetKey(sc, res), err
 }
 
 // runApply applies the diff to its target (or, with dryRun, works out what
-// applying it would do), holding the lock on the target's key: exclusively
-// for a real apply, shared for a dry run. src is the git dir of the task's
-// workspace, "" when it is gone.
-func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, key, src string, dryRun bool) (workspace.ApplyResult, error) {
+// applying it would do). workspace.Apply serialises the applies to one
+// repository, and lets dry runs share its lock, once it has opened and
+// checked the target: a key taken here would cost another look at the
+// target. src is the git dir of the task's workspace, "" when it is gone.
+func (r *diffReconciler) runApply(ctx context.Context, sc *diffScope, src string, dryRun bool) (workspace.ApplyResult, error) {
 	d := sc.diff
 	if src == "" && workspace.ApplyMode(d.Spec.ApplyMode) == workspace.Branch {
 		return workspace.ApplyResult{}, errWorkspaceGone
 	}
-	unlock := r.locks.lock(key, !dryRun)
-	defer unlock()
 	return r.workspaces.Apply(ctx, workspace.ApplySpec{
 		Target:       r.targetOf(sc),
 		Patch:        d.Patch,
@@ -515,19 +553,17 @@ func diffTarget(d *models.Diff, task *models.Task) string {
 	return task.Spec.WorkFolder
 }
 
-// targetKey names the repository an apply in mode writes, for targetLocks
-// and for finding the diffs aimed at it: the top of its work tree for
-// worktree mode (two folders of one repository are one target), the resolved
-// folder for branch mode, which touches refs only.
-func (r *diffReconciler) targetKey(ctx context.Context, target string, mode workspace.ApplyMode) (string, error) {
-	if mode == workspace.Branch {
-		return canonicalPath(target), nil
+// targetKey names the repository an apply of the diff writes, as its status
+// records it and for finding the diffs aimed at it: the top of its work tree
+// for worktree mode (two folders of one repository are one target), as the
+// apply res found it when it opened the target, else the resolved folder
+// (branch mode, which touches refs only, or an apply that failed before it
+// found the top).
+func (r *diffReconciler) targetKey(sc *diffScope, res workspace.ApplyResult) string {
+	if res.Top != "" && workspace.ApplyMode(sc.diff.Spec.ApplyMode) != workspace.Branch {
+		return res.Top
 	}
-	top, err := r.workspaces.WorkFolderTop(ctx, target, r.allowedRoots())
-	if err != nil {
-		return "", fmt.Errorf("inspect target %s: %w", target, err)
-	}
-	return top, nil
+	return canonicalPath(r.targetOf(sc))
 }
 
 // allowedRoots is the roots in force (nil: no check, see diffReconciler.roots).

@@ -138,8 +138,7 @@ func newDiffTestEnv(t *testing.T) *dtEnv {
 			e.queue = append(e.queue, id)
 			e.mu.Unlock()
 		},
-		step:  func(Step, string, int) {},
-		locks: newTargetLocks(),
+		step: func(Step, string, int) {},
 	}
 	return e
 }

@@ -76,9 +76,6 @@ type Workspaces interface {
 	// OpenWorkFolder opens a user's work folder checked against roots (nil:
 	// no check); the caller closes it.
 	OpenWorkFolder(ctx context.Context, folder string, roots workspace.Roots) (*workspace.WorkFolder, error)
-	// WorkFolderTop is the top of the work tree holding folder, checked
-	// against roots.
-	WorkFolderTop(ctx context.Context, folder string, roots workspace.Roots) (string, error)
 	// Apply applies (or, with spec.DryRun, checks) a captured diff on a
 	// target, with workspace.Apply's outcomes and errors.
 	Apply(ctx context.Context, spec workspace.ApplySpec) (workspace.ApplyResult, error)
@@ -163,11 +160,6 @@ func (hostWorkspaces) Remove(taskID, dir string) error {
 
 func (hostWorkspaces) OpenWorkFolder(ctx context.Context, folder string, roots workspace.Roots) (*workspace.WorkFolder, error) {
 	return workspace.OpenWorkFolder(ctx, folder, roots)
-}
-
-func (hostWorkspaces) WorkFolderTop(ctx context.Context, folder string, roots workspace.Roots) (string, error) {
-	top, _, err := workspace.WorkFolderInfoIn(ctx, folder, roots)
-	return top, err
 }
 
 func (hostWorkspaces) Apply(ctx context.Context, spec workspace.ApplySpec) (workspace.ApplyResult, error) {

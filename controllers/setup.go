@@ -72,7 +72,7 @@ func (s *System) setup(p ports, afterStep func(Step, string, int), reg prometheu
 	s.diffRec = &diffReconciler{
 		store: s.store, rt: p.rt, workspaces: p.workspaces, paths: paths, storeID: storeID,
 		log: named("controller", diffControllerName), now: time.Now, notify: notify, step: step,
-		locks: newTargetLocks(), roots: roots, secrets: secrets,
+		roots: roots, secrets: secrets,
 	}
 
 	// Docker's events, as hints for the task and container controllers

@@ -68,6 +68,9 @@ type ApplyResult struct {
 	Files   []string
 	Branch  string // Branch mode
 	Message string // why, in words, for a Conflict
+	// Top is the top of the target's work tree (worktree mode), where it was
+	// when the apply opened it: the repository the apply was judged against.
+	Top string
 }
 
 // BranchName is the branch Branch mode creates for a task.
@@ -113,6 +116,9 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 		return ApplyResult{}, err
 	}
 	defer repo.close()
+	// From here on no other apply in this process writes the target: the
+	// patch's checks below read the target too.
+	defer lockTarget(repo.realTop, spec.DryRun)()
 	root, err := os.OpenRoot(repo.top)
 	if err != nil {
 		return ApplyResult{}, err
@@ -129,9 +135,8 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	defer lockTarget(repo.realTop, spec.DryRun)()
 
-	res := ApplyResult{Files: patchFiles(files)}
+	res := ApplyResult{Files: patchFiles(files), Top: repo.realTop}
 	// Files already in their post-patch state are left out: after a crash part-way
 	// through an apply, the rest still applies and the whole is reported applied.
 	var pending []*filePatch
@@ -148,35 +153,46 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if len(pending) < len(files) {
 		patch = joinSegments(spec.Patch, pending)
 	}
+	shared, err := applyRepo()
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	m, err := mirrorTarget(root, shared.dir, pending)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("read target %s: %w", repo.realTop, err)
+	}
+	defer m.remove()
+	target := gitCmd{gitDir: shared.gitDir, workTree: m.dir, dir: m.dir, config: workspaceConfig}
+
+	// One git process decides the usual case: git apply checks every hunk
+	// of every file before it writes the first, so the apply itself is the
+	// check (a failure leaves the copy as it was), and only a patch that does
+	// not apply forwards is tried in reverse (already there?) and merged.
+	fwdErr := tryApply(ctx, target, patch, spec.DryRun)
+	if fwdErr == nil {
+		res.Outcome = Applied
+		return finishWorktree(m, root, owner, pending, spec.DryRun, res)
+	}
+	if exitCode(fwdErr) != 1 { // 1: does not apply; anything else is a fault
+		return ApplyResult{}, fmt.Errorf("check patch against %s: %w", repo.realTop, fwdErr)
+	}
+	revErr := applyCheck(ctx, target, patch, true)
+	switch {
+	case revErr == nil:
+		// Only the reverse applies: the change is there, though the patch lacks
+		// the full blob ids to prove it file by file.
+		res.Outcome = AlreadyApplied
+		return res, nil
+	case exitCode(revErr) != 1:
+		return ApplyResult{}, fmt.Errorf("check patch against %s: %w", repo.realTop, revErr)
+	}
+
+	// A merge writes objects and an index: it gets a repository of its own.
 	sc, err := newScratch(ctx, nil)
 	if err != nil {
 		return ApplyResult{}, err
 	}
 	defer sc.remove()
-	m, err := mirrorTarget(root, sc, pending)
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("read target %s: %w", repo.realTop, err)
-	}
-	defer m.root.Close()
-	target := gitCmd{gitDir: sc.gitDir, workTree: m.dir, dir: m.dir, config: workspaceConfig}
-
-	fwdErr := applyCheck(ctx, target, patch, false)
-	revErr := applyCheck(ctx, target, patch, true)
-	for _, err := range []error{fwdErr, revErr} {
-		if err != nil && exitCode(err) != 1 { // 1: does not apply; anything else is a fault
-			return ApplyResult{}, fmt.Errorf("check patch against %s: %w", repo.realTop, err)
-		}
-	}
-	switch {
-	case revErr == nil && fwdErr != nil:
-		// Only the reverse applies: the change is there, though the patch lacks
-		// the full blob ids to prove it file by file.
-		res.Outcome = AlreadyApplied
-		return res, nil
-	case fwdErr == nil:
-		return finishWorktree(ctx, target, m, root, owner, patch, pending, spec.DryRun, res)
-	}
-
 	merged, conflicts, err := threeWay(ctx, sc, m, repo, spec.SourceGitDir, patch, pending)
 	if err != nil {
 		return ApplyResult{}, err
@@ -186,7 +202,7 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 		if len(conflicts) == 0 {
 			conflicts = conflictFiles(ctx, target, patch, pending, gitStderr(fwdErr))
 		}
-		return ApplyResult{Outcome: Conflict, Files: conflicts,
+		return ApplyResult{Outcome: Conflict, Files: conflicts, Top: repo.realTop,
 			Message: "the patch does not apply to the target's working tree: local changes overlap"}, nil
 	case merged == nil:
 		res.Outcome = AlreadyApplied
@@ -196,29 +212,35 @@ func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("three-way result: %w", err)
 	}
-	if err := applyCheck(ctx, target, merged, false); err != nil {
+	if err := tryApply(ctx, target, merged, spec.DryRun); err != nil {
 		if exitCode(err) != 1 {
-			return ApplyResult{}, fmt.Errorf("check merged patch: %w", err)
+			return ApplyResult{}, fmt.Errorf("apply merged patch: %w", err)
 		}
-		return ApplyResult{Outcome: Conflict, Files: patchFiles(mergedFiles),
+		return ApplyResult{Outcome: Conflict, Files: patchFiles(mergedFiles), Top: repo.realTop,
 			Message: "the target changed during the apply"}, nil
 	}
+	res.Outcome = Applied
 	res.Message = "applied with a three-way merge"
-	return finishWorktree(ctx, target, m, root, owner, merged, mergedFiles, spec.DryRun, res)
+	return finishWorktree(m, root, owner, mergedFiles, spec.DryRun, res)
 }
 
-// finishWorktree applies patch to the scratch copy m and writes the files it
-// changed back into the target dst.
-func finishWorktree(ctx context.Context, target gitCmd, m *mirror, dst *os.Root, owner *syscall.Credential,
-	patch []byte, files []*filePatch, dry bool, res ApplyResult) (ApplyResult, error) {
-	res.Outcome = Applied
+// tryApply applies patch to the scratch copy target, or with dry only checks
+// that it would apply. Exit code 1 means it does not apply, and then the copy
+// is as it was: git apply checks every hunk of every file before it writes.
+func tryApply(ctx context.Context, target gitCmd, patch []byte, dry bool) error {
+	if dry {
+		return applyCheck(ctx, target, patch, false)
+	}
+	_, err := target.run(ctx, patch, "apply", "--whitespace=nowarn")
+	return err
+}
+
+// finishWorktree writes the files the patch of files changed in the scratch
+// copy m (already patched, unless dry) back into the target dst.
+func finishWorktree(m *mirror, dst *os.Root, owner *syscall.Credential,
+	files []*filePatch, dry bool, res ApplyResult) (ApplyResult, error) {
 	if dry {
 		return res, nil
-	}
-	// git apply checks every hunk of every file before it writes the first one,
-	// so a failure here leaves the copy, and the target, as they were.
-	if _, err := target.run(ctx, patch, "apply", "--whitespace=nowarn"); err != nil {
-		return ApplyResult{}, fmt.Errorf("apply patch: %w", err)
 	}
 	var paths []string
 	for _, f := range files {
@@ -232,7 +254,7 @@ func finishWorktree(ctx context.Context, target gitCmd, m *mirror, dst *os.Root,
 	// file that changed since it was copied.
 	for _, p := range paths {
 		if entryState(dst, p) != m.states[p] {
-			return ApplyResult{Outcome: Conflict, Files: []string{p},
+			return ApplyResult{Outcome: Conflict, Files: []string{p}, Top: res.Top,
 				Message: "the target changed during the apply"}, nil
 		}
 	}
@@ -254,13 +276,14 @@ type mirror struct {
 // entry there (a file, a symlink, or a directory, standing in as an empty
 // one), or the first of its parents that is not a directory, so git sees in
 // the copy every obstacle the target holds.
-func mirrorTarget(target *os.Root, sc *scratch, files []*filePatch) (*mirror, error) {
-	dir := filepath.Join(sc.dir, "wt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+func mirrorTarget(target *os.Root, parent string, files []*filePatch) (*mirror, error) {
+	dir, err := os.MkdirTemp(parent, "wt-")
+	if err != nil {
 		return nil, err
 	}
 	r, err := os.OpenRoot(dir)
 	if err != nil {
+		_ = removeTree(dir)
 		return nil, err
 	}
 	m := &mirror{dir: dir, root: r, states: map[string]string{}}
@@ -288,7 +311,7 @@ func mirrorTarget(target *os.Root, sc *scratch, files []*filePatch) (*mirror, er
 			for _, a := range ancestors(p) {
 				if fi, err := target.Lstat(a); err == nil && !fi.IsDir() {
 					if err := add(a); err != nil {
-						r.Close()
+						m.remove()
 						return nil, err
 					}
 					blocked = true
@@ -300,12 +323,18 @@ func mirrorTarget(target *os.Root, sc *scratch, files []*filePatch) (*mirror, er
 				continue
 			}
 			if err := add(p); err != nil {
-				r.Close()
+				m.remove()
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// remove deletes the copy.
+func (m *mirror) remove() {
+	m.root.Close()
+	_ = removeTree(m.dir)
 }
 
 // ancestors lists the parent directories of a slash-separated path, outermost
@@ -630,13 +659,23 @@ func lockTarget(key string, dryRun bool) (unlock func()) {
 // scratch is a throwaway repository whose configuration is ours.
 type scratch struct{ dir, gitDir string }
 
-func newScratch(ctx context.Context, owner *syscall.Credential) (*scratch, error) {
+func newScratch(_ context.Context, owner *syscall.Credential) (*scratch, error) {
 	dir, err := os.MkdirTemp("", "claude-parallel-apply-")
 	if err != nil {
 		return nil, err
 	}
 	sc := &scratch{dir: dir, gitDir: filepath.Join(dir, "git")}
-	if _, err := (gitCmd{}).run(ctx, nil, "init", "--quiet", "--bare", "--template=", "--end-of-options", sc.gitDir); err != nil {
+	// What git init --bare --template= would make, written here: git needs
+	// only HEAD, objects/ and refs/ to take a directory for a repository, and
+	// an apply that runs one git process should not spend a second on this.
+	err = os.MkdirAll(filepath.Join(sc.gitDir, "objects"), 0o700)
+	if err == nil {
+		err = os.Mkdir(filepath.Join(sc.gitDir, "refs"), 0o700)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(sc.gitDir, "HEAD"), []byte("ref: refs/heads/main\n"), 0o600)
+	}
+	if err != nil {
 		sc.remove()
 		return nil, fmt.Errorf("create scratch repository: %w", err)
 	}
@@ -647,6 +686,36 @@ func newScratch(ctx context.Context, owner *syscall.Credential) (*scratch, error
 		}
 	}
 	return sc, nil
+}
+
+// applyRepo returns the empty repository, one per process, in which the
+// plain applies and checks of every worktree apply run git, each on its own
+// copy of the target's files made in a fresh folder inside it. Plain git
+// apply writes nothing but those files, so the repository is shared rather
+// than made and removed for every apply: on a busy disk each of those
+// folders and files is a metadata operation that may wait for the journal.
+// One that was removed from under the process (a temp cleaner) is made anew.
+func applyRepo() (*scratch, error) {
+	sharedScratch.Lock()
+	defer sharedScratch.Unlock()
+	if sc := sharedScratch.sc; sc != nil {
+		if _, err := os.Lstat(filepath.Join(sc.gitDir, "HEAD")); err == nil {
+			return sc, nil
+		}
+		sc.remove()
+		sharedScratch.sc = nil
+	}
+	sc, err := newScratch(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	sharedScratch.sc = sc
+	return sc, nil
+}
+
+var sharedScratch struct {
+	sync.Mutex
+	sc *scratch
 }
 
 func (s *scratch) remove() { _ = removeTree(s.dir) }
