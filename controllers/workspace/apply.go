@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -660,7 +661,11 @@ func lockTarget(key string, dryRun bool) (unlock func()) {
 type scratch struct{ dir, gitDir string }
 
 func newScratch(_ context.Context, owner *syscall.Credential) (*scratch, error) {
-	dir, err := os.MkdirTemp("", "claude-parallel-apply-")
+	return makeScratch("claude-parallel-apply-", owner)
+}
+
+func makeScratch(prefix string, owner *syscall.Credential) (*scratch, error) {
+	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -705,12 +710,48 @@ func applyRepo() (*scratch, error) {
 		sc.remove()
 		sharedScratch.sc = nil
 	}
-	sc, err := newScratch(context.Background(), nil)
+	// The folder outlives the process (nothing removes it at exit), so the
+	// first apply of a process removes those of processes that are gone.
+	sweepSharedScratch(os.TempDir())
+	sc, err := makeScratch(fmt.Sprintf("%s%d-", sharedScratchPrefix, os.Getpid()), nil)
 	if err != nil {
 		return nil, err
 	}
 	sharedScratch.sc = sc
 	return sc, nil
+}
+
+const sharedScratchPrefix = "claude-parallel-apply-shared-"
+
+// sweepSharedScratch removes the shared scratch repositories in tmp of
+// processes that no longer run and were this user's. A reused pid only
+// keeps a leftover until that process ends.
+func sweepSharedScratch(tmp string) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), sharedScratchPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = removeTree(filepath.Join(tmp, e.Name()))
+		}
+	}
 }
 
 var sharedScratch struct {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -427,6 +428,34 @@ func TestApply_ParallelAppliesNeverLeaveTheTargetHalfApplied(t *testing.T) {
 	for i := range 3 {
 		if strings.Contains(a, fmt.Sprintf("agent %d\n", i)) != strings.Contains(b, fmt.Sprintf("agent %d\n", i)) {
 			t.Fatalf("half-applied diff %d:\n%s\n%s", i, a, b)
+		}
+	}
+}
+
+// TestSweepSharedScratch_RemovesOnlyThoseOfEndedProcesses: the per-process
+// scratch repository outlives its process; the next process's first apply
+// removes those whose process ended, and no other folder.
+func TestSweepSharedScratch_RemovesOnlyThoseOfEndedProcesses(t *testing.T) {
+	tmp := t.TempDir()
+	ended := exec.Command("true")
+	if err := ended.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(tmp, fmt.Sprintf("%s%d-123", sharedScratchPrefix, ended.Process.Pid))
+	alive := filepath.Join(tmp, fmt.Sprintf("%s%d-456", sharedScratchPrefix, os.Getppid()))
+	other := filepath.Join(tmp, "claude-parallel-apply-789")
+	for _, d := range []string{dead, alive, other} {
+		if err := os.MkdirAll(filepath.Join(d, "git", "objects"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweepSharedScratch(tmp)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the scratch of an ended process is still there: %v", err)
+	}
+	for _, d := range []string{alive, other} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
 		}
 	}
 }
