@@ -75,6 +75,10 @@ type Manager struct {
 	leaderSince time.Time
 
 	leader atomic.Bool
+
+	// act is signalled by every Notify and ResyncAll: it ends the waits of
+	// periodic jobs stretched while idle (AddIdlePeriodic).
+	act activity
 }
 
 // runnable is a leader-only job, run once per leadership term.
@@ -202,6 +206,34 @@ func (m *Manager) AddPeriodic(name string, every time.Duration, run func(ctx con
 	}})
 }
 
+// AddIdlePeriodic is AddPeriodic for a job that can tell when it found
+// nothing to do (run returns idle): after each idle run the next one waits
+// twice as long, up to maxEvery, and any Notify or ResyncAll — a write, a
+// Docker event, another process's commit — brings it back to every at once.
+// An error counts as not idle.
+func (m *Manager) AddIdlePeriodic(name string, every, maxEvery time.Duration, run func(ctx context.Context) (idle bool, err error)) error {
+	if every <= 0 {
+		return fmt.Errorf("add periodic %s: interval must be > 0, got %s", name, every)
+	}
+	log := m.log.With(zap.String("runnable", name))
+	once := func(ctx context.Context) (idle bool) {
+		defer func() {
+			if r := recover(); r != nil {
+				_ = logPanic(log, "periodic", r)
+				idle = false
+			}
+		}()
+		idle, err := run(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("periodic run failed", zap.Error(err))
+		}
+		return idle && err == nil
+	}
+	return m.addRunnable(runnable{name: name, run: func(ctx context.Context) {
+		idleLoop(ctx, every, maxEvery, &m.act, once)
+	}})
+}
+
 func (m *Manager) addRunnable(r runnable) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -223,11 +255,13 @@ func (m *Manager) Notify(kind, key string) {
 	for _, c := range cs {
 		c.Enqueue(key)
 	}
+	m.act.signal()
 }
 
 // ResyncAll enqueues every live key of every running controller, for when hints
 // may have been lost (another process wrote, the Docker event stream reconnected).
 func (m *Manager) ResyncAll(ctx context.Context) error {
+	m.act.signal()
 	m.mu.RLock()
 	cs := m.controllers
 	m.mu.RUnlock()
