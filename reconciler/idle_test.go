@@ -104,3 +104,22 @@ func TestManager_IdlePeriodicComesBackOnNotifyAndResyncAll(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "a pass after ResyncAll", func() bool { return passes.Load() > n })
 }
+
+// A long lease, renewed rarely, must not slow a takeover: a candidate
+// tries again every CampaignInterval, not every RenewInterval.
+func TestManager_CandidateRetriesEveryCampaignIntervalNotEveryRenewal(t *testing.T) {
+	lease := newFakeLease()
+	lease.steal("other", time.Hour)
+	tr, calls := &terms{}, newCallLog()
+	m := leaderSetup(t, "b", lease, tr, calls, time.Hour, 20*time.Minute)
+	stop := startManager(t, m)
+	defer stop()
+	eventually(t, 10*time.Second, "first try refused", func() bool {
+		granted, err := lease.TryAcquireLease(context.Background(), "", "probe", time.Hour)
+		return err == nil && !granted && !m.IsLeader() && lease.tries("b") > 0
+	})
+	if err := lease.ReleaseLease(context.Background(), "", "other"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "b leads once the lease is free", m.IsLeader)
+}

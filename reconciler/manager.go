@@ -42,6 +42,11 @@ type ManagerOptions struct {
 	// stopped before another process can take the lease over. Default
 	// LeaseDuration*2/3.
 	RenewDeadline time.Duration
+	// CampaignInterval is how often a process that does not hold the lease
+	// tries for it. Default min(RenewInterval, DefaultLeaseDuration/3): a
+	// long lease (renewed rarely) must not slow the takeover from a holder
+	// the store already knows is gone (models/procid).
+	CampaignInterval time.Duration
 
 	// Changes, when not nil, is polled every WakePoll (default 200ms) while
 	// leading; when its version moves, every controller resyncs. This is how a
@@ -116,6 +121,9 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.RenewDeadline <= 0 {
 		opts.RenewDeadline = opts.LeaseDuration * 2 / 3
+	}
+	if opts.CampaignInterval <= 0 {
+		opts.CampaignInterval = min(opts.RenewInterval, DefaultLeaseDuration/3)
 	}
 	if opts.WakePoll <= 0 {
 		opts.WakePoll = DefaultWakePoll
