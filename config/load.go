@@ -121,6 +121,7 @@ func Load(opts LoadOptions) (*Config, error) {
 		}
 	}
 
+	c.applyStoreLeaseDefaults(sources)
 	c.normalize(userHome)
 	c.deriveEmptyPaths()
 	if err := c.Validate(); err != nil {

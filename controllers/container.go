@@ -311,13 +311,22 @@ func (r *containerReconciler) adoptedFollowTarget(info engine.ContainerInfo, tas
 // has. It is the container controller's periodic pass and runs after each
 // Docker reconnect.
 func (r *containerReconciler) resync(ctx context.Context) error {
+	_, err := r.gcPass(ctx)
+	return err
+}
+
+// gcPass is resync as the periodic container GC runs it: idle when Docker
+// holds no container of this store, the registry no row and no task runs,
+// so the job stretches its interval while there is nothing to compare
+// (a stopped container waiting to age out keeps it at its interval).
+func (r *containerReconciler) gcPass(ctx context.Context) (idle bool, err error) {
 	list, err := r.rt.List(ctx, engine.StoreLabels(r.storeID), true)
 	if err != nil {
-		return fmt.Errorf("container resync: %w", err)
+		return false, fmt.Errorf("container resync: %w", err)
 	}
 	rows, err := r.store.ListContainers(ctx, models.ContainerFilter{})
 	if err != nil {
-		return fmt.Errorf("container resync: %w", err)
+		return false, fmt.Errorf("container resync: %w", err)
 	}
 	inDocker := make(map[string]bool, len(list))
 	for _, c := range list {
@@ -334,14 +343,14 @@ func (r *containerReconciler) resync(ctx context.Context) error {
 		Phases: []models.TaskPhase{models.TaskPhaseRunning}, Finished: &notFinished,
 	})
 	if err != nil {
-		return fmt.Errorf("container resync: %w", err)
+		return false, fmt.Errorf("container resync: %w", err)
 	}
 	for _, t := range running {
 		if !inDocker[t.Status.ContainerName] {
 			r.notify(KindTask, t.ID)
 		}
 	}
-	return nil
+	return len(list) == 0 && len(rows) == 0 && len(running) == 0, nil
 }
 
 // containerCounts tracks which of this store's containers run, and which of

@@ -74,24 +74,34 @@ func taskWorkspaceDir(t *models.Task) string { return t.Status.WorkspacePath }
 // limits.workspace_max_bytes and enqueues those over it. A tree is walked only
 // as far as the cap, so a runaway costs no more than a tree at the cap.
 func (g *diskGuard) checkWorkspaceSizes(ctx context.Context) error {
+	_, err := g.sizePass(ctx)
+	return err
+}
+
+// sizePass is one workspace-size walk as the periodic job runs it: idle
+// when no running task has a workspace that can grow (or there is no cap),
+// so the job stretches its interval while nothing runs.
+func (g *diskGuard) sizePass(ctx context.Context) (idle bool, err error) {
 	limit := g.limit()
 	over := map[string]oversize{}
+	idle = true
 	if limit > 0 {
 		notFinished := false
 		running, err := g.store.ListTasks(ctx, models.TaskFilter{
 			Phases: []models.TaskPhase{models.TaskPhaseRunning}, Finished: &notFinished})
 		if err != nil {
-			return fmt.Errorf("workspace sizes: list running tasks: %w", err)
+			return false, fmt.Errorf("workspace sizes: list running tasks: %w", err)
 		}
 		for _, t := range running {
 			dir := taskWorkspaceDir(&t)
 			if dir == "" {
 				continue
 			}
+			idle = false
 			n, isOver, err := workspaceUsage(ctx, dir, limit)
 			if err != nil {
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return false, ctx.Err()
 				}
 				g.log.Warn("measure workspace failed", zap.String("task", t.ID), zap.Error(err))
 				continue
@@ -107,7 +117,7 @@ func (g *diskGuard) checkWorkspaceSizes(ctx context.Context) error {
 	for id := range over {
 		g.notify(KindTask, id)
 	}
-	return nil
+	return idle, nil
 }
 
 // verdict is what the last walk found of taskID's workspace, if it was over.

@@ -104,9 +104,13 @@ func (s *System) setup(p ports, afterStep func(Step, string, int), reg prometheu
 		// waste. Its own periodic pass and the event watch feed it instead.
 		addController(s.mgr, containerControllerName, s.containers, ctl(nil), kindContainer),
 		addController(s.mgr, diffControllerName, s.diffRec, ctl(s.store.ListLiveDiffIDs), KindDiff),
-		s.mgr.AddPeriodic(containerGCName, iv.ContainerGC.Duration, s.containers.resync),
+		// Both stretch their interval while they find nothing to do, and
+		// any write or Docker event brings it back (AddIdlePeriodic).
+		s.mgr.AddIdlePeriodic(containerGCName, iv.ContainerGC.Duration,
+			reconciler.IdleBackoffFactor*iv.ContainerGC.Duration, s.containers.gcPass),
 		s.mgr.AddRunnable(dockerEventsName, events.run),
-		s.mgr.AddPeriodic(workspaceSizeName, iv.WorkspaceCheck.Duration, disk.checkWorkspaceSizes),
+		s.mgr.AddIdlePeriodic(workspaceSizeName, iv.WorkspaceCheck.Duration,
+			reconciler.IdleBackoffFactor*iv.WorkspaceCheck.Duration, disk.sizePass),
 		s.mgr.AddPeriodic(retentionName, iv.Retention.Duration, retain.run),
 		s.mgr.AddRunnable(targetWatchName, watchTargets),
 	)
@@ -124,7 +128,9 @@ func controllerOptions(cfg *config.Config, log *zap.Logger, reg prometheus.Regis
 			Logger:           log,
 			ListKeys:         listKeys,
 			ResyncInterval:   cfg.Intervals.Resync.Duration,
-			Registerer:       reg,
+			// Nothing live: the resync stretches; a hint brings it back.
+			IdleResyncMax: reconciler.IdleBackoffFactor * cfg.Intervals.Resync.Duration,
+			Registerer:    reg,
 		}
 	}
 }

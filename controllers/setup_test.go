@@ -236,7 +236,7 @@ func TestSetup_WiresEverythingTheManagerRuns(t *testing.T) {
 				switch fn {
 				case "addController":
 					list, arg = &wiredControllers, 1
-				case "AddPeriodic", "AddRunnable":
+				case "AddPeriodic", "AddIdlePeriodic", "AddRunnable":
 					list = &wiredRunnables
 				default:
 					return true

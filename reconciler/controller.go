@@ -47,6 +47,12 @@ type Options struct {
 	// It should cost in proportion to live objects, not history.
 	ListKeys       func(ctx context.Context) ([]string, error)
 	ResyncInterval time.Duration
+	// IdleResyncMax, when longer than ResyncInterval, lets the periodic
+	// resync stretch while ListKeys finds nothing live: each empty listing
+	// doubles the wait, up to IdleResyncMax; an Enqueue (any hint, the
+	// cross-process wake-up's resync included) or a listing with keys brings
+	// it back to ResyncInterval.
+	IdleResyncMax time.Duration
 	// Registerer, when not nil, receives this controller's Prometheus metrics,
 	// labelled controller=<name>.
 	Registerer prometheus.Registerer
@@ -91,6 +97,10 @@ type Controller struct {
 
 	mu    sync.RWMutex
 	queue *workQueue // nil while not running
+
+	// act is signalled by every Enqueue: it ends a resync wait stretched
+	// while idle.
+	act activity
 }
 
 // New returns a controller named name (used in logs and metrics) that runs r.
@@ -138,6 +148,7 @@ func (c *Controller) currentQueue() *workQueue {
 func (c *Controller) Enqueue(key string) {
 	if q := c.currentQueue(); q != nil {
 		q.Add(key)
+		c.act.signal()
 	}
 }
 
@@ -151,10 +162,16 @@ func (c *Controller) EnqueueAfter(key string, d time.Duration) {
 
 // Resync enqueues every key ListKeys returns. It does nothing when the controller
 // has no ListKeys or is not running.
-func (c *Controller) Resync(ctx context.Context) (err error) {
+func (c *Controller) Resync(ctx context.Context) error {
+	_, err := c.resync(ctx)
+	return err
+}
+
+// resync is Resync, also reporting how many keys it listed.
+func (c *Controller) resync(ctx context.Context) (n int, err error) {
 	q := c.currentQueue()
 	if c.opts.ListKeys == nil || q == nil {
-		return nil
+		return 0, nil
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -163,13 +180,13 @@ func (c *Controller) Resync(ctx context.Context) (err error) {
 	}()
 	keys, err := c.opts.ListKeys(ctx)
 	if err != nil {
-		return fmt.Errorf("resync controller %s: list keys: %w", c.name, err)
+		return 0, fmt.Errorf("resync controller %s: list keys: %w", c.name, err)
 	}
 	for _, k := range keys {
 		q.Add(k)
 	}
 	c.counters.recordResync()
-	return nil
+	return len(keys), nil
 }
 
 // Stats returns the controller's counters and current queue depth.
@@ -209,10 +226,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		})
 	}
 	if c.opts.ListKeys != nil {
-		// JitterUntilWithContext runs the first resync at once: a new leader
-		// starts from the full list of live objects, not from hints it missed.
+		// idleLoop runs the first resync at once: a new leader starts from
+		// the full list of live objects, not from hints it missed.
 		GoSafe(&wg, c.log, "controller resync", func() {
-			wait.JitterUntilWithContext(ctx, c.resyncOnce, c.opts.ResyncInterval, requeueJitter, true)
+			idleLoop(ctx, c.opts.ResyncInterval, c.opts.IdleResyncMax, &c.act, c.resyncOnce)
 		})
 	}
 
@@ -230,10 +247,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Controller) resyncOnce(ctx context.Context) {
-	if err := c.Resync(ctx); err != nil && ctx.Err() == nil {
+// resyncOnce is one periodic resync; it reports idle when nothing is live.
+func (c *Controller) resyncOnce(ctx context.Context) (idle bool) {
+	n, err := c.resync(ctx)
+	if err != nil && ctx.Err() == nil {
 		c.log.Warn("resync failed", zap.Error(err))
 	}
+	return err == nil && n == 0
 }
 
 // processNext handles one key and reports whether the worker should go on.

@@ -116,15 +116,26 @@ type fakeLease struct {
 	holder  string
 	expires time.Time
 	failing map[string]bool
+	count   map[string]int // tries by holder
 }
 
 var errStoreDown = errors.New("database is locked")
 
-func newFakeLease() *fakeLease { return &fakeLease{failing: map[string]bool{}} }
+func newFakeLease() *fakeLease {
+	return &fakeLease{failing: map[string]bool{}, count: map[string]int{}}
+}
+
+// tries is how many times holder asked for the lease.
+func (f *fakeLease) tries(holder string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count[holder]
+}
 
 func (f *fakeLease) TryAcquireLease(_ context.Context, _, holder string, ttl time.Duration) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.count[holder]++
 	if f.failing[holder] {
 		return false, errStoreDown
 	}

@@ -63,7 +63,7 @@ type renewal struct {
 	err     error
 }
 
-// campaign tries for the lease every RenewInterval until it is granted (it returns
+// campaign tries for the lease every CampaignInterval until it is granted (it returns
 // when the successful request was sent) or ctx ends (ok is false).
 func (m *Manager) campaign(ctx context.Context) (requestedAt time.Time, ok bool) {
 	m.log.Info("waiting for leader lease", zap.String("lease", m.opts.LeaseName))
@@ -92,7 +92,7 @@ func (m *Manager) campaign(ctx context.Context) (requestedAt time.Time, ok bool)
 		default:
 			failing = false
 		}
-		t.Reset(m.opts.RenewInterval)
+		t.Reset(m.opts.CampaignInterval)
 	}
 }
 

@@ -42,6 +42,11 @@ type ManagerOptions struct {
 	// stopped before another process can take the lease over. Default
 	// LeaseDuration*2/3.
 	RenewDeadline time.Duration
+	// CampaignInterval is how often a process that does not hold the lease
+	// tries for it. Default min(RenewInterval, DefaultLeaseDuration/3): a
+	// long lease (renewed rarely) must not slow the takeover from a holder
+	// the store already knows is gone (models/procid).
+	CampaignInterval time.Duration
 
 	// Changes, when not nil, is polled every WakePoll (default 200ms) while
 	// leading; when its version moves, every controller resyncs. This is how a
@@ -75,6 +80,10 @@ type Manager struct {
 	leaderSince time.Time
 
 	leader atomic.Bool
+
+	// act is signalled by every Notify and ResyncAll: it ends the waits of
+	// periodic jobs stretched while idle (AddIdlePeriodic).
+	act activity
 }
 
 // runnable is a leader-only job, run once per leadership term.
@@ -112,6 +121,9 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.RenewDeadline <= 0 {
 		opts.RenewDeadline = opts.LeaseDuration * 2 / 3
+	}
+	if opts.CampaignInterval <= 0 {
+		opts.CampaignInterval = min(opts.RenewInterval, DefaultLeaseDuration/3)
 	}
 	if opts.WakePoll <= 0 {
 		opts.WakePoll = DefaultWakePoll
@@ -202,6 +214,34 @@ func (m *Manager) AddPeriodic(name string, every time.Duration, run func(ctx con
 	}})
 }
 
+// AddIdlePeriodic is AddPeriodic for a job that can tell when it found
+// nothing to do (run returns idle): after each idle run the next one waits
+// twice as long, up to maxEvery, and any Notify or ResyncAll — a write, a
+// Docker event, another process's commit — brings it back to every at once.
+// An error counts as not idle.
+func (m *Manager) AddIdlePeriodic(name string, every, maxEvery time.Duration, run func(ctx context.Context) (idle bool, err error)) error {
+	if every <= 0 {
+		return fmt.Errorf("add periodic %s: interval must be > 0, got %s", name, every)
+	}
+	log := m.log.With(zap.String("runnable", name))
+	once := func(ctx context.Context) (idle bool) {
+		defer func() {
+			if r := recover(); r != nil {
+				_ = logPanic(log, "periodic", r)
+				idle = false
+			}
+		}()
+		idle, err := run(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("periodic run failed", zap.Error(err))
+		}
+		return idle && err == nil
+	}
+	return m.addRunnable(runnable{name: name, run: func(ctx context.Context) {
+		idleLoop(ctx, every, maxEvery, &m.act, once)
+	}})
+}
+
 func (m *Manager) addRunnable(r runnable) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -223,11 +263,13 @@ func (m *Manager) Notify(kind, key string) {
 	for _, c := range cs {
 		c.Enqueue(key)
 	}
+	m.act.signal()
 }
 
 // ResyncAll enqueues every live key of every running controller, for when hints
 // may have been lost (another process wrote, the Docker event stream reconnected).
 func (m *Manager) ResyncAll(ctx context.Context) error {
+	m.act.signal()
 	m.mu.RLock()
 	cs := m.controllers
 	m.mu.RUnlock()

@@ -88,6 +88,51 @@ func (s *idleServer) cpu(b *testing.B) time.Duration {
 	return time.Duration(utime+stime) * (time.Second / 100) // USER_HZ is 100 on Linux
 }
 
+// memory is a process's resident set in MiB: all of it, its peak, and the
+// anonymous (heap, stacks, SQLite's caches) and file-backed (mostly the
+// binary's mapped code) parts.
+type memory struct{ rss, peak, anon, file float64 }
+
+func (m memory) String() string {
+	return fmt.Sprintf("%.1f MiB (anon %.1f, file %.1f)", m.rss, m.anon, m.file)
+}
+
+// mem reads the process's memory figures from /proc.
+func (s *idleServer) mem(b *testing.B) memory {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var m memory
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			m.rss = kb / 1024
+		case "VmHWM:":
+			m.peak = kb / 1024
+		case "RssAnon:":
+			m.anon = kb / 1024
+		case "RssFile:":
+			m.file = kb / 1024
+		}
+	}
+	return m
+}
+
+// loadAverage is the machine's one-minute load average ("?" if unknown).
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(raw))[0]
+}
+
 // rss returns the resident set now and at its peak, in MiB.
 func (s *idleServer) rss(b *testing.B) (now, peak float64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
@@ -193,6 +238,16 @@ func BenchmarkIdleServer(b *testing.B) {
 	if os.Getenv("CP_BENCH_NO_MILLION") != "" {
 		sizes[1] = 100_000
 	}
+	if v := os.Getenv("CP_BENCH_IDLE_SIZES"); v != "" { // e.g. 1000 for quick runs
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("CP_BENCH_IDLE_SIZES: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
 	for range b.N {
 		for _, n := range sizes {
 			// The seeded history is dated 2024: kept, so that retention
@@ -211,12 +266,12 @@ func BenchmarkIdleServer(b *testing.B) {
 			for i, s := range servers {
 				perMin[i] = float64(s.cpu(b)-before[i]) / float64(time.Millisecond) * float64(time.Minute) / float64(idle)
 			}
-			rssW, _ := watch.rss(b)
-			rssP, _ := poll.rss(b)
-			b.Logf("%d tasks: idle CPU %.0f ms/min (polling every 200 ms: %.0f ms/min; ratio %.2f); RSS %.1f MiB (polling: %.1f MiB)",
-				n, perMin[0], perMin[1], perMin[0]/perMin[1], rssW, rssP)
+			memW, memP := watch.mem(b), poll.mem(b)
+			b.Logf("%d tasks (load average %s): idle CPU %.0f ms/min (polling every 200 ms: %.0f ms/min; ratio %.2f); RSS %s (polling: %s)",
+				n, loadAverage(), perMin[0], perMin[1], perMin[0]/perMin[1], memW, memP)
 			b.ReportMetric(perMin[0], fmt.Sprintf("idle-cpu-ms/min@%d", n))
-			b.ReportMetric(rssW, fmt.Sprintf("rss-MiB@%d", n))
+			b.ReportMetric(memW.rss, fmt.Sprintf("rss-MiB@%d", n))
+			b.ReportMetric(memW.anon, fmt.Sprintf("rss-anon-MiB@%d", n))
 
 			pw := watch.pickups(b, 10, 2*time.Second)
 			pp := poll.pickups(b, 10, 2*time.Second)
