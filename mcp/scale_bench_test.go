@@ -71,15 +71,6 @@ func (s *benchServer) countedCall(tb testing.TB, name string, args map[string]an
 	return d, after.Mallocs - before.Mallocs
 }
 
-// loadAverage is the machine's one-minute load average, "?" if unknown.
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(raw)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
-}
-
 func pct(ds []time.Duration, p float64) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -135,7 +126,7 @@ func BenchmarkReadScaling(b *testing.B) {
 			{"system_status", func(*benchServer) map[string]any { return map[string]any{} }},
 		}
 		calls := benchCalls()
-		fmt.Printf("reads  | load average %s at the start (2 cores here: above 2 the tails are the machine's)\n", loadAverage())
+		fmt.Printf("reads  | load average %s at the start (2 cores here: above 2 the tails are the machine's)\n", testutil.LoadAverage())
 		runtime.GC() // the seeding's garbage is not the reads' to collect
 		for _, tool := range tools {
 			// Warm-up, not measured: the first calls open the pooled
@@ -168,7 +159,7 @@ func BenchmarkReadScaling(b *testing.B) {
 			for i := range sizes {
 				line += fmt.Sprintf(" %dk %d", sizes[i]/1000, allocs[i]/uint64(calls))
 			}
-			fmt.Println(line + " | load " + loadAverage())
+			fmt.Println(line + " | load " + testutil.LoadAverage())
 		}
 
 		// Writes with a waiting front end, on the small store.

@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/claude-parallel/claude-parallel/mcp/service"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // originalApply is the original TypeScript server's apply_changes of the same
@@ -74,7 +74,7 @@ func BenchmarkApplyChanges(b *testing.B) {
 			"%.2fx the target of %s (1.5x the original's %s); load average %s\n",
 			ms(med(apply)), ms(apply[0]), ms(apply[len(apply)-1]), rounds,
 			float64(med(apply))/float64(med(floor)), ms(med(floor)),
-			float64(med(apply))/float64(originalApply*3/2), ms(originalApply*3/2), ms(originalApply), loadAverage())
+			float64(med(apply))/float64(originalApply*3/2), ms(originalApply*3/2), ms(originalApply), testutil.LoadAverage())
 		fmt.Printf("writes | task_worker (real server)                   | median %s, min %s, max %s over %d calls\n",
 			ms(med(worker)), ms(worker[0]), ms(worker[len(worker)-1]), rounds)
 		b.ReportMetric(float64(med(apply))/float64(time.Millisecond), "apply-ms")
@@ -115,13 +115,4 @@ func gitApplyFloor(b *testing.B, s *flowServer, id, dir string) time.Duration {
 func readOrEmpty(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
-}
-
-// loadAverage is the machine's 1-minute load average, for the record.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Fields(string(b))[0]
 }

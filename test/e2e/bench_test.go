@@ -61,7 +61,7 @@ func BenchmarkTaskStart(b *testing.B) {
 		}
 		fmt.Printf("start  | %d CPUs, Docker %s (API %s); intent→running = task intent written until Docker's StartedAt of its container; "+
 			"floor = docker create+start of the same container with the client; %d runs of %d one-task samples, load average %s\n",
-			runtime.NumCPU(), version, api, runs, rounds, loadAverage())
+			runtime.NumCPU(), version, api, runs, rounds, testutil.LoadAverage())
 		ratios := map[string][]float64{}
 		for run := range runs {
 			env := newBenchEnv(b, eng)
@@ -85,7 +85,7 @@ func BenchmarkTaskStart(b *testing.B) {
 			floor = env.direct(b, 20, rounds)
 			ratios["20"] = append(ratios["20"], report(tag+"20 tasks at once, snapshot (default)", ours, floor))
 			env.stop()
-			fmt.Printf("start  | %s  load average %s\n", tag, loadAverage())
+			fmt.Printf("start  | %s  load average %s\n", tag, testutil.LoadAverage())
 		}
 		for _, m := range []struct{ metric, what string }{
 			{"1", "one task, snapshot (default)"}, {"1-checkout", "one task, checkout of HEAD"}, {"20", "20 tasks at once, snapshot"},
@@ -127,19 +127,6 @@ func fmtRatios(fs []float64) string {
 		parts[i] = fmt.Sprintf("%.3f", f)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// loadAverage is the machine's 1, 5 and 15 minute load average, or "?".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // envInt is the positive integer in environment variable name, or def.

@@ -124,15 +124,6 @@ func (s *idleServer) mem(b *testing.B) memory {
 	return m
 }
 
-// loadAverage is the machine's one-minute load average ("?" if unknown).
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Fields(string(raw))[0]
-}
-
 // rss returns the resident set now and at its peak, in MiB.
 func (s *idleServer) rss(b *testing.B) (now, peak float64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
@@ -268,7 +259,7 @@ func BenchmarkIdleServer(b *testing.B) {
 			}
 			memW, memP := watch.mem(b), poll.mem(b)
 			b.Logf("%d tasks (load average %s): idle CPU %.0f ms/min (polling every 200 ms: %.0f ms/min; ratio %.2f); RSS %s (polling: %s)",
-				n, loadAverage(), perMin[0], perMin[1], perMin[0]/perMin[1], memW, memP)
+				n, testutil.LoadAverage(), perMin[0], perMin[1], perMin[0]/perMin[1], memW, memP)
 			b.ReportMetric(perMin[0], fmt.Sprintf("idle-cpu-ms/min@%d", n))
 			b.ReportMetric(memW.rss, fmt.Sprintf("rss-MiB@%d", n))
 			b.ReportMetric(memW.anon, fmt.Sprintf("rss-anon-MiB@%d", n))

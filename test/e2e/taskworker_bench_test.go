@@ -17,6 +17,7 @@ import (
 
 	"github.com/claude-parallel/claude-parallel/mcp/service"
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // originalTaskWorker is claude-parallel-work's task_worker median on this
@@ -55,7 +56,7 @@ func BenchmarkTaskWorker(b *testing.B) {
 		fi.writeConfig("max_parallel: 10\n")
 		s := fi.stdio()
 		floor := newInsertFloor(b, fi.dir)
-		fmt.Printf("writes | task_worker bench: load average at start %s\n", loadAverage())
+		fmt.Printf("writes | task_worker bench: load average at start %s\n", testutil.LoadAverage())
 
 		worker := func(script string) (time.Duration, string) {
 			var started service.TaskWorkerResult
@@ -126,7 +127,7 @@ func BenchmarkTaskWorker(b *testing.B) {
 			busy = append(busy, d)
 		}
 		reportWorker("while ten tasks run", busy, busyRead, busyInsert, busyFsync)
-		fmt.Printf("writes | task_worker bench: load average at end %s\n", loadAverage())
+		fmt.Printf("writes | task_worker bench: load average at end %s\n", testutil.LoadAverage())
 		for _, id := range long {
 			var out map[string]any
 			s.call(b, "cancel_task", map[string]any{"taskId": id}, &out)
@@ -254,15 +255,6 @@ func rowBytes(b *testing.B, db *sql.DB, id string) int {
 		}
 	}
 	return n
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 func pctl(ds []time.Duration, p float64) time.Duration {
