@@ -89,11 +89,18 @@ func (s *System) setup(p ports, afterStep func(Step, string, int), reg prometheu
 		maxAge: func() time.Duration { return s.config().Retention.DataMaxAge.Duration },
 	}
 
-	// The target watch: a fresh fingerprint memory each term (targetwatch.go).
-	watchTargets := func(ctx context.Context) error {
-		w := &targetWatch{store: s.store, workspaces: p.workspaces, log: named("runnable", targetWatchName),
-			notify: notify, roots: roots, seen: map[string]string{}}
-		return w.loop(ctx, s.config().Intervals.Resync.Duration)
+	// The target watch (targetwatch.go): a fresh fingerprint memory each
+	// term, a look every resync, stretched up to targetWatchIdleFactor times
+	// while whole sweeps find every target as its diff's verdict saw it.
+	var watch *targetWatch
+	var watchTerm context.Context
+	lookAtTargets := func(ctx context.Context) (idle bool, err error) {
+		if watch == nil || watchTerm != ctx {
+			watch = &targetWatch{store: s.store, workspaces: p.workspaces, log: named("runnable", targetWatchName),
+				notify: notify, roots: roots, seen: map[string]string{}}
+			watchTerm = ctx
+		}
+		return watch.lookIdle(ctx)
 	}
 
 	ctl := controllerOptions(cfg, s.log, reg)
@@ -112,7 +119,7 @@ func (s *System) setup(p ports, afterStep func(Step, string, int), reg prometheu
 		s.mgr.AddIdlePeriodic(workspaceSizeName, iv.WorkspaceCheck.Duration,
 			reconciler.IdleBackoffFactor*iv.WorkspaceCheck.Duration, disk.sizePass),
 		s.mgr.AddPeriodic(retentionName, iv.Retention.Duration, retain.run),
-		s.mgr.AddRunnable(targetWatchName, watchTargets),
+		s.mgr.AddIdlePeriodic(targetWatchName, iv.Resync.Duration, targetWatchIdleFactor*iv.Resync.Duration, lookAtTargets),
 	)
 }
 

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -79,22 +78,25 @@ type targetWatch struct {
 // targetWatchPage bounds the diffs one look fingerprints.
 const targetWatchPage = 200
 
-// loop looks at once and then every interval until ctx ends.
-func (w *targetWatch) loop(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if n, err := w.look(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("target watch failed", zap.Error(err))
-		} else if n > 0 {
-			w.log.Debug("targets changed under diffs awaiting a decision", zap.Int("diffs", n))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+// targetWatchIdleFactor bounds how far the watch stretches its interval
+// while it finds nothing: a target edited by hand under an undecided diff is
+// noticed within this many resync intervals (2 minutes by default) when
+// nothing else happens, at once after any write; an apply checks the target
+// itself whatever the watch saw.
+const targetWatchIdleFactor = 4
+
+// lookIdle is one look; idle when it ended a sweep in which no target had
+// moved (a look in the middle of a sweep is never idle: the sweep goes on
+// at the configured pace).
+func (w *targetWatch) lookIdle(ctx context.Context) (idle bool, err error) {
+	n, err := w.look(ctx)
+	if err != nil {
+		return false, err
 	}
+	if n > 0 {
+		w.log.Debug("targets changed under diffs awaiting a decision", zap.Int("diffs", n))
+	}
+	return n == 0 && w.after == nil, nil
 }
 
 // look fingerprints the next page of the diffs awaiting a decision and

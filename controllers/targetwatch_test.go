@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -235,5 +236,45 @@ func TestTargetWatch_TenThousandPendingDiffsCostAPagePerLook(t *testing.T) {
 	second := e.look(w)
 	if len(second) != targetWatchPage || slices.ContainsFunc(second, func(id string) bool { return slices.Contains(first, id) }) {
 		t.Fatalf("the second look asked for %d dry runs (some asked before: %v), want the next page", len(second), second)
+	}
+}
+
+// TestTargetWatch_IdleOnlyAtTheEndOfAQuietSweep: the watch lets its interval
+// stretch (AddIdlePeriodic) only after a look that ended a sweep and found
+// every target as the stored verdicts saw it; a look that asks for a dry run,
+// or one in the middle of a sweep, keeps the configured pace.
+func TestTargetWatch_IdleOnlyAtTheEndOfAQuietSweep(t *testing.T) {
+	e := newDiffTestEnv(t)
+	repo := e.newRepo(dtBaseFiles())
+	var ids []string
+	for i := range 3 {
+		d := e.newDiff(repo, dtEditLine(t, "a.txt", 3, fmt.Sprintf("line %d", i)))
+		e.settle(d.ID)
+		ids = append(ids, d.ID)
+	}
+	w := newTargetWatchForTest(e)
+	w.page = 2
+	idle := func() bool {
+		t.Helper()
+		got, err := w.lookIdle(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if idle() {
+		t.Fatal("a look in the middle of a sweep (a full page) counted as idle")
+	}
+	if !idle() {
+		t.Fatal("the look that ended a sweep with every target unmoved did not count as idle")
+	}
+	p := filepath.Join(repo, "a.txt")
+	dtWrite(t, p, testutil.ReplaceLine(testutil.ReadFile(t, p), 3, "the user's line"))
+	if idle() {
+		t.Fatal("a look that asked for dry runs counted as idle")
+	}
+	idle() // the rest of that sweep
+	if !idle() && !idle() {
+		t.Fatalf("a sweep that only met diffs already asked about never counted as idle (seen %d of %v)", len(w.seen), ids)
 	}
 }
