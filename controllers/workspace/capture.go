@@ -9,6 +9,7 @@ import (
 	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // DefaultMaxPatchBytes applies when CaptureOptions.MaxPatchBytes is not positive,
@@ -85,11 +86,11 @@ func CaptureDiff(ctx context.Context, ws *Workspace, opts CaptureOptions) (*Diff
 		limit = DefaultMaxPatchBytes
 	}
 	g := ws.git()
-	tree, err := ws.stage(ctx, ws.BaseCommit)
+	tree, baseTree, err := ws.stageAgainst(ctx, ws.BaseCommit)
 	if err != nil {
 		return nil, fmt.Errorf("capture %s run %d: %w", ws.TaskID, opts.RunNumber, err)
 	}
-	if tree == treeOf(ctx, g, ws.BaseCommit) {
+	if tree == baseTree {
 		return nil, ErrNoChanges
 	}
 	msg := fmt.Sprintf("claude-parallel %s run %d", ws.TaskID, opts.RunNumber)
@@ -98,11 +99,30 @@ func CaptureDiff(ctx context.Context, ws *Workspace, opts CaptureOptions) (*Diff
 		return nil, fmt.Errorf("capture %s run %d: %w", ws.TaskID, opts.RunNumber, err)
 	}
 	d := &Diff{BaseCommit: ws.BaseCommit, ResultCommit: result, Ref: RunRef(opts.RunNumber)}
-	if _, err := g.run(ctx, nil, "update-ref", "--no-deref", "-m", "capture", "--end-of-options", d.Ref, result); err != nil {
-		return nil, fmt.Errorf("capture %s: keep result: %w", ws.TaskID, err)
+	// The ref, the file list and the patch each only read the result's
+	// objects: three small git processes at once rather than one after
+	// another, which on a loaded machine each cost their start-up latency.
+	sink := &patchSink{limit: limit, sum: sha256.New()}
+	var refErr, filesErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, refErr = g.run(ctx, nil, "update-ref", "--no-deref", "-m", "capture", "--end-of-options", d.Ref, result)
+	}()
+	go func() {
+		defer wg.Done()
+		d.Files, filesErr = diffFiles(ctx, g, d.BaseCommit, result)
+	}()
+	patchErr := g.stream(ctx, nil, sink, "diff", "--binary", "--full-index", "-M", "--no-ext-diff",
+		"--no-textconv", "--no-color", "--src-prefix=a/", "--dst-prefix=b/", "--end-of-options",
+		d.BaseCommit, result)
+	wg.Wait()
+	if refErr != nil {
+		return nil, fmt.Errorf("capture %s: keep result: %w", ws.TaskID, refErr)
 	}
-	if d.Files, err = diffFiles(ctx, g, d.BaseCommit, result); err != nil {
-		return nil, fmt.Errorf("capture %s: %w", ws.TaskID, err)
+	if filesErr != nil {
+		return nil, fmt.Errorf("capture %s: %w", ws.TaskID, filesErr)
 	}
 	// The walk never stages a git directory name; check the outcome anyway, since
 	// a patch carrying one would be refused at apply time.
@@ -113,11 +133,8 @@ func CaptureDiff(ctx context.Context, ws *Workspace, opts CaptureOptions) (*Diff
 		d.Additions += f.Additions
 		d.Deletions += f.Deletions
 	}
-	sink := &patchSink{limit: limit, sum: sha256.New()}
-	if err := g.stream(ctx, nil, sink, "diff", "--binary", "--full-index", "-M", "--no-ext-diff",
-		"--no-textconv", "--no-color", "--src-prefix=a/", "--dst-prefix=b/", "--end-of-options",
-		d.BaseCommit, result); err != nil {
-		return nil, fmt.Errorf("capture %s: %w", ws.TaskID, err)
+	if patchErr != nil {
+		return nil, fmt.Errorf("capture %s: %w", ws.TaskID, patchErr)
 	}
 	d.Size, d.SHA256 = sink.size, hex.EncodeToString(sink.sum.Sum(nil))
 	if sink.size > limit {
@@ -151,13 +168,20 @@ func (s *patchSink) Write(p []byte) (int, error) {
 // with `diff --numstat` (line counts); both list files in the same order.
 func diffFiles(ctx context.Context, g gitCmd, base, result string) ([]FileChange, error) {
 	common := []string{"-z", "-M", "--no-ext-diff", "--no-textconv", "--end-of-options", base, result}
+	var num []byte
+	var numErr error
+	counted := make(chan struct{})
+	go func() {
+		defer close(counted)
+		num, numErr = g.run(ctx, nil, append([]string{"diff", "--numstat"}, common...)...)
+	}()
 	raw, err := g.run(ctx, nil, append([]string{"diff", "--raw", "--no-abbrev"}, common...)...)
+	<-counted
 	if err != nil {
 		return nil, fmt.Errorf("list changed files: %w", err)
 	}
-	num, err := g.run(ctx, nil, append([]string{"diff", "--numstat"}, common...)...)
-	if err != nil {
-		return nil, fmt.Errorf("count changed lines: %w", err)
+	if numErr != nil {
+		return nil, fmt.Errorf("count changed lines: %w", numErr)
 	}
 	files, err := parseRaw(splitNUL(raw))
 	if err != nil {

@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -37,6 +39,16 @@ import (
 // deciding what is ignored. That walk is linear too, and is only taken for what
 // the agent nested.
 func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
+	return stageSurveyed(ctx, g, work, func() error {
+		_, err := resetIndexToBase(ctx, g, base)
+		return err
+	})
+}
+
+// stageSurveyed is stageWorkTree on an index that reset (when not nil) makes
+// base's, once the survey found the work tree safe for git to read (read-tree
+// reads the top .gitattributes); with reset nil the index is base's already.
+func stageSurveyed(ctx context.Context, g gitCmd, work string, reset func() error) error {
 	root, err := os.OpenRoot(work)
 	if err != nil {
 		return err
@@ -46,8 +58,10 @@ func stageWorkTree(ctx context.Context, g gitCmd, work, base string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := resetIndexToBase(ctx, g, base); err != nil {
-		return err
+	if reset != nil {
+		if err := reset(); err != nil {
+			return err
+		}
 	}
 
 	var gone, present []string
@@ -393,37 +407,58 @@ type treeSurvey struct {
 func surveyWorkTree(root *os.Root) (treeSurvey, error) {
 	sv := treeSurvey{gitHolders: map[string]bool{}}
 	// Directory entries carry their type, so nothing is stat'ed; the order of
-	// the walk does not matter, so nothing is sorted either.
-	dirs := []string{"."}
-	for len(dirs) > 0 {
-		dir := dirs[len(dirs)-1]
-		dirs = dirs[:len(dirs)-1]
-		entries, err := readDir(root, dir)
-		if err != nil {
-			return sv, fmt.Errorf("look for git rule files: %w", err)
-		}
-		for _, e := range entries {
-			if isGitName(e.Name()) {
-				// git looks neither at nor into anything named like its directory
-				if dir == "." {
-					sv.topGitNames = append(sv.topGitNames, e.Name())
-				} else {
-					sv.gitHolders[dir] = true
+	// the walk does not matter, so nothing is sorted either. A few workers
+	// list directories at once: at 300,000 files the listing is most of a
+	// capture's own work, and on a busy machine a lone thread waits its turn
+	// behind every other (git's walks use threads too).
+	var (
+		mu      sync.Mutex
+		more    = sync.NewCond(&mu)
+		pending = []string{"."}
+		active  int
+		failed  error
+		wg      sync.WaitGroup
+	)
+	worker := func() {
+		defer wg.Done()
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			for len(pending) == 0 && active > 0 && failed == nil {
+				more.Wait()
+			}
+			if len(pending) == 0 || failed != nil {
+				more.Broadcast()
+				return
+			}
+			dir := pending[len(pending)-1]
+			pending = pending[:len(pending)-1]
+			active++
+			mu.Unlock()
+			dirs, gitNames, err := surveyDir(root, dir)
+			mu.Lock()
+			active--
+			switch {
+			case err != nil:
+				if failed == nil {
+					failed = err
 				}
-				continue
+			case len(gitNames) > 0 && dir == ".":
+				sv.topGitNames = append(sv.topGitNames, gitNames...)
+			case len(gitNames) > 0:
+				sv.gitHolders[dir] = true
 			}
-			p := e.Name()
-			if dir != "." {
-				p = dir + "/" + p
-			}
-			if e.IsDir() {
-				dirs = append(dirs, p)
-				continue
-			}
-			if err := checkRuleFile(p, e.Type()); err != nil {
-				return sv, err
-			}
+			pending = append(pending, dirs...)
+			more.Broadcast()
 		}
+	}
+	for range surveyWorkers {
+		wg.Add(1)
+		go worker()
+	}
+	wg.Wait()
+	if failed != nil {
+		return sv, failed
 	}
 	for d := range sv.gitHolders {
 		outermost := true
@@ -439,6 +474,37 @@ func surveyWorkTree(root *os.Root) (treeSurvey, error) {
 	}
 	sort.Strings(sv.nested)
 	return sv, nil
+}
+
+// surveyWorkers is how many directories surveyWorkTree lists at once.
+const surveyWorkers = 4
+
+// surveyDir lists one directory of the work tree for surveyWorkTree: its
+// subdirectories, and its entries named like a git directory (which git
+// looks neither at nor into).
+func surveyDir(root *os.Root, dir string) (dirs, gitNames []string, err error) {
+	entries, err := readDir(root, dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("look for git rule files: %w", err)
+	}
+	for _, e := range entries {
+		if isGitName(e.Name()) {
+			gitNames = append(gitNames, e.Name())
+			continue
+		}
+		p := e.Name()
+		if dir != "." {
+			p = dir + "/" + p
+		}
+		if e.IsDir() {
+			dirs = append(dirs, p)
+			continue
+		}
+		if err := checkRuleFile(p, e.Type()); err != nil {
+			return nil, nil, err
+		}
+	}
+	return dirs, gitNames, nil
 }
 
 // checkRuleFile refuses p when it is a git rule file that is not a file, a
@@ -541,10 +607,90 @@ func (w *Workspace) refresh(ctx context.Context) error {
 	return nil
 }
 
-// stage stages work/ against base in a temporary index seeded from the index the
-// previous capture left, writes the tree and keeps the index for the next time.
+// stage stages work/ against base and returns the tree staged.
+//
+// The capture index is kept holding base's tree, with the stat data of the
+// checkout or snapshot (and of the last reset), and is never rewritten when
+// it does: staging happens in a temporary index that starts as a hard link to
+// it (git replaces an index through a lock file and a rename, never in place)
+// and is dropped once its tree is written. At 300,000 files the index is
+// 24 MB: reading it back and writing it again per capture (read-tree -m, then
+// a rename of the staged index over the kept one) cost more than the walk
+// itself on a loaded machine. Only an index holding another tree (that of a
+// capture before this scheme, a source edited since a copy-on-write base) or
+// entries git must compare by content at every read (racily clean: written in
+// the same second as the index) is reset to base, and kept that way.
 func (w *Workspace) stage(ctx context.Context, base string) (string, error) {
-	return w.writeCaptureIndex(ctx, true, func(g gitCmd) error { return stageWorkTree(ctx, g, w.WorkDir, base) })
+	tree, _, err := w.stageAgainst(ctx, base)
+	return tree, err
+}
+
+// stageAgainst is stage, returning base's tree too (which it reads anyway).
+func (w *Workspace) stageAgainst(ctx context.Context, base string) (tree, baseTree string, err error) {
+	cache := filepath.Join(w.GitDir, captureIndex)
+	tmp := cache + ".tmp-" + randomSuffix()
+	defer os.Remove(tmp)
+	if err := linkOrCopy(cache, tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", "", err
+	}
+	// Whether the index holds base's tree is learnt while the survey walks.
+	var (
+		atBase bool
+		bt     string
+		looked = make(chan struct{})
+	)
+	go func() {
+		defer close(looked)
+		if bt = treeOf(ctx, w.git(), base); bt != "" {
+			st, err := readIndexState(tmp, len(bt)/2)
+			atBase = err == nil && st.tree == bt && st.racy == 0
+		}
+	}()
+	defer func() { <-looked }()
+	g := w.git().with("GIT_INDEX_FILE=" + tmp)
+	reset := func() error {
+		if <-looked; atBase {
+			return nil
+		}
+		if _, err := resetIndexToBase(ctx, g, base); err != nil {
+			return err
+		}
+		// Kept before anything is staged: later captures start from it.
+		return keepIndex(tmp, cache)
+	}
+	if err := stageSurveyed(ctx, g, w.WorkDir, reset); err != nil {
+		return "", "", err
+	}
+	tree, err = g.runText(ctx, nil, "write-tree")
+	if err != nil {
+		return "", "", fmt.Errorf("write tree: %w", err)
+	}
+	return tree, bt, nil
+}
+
+// linkOrCopy makes dst a hard link to src, or a copy where links fail.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil || errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
+
+// keepIndex makes the index at tmp the capture index, leaving tmp in place.
+func keepIndex(tmp, cache string) error {
+	next := cache + ".tmp-" + randomSuffix()
+	if err := linkOrCopy(tmp, next); err != nil {
+		return err
+	}
+	if err := os.Rename(next, cache); err != nil {
+		os.Remove(next)
+		return err
+	}
+	return nil
 }
 
 // writeCaptureIndex fills a temporary index with fill (seeded from the kept
@@ -556,10 +702,8 @@ func (w *Workspace) writeCaptureIndex(ctx context.Context, seed bool, fill func(
 	tmp := cache + ".tmp-" + randomSuffix()
 	defer os.Remove(tmp)
 	if seed {
-		if b, err := os.ReadFile(cache); err == nil {
-			if err := os.WriteFile(tmp, b, 0o644); err != nil {
-				return "", err
-			}
+		if err := linkOrCopy(cache, tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
 		}
 	}
 	g := w.git().with("GIT_INDEX_FILE=" + tmp)
