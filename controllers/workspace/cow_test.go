@@ -290,3 +290,42 @@ func TestCopyOnWrite_LaterTaskHostileSource(t *testing.T) {
 		t.Fatalf("later overlay task differs from a copy:\n%s", d)
 	}
 }
+
+// A later task compares the source with its base as git status does: git's
+// walk never enters an ignored folder, so what lies there cannot stop it (a
+// .gitignore that is a named pipe inside build/, which the capture's own
+// walk, used before, refused), and a nested repository is left out, as the
+// copy leaves it out (the capture's walk entered it).
+func TestCopyOnWrite_LaterTaskComparesAsTheCopyLists(t *testing.T) {
+	src := newSourceRepo(t)
+	root := cowRoot(t)
+	mustDo(t, os.MkdirAll(filepath.Join(src, "build"), 0o755))
+	mustDo(t, syscall.Mkfifo(filepath.Join(src, "build", ".gitignore"), 0o644))
+	first := prepareIn(t, root, src, true, true)
+
+	writeFile(t, filepath.Join(src, "a.txt"), "edited later\n", 0o644)
+	nested := filepath.Join(src, "nested")
+	testGit(t, src, "init", "--quiet", nested)
+	writeFile(t, filepath.Join(nested, "inner.txt"), "another repository's\n", 0o644)
+	writeFile(t, filepath.Join(src, "fresh.txt"), "new\n", 0o644)
+
+	later := prepareIn(t, root, src, true, true)
+	if later.Overlay != first.Overlay {
+		t.Fatalf("later task on base %q, first on %q", later.Overlay, first.Overlay)
+	}
+	plain := prepareIn(t, filepath.Join(t.TempDir(), "workspaces"), src, true, false)
+	if d := diffTrees(snapshotTree(t, plain.WorkDir), snapshotTree(t, later.WorkDir)); d != "" {
+		t.Fatalf("later overlay task differs from a copy:\n%s", d)
+	}
+	if treeOf(testCtx(t), later.git(), later.BaseCommit) != treeOf(testCtx(t), plain.git(), plain.BaseCommit) {
+		t.Fatal("base trees differ")
+	}
+	if _, err := os.Lstat(filepath.Join(later.WorkDir, "nested", "inner.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("nested repository's file in the later task: %v", err)
+	}
+	for _, p := range []string{"a.txt", "fresh.txt"} {
+		if _, err := os.Lstat(filepath.Join(later.WorkDir, p)); err != nil {
+			t.Fatalf("%s missing from the later task: %v", p, err)
+		}
+	}
+}
