@@ -174,7 +174,11 @@ func buildBase(ctx context.Context, b *baseTree, src repoInfo, spec PrepareSpec,
 		var ct *copiedTree
 		b.Commit, ct, err = snapshotBaseCopy(ctx, ws, src, spec)
 		if err == nil && ct != nil && len(ct.paths) > 0 && ct.indexable() {
-			if err = ct.writeIndex(filepath.Join(b.dir, sourceIndex), true); err == nil {
+			// The tree extension of the capture index that write-tree made
+			// (same paths, same blobs), so that a later task that finds a
+			// change writes the trees of its folders only.
+			ext := cacheTreeExtension(filepath.Join(ws.GitDir, captureIndex))
+			if err = ct.writeIndexExt(filepath.Join(b.dir, sourceIndex), true, ext); err == nil {
 				b.SourceIndex = true
 			}
 		}

@@ -329,3 +329,32 @@ func TestCopyOnWrite_LaterTaskComparesAsTheCopyLists(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot base's source index carries the trees of its folders (git's
+// cache-tree extension), taken from the capture index: a later task that
+// finds one file changed then writes the trees of that file's folders only.
+// Git reads the index whole, and the tree it writes from it untouched is the
+// base's.
+func TestCopyOnWrite_SourceIndexKeepsFolderTrees(t *testing.T) {
+	src := newSourceRepo(t)
+	writeFile(t, filepath.Join(src, "dir", "deeper", "new.txt"), "untracked\n", 0o644)
+	root := cowRoot(t)
+	ws := prepareIn(t, root, src, true, true)
+	base := filepath.Join(basesDir(root), ws.Overlay)
+	file := filepath.Join(base, sourceIndex)
+	if cacheTreeExtension(file) == nil {
+		t.Fatal("source index without the folders' trees")
+	}
+	g := ws.git().with("GIT_INDEX_FILE=" + file)
+	g.workTree, g.dir = src, src
+	tree, err := g.runText(testCtx(t), nil, "write-tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := treeOf(testCtx(t), ws.git(), ws.BaseCommit); tree != want {
+		t.Fatalf("tree of the source index %s, base tree %s", tree, want)
+	}
+	if out, err := g.run(testCtx(t), nil, "ls-files", "-z"); err != nil || len(splitNUL(out)) != 7 {
+		t.Fatalf("ls-files: %q, %v", out, err)
+	}
+}
