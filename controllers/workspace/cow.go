@@ -64,8 +64,9 @@ type baseTree struct {
 	UID         int       `json:"uid"`
 	GID         int       `json:"gid"`
 
-	key string
-	dir string
+	key   string
+	dir   string
+	built bool // by this process's acquireBase call, for the task that asked
 }
 
 func (b *baseTree) workDir() string { return filepath.Join(b.dir, workDirName) }
@@ -154,7 +155,7 @@ func acquireBase(ctx context.Context, spec PrepareSpec, src repoInfo, commit, ta
 		_ = removeTree(b.dir)
 		return nil, fmt.Errorf("build base: %w", err)
 	}
-	b.dir = dir
+	b.dir, b.built = dir, true
 	return b, nil
 }
 
@@ -173,7 +174,11 @@ func buildBase(ctx context.Context, b *baseTree, src repoInfo, spec PrepareSpec,
 		var ct *copiedTree
 		b.Commit, ct, err = snapshotBaseCopy(ctx, ws, src, spec)
 		if err == nil && ct != nil && len(ct.paths) > 0 && ct.indexable() {
-			if err = ct.writeIndex(filepath.Join(b.dir, sourceIndex), true); err == nil {
+			// The tree extension of the capture index that write-tree made
+			// (same paths, same blobs), so that a later task that finds a
+			// change writes the trees of its folders only.
+			ext := cacheTreeExtension(filepath.Join(ws.GitDir, captureIndex))
+			if err = ct.writeIndexExt(filepath.Join(b.dir, sourceIndex), true, ext); err == nil {
 				b.SourceIndex = true
 			}
 		}
@@ -210,7 +215,8 @@ func buildOverlay(ctx context.Context, ws *Workspace, src repoInfo, spec Prepare
 	}
 	base := b.Commit
 	var changes []treeChange
-	if spec.IncludeUncommitted {
+	// The task that wrote the base has its snapshot in it already.
+	if spec.IncludeUncommitted && !b.built {
 		if base, changes, err = sourceDelta(ctx, ws, src, b); err != nil {
 			return "", err
 		}
@@ -267,32 +273,87 @@ type treeChange struct {
 	path, mode, oid string // mode and oid "" when the path went
 }
 
-// sourceDelta finds what changed in the source since base b was copied, with
-// the capture's own staging run on the source from the base's source index,
-// and returns the commit recording the source as it is now (b's when nothing
+// sourceDelta finds what changed in the source since base b was copied and
+// returns the commit recording the source as it is now (b's when nothing
 // changed) and the paths that differ from b's.
+//
+// It asks git what `git status` would, in two processes run at once on an
+// index of b's tree holding the stat data the source's files had when copied
+// (the base's source.index): diff-files for the tracked files changed or gone
+// (by stat data: an unchanged file is not read) and ls-files --others for the
+// files added that no rule ignores. Git's own walk prunes ignored folders, and
+// nothing else looks at the source: at 300,000 files the capture's staging
+// (a walk of every folder in Go, a read-tree of the base) cost three times a
+// `git status`. What it keeps and leaves out is what a copy's listing does
+// (listWorkFolder, copySnapshot): a nested repository ("dir/") and a path
+// named like a git directory are passed by, and a path beyond a symlink is
+// gone. Only when something changed is the index updated and a tree written.
 func sourceDelta(ctx context.Context, ws *Workspace, src repoInfo, b *baseTree) (string, []treeChange, error) {
 	tmp := filepath.Join(ws.GitDir, "source.index.tmp")
 	defer os.Remove(tmp)
+	g := gitCmd{gitDir: ws.GitDir, workTree: src.top, dir: src.top, config: workspaceConfig}.with("GIT_INDEX_FILE=" + tmp)
 	if b.SourceIndex {
-		idx, err := os.ReadFile(filepath.Join(b.dir, sourceIndex))
-		if err != nil {
+		// Git replaces an index (lock file, rename) and never writes one in
+		// place, so the task may read the base's through a link.
+		if err := linkOrCopy(filepath.Join(b.dir, sourceIndex), tmp); err != nil {
 			return "", nil, err
 		}
-		if err := os.WriteFile(tmp, idx, 0o644); err != nil {
-			return "", nil, err
+	} else if _, err := g.run(ctx, nil, "read-tree", "--end-of-options", b.Commit); err != nil {
+		// No stat data (the copy could not make its own index): every
+		// file is compared by its contents.
+		return "", nil, fmt.Errorf("read base tree: %w", err)
+	}
+	var (
+		changed []string
+		listed  = make(chan error, 1)
+	)
+	go func() {
+		var err error
+		changed, err = changedTracked(ctx, g)
+		listed <- err
+	}()
+	added, _, err := untrackedFiles(ctx, g, nil) // nested repositories are not copied
+	if lerr := <-listed; err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("compare source with base: %w", err)
+	}
+	if len(changed) == 0 && len(added) == 0 {
+		return b.Commit, nil, nil
+	}
+	root, err := os.OpenRoot(src.top)
+	if err != nil {
+		return "", nil, err
+	}
+	defer root.Close()
+	var gone []string
+	present := added
+	for _, p := range changed {
+		// A tracked file is kept, ignored or not, while it is a file or a
+		// symlink inside the tree.
+		if fi, err := lstatInTree(root, p); err == nil && (fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
+			present = append(present, p)
+		} else {
+			gone = append(gone, p)
 		}
 	}
-	g := gitCmd{gitDir: ws.GitDir, workTree: src.top, dir: src.top, config: workspaceConfig}.with("GIT_INDEX_FILE=" + tmp)
-	if err := stageWorkTree(ctx, g, src.top, b.Commit); err != nil {
-		return "", nil, fmt.Errorf("compare source with base: %w", err)
+	if len(gone) > 0 {
+		if _, err := g.run(ctx, joinNUL(gone), "update-index", "--force-remove", "-z", "--stdin"); err != nil {
+			return "", nil, fmt.Errorf("stage removals: %w", err)
+		}
+	}
+	if len(present) > 0 {
+		if _, err := g.run(ctx, joinNUL(present), "update-index", "--add", "--replace", "-z", "--stdin"); err != nil {
+			return "", nil, fmt.Errorf("stage files: %w", err)
+		}
 	}
 	tree, err := g.runText(ctx, nil, "write-tree")
 	if err != nil {
 		return "", nil, fmt.Errorf("write tree: %w", err)
 	}
 	if tree == treeOf(ctx, g, b.Commit) {
-		return b.Commit, nil, nil
+		return b.Commit, nil, nil // touched, not changed
 	}
 	commit, err := ws.commitTree(ctx, tree, src.head, fmt.Sprintf("claude-parallel %s: snapshot of the work folder", ws.TaskID))
 	if err != nil {
@@ -316,6 +377,19 @@ func sourceDelta(ctx context.Context, ws *Workspace, src repoInfo, b *baseTree) 
 		changes = append(changes, c)
 	}
 	return commit, changes, nil
+}
+
+// linkOrCopy makes to a hard link to from, or a copy of it.
+func linkOrCopy(from, to string) error {
+	_ = os.Remove(to)
+	if err := os.Link(from, to); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }
 
 // writeChanges writes changes into the upper layer: a whiteout for a path

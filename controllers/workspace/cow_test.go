@@ -290,3 +290,71 @@ func TestCopyOnWrite_LaterTaskHostileSource(t *testing.T) {
 		t.Fatalf("later overlay task differs from a copy:\n%s", d)
 	}
 }
+
+// A later task compares the source with its base as git status does: git's
+// walk never enters an ignored folder, so what lies there cannot stop it (a
+// .gitignore that is a named pipe inside build/, which the capture's own
+// walk, used before, refused), and a nested repository is left out, as the
+// copy leaves it out (the capture's walk entered it).
+func TestCopyOnWrite_LaterTaskComparesAsTheCopyLists(t *testing.T) {
+	src := newSourceRepo(t)
+	root := cowRoot(t)
+	mustDo(t, os.MkdirAll(filepath.Join(src, "build"), 0o755))
+	mustDo(t, syscall.Mkfifo(filepath.Join(src, "build", ".gitignore"), 0o644))
+	first := prepareIn(t, root, src, true, true)
+
+	writeFile(t, filepath.Join(src, "a.txt"), "edited later\n", 0o644)
+	nested := filepath.Join(src, "nested")
+	testGit(t, src, "init", "--quiet", nested)
+	writeFile(t, filepath.Join(nested, "inner.txt"), "another repository's\n", 0o644)
+	writeFile(t, filepath.Join(src, "fresh.txt"), "new\n", 0o644)
+
+	later := prepareIn(t, root, src, true, true)
+	if later.Overlay != first.Overlay {
+		t.Fatalf("later task on base %q, first on %q", later.Overlay, first.Overlay)
+	}
+	plain := prepareIn(t, filepath.Join(t.TempDir(), "workspaces"), src, true, false)
+	if d := diffTrees(snapshotTree(t, plain.WorkDir), snapshotTree(t, later.WorkDir)); d != "" {
+		t.Fatalf("later overlay task differs from a copy:\n%s", d)
+	}
+	if treeOf(testCtx(t), later.git(), later.BaseCommit) != treeOf(testCtx(t), plain.git(), plain.BaseCommit) {
+		t.Fatal("base trees differ")
+	}
+	if _, err := os.Lstat(filepath.Join(later.WorkDir, "nested", "inner.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("nested repository's file in the later task: %v", err)
+	}
+	for _, p := range []string{"a.txt", "fresh.txt"} {
+		if _, err := os.Lstat(filepath.Join(later.WorkDir, p)); err != nil {
+			t.Fatalf("%s missing from the later task: %v", p, err)
+		}
+	}
+}
+
+// A snapshot base's source index carries the trees of its folders (git's
+// cache-tree extension), taken from the capture index: a later task that
+// finds one file changed then writes the trees of that file's folders only.
+// Git reads the index whole, and the tree it writes from it untouched is the
+// base's.
+func TestCopyOnWrite_SourceIndexKeepsFolderTrees(t *testing.T) {
+	src := newSourceRepo(t)
+	writeFile(t, filepath.Join(src, "dir", "deeper", "new.txt"), "untracked\n", 0o644)
+	root := cowRoot(t)
+	ws := prepareIn(t, root, src, true, true)
+	base := filepath.Join(basesDir(root), ws.Overlay)
+	file := filepath.Join(base, sourceIndex)
+	if cacheTreeExtension(file) == nil {
+		t.Fatal("source index without the folders' trees")
+	}
+	g := ws.git().with("GIT_INDEX_FILE=" + file)
+	g.workTree, g.dir = src, src
+	tree, err := g.runText(testCtx(t), nil, "write-tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := treeOf(testCtx(t), ws.git(), ws.BaseCommit); tree != want {
+		t.Fatalf("tree of the source index %s, base tree %s", tree, want)
+	}
+	if out, err := g.run(testCtx(t), nil, "ls-files", "-z"); err != nil || len(splitNUL(out)) != 7 {
+		t.Fatalf("ls-files: %q, %v", out, err)
+	}
+}

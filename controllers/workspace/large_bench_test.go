@@ -24,6 +24,9 @@ import (
 // for a later one, and ≤ 2 x (status + diff) + 0.5 s for a capture.
 //
 //	go test -run '^$' -bench LargeRepository -benchtime 1x -timeout 60m ./controllers/workspace/
+//
+// CP_BENCH_LARGE_SOURCE=dir copies dir/large-<n> (a repository made by the
+// same generator) instead of generating one, when it is there.
 func BenchmarkLargeRepository(b *testing.B) {
 	sizes := []int{10_000, 100_000, 300_000}
 	if env := os.Getenv("CP_BENCH_LARGE_FILES"); env != "" {
@@ -46,7 +49,7 @@ func BenchmarkLargeRepository(b *testing.B) {
 
 func benchLargeRepository(b *testing.B, ctx context.Context, n int) {
 	start := time.Now()
-	src := newLargeSource(b, n, true)
+	src := largeSourceFor(b, n)
 	fmt.Printf("large  | %7d files | repository made in %.1fs\n", n, time.Since(start).Seconds())
 	root := filepath.Join(filepath.Dir(src), "workspaces")
 	cowRoot := filepath.Join(filepath.Dir(src), "cow-workspaces")
@@ -237,4 +240,22 @@ func workspaceFloor(b *testing.B, ws *Workspace) time.Duration {
 		git("update-index", "-q", "--refresh")
 	}
 	return git("status", "--porcelain") + git("diff")
+}
+
+// largeSourceFor is a new source repository of n files, or a copy (cp -a)
+// of <CP_BENCH_LARGE_SOURCE>/large-<n> when there is one, made by the same
+// generator earlier: generating 300,000 files takes minutes.
+func largeSourceFor(b *testing.B, n int) string {
+	ready := filepath.Join(os.Getenv("CP_BENCH_LARGE_SOURCE"), fmt.Sprintf("large-%d", n))
+	if os.Getenv("CP_BENCH_LARGE_SOURCE") == "" {
+		return newLargeSource(b, n, true)
+	}
+	if _, err := os.Stat(filepath.Join(ready, ".git")); err != nil {
+		return newLargeSource(b, n, true)
+	}
+	src := filepath.Join(b.TempDir(), "large")
+	timeCmd(b, "", "cp", "-a", ready, src)
+	// The copy's files have other inodes and ctimes than its index says.
+	timeCmd(b, src, "git", "update-index", "-q", "--refresh")
+	return src
 }

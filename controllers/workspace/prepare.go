@@ -703,7 +703,7 @@ func copySnapshot(src repoInfo, work string, out []byte) (*copiedTree, error) {
 		seen[p] = true
 		todo = append(todo, p)
 	}
-	done, err := newTreeCopier(from, to).copyAll(todo)
+	done, err := copyTree(from, to, src.top, work, todo)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,12 @@ func (ct *copiedTree) writeIndexFile(file string) error {
 // writeIndex is writeIndexFile with, when source is set, the stat data of
 // the files copied from rather than of their copies.
 func (ct *copiedTree) writeIndex(file string, source bool) error {
+	return ct.writeIndexExt(file, source, nil)
+}
+
+// writeIndexExt is writeIndex with ext (whole extensions, each with its
+// signature and size) after the entries.
+func (ct *copiedTree) writeIndexExt(file string, source bool, ext []byte) error {
 	type entry struct {
 		path string
 		e    *copiedEntry
@@ -132,6 +138,7 @@ func (ct *copiedTree) writeIndex(file string, source bool) error {
 		size := (62 + len(en.path) + 8) &^ 7
 		out(pad[:size-62-len(en.path)])
 	}
+	out(ext)
 	if _, err := w.Write(sum.Sum(nil)); err != nil {
 		f.Close()
 		return err

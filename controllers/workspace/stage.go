@@ -668,18 +668,6 @@ func (w *Workspace) stageAgainst(ctx context.Context, base string) (tree, baseTr
 	return tree, bt, nil
 }
 
-// linkOrCopy makes dst a hard link to src, or a copy where links fail.
-func linkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil || errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o644)
-}
-
 // keepIndex makes the index at tmp the capture index, leaving tmp in place.
 func keepIndex(tmp, cache string) error {
 	next := cache + ".tmp-" + randomSuffix()
