@@ -232,7 +232,9 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		// A front end decided meanwhile (apply, reject, another target):
 		// the verdict would answer a spec the diff no longer has, and the
 		// pass that carries out the new one waits for this one to end. It
-		// follows at once; this pass observes nothing and writes nothing.
+		// follows at once; this pass observes nothing and writes nothing,
+		// not even the fingerprint stamped for the verdict it gave up.
+		st.TargetFingerprint = sc.before.TargetFingerprint
 		sc.inFlight = true
 		return nil
 	}
