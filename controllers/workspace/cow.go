@@ -303,17 +303,10 @@ func sourceDelta(ctx context.Context, ws *Workspace, src repoInfo, b *baseTree) 
 		// file is compared by its contents.
 		return "", nil, fmt.Errorf("read base tree: %w", err)
 	}
-	var (
-		changed []string
-		listed  = make(chan error, 1)
-	)
-	go func() {
-		var err error
-		changed, err = changedTracked(ctx, g)
-		listed <- err
-	}()
+	changedList := changedTrackedAsync(ctx, g)
 	added, _, err := untrackedFiles(ctx, g, nil) // nested repositories are not copied
-	if lerr := <-listed; err == nil {
+	changed, lerr := changedList()
+	if err == nil {
 		err = lerr
 	}
 	if err != nil {

@@ -44,17 +44,15 @@ func newTreeCopier(from, to *os.Root) *treeCopier {
 func (c *treeCopier) copyAll(paths []string) ([]copiedEntry, error) {
 	copied := make([]copiedEntry, len(paths))
 	var (
-		next   atomic.Int64
-		failed atomic.Bool
-		wg     sync.WaitGroup
-		errMu  sync.Mutex
-		first  error
+		next atomic.Int64
+		wg   sync.WaitGroup
+		fail copyFailure
 	)
 	for range min(copyWorkers, (len(paths)+copyChunk-1)/copyChunk) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !failed.Load() {
+			for !fail.failed.Load() {
 				lo := int(next.Add(copyChunk)) - copyChunk
 				if lo >= len(paths) {
 					return
@@ -62,12 +60,7 @@ func (c *treeCopier) copyAll(paths []string) ([]copiedEntry, error) {
 				for i := lo; i < min(lo+copyChunk, len(paths)); i++ {
 					e, err := c.copyOne(paths[i])
 					if err != nil {
-						errMu.Lock()
-						if first == nil {
-							first = fmt.Errorf("copy %s: %w", paths[i], err)
-						}
-						errMu.Unlock()
-						failed.Store(true)
+						fail.set(paths[i], err)
 						return
 					}
 					copied[i] = e
@@ -76,7 +69,24 @@ func (c *treeCopier) copyAll(paths []string) ([]copiedEntry, error) {
 		}()
 	}
 	wg.Wait()
-	return copied, first
+	return copied, fail.first
+}
+
+// copyFailure is the first error of the copy workers; once it is set, the
+// others stop at their next range.
+type copyFailure struct {
+	failed atomic.Bool
+	mu     sync.Mutex
+	first  error
+}
+
+func (f *copyFailure) set(path string, err error) {
+	f.mu.Lock()
+	if f.first == nil {
+		f.first = fmt.Errorf("copy %s: %w", path, err)
+	}
+	f.mu.Unlock()
+	f.failed.Store(true)
 }
 
 // copiedEntry is what copyOne made of one path: nothing (ok false), or a

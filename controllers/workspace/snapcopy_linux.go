@@ -77,11 +77,9 @@ func (c *fastCopier) copyAll(paths []string) ([]copiedEntry, error) {
 	copied := make([]copiedEntry, len(paths))
 	ends := copyChunks(paths)
 	var (
-		next   atomic.Int64
-		failed atomic.Bool
-		wg     sync.WaitGroup
-		errMu  sync.Mutex
-		first  error
+		next atomic.Int64
+		wg   sync.WaitGroup
+		fail copyFailure
 	)
 	for range min(copyWorkers, len(ends)) {
 		wg.Add(1)
@@ -89,7 +87,7 @@ func (c *fastCopier) copyAll(paths []string) ([]copiedEntry, error) {
 			defer wg.Done()
 			w := &copyWorker{c: c, src: -1, dst: -1, h: sha1.New(), buf: make([]byte, 64<<10)}
 			defer w.closeDir()
-			for !failed.Load() {
+			for !fail.failed.Load() {
 				k := int(next.Add(1)) - 1
 				if k >= len(ends) {
 					return
@@ -101,12 +99,7 @@ func (c *fastCopier) copyAll(paths []string) ([]copiedEntry, error) {
 				for i := lo; i < ends[k]; i++ {
 					e, err := w.copyOne(paths[i])
 					if err != nil {
-						errMu.Lock()
-						if first == nil {
-							first = fmt.Errorf("copy %s: %w", paths[i], err)
-						}
-						errMu.Unlock()
-						failed.Store(true)
+						fail.set(paths[i], err)
 						return
 					}
 					copied[i] = e
@@ -115,7 +108,7 @@ func (c *fastCopier) copyAll(paths []string) ([]copiedEntry, error) {
 		}()
 	}
 	wg.Wait()
-	return copied, first
+	return copied, fail.first
 }
 
 // copyWorker is one worker's state: the folder it copies in, open on both

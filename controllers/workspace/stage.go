@@ -92,17 +92,10 @@ func stageSurveyed(ctx context.Context, g gitCmd, work string, reset func() erro
 
 	// The untracked files are listed at the same time (below): both only read
 	// the index, and each mostly waits on the file system.
-	var (
-		changed []string
-		listed  = make(chan error, 1)
-	)
-	go func() {
-		var err error
-		changed, err = changedTracked(ctx, g)
-		listed <- err
-	}()
+	changedList := changedTrackedAsync(ctx, g)
 	untracked, moreNested, err := untrackedOrWalk(ctx, g, sv, &gitlinks)
-	if lerr := <-listed; err == nil { // waited for either way: it writes changed
+	changed, lerr := changedList() // waited for either way: it runs git
+	if err == nil {
 		err = lerr
 	}
 	if err != nil {
@@ -261,6 +254,24 @@ func indexAtGitHolders(ctx context.Context, g gitCmd, holders map[string]bool) (
 		}
 	}
 	return gitlinks, hidden, gone, nil
+}
+
+// changedTrackedAsync runs changedTracked in the background, for a caller
+// that lists the untracked files meanwhile (both only read the index, and
+// each mostly waits on the file system); wait returns its outcome and must
+// be called.
+func changedTrackedAsync(ctx context.Context, g gitCmd) (wait func() ([]string, error)) {
+	var changed []string
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		changed, err = changedTracked(ctx, g)
+		done <- err
+	}()
+	return func() ([]string, error) {
+		err := <-done
+		return changed, err
+	}
 }
 
 // changedTracked lists the index entries, submodules aside, whose file in the
