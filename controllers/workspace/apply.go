@@ -14,10 +14,11 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/claude-parallel/claude-parallel/models/procid"
 )
 
 // ApplyMode says where a diff is applied.
@@ -661,11 +662,11 @@ func lockTarget(key string, dryRun bool) (unlock func()) {
 type scratch struct{ dir, gitDir string }
 
 func newScratch(_ context.Context, owner *syscall.Credential) (*scratch, error) {
-	return makeScratch("claude-parallel-apply-", owner)
+	return makeScratch("", "claude-parallel-apply-", owner)
 }
 
-func makeScratch(prefix string, owner *syscall.Credential) (*scratch, error) {
-	dir, err := os.MkdirTemp("", prefix)
+func makeScratch(tmp, prefix string, owner *syscall.Credential) (*scratch, error) {
+	dir, err := os.MkdirTemp(tmp, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -712,8 +713,7 @@ func applyRepo() (*scratch, error) {
 	}
 	// The folder outlives the process (nothing removes it at exit), so the
 	// first apply of a process removes those of processes that are gone.
-	sweepSharedScratch(os.TempDir())
-	sc, err := makeScratch(fmt.Sprintf("%s%d-", sharedScratchPrefix, os.Getpid()), nil)
+	sc, err := newSharedScratch(os.TempDir())
 	if err != nil {
 		return nil, err
 	}
@@ -721,35 +721,47 @@ func applyRepo() (*scratch, error) {
 	return sc, nil
 }
 
-const sharedScratchPrefix = "claude-parallel-apply-shared-"
+// sharedScratchPrefix names the shared scratch repositories; sharedOwner is
+// the file in one that names its process (procid), so a later process can
+// tell whether that one is certainly gone.
+const (
+	sharedScratchPrefix = "claude-parallel-apply-shared-"
+	sharedOwner         = "owner"
+)
 
-// sweepSharedScratch removes the shared scratch repositories in tmp of
-// processes that no longer run and were this user's. A reused pid only
-// keeps a leftover until that process ends.
+// newSharedScratch sweeps tmp (sweepSharedScratch) and makes this process's
+// shared scratch repository there, its owner file naming this process.
+func newSharedScratch(tmp string) (*scratch, error) {
+	sweepSharedScratch(tmp)
+	sc, err := makeScratch(tmp, sharedScratchPrefix, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(sc.dir, sharedOwner), []byte(procid.New()), 0o600); err != nil {
+		sc.remove()
+		return nil, fmt.Errorf("create scratch repository: %w", err)
+	}
+	return sc, nil
+}
+
+// sweepSharedScratch removes the shared scratch repositories in tmp whose
+// process is certainly gone (procid.Gone: same boot and pid namespace, its
+// pid free or reused). One without an owner file is left: it may be in the
+// making, and a process in another pid namespace sharing tmp is never
+// judged.
 func sweepSharedScratch(tmp string) {
 	entries, err := os.ReadDir(tmp)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), sharedScratchPrefix)
-		if !ok || !e.IsDir() {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), sharedScratchPrefix) {
 			continue
 		}
-		pidText, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid <= 0 || pid == os.Getpid() {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			_ = removeTree(filepath.Join(tmp, e.Name()))
+		dir := filepath.Join(tmp, e.Name())
+		owner, err := os.ReadFile(filepath.Join(dir, sharedOwner))
+		if err == nil && procid.Gone(string(owner)) {
+			_ = removeTree(dir)
 		}
 	}
 }

@@ -434,28 +434,46 @@ func TestApply_ParallelAppliesNeverLeaveTheTargetHalfApplied(t *testing.T) {
 
 // TestSweepSharedScratch_RemovesOnlyThoseOfEndedProcesses: the per-process
 // scratch repository outlives its process; the next process's first apply
-// removes those whose process ended, and no other folder.
+// removes those whose process ended (procid), and no other folder.
 func TestSweepSharedScratch_RemovesOnlyThoseOfEndedProcesses(t *testing.T) {
-	tmp := t.TempDir()
-	ended := exec.Command("true")
-	if err := ended.Run(); err != nil {
-		t.Fatal(err)
+	if dir := os.Getenv("CP_TEST_SHARED_SCRATCH_IN"); dir != "" {
+		// The child: make a shared scratch, as a server's first apply does, and end.
+		if _, err := newSharedScratch(dir); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
-	dead := filepath.Join(tmp, fmt.Sprintf("%s%d-123", sharedScratchPrefix, ended.Process.Pid))
-	alive := filepath.Join(tmp, fmt.Sprintf("%s%d-456", sharedScratchPrefix, os.Getppid()))
+	tmp := t.TempDir()
+	child := exec.Command(os.Args[0], "-test.run=^TestSweepSharedScratch_RemovesOnlyThoseOfEndedProcesses$")
+	child.Env = append(os.Environ(), "CP_TEST_SHARED_SCRATCH_IN="+tmp)
+	if out, err := child.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	ended, _ := filepath.Glob(filepath.Join(tmp, sharedScratchPrefix+"*"))
+	if len(ended) != 1 {
+		t.Fatalf("the child left %d shared scratch folders, want 1: %v", len(ended), ended)
+	}
+	unowned := filepath.Join(tmp, sharedScratchPrefix+"in-the-making")
 	other := filepath.Join(tmp, "claude-parallel-apply-789")
-	for _, d := range []string{dead, alive, other} {
+	for _, d := range []string{unowned, other} {
 		if err := os.MkdirAll(filepath.Join(d, "git", "objects"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sweepSharedScratch(tmp)
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+	mine, err := newSharedScratch(tmp) // sweeps first
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(ended[0]); !os.IsNotExist(err) {
 		t.Errorf("the scratch of an ended process is still there: %v", err)
 	}
-	for _, d := range []string{alive, other} {
+	for _, d := range []string{unowned, other, mine.dir} {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was removed: %v", d, err)
 		}
+	}
+	sweepSharedScratch(tmp)
+	if _, err := os.Stat(filepath.Join(mine.gitDir, "HEAD")); err != nil {
+		t.Errorf("a sweep removed the scratch of a running process: %v", err)
 	}
 }
