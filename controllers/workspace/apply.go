@@ -113,7 +113,7 @@ func CheckApplies(ctx context.Context, target string, patch []byte) (ApplyResult
 // it was read. When the server is root, what it writes is handed to the
 // target's owner.
 func applyWorktree(ctx context.Context, spec ApplySpec) (ApplyResult, error) {
-	repo, err := inspectChecked(ctx, spec.Target, true, spec.AllowedRoots)
+	repo, err := inspectTarget(ctx, spec.Target, spec.AllowedRoots)
 	if err != nil {
 		return ApplyResult{}, err
 	}

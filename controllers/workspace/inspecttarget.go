@@ -1,0 +1,45 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/claude-parallel/claude-parallel/models/gitdiscover"
+)
+
+// inspectTarget is inspectChecked for a worktree apply's target, which
+// needs the repository's directories but not its HEAD: in the plain layout
+// (a .git directory in the folder or above it, gitdiscover.PlainRepo) the
+// directories are read off the file system instead of asked of a git
+// process, which cost as much as the apply's own git process. Every check
+// inspectChecked makes is made the same way on the answer: the folder is
+// opened beneath an allowed root first and the discovery starts where it
+// was opened; the top found must contain that very directory (by identity,
+// pinRepo), the top and the git directory are opened beneath an allowed
+// root too, and their owners must match (checkSameOwner). Any other layout
+// is git's to discover, as before. The returned info has no head.
+func inspectTarget(ctx context.Context, dir string, roots Roots) (repoInfo, error) {
+	folder, err := openPinned(dir, roots, "")
+	if err != nil {
+		if errors.Is(err, ErrOutsideAllowedRoots) {
+			return repoInfo{}, err
+		}
+		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
+	}
+	defer folder.close()
+	var info repoInfo
+	if top, gitDir, ok := gitdiscover.PlainRepo(folder.real); ok {
+		info = repoInfo{top: top, gitDir: gitDir, commonDir: gitDir}
+		if err := checkSameOwner(info); err != nil {
+			return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
+		}
+	} else if info, err = inspectIn(ctx, folder.path, folder.real, dir, true); err != nil {
+		return repoInfo{}, err
+	}
+	if err := pinRepo(&info, folder, dir, roots); err != nil {
+		info.close()
+		return repoInfo{}, err
+	}
+	return info, nil
+}
