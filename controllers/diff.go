@@ -123,6 +123,9 @@ type diffScope struct {
 	task   *models.Task      // the diff's task, read-only
 	before models.DiffStatus // status as read, to detect a change
 	result reconciler.Result
+	// changed is the store's change notification taken before the diff was
+	// read: a write after that read closes it (untilSpecChanges).
+	changed <-chan struct{}
 
 	// inFlight marks a pass that started work a later pass finishes (the
 	// Applying pass): the generation is not yet observed, and the key is
@@ -146,6 +149,9 @@ func (sc *diffScope) taskEvent(reason, message string) {
 
 // Reconcile moves one diff one step towards what was decided about it.
 func (r *diffReconciler) Reconcile(ctx context.Context, req reconciler.Request) (res reconciler.Result, reterr error) {
+	// Taken before the read: a spec written after it wakes a re-check at
+	// once (untilSpecChanges).
+	changed := r.store.Changed()
 	d, err := r.store.GetDiff(ctx, req.Key)
 	if errors.Is(err, models.ErrNotFound) {
 		return res, nil
@@ -164,7 +170,7 @@ func (r *diffReconciler) Reconcile(ctx context.Context, req reconciler.Request) 
 		return res, fmt.Errorf("reconcile diff %s: %w", d.ID, err)
 	}
 
-	sc := &diffScope{diff: d, task: task, before: d.Status}
+	sc := &diffScope{diff: d, task: task, before: d.Status, changed: changed}
 	log := r.log.With(zap.String("diff", d.ID), zap.String("task", d.TaskID))
 	defer func() {
 		werr := r.writeStatus(ctx, sc, reterr)
@@ -232,7 +238,6 @@ func (r *diffReconciler) reconcilePhase(ctx context.Context, sc *diffScope) erro
 		r.reject(sc)
 		return r.cleanUpRejected(ctx, sc)
 	default:
-		r.stampTargetFingerprint(ctx, sc) // what the target watch compares (targetwatch.go)
 		return r.recheck(ctx, sc)
 	}
 }

@@ -217,16 +217,34 @@ func conflictMessage(top string, files []string, why string) string {
 // recheck tells whether a diff awaiting a decision would still apply to its
 // target, by a dry run of the apply sharing the target's lock. It owns the
 // moves between Pending and Conflict, ConflictFiles, and Failed for a patch
-// that can never be applied safely. It runs on every pass of such a diff:
-// passes come after each apply to the same repository and on every hint.
+// that can never be applied safely, and stamps the target's fingerprint
+// the target watch compares (targetwatch.go). It runs on every pass of such
+// a diff: passes come after each apply to the same repository and on every
+// hint. A front end's decision written meanwhile ends the stamp and the dry
+// run alike (untilSpecChanges): the pass carrying out the decision waits for
+// this one, and an apply asked for right after a run finished meets the
+// first re-check of its diff, which looks at the target with git.
 func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 	st := &sc.diff.Status
-	if st.Phase == models.DiffPhaseFailed {
-		return nil // captured or applied wrongly once; a dry run would not tell more
-	}
 	target := r.targetOf(sc)
-	dctx, stop := r.untilSpecChanges(ctx, sc.diff)
-	res, top, err := r.dryRun(dctx, sc)
+	dctx, stop := r.untilSpecChanges(ctx, sc.diff, sc.changed)
+	r.stampTargetFingerprint(dctx, sc)
+	// A diff captured or applied wrongly once is not dry run: it would not
+	// tell more.
+	failed := st.Phase == models.DiffPhaseFailed
+	var (
+		res workspace.ApplyResult
+		top string
+		err error
+	)
+	switch {
+	case failed:
+	case dctx.Err() != nil:
+		// Ended during the stamp: no git process is started for nothing.
+		err = context.Cause(dctx)
+	default:
+		res, top, err = r.dryRun(dctx, sc)
+	}
 	stop()
 	if errors.Is(context.Cause(dctx), errSpecChanged) && ctx.Err() == nil {
 		// A front end decided meanwhile (apply, reject, another target):
@@ -236,6 +254,9 @@ func (r *diffReconciler) recheck(ctx context.Context, sc *diffScope) error {
 		// not even the fingerprint stamped for the verdict it gave up.
 		st.TargetFingerprint = sc.before.TargetFingerprint
 		sc.inFlight = true
+		return nil
+	}
+	if failed {
 		return nil
 	}
 	if be := branchExists(err); be != nil {
@@ -279,10 +300,17 @@ var errSpecChanged = errors.New("the diff's spec changed during the check")
 // apply asked for just after a run finished would otherwise wait for the
 // dry run of the new diff, a git process, before its own pass may start (a
 // key is never reconciled twice at once). It wakes on the store's change
-// notification and reads only d's generation. stop releases it.
-func (r *diffReconciler) untilSpecChanges(ctx context.Context, d *models.Diff) (context.Context, func()) {
+// notification and reads only d's generation. changed is the notification
+// taken before d was read, so a spec written between that read and this
+// call — the pass reads the diff, then looks at supersession and the
+// target, then checks — wakes it at once too: taken here, it would miss
+// that write and let the check run to its end while the apply waits. stop
+// releases it.
+func (r *diffReconciler) untilSpecChanges(ctx context.Context, d *models.Diff, changed <-chan struct{}) (context.Context, func()) {
 	cctx, cancel := context.WithCancelCause(ctx)
-	changed := r.store.Changed()
+	if changed == nil {
+		changed = r.store.Changed()
+	}
 	done := make(chan struct{})
 	go func() {
 		for {
