@@ -20,6 +20,14 @@ import (
 // root too, and their owners must match (checkSameOwner). Any other layout
 // is git's to discover, as before. The returned info has no head.
 func inspectTarget(ctx context.Context, dir string, roots Roots) (repoInfo, error) {
+	return inspectPlain(ctx, dir, roots, false)
+}
+
+// inspectPlain is inspectTarget, and with needHead it also reads the HEAD
+// commit, through the pinned git directory, the way git resolves it
+// (gitdiscover.Head); a HEAD only git can resolve sends the whole look to
+// git (inspectChecked).
+func inspectPlain(ctx context.Context, dir string, roots Roots, needHead bool) (repoInfo, error) {
 	folder, err := openPinned(dir, roots, "")
 	if err != nil {
 		if errors.Is(err, ErrOutsideAllowedRoots) {
@@ -28,18 +36,33 @@ func inspectTarget(ctx context.Context, dir string, roots Roots) (repoInfo, erro
 		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
 	}
 	defer folder.close()
-	var info repoInfo
-	if top, gitDir, ok := gitdiscover.PlainRepo(folder.real); ok {
-		info = repoInfo{top: top, gitDir: gitDir, commonDir: gitDir}
-		if err := checkSameOwner(info); err != nil {
-			return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
+	top, gitDir, ok := gitdiscover.PlainRepo(folder.real)
+	if !ok {
+		info, err := inspectIn(ctx, folder.path, folder.real, dir, true)
+		if err != nil {
+			return repoInfo{}, err
 		}
-	} else if info, err = inspectIn(ctx, folder.path, folder.real, dir, true); err != nil {
-		return repoInfo{}, err
+		if err := pinRepo(&info, folder, dir, roots); err != nil {
+			info.close()
+			return repoInfo{}, err
+		}
+		return info, nil
+	}
+	info := repoInfo{top: top, gitDir: gitDir, commonDir: gitDir}
+	if err := checkSameOwner(info); err != nil {
+		return repoInfo{}, fmt.Errorf("%w: %s: %v", ErrNotGitWorkTree, dir, err)
 	}
 	if err := pinRepo(&info, folder, dir, roots); err != nil {
 		info.close()
 		return repoInfo{}, err
+	}
+	if needHead {
+		head, ok := gitdiscover.Head(info.gitDir)
+		if !ok {
+			info.close()
+			return inspectChecked(ctx, dir, true, roots)
+		}
+		info.head = head
 	}
 	return info, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/claude-parallel/claude-parallel/models/gitdiscover"
@@ -82,5 +83,50 @@ func TestInspectTarget_AgreesWithGitDiscovery(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A work folder opened for the target watch has the HEAD git's discovery
+// gives, whether it was read off the file system (a loose or packed branch,
+// a detached HEAD, an unborn branch) or left to git (a symbolic branch).
+func TestOpenWorkFolder_HeadAgreesWithGit(t *testing.T) {
+	ctx := testCtx(t)
+	base, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := func(name string) string {
+		return reproducibleGit.NewRepo(t, filepath.Join(base, name), map[string]string{"a.txt": "a\n"})
+	}
+	loose := repo("loose")
+	packed := repo("packed")
+	testGit(t, packed, "pack-refs", "--all")
+	detached := repo("detached")
+	testGit(t, detached, "checkout", "-q", "--detach")
+	unborn := filepath.Join(base, "unborn")
+	testGit(t, base, "init", "-q", unborn)
+	symbolic := repo("symbolic")
+	branch := strings.TrimSpace(testGit(t, symbolic, "symbolic-ref", "--short", "HEAD"))
+	testGit(t, symbolic, "symbolic-ref", "refs/heads/alias", "refs/heads/"+branch)
+	testGit(t, symbolic, "symbolic-ref", "HEAD", "refs/heads/alias")
+
+	for _, dir := range []string{loose, packed, detached, unborn, symbolic} {
+		wf, err := OpenWorkFolder(ctx, dir, Roots{base})
+		if err != nil {
+			t.Fatalf("%s: %v", dir, err)
+		}
+		want, err := inspectChecked(ctx, dir, true, Roots{base})
+		if err != nil {
+			wf.Close()
+			t.Fatalf("%s: git: %v", dir, err)
+		}
+		if wf.Head() != want.head || wf.Top() != want.realTop {
+			t.Errorf("%s: head %q top %s, git says %q %s", dir, wf.Head(), wf.Top(), want.head, want.realTop)
+		}
+		if dir != unborn && wf.Head() == "" {
+			t.Errorf("%s: no head", dir)
+		}
+		wf.Close()
+		want.close()
 	}
 }

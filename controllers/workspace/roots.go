@@ -346,9 +346,10 @@ type WorkFolder struct {
 
 // OpenWorkFolder checks that dir is inside a git work tree whose folders all
 // lie in an allowed root (nil roots: no check), and opens it. The caller
-// must Close it.
+// must Close it. A plain repository is found and its HEAD read without a
+// git process (inspectPlain).
 func OpenWorkFolder(ctx context.Context, dir string, roots Roots) (*WorkFolder, error) {
-	info, err := inspectChecked(ctx, dir, true, roots)
+	info, err := inspectPlain(ctx, dir, roots, true)
 	if err != nil {
 		return nil, err
 	}

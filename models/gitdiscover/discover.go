@@ -121,3 +121,68 @@ func deviceOf(p string) (uint64, bool) {
 	}
 	return uint64(st.Dev), true //nolint:unconvert // Dev is 32 bits on some platforms
 }
+
+// Head reads the commit HEAD names in the git directory gd (as PlainRepo
+// found it, or a handle's name for it) the way git resolves it with the
+// files backend: a detached id as written, or the branch HEAD points at, as
+// a loose ref file or a line of packed-refs; "" when the branch is unborn
+// (no such ref yet). ok false leaves the answer to git: a ref that is itself
+// symbolic, another refs backend (extensions.refStorage), a name or a file
+// that is not what git writes, anything unreadable.
+func Head(gd string) (oid string, ok bool) {
+	cfg, err := os.ReadFile(filepath.Join(gd, "config"))
+	if err != nil || bytes.Contains(bytes.ToLower(cfg), []byte("refstorage")) {
+		return "", false
+	}
+	b, err := os.ReadFile(filepath.Join(gd, "HEAD"))
+	if err != nil || !headPattern.Match(b) {
+		return "", false
+	}
+	head := string(bytes.TrimSuffix(b, []byte("\n")))
+	if oidPattern.MatchString(head) {
+		return head, true
+	}
+	ref := head[len("ref: "):]
+	if !refPattern.MatchString(ref) {
+		return "", false
+	}
+	loose, err := os.ReadFile(filepath.Join(gd, filepath.FromSlash(ref)))
+	switch {
+	case err == nil:
+		id := string(bytes.TrimSuffix(loose, []byte("\n")))
+		if !oidPattern.MatchString(id) {
+			return "", false // symbolic, or not a ref git wrote
+		}
+		return id, true
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", false
+	}
+	packed, err := os.ReadFile(filepath.Join(gd, "packed-refs"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", true // unborn
+	}
+	if err != nil {
+		return "", false
+	}
+	for _, line := range bytes.Split(packed, []byte("\n")) {
+		if len(line) == 0 || line[0] == '#' || line[0] == '^' {
+			continue
+		}
+		id, name, found := bytes.Cut(line, []byte(" "))
+		if found && string(name) == ref {
+			if !oidPattern.Match(id) {
+				return "", false
+			}
+			return string(id), true
+		}
+	}
+	return "", true // unborn
+}
+
+var (
+	oidPattern = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	// refPattern is a ref name under refs/ made of ordinary characters,
+	// no component starting with a dot (so none is "." or ".."): joined to
+	// the git directory it names a file inside it.
+	refPattern = regexp.MustCompile(`^refs/([A-Za-z0-9_+@-][A-Za-z0-9._+@-]*/)*[A-Za-z0-9_+@-][A-Za-z0-9._+@-]*$`)
+)

@@ -1,6 +1,7 @@
 package gitdiscover
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,4 +116,89 @@ func appendFile(t *testing.T, p, text string) {
 	if _, err := f.WriteString(text); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Head reads HEAD as git resolves it — a branch as a loose ref or a line of
+// packed-refs, a detached HEAD, an unborn branch ("") — or leaves it to git
+// for what only git can resolve: a symbolic branch ref, another refs
+// backend, a HEAD naming something outside refs/.
+func TestHead_AgreesWithGitOrDeclines(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := func(name string) string {
+		dir := filepath.Join(root, name)
+		testutil.NewRepo(t, dir, map[string]string{"a.txt": "a\n"})
+		return dir
+	}
+	loose := repo("loose")
+	packed := repo("packed")
+	testutil.Git(t, packed, "pack-refs", "--all")
+	if _, err := os.Stat(filepath.Join(packed, ".git", "refs", "heads", currentBranch(t, packed))); err == nil {
+		t.Fatal("the branch is still a loose ref after pack-refs: the case would not read packed-refs")
+	}
+	detached := repo("detached")
+	testutil.Git(t, detached, "checkout", "-q", "--detach")
+	unborn := filepath.Join(root, "unborn")
+	testutil.Git(t, root, "init", "-q", unborn)
+	unbornPacked := repo("unborn-packed")
+	testutil.Git(t, unbornPacked, "pack-refs", "--all")
+	testutil.Git(t, unbornPacked, "checkout", "-q", "--orphan", "fresh")
+	symbolic := repo("symbolic")
+	testutil.Git(t, symbolic, "symbolic-ref", "refs/heads/alias", "refs/heads/"+currentBranch(t, symbolic))
+	testutil.Git(t, symbolic, "symbolic-ref", "HEAD", "refs/heads/alias")
+	reftable := repo("reftable")
+	appendFile(t, filepath.Join(reftable, ".git", "config"), "[extensions]\n\trefStorage = reftable\n")
+	outside := repo("outside")
+	if err := os.WriteFile(filepath.Join(outside, ".git", "HEAD"), []byte("ref: refs/../../config\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		dir    string
+		wantOK bool
+	}{
+		{loose, true},
+		{packed, true},
+		{detached, true},
+		{unborn, true},
+		{unbornPacked, true},
+		{symbolic, false},
+		{reftable, false},
+		{outside, false},
+	} {
+		oid, ok := Head(filepath.Join(c.dir, ".git"))
+		if ok != c.wantOK {
+			t.Errorf("%s: ok %v, want %v", c.dir, ok, c.wantOK)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if want := gitHead(t, c.dir); oid != want {
+			t.Errorf("%s: Head says %q, git says %q", c.dir, oid, want)
+		}
+	}
+}
+
+// gitHead is git's HEAD commit of the repository at dir, "" when unborn.
+func gitHead(t *testing.T, dir string) string {
+	t.Helper()
+	cmd := exec.Command("git", "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 1 {
+			return ""
+		}
+		t.Fatalf("git rev-parse in %s: %v", dir, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func currentBranch(t *testing.T, dir string) string {
+	t.Helper()
+	return strings.TrimSpace(testutil.Git(t, dir, "symbolic-ref", "--short", "HEAD"))
 }
