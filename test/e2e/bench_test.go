@@ -39,7 +39,11 @@ import (
 // (includeUncommitted false) is measured too. Beside the times, each run
 // counts the Docker API calls made between a task's intent and its
 // container's StartedAt (the floor makes two: create and start), a figure
-// that machine load does not move.
+// that machine load does not move, and prints where a start's time goes: the
+// median time after the intent write at which the Preparing status was on
+// disk, the container's create was called and answered, the workspace was
+// ready, the start was called and the container ran (and the same for the
+// floor's create and start).
 //
 // CP_BENCH_START_RUNS and CP_BENCH_START_ROUNDS change the number of runs (3)
 // and of one-task samples a run (15).
@@ -68,19 +72,27 @@ func BenchmarkTaskStart(b *testing.B) {
 			env.calls = calls
 			var snapshot, checkout, floor []time.Duration
 			var snapCalls, checkoutCalls []int
+			snapSteps, checkoutSteps, floorSteps := stepSamples{}, stepSamples{}, stepSamples{}
 			for i := range rounds {
 				// Interleaved, so every side sees the same engine load.
-				d, c := env.viaControllersCounted(b, 1, true)
+				d, c, st := env.viaControllersTraced(b, 1, true)
 				snapshot, snapCalls = append(snapshot, d...), append(snapCalls, c...)
-				floor = append(floor, env.direct(b, 1, i)...)
-				d, c = env.viaControllersCounted(b, 1, false)
+				snapSteps.add(st...)
+				d, st = env.directTraced(b, 1, i)
+				floor = append(floor, d...)
+				floorSteps.add(st...)
+				d, c, st = env.viaControllersTraced(b, 1, false)
 				checkout, checkoutCalls = append(checkout, d...), append(checkoutCalls, c...)
+				checkoutSteps.add(st...)
 			}
 			tag := fmt.Sprintf("run %d/%d: ", run+1, runs)
 			ratios["1"] = append(ratios["1"], report(tag+"one task, snapshot of the work folder (default)", snapshot, floor))
 			fmt.Printf("start  | %s  Docker API calls intent→StartedAt, median: %d snapshot, %d checkout (floor: 2, create and start)\n",
 				tag, medianInt(snapCalls), medianInt(checkoutCalls))
 			ratios["1-checkout"] = append(ratios["1-checkout"], report(tag+"one task, checkout of HEAD", checkout, floor))
+			fmt.Printf("start  | %s  steps, median ms after the intent write (snapshot): %s\n", tag, snapSteps)
+			fmt.Printf("start  | %s  steps, median ms after the intent write (checkout): %s\n", tag, checkoutSteps)
+			fmt.Printf("start  | %s  steps, median ms after the floor's create call:    %s\n", tag, floorSteps)
 			ours := env.viaControllers(b, 20, true)
 			floor = env.direct(b, 20, rounds)
 			ratios["20"] = append(ratios["20"], report(tag+"20 tasks at once, snapshot (default)", ours, floor))
@@ -142,17 +154,24 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// apiCalls remembers when each Docker API call of the benchmark's engine
-// began, so a sample can count the calls made within its interval.
+// apiCalls remembers each Docker API call of the benchmark's engine, its
+// operation, when it began and when it was answered, so a sample can count
+// the calls made within its interval and say when its create and start ran.
 type apiCalls struct {
-	mu     sync.Mutex
-	starts []time.Time
+	mu    sync.Mutex
+	calls []apiCall
 }
 
-func (a *apiCalls) observe(_ string, d time.Duration, _ bool) {
+type apiCall struct {
+	op         string
+	begun, end time.Time
+}
+
+func (a *apiCalls) observe(op string, d time.Duration, _ bool) {
+	end := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.starts = append(a.starts, time.Now().Add(-d))
+	a.calls = append(a.calls, apiCall{op: op, begun: end.Add(-d), end: end})
 }
 
 // between counts the calls begun within [from, to].
@@ -160,12 +179,96 @@ func (a *apiCalls) between(from, to time.Time) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
-	for _, t := range a.starts {
-		if !t.Before(from) && !t.After(to) {
+	for _, c := range a.calls {
+		if !c.begun.Before(from) && !c.begun.After(to) {
 			n++
 		}
 	}
 	return n
+}
+
+// first is the first call of operation op begun within [from, to].
+func (a *apiCalls) first(op string, from, to time.Time) (apiCall, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.calls {
+		if c.op == op && !c.begun.Before(from) && !c.begun.After(to) {
+			return c, true
+		}
+	}
+	return apiCall{}, false
+}
+
+const (
+	opCreate = "POST /containers/create"
+	opStart  = "POST /containers/{id}/start"
+)
+
+// stepClock remembers when each task first reached each step of its run
+// (Deps.AfterStep).
+type stepClock struct {
+	mu sync.Mutex
+	at map[string]map[controllers.Step]time.Time
+}
+
+func (c *stepClock) record(step controllers.Step, taskID string, _ int) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at == nil {
+		c.at = map[string]map[controllers.Step]time.Time{}
+	}
+	if c.at[taskID] == nil {
+		c.at[taskID] = map[controllers.Step]time.Time{}
+	}
+	if _, ok := c.at[taskID][step]; !ok {
+		c.at[taskID][step] = now
+	}
+}
+
+func (c *stepClock) get(taskID string, step controllers.Step) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.at[taskID][step]
+	return t, ok
+}
+
+// stepSample is one start's milestones, as offsets from its beginning, in
+// the order they are printed.
+type stepSample []stepMark
+
+type stepMark struct {
+	name string
+	at   time.Duration
+}
+
+// stepSamples gathers the milestones of many starts; String prints the median
+// of each.
+type stepSamples struct {
+	names []string
+	at    map[string][]time.Duration
+}
+
+func (s *stepSamples) add(samples ...stepSample) {
+	if s.at == nil {
+		s.at = map[string][]time.Duration{}
+	}
+	for _, sample := range samples {
+		for _, m := range sample {
+			if _, ok := s.at[m.name]; !ok {
+				s.names = append(s.names, m.name)
+			}
+			s.at[m.name] = append(s.at[m.name], m.at)
+		}
+	}
+}
+
+func (s stepSamples) String() string {
+	parts := make([]string, 0, len(s.names))
+	for _, n := range s.names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", n, ms(median(s.at[n]))))
+	}
+	return strings.Join(parts, " · ")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -190,6 +293,8 @@ type benchEnv struct {
 	// calls, when set, counts the Docker API calls of eng (see
 	// viaControllersCounted).
 	calls *apiCalls
+	// steps is when each task reached each step of its run.
+	steps *stepClock
 	// stop ends the controllers and removes the containers (also at the
 	// end of the benchmark).
 	stop func()
@@ -226,7 +331,8 @@ func newBenchEnvOn(b *testing.B, eng *engine.Engine, driver, dsn string) *benchE
 	if err != nil {
 		b.Fatal(err)
 	}
-	sys, err := controllers.NewSystem(controllers.Deps{Config: cfg, Store: store, Engine: eng, Logger: zap.NewNop()})
+	steps := &stepClock{}
+	sys, err := controllers.NewSystem(controllers.Deps{Config: cfg, Store: store, Engine: eng, Logger: zap.NewNop(), AfterStep: steps.record})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -241,7 +347,7 @@ func newBenchEnvOn(b *testing.B, eng *engine.Engine, driver, dsn string) *benchE
 		_ = store.Close()
 	})
 	b.Cleanup(stop)
-	env := &benchEnv{ctx: ctx, cfg: cfg, store: store, eng: eng, sys: sys, home: home, repo: newRepo(b), directLabels: labels, stop: stop}
+	env := &benchEnv{ctx: ctx, cfg: cfg, store: store, eng: eng, sys: sys, home: home, repo: newRepo(b), directLabels: labels, stop: stop, steps: steps}
 	// Wait until this process leads, so the first sample does not include
 	// the lease campaign.
 	for !sys.Status().IsLeader {
@@ -264,6 +370,14 @@ func (e *benchEnv) viaControllers(b *testing.B, n int, snapshot bool) []time.Dur
 // StartedAt (all zero without e.calls).
 func (e *benchEnv) viaControllersCounted(b *testing.B, n int, snapshot bool) ([]time.Duration, []int) {
 	b.Helper()
+	d, c, _ := e.viaControllersTraced(b, n, snapshot)
+	return d, c
+}
+
+// viaControllersTraced is viaControllersCounted that also returns each start's
+// milestones (see BenchmarkTaskStart).
+func (e *benchEnv) viaControllersTraced(b *testing.B, n int, snapshot bool) ([]time.Duration, []int, []stepSample) {
+	b.Helper()
 	starts := make([]time.Time, n)
 	ids := make([]string, n)
 	for i := range n {
@@ -276,7 +390,7 @@ func (e *benchEnv) viaControllersCounted(b *testing.B, n int, snapshot bool) ([]
 		e.sys.Notify(controllers.KindTask, task.ID)
 		ids[i] = task.ID
 	}
-	out, calls := make([]time.Duration, n), make([]int, n)
+	out, calls, samples := make([]time.Duration, n), make([]int, n), make([]stepSample, n)
 	for i, id := range ids {
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
@@ -293,6 +407,7 @@ func (e *benchEnv) viaControllersCounted(b *testing.B, n int, snapshot bool) ([]
 				if e.calls != nil {
 					calls[i] = e.calls.between(starts[i], info.StartedAt)
 				}
+				samples[i] = e.milestones(id, starts[i], info.StartedAt)
 				break
 			}
 			if time.Now().After(deadline) || t.Status.Finished {
@@ -321,14 +436,49 @@ func (e *benchEnv) viaControllersCounted(b *testing.B, n int, snapshot bool) ([]
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	return out, calls
+	return out, calls, samples
+}
+
+// milestones is what is known of the start of task id, begun at begun and
+// running at running.
+func (e *benchEnv) milestones(id string, begun, running time.Time) stepSample {
+	var sample stepSample
+	mark := func(name string, t time.Time, ok bool) {
+		if ok {
+			sample = append(sample, stepMark{name, t.Sub(begun)})
+		}
+	}
+	step := func(name string, st controllers.Step) {
+		t, ok := e.steps.get(id, st)
+		mark(name, t, ok)
+	}
+	step("Preparing written", controllers.StepAdmitted)
+	if e.calls != nil {
+		c, ok := e.calls.first(opCreate, begun, running)
+		mark("create called", c.begun, ok)
+		mark("create answered", c.end, ok)
+	}
+	step("workspace ready", controllers.StepWorkspaceReady)
+	if e.calls != nil {
+		c, ok := e.calls.first(opStart, begun, running)
+		mark("start called", c.begun, ok)
+	}
+	mark("running", running, true)
+	return sample
 }
 
 // direct creates and starts n containers like the controllers' (same image,
 // command, user, limits and two bind mounts) at once with the Docker client.
 func (e *benchEnv) direct(b *testing.B, n, round int) []time.Duration {
 	b.Helper()
-	out := make([]time.Duration, n)
+	d, _ := e.directTraced(b, n, round)
+	return d
+}
+
+// directTraced is direct that also returns each start's milestones.
+func (e *benchEnv) directTraced(b *testing.B, n, round int) ([]time.Duration, []stepSample) {
+	b.Helper()
+	out, samples := make([]time.Duration, n), make([]stepSample, n)
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -351,6 +501,7 @@ func (e *benchEnv) direct(b *testing.B, n, round int) []time.Duration {
 			defer wg.Done()
 			start := time.Now()
 			id, err := e.eng.Create(e.ctx, spec)
+			created := time.Now()
 			if err == nil {
 				err = e.eng.Start(e.ctx, id)
 			}
@@ -364,6 +515,7 @@ func (e *benchEnv) direct(b *testing.B, n, round int) []time.Duration {
 				return
 			}
 			out[i] = info.StartedAt.Sub(start)
+			samples[i] = stepSample{{"create answered", created.Sub(start)}, {"running", out[i]}}
 			ids[i] = id
 		}()
 	}
@@ -374,5 +526,5 @@ func (e *benchEnv) direct(b *testing.B, n, round int) []time.Duration {
 			enginetest.WaitFor(b, e.eng, id, time.Minute, func(c engine.ContainerInfo) bool { return c.Finished() })
 		}
 	}
-	return out
+	return out, samples
 }
