@@ -98,15 +98,16 @@ demo: image build
 ## a workspace's snapshot and capture on 10k / 100k / 300k files against cp -a
 ## and git status + git diff on the same tree (CP_BENCH_LARGE_FILES=n,... to
 ## pick sizes; 300k files take several minutes to generate on a loaded machine),
-## and every read tool through the go-sdk MCP client at 1,000 vs 100,000
-## and 1,000,000 finished tasks (CP_BENCH_NO_MILLION=1 skips the million) with task_worker and
-## apply_changes latency (also against the real server over stdio).
+## and every read tool through the go-sdk MCP client against the real server over stdio at
+## 1,000 vs 100,000 and 1,000,000 finished tasks (CP_BENCH_NO_MILLION=1 skips the million),
+## task_worker and apply_changes latency against the same server (BenchmarkTaskWorker,
+## BenchmarkApplyChanges).
 ## BenchmarkStoreDrivers: task start and apply_changes with the store on PostgreSQL
 ## against SQLite in the same run (ratio postgres/sqlite). BenchmarkHeavyRepositories:
 ## snapshot, capture and apply on 1 GB of binaries and on 100,000 commits
 ## (CP_BENCH_HEAVY=binaries|history runs one; generating 1 GB takes minutes on a loaded
 ## machine). BenchmarkIdleServer: the real server at rest (CPU a minute, memory, pickup).
-BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkIdleServer|BenchmarkTaskStart|BenchmarkRemoteTransfer|BenchmarkLargeRepository|BenchmarkHeavyRepositories|BenchmarkReadScaling|BenchmarkApplyChanges|BenchmarkStoreDrivers)$$'
+BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkIdleServer|BenchmarkTaskStart|BenchmarkRemoteTransfer|BenchmarkLargeRepository|BenchmarkHeavyRepositories|BenchmarkReadScaling|BenchmarkApplyChanges|BenchmarkTaskWorker|BenchmarkStoreDrivers)$$'
 bench: image docker2 build postgres
 	$(GO) test -p 1 -count=1 -timeout 120m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 

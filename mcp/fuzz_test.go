@@ -1,9 +1,7 @@
 package mcp
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,17 +10,6 @@ import (
 	"github.com/claude-parallel/claude-parallel/config"
 	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
-
-// decodeJSON decodes fuzz input the way toolArguments does.
-func decodeJSON(data []byte) (any, bool) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, false
-	}
-	return v, true
-}
 
 func fuzzConfig(t testing.TB) (*config.Config, string) {
 	root, err := filepath.EvalSymlinks(t.TempDir())
@@ -51,8 +38,8 @@ func FuzzDecodeTaskWorker(f *testing.F) {
 	}
 	cfg, root := fuzzConfig(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		raw, ok := decodeJSON(data)
-		if !ok {
+		raw, err := decodeJSON(data)
+		if err != nil {
 			return
 		}
 		req, err := DecodeTaskWorker(raw, cfg)
@@ -94,8 +81,8 @@ func FuzzDecodeApplyChanges(f *testing.F) {
 	}
 	_, root := fuzzConfig(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		raw, ok := decodeJSON(data)
-		if !ok {
+		raw, err := decodeJSON(data)
+		if err != nil {
 			return
 		}
 		req, err := DecodeApplyChanges(raw)

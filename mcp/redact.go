@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -36,20 +35,22 @@ func redactToolResult(res *mcp.CallToolResult, r *redact.Redactor) {
 }
 
 // redactValue returns v, or when its JSON form holds a secret, that JSON
-// decoded with every string redacted (the shape, and so the output schema,
-// is unchanged).
+// with every string redacted (the shape, and so the output schema, is
+// unchanged).
 func redactValue(v any, r *redact.Redactor) any {
-	b, err := json.Marshal(v)
-	if err != nil || !r.Contains(string(b)) {
+	raw, ok := asJSON(v)
+	if !ok || !r.Contains(string(raw)) {
 		return v
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var out any
-	if err := dec.Decode(&out); err != nil {
+	generic, err := decodeJSON(raw)
+	if err != nil {
 		return v
 	}
-	return redactStrings(out, r)
+	out, err := json.Marshal(redactStrings(generic, r))
+	if err != nil {
+		return v
+	}
+	return json.RawMessage(out)
 }
 
 func redactStrings(v any, r *redact.Redactor) any {

@@ -3,6 +3,7 @@ package mcp
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -121,24 +122,61 @@ func removeName(required any, name string) any {
 	return slices.DeleteFunc(slices.Clone(req), func(v any) bool { return v == name })
 }
 
-// dropNulls returns v (a tool's structured result) as decoded JSON without
-// null object members, so it matches the plain-typed output schema: a nil
-// field is left out, which is what "optional" means there.
+// dropNulls returns v (a tool's structured result) as its JSON without null
+// object members, so it matches the plain-typed output schema: a nil field
+// is left out, which is what "optional" means there. JSON that cannot hold
+// a null value goes out as it is, unparsed: the usual case, as views leave
+// their empty fields out.
 func dropNulls(v any) any {
-	if v == nil {
-		return nil
+	raw, ok := asJSON(v)
+	if !ok || !mayHoldNull(raw) {
+		return raw
 	}
-	b, err := json.Marshal(v)
+	generic, err := decodeJSON(raw)
 	if err != nil {
 		return v
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber() // large integers keep their value
-	var generic any
-	if err := dec.Decode(&generic); err != nil {
+	out, err := json.Marshal(pruneNulls(generic))
+	if err != nil {
 		return v
 	}
-	return pruneNulls(generic)
+	return json.RawMessage(out)
+}
+
+// mayHoldNull reports whether compact JSON (json.Marshal's) may hold a null
+// value: one follows a colon, a comma or an opening bracket. A string such
+// as "/dev/null" in a patch matches none of them; one that does only costs
+// the parse.
+func mayHoldNull(raw []byte) bool {
+	return bytes.Contains(raw, []byte(":null")) || bytes.Contains(raw, []byte(",null")) || bytes.Contains(raw, []byte("[null"))
+}
+
+// asJSON is a structured result as JSON: as it is when reply encoded it
+// already, else marshalled; false for nil or a value that cannot be encoded.
+func asJSON(v any) (json.RawMessage, bool) {
+	if v == nil {
+		return nil, false
+	}
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw, true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// decodeJSON decodes a structured result generically, numbers kept as
+// json.Number so large integers keep their value.
+func decodeJSON(raw json.RawMessage) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var generic any
+	if err := dec.Decode(&generic); err != nil {
+		return nil, fmt.Errorf("decode structured result: %w", err)
+	}
+	return generic, nil
 }
 
 func pruneNulls(v any) any {

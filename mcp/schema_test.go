@@ -68,6 +68,26 @@ func TestDropNulls_MatchesPlainSchema(t *testing.T) {
 	}
 }
 
+// TestDropNulls_EncodedResults: a result reply already encoded keeps its
+// bytes when it holds no null value ("/dev/null" in a patch is a string), and
+// loses its null members when it does, strings untouched.
+func TestDropNulls_EncodedResults(t *testing.T) {
+	clean := json.RawMessage(`{"patch":"--- /dev/null\n+++ b/x","n":12345678901234567890}`)
+	got, ok := dropNulls(clean).(json.RawMessage)
+	if !ok || &got[0] != &clean[0] {
+		t.Fatalf("null-free JSON re-encoded: %T %s", dropNulls(clean), got)
+	}
+	for in, want := range map[string]string{
+		`{"a":null,"s":"x:null","b":[1,null]}`: `{"b":[1,null],"s":"x:null"}`,
+		`{"list":[{"p":null}],"n":1}`:          `{"list":[{}],"n":1}`,
+	} {
+		b, err := json.Marshal(dropNulls(json.RawMessage(in)))
+		if err != nil || string(b) != want {
+			t.Errorf("dropNulls(%s) = %s (%v), want %s", in, b, err, want)
+		}
+	}
+}
+
 func unportable(node any, path string) []string {
 	var out []string
 	switch n := node.(type) {

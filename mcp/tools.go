@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -34,7 +35,15 @@ func reply(out markdowner, err error) (*mcp.CallToolResult, error) {
 		}
 		return nil, err
 	}
-	return mcp.NewToolResultStructured(out, out.Markdown()), nil
+	// The text first: rendering it fills the result's suggested next calls.
+	text := out.Markdown()
+	// Encoded here once: the null pruning, the redaction and the output
+	// schema check read these bytes, and the response embeds them.
+	structured, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T result: %w", out, err)
+	}
+	return mcp.NewToolResultStructured(json.RawMessage(structured), text), nil
 }
 
 func badInput(err error) (*mcp.CallToolResult, error) { return reply(nil, err) }

@@ -92,6 +92,8 @@ func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.
 	defer cancel()
 	controllersDone := a.runControllers(ctx)
 	go settleMemory(ctx, settleEvery, settleMinFree)
+	a.gc = newGCBurst()
+	go a.gc.run(ctx, burstQuiet)
 	stopReload := a.reloadOnSIGHUP(opts, so.http)
 	defer stopReload()
 	waitOps, err := a.startOpsListener(ctx)

@@ -38,6 +38,8 @@ type app struct {
 	// controllers' figures; serve exposes it at /metrics (service.go).
 	metrics   *ops.Metrics
 	stateOnce sync.Once
+	// gc, when serving, is told of every tool call (gcburst.go).
+	gc *gcBurst
 }
 
 // openApp builds the logger for cfg (console lines to console, JSON to the
@@ -140,6 +142,12 @@ func (a *app) frontendDeps() service.Deps {
 		Version: version,
 		// Tool latency and errors by tool, for /metrics.
 		ToolObserver: a.metrics.ObserveTool,
+	}
+	if gc := a.gc; gc != nil {
+		d.ToolObserver = func(tool string, took time.Duration, outcome string) {
+			gc.called()
+			a.metrics.ObserveTool(tool, took, outcome)
+		}
 	}
 	if a.engine != nil {
 		d.Engine = a.engine
