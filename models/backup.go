@@ -161,7 +161,9 @@ func Restore(ctx context.Context, src, dbPath string, now time.Time) (BackupInfo
 		return info, "", fmt.Errorf("restore: %w", err)
 	}
 
-	unlock, err := newFileLock(dbPath).lock(ctx)
+	lock := newFileLock(dbPath)
+	defer lock.close()
+	unlock, err := lock.lock(ctx)
 	if err != nil {
 		return info, "", fmt.Errorf("restore: %w", err)
 	}
