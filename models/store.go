@@ -67,6 +67,10 @@ type Store struct {
 	// writeSlot serialises this process's write transactions (writequeue.go).
 	writeSlot writeQueue
 	fileLock  *fileLock
+	// The pool as write transactions begin on it (txstmts.go).
+	preparedWritesOnce sync.Once
+	preparedWritesPool *dbPreparedWrites
+	maxOpenConns       int
 
 	// versionConn is pinned for PRAGMA data_version, whose value is only
 	// comparable on one connection. It has its own one-connection pool so it
@@ -147,6 +151,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// DSN pragmas and loses its statement cache.
 	s.sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
 	s.sqlDB.SetMaxIdleConns(opts.MaxOpenConns)
+	s.maxOpenConns = opts.MaxOpenConns
 	s.sqlDB.SetConnMaxLifetime(0)
 	s.sqlDB.SetConnMaxIdleTime(0)
 
@@ -433,7 +438,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err erro
 	defer unlock()
 	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
-			return s.writeDB(ctx).WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return s.writeSession(ctx, s.writeDB(ctx)).Transaction(func(tx *gorm.DB) error {
 				d := dialectOf(tx)
 				if err := d.beginWrite(tx); err != nil {
 					return err
