@@ -161,9 +161,7 @@ func Restore(ctx context.Context, src, dbPath string, now time.Time) (BackupInfo
 		return info, "", fmt.Errorf("restore: %w", err)
 	}
 
-	lock := newFileLock(dbPath)
-	defer lock.close()
-	unlock, err := lock.lock(ctx)
+	unlock, err := newFileLock(dbPath).lock(ctx)
 	if err != nil {
 		return info, "", fmt.Errorf("restore: %w", err)
 	}

@@ -140,11 +140,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	dsn := buildDSN(abs, opts.BusyTimeout)
 	if s.db, err = s.connect(ctx, dsn, opts); err != nil {
-		s.fileLock.close()
 		return nil, openError(abs, "connect", err)
 	}
 	if s.sqlDB, err = s.db.DB(); err != nil {
-		s.fileLock.close()
 		return nil, openError(abs, "connect", err)
 	}
 	// Connections are kept for the life of the store: each new one replays the
@@ -307,7 +305,6 @@ func (s *Store) Close() error {
 		if s.relaxedSQL != nil {
 			errs = append(errs, s.relaxedSQL.Close())
 		}
-		s.fileLock.close()
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
 		}
