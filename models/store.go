@@ -78,6 +78,9 @@ type Store struct {
 	versionMu   sync.Mutex
 	versionDB   *sql.DB
 	versionConn *sql.Conn
+	// versionStmt is PRAGMA data_version prepared once on versionConn: each
+	// write looks at it after its commit, on the caller's path.
+	versionStmt *sql.Stmt
 	// Under versionMu: seenVersion is data_version at the last look (after
 	// this store's last write, or the last DataVersion call); othersChanges
 	// counts the moves this store's own writes do not explain.
@@ -208,6 +211,9 @@ func (s *Store) init(ctx context.Context, dsn string) error {
 	if s.versionConn, err = s.versionDB.Conn(ctx); err != nil {
 		return openError(s.path, "open data_version connection", err)
 	}
+	if s.versionStmt, err = s.versionConn.PrepareContext(ctx, "PRAGMA data_version"); err != nil {
+		return openError(s.path, "prepare data_version", err)
+	}
 	s.walProbe = newWALProbe(s.path)
 	return nil
 }
@@ -292,6 +298,9 @@ func (s *Store) Close() error {
 			if s.walProbe != nil {
 				s.walProbe.close()
 			}
+			if s.versionStmt != nil {
+				errs = append(errs, s.versionStmt.Close())
+			}
 			s.versionMu.Unlock()
 			errs = append(errs, s.versionConn.Close())
 		}
@@ -371,6 +380,9 @@ func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
 	}
 	var v int64
 	err := s.retryBusy(ctx, func() error {
+		if s.versionStmt != nil {
+			return s.versionStmt.QueryRowContext(ctx).Scan(&v)
+		}
 		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
 	})
 	if s.walProbe != nil {
