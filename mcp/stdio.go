@@ -12,6 +12,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"go.uber.org/zap"
+
+	"github.com/claude-parallel/claude-parallel/mcp/service"
 )
 
 // stdioWorkers is how many tool calls a stdio server runs at once: waits
@@ -44,7 +46,9 @@ func NewStdioServer(srv *server.MCPServer, logger *zap.Logger) *StdioServer {
 func (s *StdioServer) Listen(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	out := &stdioOutput{w: stdout}
 	in := &cancelWatcher{r: bufio.NewReaderSize(stdin, 64<<10), out: out}
-	s.inner.SetContextFunc(func(ctx context.Context) context.Context { return withNotifier(ctx, out) })
+	s.inner.SetContextFunc(func(ctx context.Context) context.Context {
+		return service.WithAfterReply(withNotifier(ctx, out), out.afterNextWrite)
+	})
 	return s.inner.Listen(ctx, in, out)
 }
 
@@ -100,11 +104,22 @@ type stdioOutput struct {
 	mu        sync.Mutex
 	w         io.Writer
 	cancelled cancelledSet // request ids whose response must not be sent
+	after     []func()     // run after the next message (afterNextWrite)
 }
 
 func (o *stdioOutput) Write(p []byte) (int, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
+	n, err := o.write(p)
+	after := o.after
+	o.after = nil
+	o.mu.Unlock()
+	for _, fn := range after {
+		fn()
+	}
+	return n, err
+}
+
+func (o *stdioOutput) write(p []byte) (int, error) {
 	if !o.cancelled.any() {
 		return o.w.Write(p)
 	}
@@ -112,6 +127,16 @@ func (o *stdioOutput) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return o.w.Write(p)
+}
+
+// afterNextWrite runs fn once the next message is written (or dropped as
+// cancelled). A handler's reply is the next message its worker writes;
+// another call's message written first runs fn a little early, which is
+// what happened before anything was put off.
+func (o *stdioOutput) afterNextWrite(fn func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.after = append(o.after, fn)
 }
 
 // cancel records that the client cancelled request id.

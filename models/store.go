@@ -67,6 +67,10 @@ type Store struct {
 	// writeSlot serialises this process's write transactions (writequeue.go).
 	writeSlot writeQueue
 	fileLock  *fileLock
+	// The pool as write transactions begin on it (txstmts.go).
+	preparedWritesOnce sync.Once
+	preparedWritesPool *dbPreparedWrites
+	maxOpenConns       int
 
 	// versionConn is pinned for PRAGMA data_version, whose value is only
 	// comparable on one connection. It has its own one-connection pool so it
@@ -74,6 +78,9 @@ type Store struct {
 	versionMu   sync.Mutex
 	versionDB   *sql.DB
 	versionConn *sql.Conn
+	// versionStmt is PRAGMA data_version prepared once on versionConn: each
+	// write looks at it after its commit, on the caller's path.
+	versionStmt *sql.Stmt
 	// Under versionMu: seenVersion is data_version at the last look (after
 	// this store's last write, or the last DataVersion call); othersChanges
 	// counts the moves this store's own writes do not explain.
@@ -145,6 +152,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// DSN pragmas and loses its statement cache.
 	s.sqlDB.SetMaxOpenConns(opts.MaxOpenConns)
 	s.sqlDB.SetMaxIdleConns(opts.MaxOpenConns)
+	s.maxOpenConns = opts.MaxOpenConns
 	s.sqlDB.SetConnMaxLifetime(0)
 	s.sqlDB.SetConnMaxIdleTime(0)
 
@@ -202,6 +210,9 @@ func (s *Store) init(ctx context.Context, dsn string) error {
 	s.versionDB.SetMaxOpenConns(1)
 	if s.versionConn, err = s.versionDB.Conn(ctx); err != nil {
 		return openError(s.path, "open data_version connection", err)
+	}
+	if s.versionStmt, err = s.versionConn.PrepareContext(ctx, "PRAGMA data_version"); err != nil {
+		return openError(s.path, "prepare data_version", err)
 	}
 	s.walProbe = newWALProbe(s.path)
 	return nil
@@ -287,6 +298,9 @@ func (s *Store) Close() error {
 			if s.walProbe != nil {
 				s.walProbe.close()
 			}
+			if s.versionStmt != nil {
+				errs = append(errs, s.versionStmt.Close())
+			}
 			s.versionMu.Unlock()
 			errs = append(errs, s.versionConn.Close())
 		}
@@ -366,6 +380,9 @@ func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
 	}
 	var v int64
 	err := s.retryBusy(ctx, func() error {
+		if s.versionStmt != nil {
+			return s.versionStmt.QueryRowContext(ctx).Scan(&v)
+		}
 		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
 	})
 	if s.walProbe != nil {
@@ -430,7 +447,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) (err erro
 	defer unlock()
 	err = s.ownWrite(ctx, func() error {
 		return s.retryBusy(ctx, func() error {
-			return s.writeDB(ctx).WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return s.writeSession(ctx, s.writeDB(ctx)).Transaction(func(tx *gorm.DB) error {
 				d := dialectOf(tx)
 				if err := d.beginWrite(tx); err != nil {
 					return err

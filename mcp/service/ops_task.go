@@ -64,7 +64,11 @@ func (f *Frontend) StartTask(ctx context.Context, req *TaskWorkerRequest) (*Task
 	res := &TaskWorkerResult{TaskID: t.ID, Status: string(t.Status.State), Phase: string(t.Status.Phase),
 		Created: created, WorkFolder: t.Spec.WorkFolder, Agent: t.Spec.Agent}
 	if created {
-		f.notify("task", t.ID)
+		// The intent is committed (and fsync'd); the controllers learn of
+		// it once the reply is out (or at their next resync, should no
+		// reply be written).
+		id := t.ID
+		afterReply(ctx, func() { f.notify("task", id) })
 	} else {
 		res.Message = fmt.Sprintf("a task with parentTaskId %s already exists; it is returned instead of a new one", Quote(req.ParentTaskID))
 	}

@@ -43,12 +43,22 @@ const originalTaskWorker = 3300 * time.Microsecond
 //
 //	go test -run '^$' -bench TaskWorker -benchtime 1x ./test/e2e/
 //
-// CP_BENCH_WORKER_CALLS sets the idle calls (default 60).
+// CP_BENCH_WORKER_CALLS sets the idle calls (default 60);
+// CP_BENCH_WORKER_PARTS the parts run (default "idle,ten,busy").
+// CP_BENCH_WORKER_BASELINE names another build's binary: the idle part then
+// also runs it, on an installation of its own, its calls interleaved with
+// this build's (which goes first alternates), so a comparison under a
+// changing load is old and new back to back.
 func BenchmarkTaskWorker(b *testing.B) {
 	calls := 60
 	if n, err := strconv.Atoi(os.Getenv("CP_BENCH_WORKER_CALLS")); err == nil && n > 0 {
 		calls = n
 	}
+	parts := "idle,ten,busy"
+	if p := os.Getenv("CP_BENCH_WORKER_PARTS"); p != "" {
+		parts = p
+	}
+	runs := func(part string) bool { return slices.Contains(strings.Split(parts, ","), part) }
 	for range b.N {
 		fi := newFlowInstall(b)
 		// Ten may run: the ten long tasks of the last part run while the
@@ -58,38 +68,54 @@ func BenchmarkTaskWorker(b *testing.B) {
 		floor := newInsertFloor(b, fi.dir)
 		fmt.Printf("writes | task_worker bench: load average at start %s\n", testutil.LoadAverage())
 
-		worker := func(script string) (time.Duration, string) {
-			var started service.TaskWorkerResult
-			t0 := time.Now()
-			s.call(b, "task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started)
-			return time.Since(t0), started.TaskID
-		}
-		read := func() time.Duration {
-			var out map[string]any
-			t0 := time.Now()
-			s.call(b, "list_container_logs", map[string]any{}, &out)
-			return time.Since(t0)
-		}
+		worker := func(script string) (time.Duration, string) { return timeWorker(b, s, fi, script) }
+		read := func() time.Duration { return timeRead(b, s) }
 		_, warm := worker("true") // connections, caches and the first container
 		s.waitTask(b, warm)
+		var base *workerBaseline
+		if bin := os.Getenv("CP_BENCH_WORKER_BASELINE"); bin != "" && runs("idle") {
+			base = newWorkerBaseline(b, bin)
+		}
 
 		// 1. One call at a time on an idle server: the floors first, then
 		// the call, then its task runs to the end before the next round.
 		var idle, idleRead, idleInsert, idleFsync []time.Duration
 		for i := range calls {
+			if !runs("idle") {
+				break
+			}
+			if base != nil && i%2 == 1 {
+				base.round(b, i)
+			}
 			idleRead = append(idleRead, read())
 			idleInsert = append(idleInsert, floor.insert(b, fi.repo))
 			idleFsync = append(idleFsync, floor.fsync(b))
 			d, id := worker(fmt.Sprintf("echo %d > idle-%d.txt", i, i))
 			idle = append(idle, d)
 			s.waitTask(b, id)
+			if base != nil && i%2 == 0 {
+				base.round(b, i)
+			}
 		}
-		reportWorker("idle, one call at a time", idle, idleRead, idleInsert, idleFsync)
+		if runs("idle") {
+			reportWorker("idle, one call at a time", idle, idleRead, idleInsert, idleFsync)
+			b.ReportMetric(ms(median(idle)), "idle-p50-ms")
+		}
+		if base != nil {
+			reportWorker("idle, baseline binary", base.calls, base.reads, idleInsert, idleFsync)
+			b.ReportMetric(ms(median(base.calls)), "baseline-idle-p50-ms")
+		}
+		if !runs("ten") && !runs("busy") {
+			continue
+		}
 
 		// 2. Ten calls back to back (the total), five times; the floors'
 		// ten back to back just before each batch.
 		var batches, readBatches, insertBatches, fsyncBatches []time.Duration
 		for k := range 5 {
+			if !runs("ten") {
+				break
+			}
 			var rs, is, fs time.Duration
 			for range 10 {
 				rs += read()
@@ -108,7 +134,13 @@ func BenchmarkTaskWorker(b *testing.B) {
 				s.waitTask(b, id)
 			}
 		}
-		reportWorker("ten back to back (total)", batches, readBatches, insertBatches, fsyncBatches)
+		if runs("ten") {
+			reportWorker("ten back to back (total)", batches, readBatches, insertBatches, fsyncBatches)
+			b.ReportMetric(ms(median(batches)), "ten-ms")
+		}
+		if !runs("busy") {
+			continue
+		}
 
 		// 3. Ten calls while ten tasks run (each printing a line every
 		// 100 ms, so their log followers write too).
@@ -132,10 +164,57 @@ func BenchmarkTaskWorker(b *testing.B) {
 			var out map[string]any
 			s.call(b, "cancel_task", map[string]any{"taskId": id}, &out)
 		}
-		b.ReportMetric(ms(median(idle)), "idle-p50-ms")
-		b.ReportMetric(ms(median(batches)), "ten-ms")
 		b.ReportMetric(ms(median(busy)), "busy-p50-ms")
 	}
+}
+
+// timeWorker times one task_worker call of s and returns its task.
+func timeWorker(b *testing.B, s *flowServer, fi *flowInstall, script string) (time.Duration, string) {
+	b.Helper()
+	var started service.TaskWorkerResult
+	t0 := time.Now()
+	s.call(b, "task_worker", map[string]any{"task": script, "workFolder": fi.repo, "agent": "shell"}, &started)
+	return time.Since(t0), started.TaskID
+}
+
+// timeRead times s's cheapest call.
+func timeRead(b *testing.B, s *flowServer) time.Duration {
+	b.Helper()
+	var out map[string]any
+	t0 := time.Now()
+	s.call(b, "list_container_logs", map[string]any{}, &out)
+	return time.Since(t0)
+}
+
+// workerBaseline is another build's server on an installation of its own,
+// called in turn with this build's (CP_BENCH_WORKER_BASELINE).
+type workerBaseline struct {
+	fi           *flowInstall
+	s            *flowServer
+	calls, reads []time.Duration
+}
+
+func newWorkerBaseline(b *testing.B, bin string) *workerBaseline {
+	b.Helper()
+	w := &workerBaseline{fi: newFlowInstall(b)}
+	w.fi.writeConfig("max_parallel: 10\n")
+	var err error
+	if w.s, err = w.fi.stdioErr(bin); err != nil {
+		b.Fatal(err)
+	}
+	_, warm := timeWorker(b, w.s, w.fi, "true")
+	w.s.waitTask(b, warm)
+	return w
+}
+
+// round is one idle round on the baseline: its read, its call, its task to
+// the end.
+func (w *workerBaseline) round(b *testing.B, i int) {
+	b.Helper()
+	w.reads = append(w.reads, timeRead(b, w.s))
+	d, id := timeWorker(b, w.s, w.fi, fmt.Sprintf("echo %d > idle-%d.txt", i, i))
+	w.calls = append(w.calls, d)
+	w.s.waitTask(b, id)
 }
 
 // reportWorker prints one situation: the calls' median, p99 and max, the floors'
