@@ -29,7 +29,10 @@ func TestSettleMemory_ReturnsFreedHeapAfterABurst(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); settleMemory(ctx, 10*time.Millisecond, settleMinFree) }()
+	go func() {
+		defer close(done)
+		settleMemory(ctx, 10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond, settleMinFree, nil)
+	}()
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(30 * time.Second)
 	for free() >= settleMinFree {

@@ -91,7 +91,7 @@ func serve(ctx context.Context, opts *globalOptions, so *serveOptions, stdin io.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	controllersDone := a.runControllers(ctx)
-	go settleMemory(ctx, settleEvery, settleMinFree)
+	go settleMemory(ctx, settleFirst, settleEvery, settleMaxEvery, settleMinFree, a.settle)
 	stopReload := a.reloadOnSIGHUP(opts, so.http)
 	defer stopReload()
 	waitOps, err := a.startOpsListener(ctx)

@@ -204,3 +204,14 @@ func stopWithin(log *zap.Logger, what string, done <-chan struct{}, d time.Durat
 		log.Warn("gave up waiting for shutdown", zap.String("component", what), zap.Duration("waited", d))
 	}
 }
+
+// settle gives back what a burst of work left resident besides the Go
+// heap (settleMemory has just returned that): SQLite's connection caches
+// and the C heap's free pages. Best effort: a failure is logged and costs
+// only memory.
+func (a *app) settle(ctx context.Context) {
+	if err := a.store.ReleaseMemory(ctx); err != nil && ctx.Err() == nil {
+		a.log.Debug("memory settling: store caches kept", zap.Error(err))
+	}
+	trimCHeap()
+}
