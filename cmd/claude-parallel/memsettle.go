@@ -21,7 +21,7 @@ import (
 const (
 	settleFirst    = 5 * time.Second
 	settleEvery    = 30 * time.Second
-	settleMaxEvery = 4 * time.Minute
+	settleMaxEvery = time.Minute
 	settleMinFree  = 4 << 20
 )
 
