@@ -39,7 +39,10 @@ func (s *Store) CommitHints(ctx context.Context) (<-chan struct{}, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("watch %s for commits: %w", dir, err)
 	}
-	names := map[string]bool{base: true, base + "-wal": true}
+	// The write lock's file is closed when a writer of this program ends
+	// its transaction, after the commit is visible (IN_CLOSE_WRITE): a
+	// hint then needs no later look, however long the log's fsync took.
+	names := map[string]bool{base: true, base + "-wal": true, filepath.Base(newFileLock(s.path).path): true}
 	hints := make(chan struct{}, 1)
 	go func() {
 		<-ctx.Done()

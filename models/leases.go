@@ -35,9 +35,10 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string, ttl ti
 			return err
 		}
 		// A renewal by the holder is the one write an idle leader makes,
-		// every few seconds: one UPDATE, without reading the row first.
-		renew := tx.Model(&Lease{}).Where("name = ? AND holder = ?", name, holder).
-			Updates(map[string]any{"renewed_at": now, "duration_ms": ttl.Milliseconds()})
+		// every few seconds: one prepared UPDATE, without reading the row
+		// first nor building the statement from the model each time.
+		renew := tx.Exec(`UPDATE leases SET renewed_at = ?, duration_ms = ? WHERE name = ? AND holder = ?`,
+			now, ttl.Milliseconds(), name, holder)
 		if renew.Error != nil {
 			return renew.Error
 		}

@@ -120,3 +120,35 @@ func TestCommitHints_AnnounceOthersWrites(t *testing.T) {
 	for range hints { // closes when ctx ends
 	}
 }
+
+// A writer of this program releasing the write lock (closing <db>.writelock
+// after its commit is visible) is a hint of its own: the watcher's look at
+// it sees the commit however long the log's fsync delayed its publication.
+func TestCommitHints_WriteLockReleaseHints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := newSQLiteTestStore(t)
+	hints, err := s.CommitHints(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := newFileLock(s.Path())
+	unlock, err := lock.lock(ctx) // creating the file may hint: drain it
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain := time.After(100 * time.Millisecond)
+	for done := false; !done; {
+		select {
+		case <-hints:
+		case <-drain:
+			done = true
+		}
+	}
+	unlock()
+	select {
+	case <-hints:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no hint when the write lock was released")
+	}
+}

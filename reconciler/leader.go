@@ -77,6 +77,7 @@ func (m *Manager) campaign(ctx context.Context) (requestedAt time.Time, ok bool)
 		case <-t.C:
 		}
 		at := time.Now()
+		m.wakes.add(WakeLeaseAttempt)
 		granted, err := m.tryAcquire(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -121,6 +122,7 @@ func (m *Manager) renewLoop(ctx context.Context, out chan<- renewal) {
 		case <-t.C:
 		}
 		r := renewal{at: time.Now()}
+		m.wakes.add(WakeLeaseRenew)
 		r.granted, r.err = m.tryAcquire(ctx)
 		select {
 		case out <- r:

@@ -84,6 +84,9 @@ type Manager struct {
 	// act is signalled by every Notify and ResyncAll: it ends the waits of
 	// periodic jobs stretched while idle (AddIdlePeriodic).
 	act activity
+
+	// wakes counts what woke the idle machinery up (wakeups.go).
+	wakes wakeCounts
 }
 
 // runnable is a leader-only job, run once per leadership term.
@@ -151,6 +154,9 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		if err := opts.Registerer.Register(g); err != nil {
 			return nil, fmt.Errorf("new manager: register metrics: %w", err)
 		}
+		if err := opts.Registerer.Register(&m.wakes); err != nil {
+			return nil, fmt.Errorf("new manager: register metrics: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -200,6 +206,7 @@ func (m *Manager) AddPeriodic(name string, every time.Duration, run func(ctx con
 	}
 	log := m.log.With(zap.String("runnable", name))
 	once := func(ctx context.Context) {
+		m.wakes.add(wakePeriodic + name)
 		defer func() {
 			if r := recover(); r != nil {
 				_ = logPanic(log, "periodic", r)
@@ -225,6 +232,7 @@ func (m *Manager) AddIdlePeriodic(name string, every, maxEvery time.Duration, ru
 	}
 	log := m.log.With(zap.String("runnable", name))
 	once := func(ctx context.Context) (idle bool) {
+		m.wakes.add(wakePeriodic + name)
 		defer func() {
 			if r := recover(); r != nil {
 				_ = logPanic(log, "periodic", r)

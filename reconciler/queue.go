@@ -25,8 +25,9 @@ func newWorkQueue(base, maxDelay time.Duration) *workQueue {
 	return &workQueue{
 		// No Name: a named queue registers with client-go's global metrics
 		// provider; this package exports its own metrics per controller.
+		// The delaying part is timerQueue (delayqueue.go): no heartbeat.
 		TypedRateLimitingInterface: workqueue.NewTypedRateLimitingQueueWithConfig(limiter,
-			workqueue.TypedRateLimitingQueueConfig[string]{}),
+			workqueue.TypedRateLimitingQueueConfig[string]{DelayingQueue: newTimerQueue()}),
 		limiter: limiter,
 	}
 }

@@ -34,8 +34,19 @@ var hintLooks = []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 
 	120 * time.Millisecond}
 
 // hintedPollFactor multiplies WakePoll into the slow poll kept beside the
-// hints, which only guards against a hint the kernel lost.
+// hints until they have proved to work: until the first hint arrives, the
+// watch might be on a file system whose writes inotify does not report.
 const hintedPollFactor = 25
+
+// provenHintPoll is the poll kept beside hints that have proved to work
+// (one arrived: the kernel reports this database's writes, the leader's own
+// lease renewals included, so within one renewal interval at most). It only
+// catches what the hints and the looks after them could miss: a commit that
+// a writer outside this program (sqlite3) published more than the last look
+// after its log write. Writers of this program also hint when they release
+// the write lock, after their commit is visible (models.CommitHints). At
+// rest this poll was most of an idle leader's wake-ups, every 5 seconds.
+const provenHintPoll = time.Minute
 
 // changeWatcher turns movements of the data version into a resync of every
 // controller: the cross-process wake-up. Polling is coarse on purpose; it only has
@@ -68,15 +79,28 @@ func (w *changeWatcher) run(ctx context.Context) {
 		w.m.log.Info("cross-process wake-ups fall back to polling", zap.Duration("every", w.m.opts.WakePoll),
 			zap.Error(err))
 	}
-	wait.JitterUntilWithContext(ctx, func(ctx context.Context) { w.poll(ctx, true) }, w.m.opts.WakePoll, 0, true)
+	wait.JitterUntilWithContext(ctx, func(ctx context.Context) {
+		w.m.wakes.add(WakeChangePoll)
+		w.poll(ctx, true)
+	}, w.m.opts.WakePoll, 0, true)
+}
+
+// slowPoll is the poll kept beside the hints: hintedPollFactor × WakePoll
+// until a hint has arrived, then provenHintPoll (never shorter).
+func (w *changeWatcher) slowPoll(proven bool) time.Duration {
+	slow := hintedPollFactor * w.m.opts.WakePoll
+	if proven {
+		slow = max(slow, provenHintPoll)
+	}
+	return slow
 }
 
 // runHinted looks at the data version after each hint (at hintLooks) and
-// every hintedPollFactor × WakePoll otherwise, until ctx ends or the hints
-// stop (the watch failed: the caller polls instead).
+// every slowPoll otherwise, until ctx ends or the hints stop (the watch
+// failed: the caller polls instead).
 func (w *changeWatcher) runHinted(ctx context.Context, hints <-chan struct{}) {
-	slow := hintedPollFactor * w.m.opts.WakePoll
-	timer := time.NewTimer(slow)
+	proven := false
+	timer := time.NewTimer(w.slowPoll(proven))
 	defer timer.Stop()
 	var hintAt time.Time
 	next := len(hintLooks) // index of the next look after a hint; past the end: slow poll
@@ -88,8 +112,19 @@ func (w *changeWatcher) runHinted(ctx context.Context, hints <-chan struct{}) {
 			if !ok {
 				return
 			}
+			w.m.wakes.add(WakeCommitHint)
+			if !proven {
+				proven = true
+				w.m.log.Debug("commit hints work; the store is polled only as a fallback",
+					zap.Duration("every", w.slowPoll(proven)))
+			}
 			hintAt, next = time.Now(), 0
 		case <-timer.C:
+			if next < len(hintLooks) {
+				w.m.wakes.add(WakeHintLook)
+			} else {
+				w.m.wakes.add(WakeChangePoll)
+			}
 		}
 		if next < len(hintLooks) {
 			next++
@@ -97,7 +132,7 @@ func (w *changeWatcher) runHinted(ctx context.Context, hints <-chan struct{}) {
 		if w.poll(ctx, true) {
 			next = len(hintLooks) // the change is seen; later writes hint again
 		}
-		wait := slow
+		wait := w.slowPoll(proven)
 		if next < len(hintLooks) {
 			wait = max(0, hintLooks[next]-time.Since(hintAt))
 		}

@@ -38,8 +38,6 @@ type app struct {
 	// controllers' figures; serve exposes it at /metrics (service.go).
 	metrics   *ops.Metrics
 	stateOnce sync.Once
-	// gc, when serving, is told of every tool call (gcburst.go).
-	gc *gcBurst
 }
 
 // openApp builds the logger for cfg (console lines to console, JSON to the
@@ -143,12 +141,6 @@ func (a *app) frontendDeps() service.Deps {
 		// Tool latency and errors by tool, for /metrics.
 		ToolObserver: a.metrics.ObserveTool,
 	}
-	if gc := a.gc; gc != nil {
-		d.ToolObserver = func(tool string, took time.Duration, outcome string) {
-			gc.called()
-			a.metrics.ObserveTool(tool, took, outcome)
-		}
-	}
 	if a.engine != nil {
 		d.Engine = a.engine
 	}
@@ -211,4 +203,15 @@ func stopWithin(log *zap.Logger, what string, done <-chan struct{}, d time.Durat
 	case <-time.After(d):
 		log.Warn("gave up waiting for shutdown", zap.String("component", what), zap.Duration("waited", d))
 	}
+}
+
+// settle gives back what a burst of work left resident besides the Go
+// heap (settleMemory has just returned that): SQLite's connection caches
+// and the C heap's free pages. Best effort: a failure is logged and costs
+// only memory.
+func (a *app) settle(ctx context.Context) {
+	if err := a.store.ReleaseMemory(ctx); err != nil && ctx.Err() == nil {
+		a.log.Debug("memory settling: store caches kept", zap.Error(err))
+	}
+	trimCHeap()
 }
