@@ -303,11 +303,20 @@ func sourceDelta(ctx context.Context, ws *Workspace, src repoInfo, b *baseTree) 
 		// file is compared by its contents.
 		return "", nil, fmt.Errorf("read base tree: %w", err)
 	}
-	changedList := changedTrackedAsync(ctx, g)
-	added, _, err := untrackedFiles(ctx, g, nil) // nested repositories are not copied
-	changed, lerr := changedList()
-	if err == nil {
-		err = lerr
+	var (
+		changed, added []string
+		err            error
+	)
+	if n := indexEntries(tmp); n >= 0 && n < onePassEntries {
+		changed, added, err = sourceStatusOnePass(ctx, g)
+	} else {
+		changedList := changedTrackedAsync(ctx, g)
+		added, _, err = untrackedFiles(ctx, g, nil) // nested repositories are not copied
+		var lerr error
+		changed, lerr = changedList()
+		if err == nil {
+			err = lerr
+		}
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("compare source with base: %w", err)
