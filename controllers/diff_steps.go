@@ -560,13 +560,13 @@ func awaitingWithTargets(ctx context.Context, store *models.Store, filter models
 			taskIDs = append(taskIDs, d.TaskID)
 		}
 	}
-	tasks, err := store.TasksByID(ctx, taskIDs)
+	folders, err := store.WorkFolders(ctx, taskIDs)
 	if err != nil {
 		return nil, fmt.Errorf("list tasks of diffs awaiting a decision: %w", err)
 	}
 	out := make([]awaitingDiff, len(diffs))
 	for i := range diffs {
-		out[i] = awaitingDiff{diff: &diffs[i], target: diffTarget(&diffs[i], tasks[diffs[i].TaskID])}
+		out[i] = awaitingDiff{diff: &diffs[i], target: targetFor(&diffs[i], folders[diffs[i].TaskID])}
 	}
 	return out, nil
 }
@@ -577,10 +577,20 @@ func (r *diffReconciler) targetOf(sc *diffScope) string { return diffTarget(sc.d
 // diffTarget is where d goes: its spec's target, else its task's own work
 // folder ("" when the task is gone).
 func diffTarget(d *models.Diff, task *models.Task) string {
-	if t := d.Spec.TargetWorkspace; t != "" || task == nil {
+	folder := ""
+	if task != nil {
+		folder = task.Spec.WorkFolder
+	}
+	return targetFor(d, folder)
+}
+
+// targetFor is diffTarget given the task's work folder alone ("" when the
+// task is gone).
+func targetFor(d *models.Diff, workFolder string) string {
+	if t := d.Spec.TargetWorkspace; t != "" {
 		return t
 	}
-	return task.Spec.WorkFolder
+	return workFolder
 }
 
 // targetKey names the repository an apply of the diff writes, as its status
