@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/claude-parallel/claude-parallel/models/gitdiscover"
@@ -28,25 +27,14 @@ func inspectTarget(ctx context.Context, dir string, roots Roots) (repoInfo, erro
 // (gitdiscover.Head); a HEAD only git can resolve sends the whole look to
 // git (inspectChecked).
 func inspectPlain(ctx context.Context, dir string, roots Roots, needHead bool) (repoInfo, error) {
-	folder, err := openPinned(dir, roots, "")
+	folder, err := openWorkFolder(dir, roots)
 	if err != nil {
-		if errors.Is(err, ErrOutsideAllowedRoots) {
-			return repoInfo{}, err
-		}
-		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
+		return repoInfo{}, err
 	}
 	defer folder.close()
 	top, gitDir, ok := gitdiscover.PlainRepo(folder.real)
 	if !ok {
-		info, err := inspectIn(ctx, folder.path, folder.real, dir, true)
-		if err != nil {
-			return repoInfo{}, err
-		}
-		if err := pinRepo(&info, folder, dir, roots); err != nil {
-			info.close()
-			return repoInfo{}, err
-		}
-		return info, nil
+		return inspectPinned(ctx, folder, dir, true, roots)
 	}
 	info := repoInfo{top: top, gitDir: gitDir, commonDir: gitDir}
 	if err := checkSameOwner(info); err != nil {

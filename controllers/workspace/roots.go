@@ -302,14 +302,32 @@ func currentPath(d *pinnedDir) string {
 // common dir — a .git file may point anywhere) must lie in an allowed root
 // too. The returned info names them by their handles; close releases them.
 func inspectChecked(ctx context.Context, dir string, needWorkTree bool, roots Roots) (repoInfo, error) {
+	folder, err := openWorkFolder(dir, roots)
+	if err != nil {
+		return repoInfo{}, err
+	}
+	defer folder.close()
+	return inspectPinned(ctx, folder, dir, needWorkTree, roots)
+}
+
+// openWorkFolder opens dir beneath an allowed root for a look at its
+// repository: a folder outside the roots is refused as such, any other
+// failure as no work tree.
+func openWorkFolder(dir string, roots Roots) (*pinnedDir, error) {
 	folder, err := openPinned(dir, roots, "")
 	if err != nil {
 		if errors.Is(err, ErrOutsideAllowedRoots) {
-			return repoInfo{}, err
+			return nil, err
 		}
-		return repoInfo{}, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotGitWorkTree, dir, err)
 	}
-	defer folder.close()
+	return folder, nil
+}
+
+// inspectPinned is inspectChecked on the folder openWorkFolder opened: git
+// finds the repository from there, and pinRepo checks and opens what it
+// found.
+func inspectPinned(ctx context.Context, folder *pinnedDir, dir string, needWorkTree bool, roots Roots) (repoInfo, error) {
 	info, err := inspectIn(ctx, folder.path, folder.real, dir, needWorkTree)
 	if err != nil {
 		return repoInfo{}, err

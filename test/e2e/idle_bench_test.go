@@ -38,26 +38,7 @@ func startIdleServer(b *testing.B, name string, history int, config string) *idl
 	b.Helper()
 	home := b.TempDir()
 	testutil.UnmountBelowAtEnd(b, home) // copy-on-write workspaces are mounts
-	db := filepath.Join(home, "data", "claude-parallel.db")
-	st, err := models.Open(context.Background(), db, models.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if history > 0 {
-		testutil.SeedHistory(b, st.DB(), history)
-		// A diff awaiting a decision keeps its task's workspace (retention
-		// would otherwise reject it as WorkspaceGone, which is work, not rest).
-		var pending []string
-		if err := st.DB().Raw(`SELECT task_id FROM git_diffs WHERE desired = 'pending'`).Scan(&pending).Error; err != nil {
-			b.Fatal(err)
-		}
-		for _, id := range pending {
-			if err := os.MkdirAll(filepath.Join(home, "data", "workspaces", id), 0o700); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	st.Close()
+	db := seedHome(b, home, history)    // a tenth of the diffs pending, their workspaces kept
 	if config != "" {
 		testutil.WriteFile(b, filepath.Join(home, "config.yaml"), config)
 	}
