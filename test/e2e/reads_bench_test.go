@@ -124,6 +124,12 @@ func processCPU(b *testing.B, pid int) time.Duration {
 
 func (s *readServer) call(b *testing.B, name string, args map[string]any) time.Duration {
 	start := time.Now()
+	if name == pingCall {
+		if err := s.cs.Ping(context.Background(), nil); err != nil {
+			b.Fatalf("ping on %d tasks: %v\nserver log:\n%s", s.history, err, s.stderr)
+		}
+		return time.Since(start)
+	}
 	res, err := s.cs.CallTool(context.Background(), &sdk.CallToolParams{Name: name, Arguments: args})
 	d := time.Since(start)
 	if err != nil || res.IsError {
@@ -166,6 +172,9 @@ func BenchmarkReadScaling(b *testing.B) {
 			name string
 			args map[string]any
 		}{
+			// The protocol's ping through the same client and pipe: no tool,
+			// no store; its tail is what any call's tail starts from here.
+			{pingCall, nil},
 			{"work_status", map[string]any{"taskId": oneTask}},
 			{"work_status", map[string]any{"limit": 20}},
 			{"work_status", map[string]any{"status": "completed", "limit": 20}},
@@ -214,6 +223,9 @@ func BenchmarkReadScaling(b *testing.B) {
 		}
 	}
 }
+
+// pingCall stands for the protocol's ping among the read tools.
+const pingCall = "ping (protocol round trip, no tool)"
 
 // percentile is the p-th of ds (p in [0, 1]), nearest rank.
 func percentile(ds []time.Duration, p float64) time.Duration {
