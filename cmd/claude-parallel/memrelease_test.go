@@ -2,35 +2,25 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 
 	"github.com/claude-parallel/claude-parallel/models"
+	"github.com/claude-parallel/claude-parallel/test/testutil"
 )
 
 // rssAnonKB is this process's anonymous resident memory (RssAnon), in KiB.
+// Linux has it since 4.5, and the server runs on Linux only.
 func rssAnonKB(t *testing.T) int {
 	t.Helper()
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skipf("no /proc/self/status: %v", err)
+	st, err := testutil.ProcStatusKB(0)
+	kb, ok := st["RssAnon"]
+	if err != nil || !ok {
+		testutil.SkipOrFailInCI(t, "no RssAnon in /proc/self/status (%v)", err)
 	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
-			kb, err := strconv.Atoi(f[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb
-		}
-	}
-	t.Skip("no RssAnon in /proc/self/status")
-	return 0
+	return int(kb)
 }
 
 // The start-up integrity check reads every page of the store through one

@@ -57,36 +57,9 @@ func startIdleServer(b *testing.B, name string, history int, config string) *idl
 	return s
 }
 
-// cpu is the process's CPU time so far, to the nanosecond: the sum of
-// every thread's time on a CPU (the first field of
-// /proc/PID/task/TID/schedstat, the scheduler's own sum_exec_runtime).
-// /proc/PID/stat counts 10 ms ticks, too coarse for the few ticks an idle
-// minute holds. Threads that exited take their time with them: the Go
-// runtime does not end threads of an idle process, and threads notes the
-// set so that the caller can tell.
+// cpu is the server's CPU time so far (processCPU).
 func (s *idleServer) cpu(b *testing.B) (total time.Duration, threads []string) {
-	dir := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range ents {
-		raw, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		f := strings.Fields(string(raw))
-		if len(f) == 0 {
-			b.Fatalf("%s/%s/schedstat: empty", dir, e.Name())
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			b.Fatalf("%s/%s/schedstat: %v", dir, e.Name(), err)
-		}
-		total += time.Duration(ns)
-		threads = append(threads, e.Name())
-	}
-	return total, threads
+	return processCPU(b, s.cmd.Process.Pid)
 }
 
 // counters scrapes the server's /metrics for what wakes an idle server
@@ -152,63 +125,8 @@ func wakeBreakdown(before, after map[string]float64, idle time.Duration) string 
 	return strings.Join(parts, ", ")
 }
 
-// memory is a process's resident set in MiB: all of it, its peak, and the
-// anonymous (heap, stacks, SQLite's caches) and file-backed (mostly the
-// binary's mapped code) parts.
-type memory struct{ rss, peak, anon, file float64 }
-
-func (m memory) String() string {
-	return fmt.Sprintf("%.1f MiB (anon %.1f, file %.1f)", m.rss, m.anon, m.file)
-}
-
-// mem reads the process's memory figures from /proc.
-func (s *idleServer) mem(b *testing.B) memory {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var m memory
-	for _, line := range strings.Split(string(raw), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			m.rss = kb / 1024
-		case "VmHWM:":
-			m.peak = kb / 1024
-		case "RssAnon:":
-			m.anon = kb / 1024
-		case "RssFile:":
-			m.file = kb / 1024
-		}
-	}
-	return m
-}
-
-// rss returns the resident set now and at its peak, in MiB.
-func (s *idleServer) rss(b *testing.B) (now, peak float64) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			now = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
-		}
-	}
-	return now, peak
-}
+// mem reads the server's memory figures from /proc.
+func (s *idleServer) mem(b *testing.B) memory { return processMemory(b, s.cmd.Process.Pid) }
 
 // pickups writes n task intents from this process (another process than the
 // server, as a CLI or a second server would) and measures each commit → the
@@ -354,9 +272,10 @@ func BenchmarkIdleServer(b *testing.B) {
 			// The peak before the calls too: VmHWM covers the process's whole
 			// life, start-up included, so only the two together say what the
 			// calls cost.
-			_, peakBefore := watch.rss(b)
+			peakBefore := watch.mem(b).peak
 			watch.reviewPending(b, 5)
-			rssAfter, peak := watch.rss(b)
+			after := watch.mem(b)
+			rssAfter, peak := after.rss, after.peak
 			b.Logf("%d tasks: RSS after 5 review_changes calls %.1f MiB (peak %.1f MiB; peak before the calls %.1f MiB)", n, rssAfter, peak, peakBefore)
 			for _, s := range servers {
 				_ = s.cmd.Process.Signal(syscall.SIGTERM)

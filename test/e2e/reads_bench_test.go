@@ -96,30 +96,16 @@ func startReadServer(b *testing.B, history int) *readServer {
 // CPU time grows by under 20 ms in a second.
 func (s *readServer) settle(b *testing.B) time.Duration {
 	start := time.Now()
-	last := processCPU(b, s.cmd.Process.Pid)
+	last, _ := processCPU(b, s.cmd.Process.Pid)
 	for time.Since(start) < 3*time.Minute {
 		time.Sleep(time.Second)
-		now := processCPU(b, s.cmd.Process.Pid)
+		now, _ := processCPU(b, s.cmd.Process.Pid)
 		if now-last < 20*time.Millisecond {
 			break
 		}
 		last = now
 	}
 	return time.Since(start)
-}
-
-// processCPU is a process's user+system CPU time so far (clock ticks of
-// 10 ms: enough to tell busy from settled).
-func processCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func (s *readServer) call(b *testing.B, name string, args map[string]any) time.Duration {
@@ -219,7 +205,8 @@ func BenchmarkReadScaling(b *testing.B) {
 			fmt.Println(line + " | load " + testutil.LoadAverage())
 		}
 		for _, s := range servers {
-			fmt.Printf("reads  | server on %d tasks: %s\n", s.history, processMemory(s.cmd.Process.Pid))
+			m := processMemory(b, s.cmd.Process.Pid)
+			fmt.Printf("reads  | server on %d tasks: %s, peak %.1f MiB\n", s.history, m, m.peak)
 		}
 	}
 }
@@ -249,20 +236,4 @@ func benchArgsText(args map[string]any) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, " ")
-}
-
-// processMemory is a process's resident memory now and at its peak, from
-// /proc (VmRSS, VmHWM).
-func processMemory(pid int) string {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return err.Error()
-	}
-	var parts []string
-	for line := range strings.Lines(string(raw)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && (k == "VmRSS" || k == "VmHWM") {
-			parts = append(parts, k+" "+strings.TrimSpace(v))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
