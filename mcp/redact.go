@@ -36,10 +36,11 @@ func redactToolResult(res *mcp.CallToolResult, r *redact.Redactor) {
 
 // redactValue returns v, or when its JSON form holds a secret, that JSON
 // with every string redacted (the shape, and so the output schema, is
-// unchanged).
+// unchanged). The look is at the JSON, where a secret may be escaped:
+// the redactor knows each literal's JSON forms too.
 func redactValue(v any, r *redact.Redactor) any {
 	raw, ok := asJSON(v)
-	if !ok || !r.Contains(string(raw)) {
+	if !ok || !r.ContainsBytes(raw) {
 		return v
 	}
 	generic, err := decodeJSON(raw)

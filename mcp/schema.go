@@ -129,7 +129,10 @@ func removeName(required any, name string) any {
 // their empty fields out.
 func dropNulls(v any) any {
 	raw, ok := asJSON(v)
-	if !ok || !mayHoldNull(raw) {
+	if !ok {
+		return v
+	}
+	if !mayHoldNull(raw) {
 		return raw
 	}
 	generic, err := decodeJSON(raw)

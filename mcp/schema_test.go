@@ -77,6 +77,13 @@ func TestDropNulls_EncodedResults(t *testing.T) {
 	if !ok || &got[0] != &clean[0] {
 		t.Fatalf("null-free JSON re-encoded: %T %s", dropNulls(clean), got)
 	}
+	if got := dropNulls(nil); got != nil {
+		t.Fatalf("dropNulls(nil) = %#v, want nil (a typed nil would be sent as null)", got)
+	}
+	unencodable := make(chan int)
+	if got := dropNulls(unencodable); got != any(unencodable) {
+		t.Fatalf("a value JSON cannot encode came back as %#v", got)
+	}
 	for in, want := range map[string]string{
 		`{"a":null,"s":"x:null","b":[1,null]}`: `{"b":[1,null],"s":"x:null"}`,
 		`{"list":[{"p":null}],"n":1}`:          `{"list":[{}],"n":1}`,

@@ -249,7 +249,10 @@ func (r *Redactor) Bytes(p []byte) []byte {
 }
 
 // Contains reports whether s holds a secret r knows.
-func (r *Redactor) Contains(s string) bool { return !r.Empty() && len(r.spans([]byte(s))) > 0 }
+func (r *Redactor) Contains(s string) bool { return r.ContainsBytes([]byte(s)) }
+
+// ContainsBytes is Contains for a byte slice, without copying it.
+func (r *Redactor) ContainsBytes(p []byte) bool { return !r.Empty() && len(r.spans(p)) > 0 }
 
 // span is one stretch of text to hide and the name it is shown under.
 type span struct {
