@@ -47,6 +47,9 @@ func (s *Store) writeDB(ctx context.Context) *gorm.DB {
 		}
 		db, err := gorm.Open(sqlite.New(sqlite.Config{DriverName: sqlite.DriverName, DSN: dsn}), &gorm.Config{
 			Logger: s.db.Config.Logger, NowFunc: s.now, SkipDefaultTransaction: true,
+			// Progress rows are written every second by every running task:
+			// their statements are prepared once, as on the pool.
+			PrepareStmt: true, PrepareStmtMaxSize: preparedStatementsKept,
 		})
 		if err != nil {
 			s.log.Warn("relaxed write connection unavailable; progress commits wait for fsync")

@@ -380,10 +380,7 @@ func (s *Store) lookAtVersion(ctx context.Context, own bool) error {
 	}
 	var v int64
 	err := s.retryBusy(ctx, func() error {
-		if s.versionStmt != nil {
-			return s.versionStmt.QueryRowContext(ctx).Scan(&v)
-		}
-		return s.versionConn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v)
+		return s.versionStmt.QueryRowContext(ctx).Scan(&v) // prepared with versionConn, or the store did not open
 	})
 	if s.walProbe != nil {
 		s.walProbe.record(header, headerOK && err == nil)

@@ -37,14 +37,16 @@ func TestTimerQueue_AddAfterWithoutHeartbeat(t *testing.T) {
 		t.Fatalf("queue holds %d keys, want 0", q.Len())
 	}
 
-	// A zero delay adds at once; after ShutDown nothing is added.
+	// A zero delay adds at once; a key still waiting at ShutDown, or one
+	// asked for after it, is never added.
 	q.AddAfter("now", 0)
 	if got, _ := q.Get(); got != "now" {
 		t.Fatalf("Get = %q, want now", got)
 	}
 	q.Done("now")
-	q.AddAfter("after-shutdown", time.Millisecond)
+	q.AddAfter("waiting-at-shutdown", time.Millisecond)
 	q.ShutDown()
+	q.AddAfter("after-shutdown", time.Millisecond)
 	time.Sleep(10 * time.Millisecond)
 	if _, shutdown := q.Get(); !shutdown {
 		t.Fatal("Get after ShutDown did not report shutdown")
