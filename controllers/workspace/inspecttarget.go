@@ -48,7 +48,7 @@ func inspectPlain(ctx context.Context, dir string, roots Roots, needHead bool) (
 		head, ok := gitdiscover.Head(info.gitDir)
 		if !ok {
 			info.close()
-			return inspectChecked(ctx, dir, true, roots)
+			return inspectPinned(ctx, folder, dir, true, roots) // the folder already opened and checked
 		}
 		info.head = head
 	}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The snapshot's copy on Linux: the same result as treeCopier.copyOne for
@@ -335,43 +337,32 @@ func validCopyPath(rel string) bool {
 	return true
 }
 
-const _AT_SYMLINK_NOFOLLOW = 0x100
+const _AT_SYMLINK_NOFOLLOW = unix.AT_SYMLINK_NOFOLLOW
 
+// fstatat is fstatat(2) into a syscall.Stat_t (what the rest of the copy
+// reads from os.Lstat too), through x/sys/unix, which has it on every Linux
+// architecture; the two Stat_t types are the same kernel struct on each.
 func fstatat(dirfd int, name string, st *syscall.Stat_t, flags int) error {
-	p, err := syscall.BytePtrFromString(name)
-	if err != nil {
-		return err
-	}
 	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
-			uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
-		if e == syscall.EINTR {
-			continue
+		err := unix.Fstatat(dirfd, name, (*unix.Stat_t)(unsafe.Pointer(st)), flags)
+		if err != unix.EINTR {
+			return err
 		}
-		if e != 0 {
-			return e
-		}
-		return nil
 	}
 }
 
 func readlinkat(dirfd int, name string) (string, error) {
-	p, err := syscall.BytePtrFromString(name)
-	if err != nil {
-		return "", err
-	}
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, _, e := syscall.Syscall6(syscall.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)),
-			uintptr(unsafe.Pointer(&buf[0])), uintptr(size), 0, 0)
-		if e == syscall.EINTR {
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err == unix.EINTR {
 			size /= 2
 			continue
 		}
-		if e != 0 {
-			return "", e
+		if err != nil {
+			return "", err
 		}
-		if int(n) < size {
+		if n < size {
 			return string(buf[:n]), nil
 		}
 	}
