@@ -109,7 +109,7 @@ demo: image build
 ## machine). BenchmarkIdleServer: the real server at rest (CPU a minute, memory, pickup).
 BENCH_RUN := '^(BenchmarkStoreScaling|BenchmarkIdleReconcile|BenchmarkIdleServer|BenchmarkTaskStart|BenchmarkRemoteTransfer|BenchmarkLargeRepository|BenchmarkHeavyRepositories|BenchmarkReadScaling|BenchmarkApplyChanges|BenchmarkTaskWorker|BenchmarkStoreDrivers)$$'
 bench: image docker2 build postgres
-	$(GO) test -p 1 -count=1 -timeout 120m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./mcp/ ./controllers/ ./controllers/workspace/ ./test/e2e/
+	$(GO) test -p 1 -count=1 -timeout 120m -run '^$$' -bench $(BENCH_RUN) -benchtime 1x ./models/ ./controllers/ ./controllers/workspace/ ./test/e2e/
 
 soak: image build postgres
 	CP_STRESS_SECONDS=120 $(GO) test -count=1 -timeout 60m -run 'Stress|Soak|Chaos' ./...

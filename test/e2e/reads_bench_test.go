@@ -124,6 +124,27 @@ func (s *readServer) call(b *testing.B, name string, args map[string]any) time.D
 	return d
 }
 
+// handlerTimes are the durations the server logged for its calls of tool
+// whose log line also holds match (its argument names, say): the server's
+// own time, without the pipe and the client.
+func (s *readServer) handlerTimes(tool, match string) []time.Duration {
+	var out []time.Duration
+	for line := range strings.Lines(s.stderr.String()) {
+		if !strings.Contains(line, `"tool": "`+tool+`"`) || !strings.Contains(line, match) {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, `"duration": "`)
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, `"`)
+		if d, err := time.ParseDuration(v); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // BenchmarkReadScaling is issue 13's read measurement: every read tool
 // through the go-sdk client against the real binary over stdio, on stores of
 // 1,000, 100,000 and 1,000,000 finished tasks (each with a diff, a tenth of
@@ -207,6 +228,10 @@ func BenchmarkReadScaling(b *testing.B) {
 		for _, s := range servers {
 			m := processMemory(b, s.cmd.Process.Pid)
 			fmt.Printf("reads  | server on %d tasks: %s, peak %.1f MiB\n", s.history, m, m.peak)
+			if own := s.handlerTimes("work_status", `"args": ["taskId"]`); len(own) > 0 {
+				fmt.Printf("reads  | server on %d tasks: work_status one task, the server's own handler time from its log: p50 %s p99 %s over %d calls (the warm-up ones included)\n",
+					s.history, benchMs(percentile(own, .5)), benchMs(percentile(own, .99)), len(own))
+			}
 		}
 	}
 }
@@ -221,9 +246,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[min(len(s)-1, int(float64(len(s))*p))]
 }
 
-func benchMs(d time.Duration) string {
-	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-}
+func benchMs(d time.Duration) string { return fmt.Sprintf("%.2fms", ms(d)) }
 
 // benchArgsText is a call's arguments for a report line, ids left out.
 func benchArgsText(args map[string]any) string {

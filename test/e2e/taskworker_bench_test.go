@@ -226,9 +226,9 @@ func reportWorker(what string, calls, read, insert, fsync []time.Duration) {
 		orig *= 10
 	}
 	fmt.Printf("writes | task_worker %-26s | p50 %s p99 %s max %s (n=%d) | floors p50: read %s, store insert %s, bare fsync'd insert %s | ÷(read+insert) %.2f | ÷original %s: %.2f\n",
-		what, fmtDur(median(calls)), fmtDur(pctl(calls, .99)), fmtDur(slices.Max(calls)), len(calls),
-		fmtDur(median(read)), fmtDur(median(insert)), fmtDur(median(fsync)),
-		float64(median(calls))/float64(floor), fmtDur(orig), float64(median(calls))/float64(orig))
+		what, benchMs(median(calls)), benchMs(percentile(calls, .99)), benchMs(slices.Max(calls)), len(calls),
+		benchMs(median(read)), benchMs(median(insert)), benchMs(median(fsync)),
+		float64(median(calls))/float64(floor), benchMs(orig), float64(median(calls))/float64(orig))
 }
 
 // waitRunning waits until n tasks are running.
@@ -335,11 +335,3 @@ func rowBytes(b *testing.B, db *sql.DB, id string) int {
 	}
 	return n
 }
-
-func pctl(ds []time.Duration, p float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(float64(len(s))*p))]
-}
-
-func fmtDur(d time.Duration) string { return fmt.Sprintf("%.2fms", ms(d)) }
